@@ -1,0 +1,42 @@
+# msgr2tx developer entry points.  On a bare Debian machine (as root):
+#     apt-get install -y make python3-venv && make test
+
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.stamp
+CEPH_TOOLS := ceph-mon ceph monmaptool ceph-authtool
+CEPH_PKGS  := ceph-mon ceph-common
+
+.PHONY: venv ceph-deps test run clean
+
+venv: $(STAMP)
+
+# editable_mode=compat puts the repo root on sys.path through a .pth file,
+# so twisted/plugins/ (a namespace dir without __init__.py) is found by twistd.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
+	$(VENV)/bin/python -m pip install -e . --config-settings editable_mode=compat
+	touch $@
+
+ceph-deps:
+	@missing=""; for t in $(CEPH_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then \
+		echo "ceph-deps: Ceph tools present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "ceph-deps: missing:$$missing; installing $(CEPH_PKGS)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(CEPH_PKGS); \
+	else \
+		echo "ceph-deps: NOTE: missing:$$missing and not root; tests needing a real Ceph"; \
+		echo "ceph-deps: will be SKIPPED (or FAIL when CI is set). To run them:"; \
+		echo "ceph-deps:     sudo apt-get install -y $(CEPH_PKGS)"; \
+	fi
+
+test: venv ceph-deps
+	$(VENV)/bin/python -m twisted.trial tests
+
+run: venv
+	$(VENV)/bin/twistd -n msgr2
+
+clean:
+	rm -rf $(VENV) _trial_temp* build dist *.egg-info
