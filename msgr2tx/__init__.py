@@ -1,0 +1,1 @@
+from msgr2tx._version import __version__  # noqa: F401

@@ -1,0 +1,106 @@
+"""
+Auth providers and how to find them.
+
+Providers are Twisted plugins (L{IAuthProviderFactory}) in
+C{twisted/plugins/msgr2tx_auth.py}; a third party adds one with a file in its
+own C{twisted/plugins/}.  Factories and L{msgr2tx.client.connect} also take
+handler objects directly, so nothing depends on the plugin cache.
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from msgr2tx.core.encoding import EntityName
+from msgr2tx.errors import Msgr2Error
+
+
+class UnknownAuthMethod(Msgr2Error):
+    """No installed auth plugin has that name."""
+
+
+@dataclass(frozen=True, repr=False)
+class AuthRequestInfo:
+    """What a server handler sees of one AUTH_REQUEST or AUTH_REQUEST_MORE."""
+
+    method: int
+    con_mode: int
+    payload: bytes
+    more: bool
+    peer_entity_type: int
+    #: per-connection scratch space the handler may use between rounds
+    state: dict
+
+    def __repr__(self):
+        return "AuthRequestInfo(method=%d, con_mode=%d, more=%r, <%d bytes>)" % (
+            self.method, self.con_mode, self.more, len(self.payload))
+
+
+@dataclass(frozen=True, repr=False)
+class AuthDone:
+    global_id: int
+    payload: bytes = b""
+    session_key: bytes = b""
+    connection_secret: bytes = b""
+    name: Optional[EntityName] = None
+
+    def __repr__(self):
+        return "AuthDone(global_id=%d, name=%s)" % (self.global_id, self.name)
+
+
+@dataclass(frozen=True, repr=False)
+class AuthMore:
+    payload: bytes
+
+    def __repr__(self):
+        return "AuthMore(<%d bytes>)" % len(self.payload)
+
+
+@dataclass(frozen=True)
+class AuthReject:
+    #: a negative errno, e.g. -errno.EACCES
+    result: int
+    reason: str = ""
+    allowed_methods: Tuple[int, ...] = ()
+
+
+def findAuthProviders():
+    """Every installed L{IAuthProviderFactory} plugin."""
+    from twisted.plugin import getPlugins
+
+    from msgr2tx.interfaces import IAuthProviderFactory
+    return list(getPlugins(IAuthProviderFactory))
+
+
+def findAuthProvider(name: str):
+    for provider in findAuthProviders():
+        if provider.name == name:
+            return provider
+    raise UnknownAuthMethod("no auth plugin named %r (installed: %s)" % (
+        name, ", ".join(sorted(p.name for p in findAuthProviders())) or "none"))
+
+
+def parseAuthSpec(spec: str):
+    """Split C{"cephx:keyring=/path:name=client.admin"} into (name, argstring)."""
+    name, _, args = spec.partition(":")
+    return name.strip(), args
+
+
+def makeClientHandler(spec: str, **kwargs):
+    name, args = parseAuthSpec(spec)
+    return findAuthProvider(name).clientHandler(args, **kwargs)
+
+
+def makeServerHandler(spec: str, **kwargs):
+    name, args = parseAuthSpec(spec)
+    return findAuthProvider(name).serverHandler(args, **kwargs)
+
+
+def parseArgString(argstring: str) -> dict:
+    """C{key=value:key=value} into a dict (values may not contain ':')."""
+    result = {}
+    for item in filter(None, argstring.split(":")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError("auth argument %r is not key=value" % (item,))
+        result[key.strip()] = value
+    return result

@@ -1,0 +1,62 @@
+"""One validated configuration object shared by the core, factories and twistd."""
+
+from dataclasses import dataclass, field
+from typing import Tuple
+
+from msgr2tx.core.constants import ConnectionMode, Msgr2Feature
+from msgr2tx.core.encoding import EntityName, EntityType
+from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT_MAX_SEGMENT
+
+#: What Ceph 16.2 daemons and clients advertise (read from a real Pacific
+#: monitor's SERVER_IDENT and the ceph CLI's CLIENT_IDENT).
+PACIFIC_FEATURES = 0x3F01CFBDFFFDFFFF
+#: CEPH_FEATURE_MSG_ADDR2, which every msgr2 peer requires.
+FEATURE_MSG_ADDR2 = 1 << 59
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """
+    Settings for one side of a msgr2 connection.
+
+    @ivar entity_type: our CEPH_ENTITY_TYPE_* (HELLO).
+    @ivar name: our auth entity name (C{client.admin}).
+    @ivar modes: connection modes in order of preference.
+    @ivar revision1: offer msgr2.1 (REVISION_1) in the banner.
+    @ivar lossy: ask for a lossy session (client side; the server decides).
+    """
+
+    entity_type: int = EntityType.CLIENT
+    name: EntityName = field(default_factory=lambda: EntityName(EntityType.CLIENT, "admin"))
+    entity_num: int = -1
+    modes: Tuple[int, ...] = (ConnectionMode.CRC,)
+    revision1: bool = True
+    compression: bool = False
+    features_supported: int = PACIFIC_FEATURES
+    features_required: int = FEATURE_MSG_ADDR2
+    lossy: bool = True
+    data_crc: bool = True
+    max_segment: int = DEFAULT_MAX_SEGMENT
+    max_frame: int = DEFAULT_MAX_FRAME
+    max_control: int = DEFAULT_MAX_CONTROL
+
+    def __post_init__(self):
+        if not self.modes:
+            raise ValueError("at least one connection mode is needed")
+        for m in self.modes:
+            ConnectionMode(m)
+        if self.max_segment <= 0 or self.max_frame <= 0 or self.max_control <= 0:
+            raise ValueError("frame limits must be positive")
+
+    @property
+    def msgr2_supported(self) -> int:
+        bits = 0
+        if self.revision1:
+            bits |= Msgr2Feature.REVISION_1
+        if self.compression:
+            bits |= Msgr2Feature.COMPRESSION
+        return int(bits)
+
+    @property
+    def msgr2_required(self) -> int:
+        return 0

@@ -1,0 +1,619 @@
+"""
+The msgr2 connection state machine, for both roles, with no I/O.
+
+Bytes go in through L{Msgr2Connection.receive_data}, which returns events.
+Verbs (C{send_*}, L{Msgr2Connection.auth_finish}) only queue frames; the I/O
+layer collects them with L{Msgr2Connection.data_to_send}.
+
+Every state lists the frame tags it accepts in L{TRANSITIONS}; a frame whose
+tag is not listed for the current state is a L{UnexpectedFrame} error.  The
+documentation's state diagram is generated from that table.
+"""
+
+import enum
+import hashlib
+import hmac
+import struct
+from typing import Dict, List, Optional, Sequence
+
+from msgr2tx.core import frames as F
+from msgr2tx.core import events as E
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.constants import (
+    BANNER_PAYLOAD_LEN, BANNER_PREFIX, IDENT_FLAG_LOSSY, MSGR1_BANNER_PREFIX,
+    ConnectionMode, Msgr2Feature, Tag,
+)
+from msgr2tx.core.encoding import (
+    AddrType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
+)
+from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
+from msgr2tx.core.messages import decode_message
+from msgr2tx.core.session import Session
+from msgr2tx.errors import (
+    BannerError, IdentMismatch, LocalProtocolError, MissingFeatures, Msgr1Banner,
+    ProtocolError, SignatureMismatch, UnexpectedFrame,
+)
+
+_BANNER_HEAD = struct.Struct("<8sH")
+_BANNER_PAYLOAD = struct.Struct("<QQ")
+BANNER_SIZE = _BANNER_HEAD.size + BANNER_PAYLOAD_LEN  # 26
+
+ZERO_SIGNATURE = bytes(32)
+
+
+class Role(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(enum.Enum):
+    # client
+    BANNER_CONNECTING = "BANNER_CONNECTING"
+    HELLO_CONNECTING = "HELLO_CONNECTING"
+    AUTH_CONNECTING = "AUTH_CONNECTING"
+    AUTH_CONNECTING_SIGN = "AUTH_CONNECTING_SIGN"
+    COMPRESSION_CONNECTING = "COMPRESSION_CONNECTING"
+    SESSION_CONNECTING = "SESSION_CONNECTING"
+    # server
+    BANNER_ACCEPTING = "BANNER_ACCEPTING"
+    HELLO_ACCEPTING = "HELLO_ACCEPTING"
+    AUTH_ACCEPTING = "AUTH_ACCEPTING"
+    AUTH_ACCEPTING_MORE = "AUTH_ACCEPTING_MORE"
+    AUTH_ACCEPTING_SIGN = "AUTH_ACCEPTING_SIGN"
+    COMPRESSION_ACCEPTING = "COMPRESSION_ACCEPTING"
+    SESSION_ACCEPTING = "SESSION_ACCEPTING"
+    # both
+    READY = "READY"
+    CLOSED = "CLOSED"
+
+
+#: state -> {tag accepted in that state: handler method name}
+TRANSITIONS: Dict[State, Dict[Tag, str]] = {
+    State.HELLO_CONNECTING: {Tag.HELLO: "_client_hello"},
+    State.AUTH_CONNECTING: {
+        Tag.AUTH_BAD_METHOD: "_client_auth_bad_method",
+        Tag.AUTH_REPLY_MORE: "_client_auth_reply_more",
+        Tag.AUTH_DONE: "_client_auth_done",
+    },
+    State.AUTH_CONNECTING_SIGN: {Tag.AUTH_SIGNATURE: "_client_auth_signature"},
+    State.COMPRESSION_CONNECTING: {Tag.COMPRESSION_DONE: "_client_compression_done"},
+    State.SESSION_CONNECTING: {
+        Tag.SERVER_IDENT: "_client_server_ident",
+        Tag.IDENT_MISSING_FEATURES: "_client_missing_features",
+        Tag.WAIT: "_client_wait",
+        Tag.SESSION_RESET: "_client_session_reset",
+    },
+    State.HELLO_ACCEPTING: {Tag.HELLO: "_server_hello"},
+    State.AUTH_ACCEPTING: {Tag.AUTH_REQUEST: "_server_auth_request"},
+    State.AUTH_ACCEPTING_MORE: {Tag.AUTH_REQUEST_MORE: "_server_auth_request_more"},
+    State.AUTH_ACCEPTING_SIGN: {Tag.AUTH_SIGNATURE: "_server_auth_signature"},
+    State.COMPRESSION_ACCEPTING: {Tag.COMPRESSION_REQUEST: "_server_compression_request"},
+    State.SESSION_ACCEPTING: {
+        Tag.CLIENT_IDENT: "_server_client_ident",
+        Tag.SESSION_RECONNECT: "_server_session_reconnect",
+    },
+    State.READY: {
+        Tag.MESSAGE: "_ready_message",
+        Tag.KEEPALIVE2: "_ready_keepalive",
+        Tag.KEEPALIVE2_ACK: "_ready_keepalive_ack",
+        Tag.ACK: "_ready_ack",
+    },
+}
+
+#: the states each state can move to, for documentation and tests
+NEXT_STATES: Dict[State, Sequence[State]] = {
+    State.BANNER_CONNECTING: (State.HELLO_CONNECTING,),
+    State.HELLO_CONNECTING: (State.AUTH_CONNECTING,),
+    State.AUTH_CONNECTING: (State.AUTH_CONNECTING_SIGN,),
+    State.AUTH_CONNECTING_SIGN: (State.COMPRESSION_CONNECTING, State.SESSION_CONNECTING),
+    State.COMPRESSION_CONNECTING: (State.SESSION_CONNECTING,),
+    State.SESSION_CONNECTING: (State.READY,),
+    State.BANNER_ACCEPTING: (State.HELLO_ACCEPTING,),
+    State.HELLO_ACCEPTING: (State.AUTH_ACCEPTING,),
+    State.AUTH_ACCEPTING: (State.AUTH_ACCEPTING_MORE, State.AUTH_ACCEPTING_SIGN),
+    State.AUTH_ACCEPTING_MORE: (State.AUTH_ACCEPTING_SIGN,),
+    State.AUTH_ACCEPTING_SIGN: (State.COMPRESSION_ACCEPTING, State.SESSION_ACCEPTING),
+    State.COMPRESSION_ACCEPTING: (State.SESSION_ACCEPTING,),
+    State.SESSION_ACCEPTING: (State.READY,),
+    State.READY: (),
+}
+
+
+def hmac_sha256(key: bytes, data) -> bytes:
+    if not key:
+        return ZERO_SIGNATURE
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+class Msgr2Connection:
+    """
+    One msgr2 connection: banner, handshake, then messages.
+
+    @param role: L{Role.CLIENT} or L{Role.SERVER}.
+    @param local_addr: our socket address as the transport reports it.
+    @param peer_addr: the peer's socket address; for a client, the address
+        we dialled (its type and nonce are checked against SERVER_IDENT).
+    @param server_addrs: a server's own addresses (SERVER_IDENT).
+    @param session: the session this connection carries.
+    @param global_seq: the messenger-wide connection counter value for this
+        connection attempt.
+    @param nonce: our address nonce (clients pick a random one).
+    """
+
+    def __init__(self, config: ConnectionConfig, role: Role,
+                 local_addr: entity_addr_t, peer_addr: entity_addr_t,
+                 server_addrs: Optional[entity_addrvec_t] = None,
+                 session: Optional[Session] = None,
+                 global_seq: int = 1, nonce: int = 0, cookie: int = 0) -> None:
+        self.config = config
+        self.role = role
+        self.local_addr = local_addr
+        self.peer_addr = peer_addr
+        self.server_addrs = server_addrs
+        self.session = session if session is not None else Session()
+        self.global_seq = global_seq
+        self.nonce = nonce
+        self.cookie = cookie
+        self.state = State.BANNER_CONNECTING if role is Role.CLIENT else State.BANNER_ACCEPTING
+        self._rbuf = ReceiveBuffer()
+        self._out: List[bytes] = []
+        self._events: List[E.Event] = []
+        self._blocked = False
+        # pre-auth transcript for AUTH_SIGNATURE
+        self._pre_auth_tx: Optional[bytearray] = bytearray()
+        self._pre_auth_rx: Optional[bytearray] = bytearray()
+        self.writer: Optional[FrameWriter] = None
+        self.reader: Optional[FrameReader] = None
+        self.rev1 = False
+        self.peer_supported = 0
+        self.peer_entity_type = 0
+        self.peer_global_id = 0
+        self.peer_addrs = entity_addrvec_t()
+        self.global_id = 0
+        self.con_mode = ConnectionMode.UNKNOWN
+        self.auth_method = 0
+        self.features = 0
+        self._session_key = b""
+        self.connection_secret_len = 0
+        self._last_ack_sent = 0
+        self._sent_message_since_ack = False
+
+    # ---- introspection -------------------------------------------------
+
+    def __repr__(self) -> str:
+        return "<Msgr2Connection %s %s rev%d mode=%s peer=%s>" % (
+            self.role.value, self.state.value, 1 if self.rev1 else 0,
+            ConnectionMode(self.con_mode).name.lower(), self.peer_addr)
+
+    @property
+    def peer_name(self) -> entity_name_t:
+        return entity_name_t(self.peer_entity_type, self.peer_global_id)
+
+    # ---- I/O boundary ----------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue our banner; both roles send it without waiting."""
+        banner = _BANNER_HEAD.pack(BANNER_PREFIX, BANNER_PAYLOAD_LEN) + _BANNER_PAYLOAD.pack(
+            self.config.msgr2_supported, self.config.msgr2_required)
+        self._pre_auth_tx += banner
+        self._out.append(banner)
+
+    def data_to_send(self) -> List[bytes]:
+        """The queued output parts, for C{writeSequence}; clears the queue."""
+        out = self._out
+        self._out = []
+        return out
+
+    def receive_data(self, data=b"") -> List[E.Event]:
+        """
+        Feed received bytes; returns the events they produced.  Call with no
+        data to resume parsing after answering a blocking event.  Raises a
+        L{ProtocolError} subclass when the peer breaks the protocol; the
+        connection is then closed and must not be fed again.
+        """
+        if self.state is State.CLOSED:
+            if data:
+                raise LocalProtocolError("connection is closed")
+            return []
+        if data:
+            self._rbuf.append(data)
+        try:
+            self._process()
+        except ProtocolError:
+            self.state = State.CLOSED
+            raise
+        events = self._events
+        self._events = []
+        if self.state is State.READY:
+            self._maybe_ack()
+        return events
+
+    def connection_lost(self) -> None:
+        self.state = State.CLOSED
+
+    # ---- input processing ----------------------------------------------------
+
+    def _process(self) -> None:
+        rbuf = self._rbuf
+        while not self._blocked and self.state is not State.CLOSED:
+            if self.reader is None:
+                if not self._process_banner():
+                    return
+                continue
+            frame = self.reader.next_frame(rbuf)
+            if frame is None:
+                return
+            handlers = TRANSITIONS.get(self.state, {})
+            name = handlers.get(frame.tag)
+            if name is None:
+                raise UnexpectedFrame("%s frame is not allowed in state %s" % (
+                    Tag(frame.tag).name, self.state.value))
+            value = F.decode_frame(frame.tag, frame.segments)
+            getattr(self, name)(value)
+
+    def _process_banner(self) -> bool:
+        rbuf = self._rbuf
+        avail = len(rbuf)
+        head = bytes(rbuf.buf[rbuf.pos:rbuf.pos + min(avail, 8)])
+        if not BANNER_PREFIX.startswith(head):
+            if head.startswith(MSGR1_BANNER_PREFIX) or MSGR1_BANNER_PREFIX.startswith(head) and len(head) >= 5:
+                raise Msgr1Banner("peer sent the msgr1 banner %r: it does not speak msgr2" % head)
+            raise BannerError("peer sent %r where the msgr2 banner was expected" % head)
+        if avail < BANNER_SIZE:
+            return False
+        raw = rbuf.take(BANNER_SIZE)
+        _, length = _BANNER_HEAD.unpack_from(raw)
+        if length != BANNER_PAYLOAD_LEN:
+            # the length could grow in a future revision; we only know 16
+            raise BannerError("banner payload length %d, expected %d" % (length, BANNER_PAYLOAD_LEN))
+        supported, required = _BANNER_PAYLOAD.unpack_from(raw, _BANNER_HEAD.size)
+        self._pre_auth_rx += raw
+        ours = self.config.msgr2_supported
+        missing = required & ~ours
+        if missing:
+            raise MissingFeatures("peer requires msgr2 features 0x%x that we lack" % missing, missing)
+        missing = self.config.msgr2_required & ~supported
+        if missing:
+            raise MissingFeatures("peer lacks required msgr2 features 0x%x" % missing, missing)
+        self.peer_supported = supported
+        self.rev1 = bool(supported & Msgr2Feature.REVISION_1) and bool(ours & Msgr2Feature.REVISION_1)
+        cfg = self.config
+        self.writer = FrameWriter(self.rev1, cfg.data_crc)
+        self.reader = FrameReader(self.rev1, cfg.data_crc, cfg.max_segment, cfg.max_frame, cfg.max_control)
+        self.writer.recording = self._pre_auth_tx
+        self.reader.recording = self._pre_auth_rx
+        self._events.append(E.BannerExchanged(supported, required, self.rev1))
+        # both roles send HELLO straight after the banner
+        self._send(F.Hello(self.config.entity_type, self.peer_addr))
+        self.state = State.HELLO_CONNECTING if self.role is Role.CLIENT else State.HELLO_ACCEPTING
+        return True
+
+    def _send(self, frame) -> None:
+        aligns = F.MESSAGE_ALIGNS if frame.TAG == Tag.MESSAGE else (8,)
+        self._out.extend(self.writer.assemble(frame.TAG, frame.segments(), aligns))
+
+    def _compression_agreed(self) -> bool:
+        return bool(self.config.msgr2_supported & self.peer_supported & Msgr2Feature.COMPRESSION)
+
+    # ---- client handshake ---------------------------------------------
+
+    def _client_hello(self, hello: F.Hello) -> None:
+        self.peer_entity_type = hello.entity_type
+        self._events.append(E.HelloReceived(hello.entity_type, hello.peer_addr))
+        self._events.append(E.AuthRequestNeeded())
+        self._blocked = True
+        self.state = State.AUTH_CONNECTING
+
+    def send_auth_request(self, method: int, payload: bytes, modes: Optional[Sequence[int]] = None) -> None:
+        """Client: send AUTH_REQUEST (answers L{E.AuthRequestNeeded})."""
+        self._require(State.AUTH_CONNECTING, "send AUTH_REQUEST")
+        self.auth_method = method
+        self._send(F.AuthRequest(method, tuple(modes or self.config.modes), payload))
+        self._blocked = False
+
+    def send_auth_request_more(self, payload: bytes) -> None:
+        """Client: answer AUTH_REPLY_MORE."""
+        self._require(State.AUTH_CONNECTING, "send AUTH_REQUEST_MORE")
+        self._send(F.AuthRequestMore(payload))
+        self._blocked = False
+
+    def _client_auth_bad_method(self, frame: F.AuthBadMethod) -> None:
+        self._events.append(E.AuthRequestNeeded(frame.allowed_methods, frame.allowed_modes,
+                                                frame.method, frame.result))
+        self._blocked = True
+
+    def _client_auth_reply_more(self, frame: F.AuthReplyMore) -> None:
+        self._events.append(E.AuthReplyMoreReceived(frame.payload))
+        self._blocked = True
+
+    def _client_auth_done(self, frame: F.AuthDone) -> None:
+        if frame.con_mode not in self.config.modes:
+            raise UnexpectedFrame("server chose connection mode %d that we did not offer" % frame.con_mode)
+        self.global_id = frame.global_id
+        self.con_mode = ConnectionMode(frame.con_mode)
+        # the transcript we sign ends with AUTH_DONE
+        self.reader.recording = None
+        self._events.append(E.AuthDoneReceived(frame.global_id, frame.con_mode, frame.payload))
+        self._blocked = True
+
+    def auth_finish(self, session_key: bytes = b"", connection_secret: bytes = b"") -> None:
+        """
+        Client: the auth method accepted AUTH_DONE.  Installs the session key
+        (and, in secure mode, the ciphers), then signs what the server sent.
+        """
+        self._require(State.AUTH_CONNECTING, "finish auth")
+        self._install_keys(session_key, connection_secret)
+        self._send_signature()
+        self.state = State.AUTH_CONNECTING_SIGN
+        self._blocked = False
+
+    def _install_keys(self, session_key: bytes, connection_secret: bytes) -> None:
+        self._session_key = bytes(session_key)
+        if self.con_mode == ConnectionMode.SECURE:
+            raise LocalProtocolError("secure mode is not available in this build")
+
+    def _send_signature(self) -> None:
+        self.writer.recording = None
+        signature = hmac_sha256(self._session_key, self._pre_auth_rx)
+        self._pre_auth_rx = None
+        self._send(F.AuthSignature(signature))
+
+    def _check_signature(self, frame: F.AuthSignature) -> None:
+        expected = hmac_sha256(self._session_key, self._pre_auth_tx)
+        self._pre_auth_tx = None
+        if not hmac.compare_digest(expected, frame.signature):
+            raise SignatureMismatch("peer's AUTH_SIGNATURE does not match the bytes we sent")
+
+    def _client_auth_signature(self, frame: F.AuthSignature) -> None:
+        self._check_signature(frame)
+        if self._compression_agreed():
+            self._send(F.CompressionRequest(False, ()))
+            self.state = State.COMPRESSION_CONNECTING
+        else:
+            self._send_client_ident()
+
+    def _client_compression_done(self, frame: F.CompressionDone) -> None:
+        if frame.is_compress:
+            raise UnexpectedFrame("server enabled compression that we did not ask for")
+        self._send_client_ident()
+
+    def _send_client_ident(self) -> None:
+        cfg = self.config
+        session = self.session
+        if not cfg.lossy and not session.client_cookie:
+            session.client_cookie = self.cookie or 1
+        my_addr = entity_addr_t(AddrType.ANY, self.nonce, self.local_addr.host, 0)
+        self._send(F.ClientIdent(
+            entity_addrvec_t((my_addr,)), self.peer_addr, cfg.entity_num, self.global_seq,
+            cfg.features_supported, cfg.features_required,
+            IDENT_FLAG_LOSSY if cfg.lossy else 0,
+            0 if cfg.lossy else session.client_cookie))
+        self.state = State.SESSION_CONNECTING
+
+    def _client_server_ident(self, frame: F.ServerIdent) -> None:
+        if not any(_same_endpoint(a, self.peer_addr) for a in frame.addrs.addrs):
+            raise IdentMismatch("server identifies as %s, which does not include %s" % (
+                frame.addrs, self.peer_addr))
+        missing = self.config.features_required & ~frame.supported_features
+        if missing:
+            raise MissingFeatures("server lacks required features 0x%x" % missing, missing)
+        lossy = bool(frame.flags & IDENT_FLAG_LOSSY)
+        if not lossy and not frame.cookie:
+            raise IdentMismatch("server offered a lossless session without a cookie")
+        self.peer_addrs = frame.addrs
+        self.peer_global_id = frame.gid
+        self.features = self.config.features_supported & frame.supported_features
+        session = self.session
+        session.server_cookie = frame.cookie
+        session.lossy = lossy
+        session.peer_global_seq = frame.global_seq
+        self._become_ready(lossy)
+
+    def _client_missing_features(self, frame: F.IdentMissingFeatures) -> None:
+        raise MissingFeatures("server requires features 0x%x that we do not offer" % frame.features,
+                              frame.features)
+
+    def _client_wait(self, frame: F.Wait) -> None:
+        self._events.append(E.WaitReceived())
+        self._close("server asked us to wait")
+
+    def _client_session_reset(self, frame: F.SessionReset) -> None:
+        self._events.append(E.SessionResetReceived(frame.full))
+        self._close("server reset the session")
+
+    # ---- server handshake -------------------------------------------------
+
+    def _server_hello(self, hello: F.Hello) -> None:
+        self.peer_entity_type = hello.entity_type
+        self._events.append(E.HelloReceived(hello.entity_type, hello.peer_addr))
+        self.state = State.AUTH_ACCEPTING
+
+    def _server_auth_request(self, frame: F.AuthRequest) -> None:
+        self.auth_method = frame.method
+        self._client_modes = frame.preferred_modes
+        self._events.append(E.AuthRequestReceived(frame.method, frame.preferred_modes, frame.payload))
+        self._blocked = True
+
+    def _server_auth_request_more(self, frame: F.AuthRequestMore) -> None:
+        self._events.append(E.AuthRequestReceived(self.auth_method, self._client_modes,
+                                                  frame.payload, more=True))
+        self._blocked = True
+
+    def pick_mode(self, client_modes: Sequence[int], allowed: Sequence[int]) -> int:
+        """The client's first preference that we and the auth method allow, or 0."""
+        for mode in client_modes:
+            if mode in self.config.modes and mode in allowed:
+                return mode
+        return ConnectionMode.UNKNOWN
+
+    def send_auth_bad_method(self, method: int, result: int, allowed_methods: Sequence[int],
+                             allowed_modes: Sequence[int]) -> None:
+        """Server: refuse the method or modes; the client may try again."""
+        self._require_server_auth("send AUTH_BAD_METHOD")
+        self._send(F.AuthBadMethod(method, result, tuple(allowed_methods), tuple(allowed_modes)))
+        self.state = State.AUTH_ACCEPTING
+        self._blocked = False
+
+    def send_auth_reply_more(self, payload: bytes) -> None:
+        """Server: continue the auth exchange."""
+        self._require_server_auth("send AUTH_REPLY_MORE")
+        self._send(F.AuthReplyMore(payload))
+        self.state = State.AUTH_ACCEPTING_MORE
+        self._blocked = False
+
+    def send_auth_done(self, global_id: int, con_mode: int, payload: bytes = b"",
+                       session_key: bytes = b"", connection_secret: bytes = b"") -> None:
+        """Server: accept the client; sends AUTH_DONE and our AUTH_SIGNATURE."""
+        self._require_server_auth("send AUTH_DONE")
+        self.global_id = global_id
+        self.peer_global_id = global_id
+        self.con_mode = ConnectionMode(con_mode)
+        self.reader.recording = None
+        self._send(F.AuthDone(global_id, con_mode, payload))
+        self._install_keys(session_key, connection_secret)
+        self._send_signature()
+        self.state = State.AUTH_ACCEPTING_SIGN
+        self._blocked = False
+
+    def _require_server_auth(self, what: str) -> None:
+        if self.state not in (State.AUTH_ACCEPTING, State.AUTH_ACCEPTING_MORE) or not self._blocked:
+            raise LocalProtocolError("cannot %s in state %s" % (what, self.state.value))
+
+    def _server_auth_signature(self, frame: F.AuthSignature) -> None:
+        self._check_signature(frame)
+        self.state = (State.COMPRESSION_ACCEPTING if self._compression_agreed()
+                      else State.SESSION_ACCEPTING)
+
+    def _server_compression_request(self, frame: F.CompressionRequest) -> None:
+        self._send(F.CompressionDone(False, 0))
+        self.state = State.SESSION_ACCEPTING
+
+    def _server_client_ident(self, frame: F.ClientIdent) -> None:
+        if not frame.addrs.addrs or all(a.is_blank_ip() and not a.port and not a.nonce
+                                        for a in frame.addrs.addrs):
+            raise IdentMismatch("client sent no usable address in CLIENT_IDENT")
+        ours = self.server_addrs.addrs if self.server_addrs else ()
+        if not any(_same_endpoint(frame.target_addr, a) for a in ours):
+            raise IdentMismatch("client is trying to reach %s, which is not us (%s)" % (
+                frame.target_addr, self.server_addrs))
+        missing = self.config.features_required & ~frame.supported_features
+        if missing:
+            self._send(F.IdentMissingFeatures(missing))
+            return
+        self.peer_addrs = frame.addrs
+        self.peer_global_id = frame.gid if frame.gid >= 0 else self.global_id
+        self.features = self.config.features_supported & frame.supported_features
+        lossy = self.config.lossy or bool(frame.flags & IDENT_FLAG_LOSSY)
+        session = self.session
+        session.client_cookie = frame.cookie
+        session.peer_global_seq = frame.global_seq
+        session.lossy = lossy
+        session.server_cookie = 0 if lossy else (self.cookie or 1)
+        cfg = self.config
+        self._send(F.ServerIdent(
+            self.server_addrs, cfg.entity_num, self.global_seq,
+            cfg.features_supported, cfg.features_required,
+            IDENT_FLAG_LOSSY if lossy else 0, session.server_cookie))
+        self._become_ready(lossy)
+
+    def _server_session_reconnect(self, frame: F.SessionReconnect) -> None:
+        # No session table at this layer: the session is unknown, so the
+        # client must start afresh (Ceph answers the same way).
+        self._send(F.SessionReset(True))
+
+    # ---- ready ------------------------------------------------------------------
+
+    def _become_ready(self, lossy: bool) -> None:
+        self.state = State.READY
+        self._events.append(E.Ready(
+            self.peer_name, self.peer_addrs, self.features, int(self.con_mode),
+            self.rev1, self.global_id, lossy))
+        pending = self.session.pending
+        while pending:
+            self._send_message_now(pending.popleft())
+
+    def send_message(self, message) -> None:
+        """Queue a message; before READY it waits in the session."""
+        if self.state is State.READY:
+            self._send_message_now(message)
+        elif self.state is State.CLOSED:
+            raise LocalProtocolError("connection is closed")
+        else:
+            self.session.pending.append(message)
+
+    def _send_message_now(self, message) -> None:
+        session = self.session
+        front, middle, data = message.encode(self.features)
+        seq = session.next_out_seq()
+        message.seq = seq
+        header = F.MessageHeader2(
+            seq=seq, tid=message.tid, type=message.TYPE, priority=message.priority,
+            version=message.version, data_off=message.data_off,
+            ack_seq=session.in_seq, flags=message.flags,
+            compat_version=message.compat_version)
+        self._out.extend(self.writer.assemble(
+            Tag.MESSAGE, (header.encode(), front, middle, data), F.MESSAGE_ALIGNS))
+        self._last_ack_sent = session.in_seq
+        if not session.lossy:
+            session.unacked.append((seq, message))
+
+    def send_keepalive(self, timestamp: utime_t) -> None:
+        self._require(State.READY, "send KEEPALIVE2")
+        self._send(F.Keepalive2(timestamp))
+
+    def _ready_message(self, frame: F.MessageFrame) -> None:
+        h = frame.header
+        session = self.session
+        if h.ack_seq:
+            session.acked(h.ack_seq)
+        if not session.accept_in_seq(h.seq):
+            return  # a duplicate after replay
+        message = decode_message(h.type, frame.front, frame.middle, frame.data,
+                                 h.version, self.features)
+        message.seq = h.seq
+        message.tid = h.tid
+        message.priority = h.priority
+        message.version = h.version
+        message.compat_version = h.compat_version
+        message.flags = h.flags
+        message.data_off = h.data_off
+        message.ack_seq = h.ack_seq
+        message.src = self.peer_name
+        self._events.append(E.MessageReceived(message))
+
+    def _ready_keepalive(self, frame: F.Keepalive2) -> None:
+        self._send(F.Keepalive2Ack(frame.timestamp))
+        self._events.append(E.KeepaliveReceived(frame.timestamp))
+
+    def _ready_keepalive_ack(self, frame: F.Keepalive2Ack) -> None:
+        self._events.append(E.KeepaliveAckReceived(frame.timestamp))
+
+    def _ready_ack(self, frame: F.Ack) -> None:
+        self.session.acked(frame.seq)
+        self._events.append(E.AckReceived(frame.seq))
+
+    def _maybe_ack(self) -> None:
+        in_seq = self.session.in_seq
+        if in_seq > self._last_ack_sent:
+            self._last_ack_sent = in_seq
+            self._send(F.Ack(in_seq))
+
+    # ---- helpers -------------------------------------------------------------------
+
+    def _require(self, state: State, what: str) -> None:
+        if self.state is not state:
+            raise LocalProtocolError("cannot %s in state %s" % (what, self.state.value))
+
+    def _close(self, reason: str) -> None:
+        self.state = State.CLOSED
+        self._events.append(E.ConnectionDone(reason))
+
+    def close(self) -> None:
+        self.state = State.CLOSED
+
+
+def _same_endpoint(a: entity_addr_t, b: entity_addr_t) -> bool:
+    """Ceph compares addresses byte for byte; ANY matches a msgr2 address."""
+    types = {AddrType.MSGR2, AddrType.ANY}
+    return (a.host == b.host and a.port == b.port and a.nonce == b.nonce
+            and (a.type == b.type or (a.type in types and b.type in types)))

@@ -1,0 +1,138 @@
+"""
+Events: the only way the core tells the I/O layer what happened.
+
+L{msgr2tx.core.connection.Msgr2Connection.receive_data} returns a list of
+these.  Events that end in C{...Received} for the auth exchange block the
+core until the I/O layer answers with the matching verb.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from msgr2tx.core.encoding import entity_addr_t, entity_addrvec_t, entity_name_t, utime_t
+
+
+class Event:
+    """Base class of all core events."""
+
+
+@dataclass(frozen=True)
+class BannerExchanged(Event):
+    peer_supported: int
+    peer_required: int
+    rev1: bool
+
+
+@dataclass(frozen=True)
+class HelloReceived(Event):
+    entity_type: int
+    #: the address the peer sees for us
+    peer_addr: entity_addr_t
+
+
+@dataclass(frozen=True)
+class AuthRequestNeeded(Event):
+    """Client: choose a method and send AUTH_REQUEST (verb L{send_auth_request})."""
+
+    #: methods the server allows after an AUTH_BAD_METHOD, else None
+    allowed_methods: Optional[Tuple[int, ...]] = None
+    allowed_modes: Optional[Tuple[int, ...]] = None
+    rejected_method: int = 0
+    result: int = 0
+
+
+@dataclass(frozen=True, repr=False)
+class AuthReplyMoreReceived(Event):
+    """Client: answer with L{send_auth_request_more}."""
+
+    payload: bytes
+
+    def __repr__(self):
+        return "AuthReplyMoreReceived(<%d bytes>)" % len(self.payload)
+
+
+@dataclass(frozen=True, repr=False)
+class AuthDoneReceived(Event):
+    """Client: derive keys and call L{auth_finish}."""
+
+    global_id: int
+    con_mode: int
+    payload: bytes
+
+    def __repr__(self):
+        return "AuthDoneReceived(global_id=%d, con_mode=%d, <%d bytes>)" % (
+            self.global_id, self.con_mode, len(self.payload))
+
+
+@dataclass(frozen=True, repr=False)
+class AuthRequestReceived(Event):
+    """Server: answer with L{send_auth_reply_more}, L{send_auth_done} or L{send_auth_bad_method}."""
+
+    method: int
+    preferred_modes: Tuple[int, ...]
+    payload: bytes
+    #: True for AUTH_REQUEST_MORE (a continuation of the same method)
+    more: bool = False
+
+    def __repr__(self):
+        return "AuthRequestReceived(method=%d, modes=%r, more=%r, <%d bytes>)" % (
+            self.method, self.preferred_modes, self.more, len(self.payload))
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """The session is established: messages may flow."""
+
+    peer_name: entity_name_t
+    peer_addrs: entity_addrvec_t
+    features: int
+    con_mode: int
+    rev1: bool
+    global_id: int
+    lossy: bool
+    reconnected: bool = False
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    message: object
+
+
+@dataclass(frozen=True)
+class KeepaliveReceived(Event):
+    timestamp: utime_t
+
+
+@dataclass(frozen=True)
+class KeepaliveAckReceived(Event):
+    timestamp: utime_t
+
+
+@dataclass(frozen=True)
+class AckReceived(Event):
+    seq: int
+
+
+@dataclass(frozen=True)
+class MissingFeaturesReceived(Event):
+    """The server lacks features we require (IDENT_MISSING_FEATURES)."""
+
+    features: int
+
+
+@dataclass(frozen=True)
+class SessionResetReceived(Event):
+    full: bool
+
+
+@dataclass(frozen=True)
+class WaitReceived(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class ConnectionDone(Event):
+    """The core wants the transport closed (after flushing)."""
+
+    reason: str = ""
+    error: Optional[BaseException] = field(default=None, compare=False)

@@ -1,0 +1,284 @@
+"""
+msgr2 framing: the preamble, up to four segments, the epilogue, for both
+revisions (msgr2.0 = rev0, msgr2.1 = rev1) in crc mode.
+
+L{FrameWriter} turns a tag and its segments into the parts to write.
+L{FrameReader} is incremental: feed it bytes with L{ReceiveBuffer.append} and
+call L{FrameReader.next_frame} until it returns None.  It checks the preamble
+before it waits for the body, so it never holds more than one frame of the
+configured maximum size.
+"""
+
+import struct
+from typing import List, Optional, Sequence
+
+from msgr2tx.core.constants import (
+    CRC_SIZE, EPILOGUE_CRC_REV0_SIZE, EPILOGUE_CRC_REV1_SIZE, KNOWN_TAGS,
+    LATE_FLAG_ABORTED, LATE_STATUS_ABORTED, LATE_STATUS_ABORTED_MASK,
+    LATE_STATUS_COMPLETE, MAX_NUM_SEGMENTS, PREAMBLE_SIZE, SEGMENT_ALIGN_DEFAULT,
+    Tag,
+)
+from msgr2tx.core.crc import preamble_crc, segment_crc
+from msgr2tx.errors import (
+    BadSegmentCount, CrcMismatch, FrameTooLarge, FramingError, UnknownTag,
+)
+
+# tag, count, 4 x (length, alignment), flags, reserved
+_PREAMBLE_BODY = struct.Struct("<BBIHIHIHIHBB")
+_U32 = struct.Struct("<I")
+_EPILOGUE_REV0 = struct.Struct("<BIIII")
+_EPILOGUE_REV1 = struct.Struct("<BIII")
+
+DEFAULT_MAX_SEGMENT = 64 << 20
+DEFAULT_MAX_FRAME = 128 << 20
+DEFAULT_MAX_CONTROL = 1 << 20
+
+_ZERO_SEGMENT_CRCS = (0, 0, 0, 0)
+
+
+class Frame:
+    """A received frame: its tag, logical segments and preamble flags."""
+
+    __slots__ = ("tag", "segments", "flags")
+
+    def __init__(self, tag: int, segments: List[bytes], flags: int = 0) -> None:
+        self.tag = tag
+        self.segments = segments
+        self.flags = flags
+
+    def __repr__(self) -> str:
+        try:
+            name = Tag(self.tag).name
+        except ValueError:
+            name = str(self.tag)
+        return "<Frame %s segments=%s>" % (name, [len(s) for s in self.segments])
+
+
+def build_preamble(tag: int, lengths: Sequence[int], aligns: Sequence[int], flags: int = 0) -> bytes:
+    """The 32-byte preamble, crc included."""
+    n = len(lengths)
+    if not 1 <= n <= MAX_NUM_SEGMENTS:
+        raise ValueError("a frame has 1 to 4 segments, not %d" % n)
+    slots = [0] * 8
+    for i in range(n):
+        slots[2 * i] = lengths[i]
+        slots[2 * i + 1] = aligns[i]
+    body = _PREAMBLE_BODY.pack(tag, n, *slots, flags, 0)
+    return body + _U32.pack(preamble_crc(body))
+
+
+def trim_segments(segments: Sequence) -> int:
+    """How many segments go on the wire: up to the last non-empty one, at least one."""
+    for i in range(len(segments) - 1, 0, -1):
+        if len(segments[i]):
+            return i + 1
+    return 1
+
+
+class FrameWriter:
+    """Assemble outgoing frames for one revision in crc mode."""
+
+    def __init__(self, rev1: bool = True, data_crc: bool = True) -> None:
+        self.rev1 = rev1
+        self.data_crc = data_crc
+        #: when a bytearray, every assembled frame is appended to it
+        #: (the pre-auth transcript for AUTH_SIGNATURE)
+        self.recording: Optional[bytearray] = None
+
+    def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
+        """
+        Return the frame as a list of parts, ready for C{writeSequence}.
+        Segments are bytes-like and are not copied.
+        """
+        n = trim_segments(segments)
+        lengths = [len(segments[i]) for i in range(n)]
+        preamble = build_preamble(tag, lengths, aligns)
+        parts = [preamble]
+        data_crc = self.data_crc
+        if self.rev1:
+            seg0 = segments[0]
+            if lengths[0]:
+                parts.append(seg0)
+                parts.append(_U32.pack(segment_crc(seg0) if data_crc else 0))
+            if n > 1:
+                crcs = [0, 0, 0]
+                for i in range(1, n):
+                    seg = segments[i]
+                    if data_crc:
+                        crcs[i - 1] = segment_crc(seg)
+                    if lengths[i]:
+                        parts.append(seg)
+                parts.append(_EPILOGUE_REV1.pack(LATE_STATUS_COMPLETE, *crcs))
+        else:
+            crcs = [0, 0, 0, 0]
+            for i in range(n):
+                seg = segments[i]
+                if data_crc:
+                    crcs[i] = segment_crc(seg)
+                if lengths[i]:
+                    parts.append(seg)
+            parts.append(_EPILOGUE_REV0.pack(0, *crcs))
+        if self.recording is not None:
+            for p in parts:
+                self.recording += p
+        return parts
+
+
+class ReceiveBuffer:
+    """A bytearray with a read offset; consumed bytes are dropped lazily."""
+
+    __slots__ = ("buf", "pos")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.pos = 0
+
+    def append(self, data) -> None:
+        if self.pos:
+            # bytearray deletes from the front without moving the rest
+            del self.buf[:self.pos]
+            self.pos = 0
+        self.buf += data
+
+    def __len__(self) -> int:
+        return len(self.buf) - self.pos
+
+    def take(self, n: int) -> bytes:
+        pos = self.pos
+        self.pos = pos + n
+        return bytes(self.buf[pos:pos + n])
+
+
+class FrameReader:
+    """
+    Parse frames for one revision in crc mode out of a L{ReceiveBuffer}.
+
+    Limits: C{max_segment} for any one segment, C{max_frame} for the sum of a
+    frame's segments, and C{max_control} for frames other than MESSAGE.
+    """
+
+    def __init__(self, rev1: bool = True, data_crc: bool = True,
+                 max_segment: int = DEFAULT_MAX_SEGMENT,
+                 max_frame: int = DEFAULT_MAX_FRAME,
+                 max_control: int = DEFAULT_MAX_CONTROL) -> None:
+        self.rev1 = rev1
+        self.data_crc = data_crc
+        self.max_segment = max_segment
+        self.max_frame = max_frame
+        self.max_control = max_control
+        self.recording: Optional[bytearray] = None
+        # the parsed preamble of the frame whose body we are waiting for
+        self._pending = None
+
+    def _parse_preamble(self, buf: bytearray, pos: int):
+        fields = _PREAMBLE_BODY.unpack_from(buf, pos)
+        expected = _U32.unpack_from(buf, pos + 28)[0]
+        actual = preamble_crc(memoryview(buf)[pos:pos + 28])
+        if actual != expected:
+            raise CrcMismatch("preamble crc 0x%08x does not match its bytes (0x%08x)" % (expected, actual))
+        tag, count = fields[0], fields[1]
+        if not 1 <= count <= MAX_NUM_SEGMENTS:
+            raise BadSegmentCount("preamble declares %d segments (1 to 4 allowed)" % count)
+        if tag not in KNOWN_TAGS:
+            raise UnknownTag("unknown frame tag %d" % tag)
+        lengths = [fields[2 + 2 * i] for i in range(count)]
+        if count > 1 and lengths[-1] == 0:
+            raise FramingError("last of %d segments is empty" % count)
+        total = 0
+        for length in lengths:
+            if length > self.max_segment:
+                raise FrameTooLarge("segment of %d bytes exceeds the limit of %d" % (length, self.max_segment))
+            total += length
+        limit = self.max_frame if tag == Tag.MESSAGE else self.max_control
+        if total > limit:
+            raise FrameTooLarge("frame %s of %d bytes exceeds the limit of %d" % (Tag(tag).name, total, limit))
+        flags = fields[10]
+        if self.rev1:
+            size = lengths[0] + (CRC_SIZE if lengths[0] else 0)
+            if count > 1:
+                size += total - lengths[0] + EPILOGUE_CRC_REV1_SIZE
+        else:
+            size = total + EPILOGUE_CRC_REV0_SIZE
+        return tag, lengths, flags, size
+
+    def next_frame(self, rbuf: ReceiveBuffer) -> Optional[Frame]:
+        """
+        The next complete frame, or None when more bytes are needed.  Frames
+        the sender aborted are skipped.  Raises a L{FramingError} subclass.
+        """
+        while True:
+            buf = rbuf.buf
+            pos = rbuf.pos
+            avail = len(buf) - pos
+            pending = self._pending
+            if pending is None:
+                if avail < PREAMBLE_SIZE:
+                    return None
+                pending = self._pending = self._parse_preamble(buf, pos)
+            tag, lengths, flags, size = pending
+            if avail < PREAMBLE_SIZE + size:
+                return None
+            self._pending = None
+            start = pos
+            pos += PREAMBLE_SIZE
+            view = memoryview(buf)
+            try:
+                segments = []
+                if self.rev1:
+                    complete = self._rev1_body(view, pos, lengths, segments)
+                else:
+                    complete = self._rev0_body(view, pos, lengths, segments)
+                end = start + PREAMBLE_SIZE + size
+                if self.recording is not None:
+                    self.recording += view[start:end]
+            finally:
+                view.release()
+            rbuf.pos = end
+            if complete:
+                return Frame(tag, segments, flags)
+            # an aborted frame: drop it and look at the next one
+
+    def _rev0_body(self, view, pos, lengths, segments) -> bool:
+        for length in lengths:
+            segments.append(bytes(view[pos:pos + length]))
+            pos += length
+        late_flags, *crcs = _EPILOGUE_REV0.unpack_from(view, pos)
+        if late_flags & LATE_FLAG_ABORTED:
+            return False
+        if self.data_crc:
+            for i, seg in enumerate(segments):
+                actual = segment_crc(seg)
+                if actual != crcs[i]:
+                    raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)" % (i, crcs[i], actual))
+        return True
+
+    def _rev1_body(self, view, pos, lengths, segments) -> bool:
+        data_crc = self.data_crc
+        length = lengths[0]
+        seg0 = bytes(view[pos:pos + length])
+        pos += length
+        if length:
+            expected = _U32.unpack_from(view, pos)[0]
+            pos += CRC_SIZE
+            if data_crc:
+                actual = segment_crc(seg0)
+                if actual != expected:
+                    raise CrcMismatch("segment 0 crc 0x%08x does not match its bytes (0x%08x)" % (expected, actual))
+        segments.append(seg0)
+        if len(lengths) == 1:
+            return True
+        for length in lengths[1:]:
+            segments.append(bytes(view[pos:pos + length]))
+            pos += length
+        late_status, *crcs = _EPILOGUE_REV1.unpack_from(view, pos)
+        aborted = late_status & LATE_STATUS_ABORTED_MASK
+        if aborted == LATE_STATUS_ABORTED:
+            return False
+        if aborted != LATE_STATUS_COMPLETE:
+            raise FramingError("epilogue late status 0x%02x is neither complete nor aborted" % late_status)
+        if data_crc:
+            for i in range(1, len(segments)):
+                actual = segment_crc(segments[i])
+                if actual != crcs[i - 1]:
+                    raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)" % (i, crcs[i - 1], actual))
+        return True

@@ -1,0 +1,69 @@
+"""Factories for both roles."""
+
+from typing import Optional, Sequence
+
+from twisted.internet.protocol import ClientFactory, Factory
+
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.connection import Role
+from msgr2tx.core.encoding import EntityType, entity_addr_t
+from msgr2tx.protocol import Msgr2Protocol
+
+
+class Msgr2ServerFactory(Factory):
+    """
+    Accepts msgr2 clients.
+
+    @param auth_handlers: server auth handlers (L{IServerAuthHandler}), in
+        the order they are offered.
+    @param receiver: the L{IMsgr2Receiver} that gets messages and events.
+    """
+
+    protocol = Msgr2Protocol
+
+    def __init__(self, auth_handlers: Sequence, receiver=None,
+                 config: Optional[ConnectionConfig] = None, reactor=None,
+                 handshake_timeout: Optional[float] = 30.0, nonce: int = 0) -> None:
+        if not auth_handlers:
+            raise ValueError("a server needs at least one auth handler")
+        self.config = config or ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=True)
+        self.auth_handlers = list(auth_handlers)
+        self.receiver = receiver
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.handshake_timeout = handshake_timeout
+        self.nonce = nonce
+        self.connections = set()
+
+    def buildProtocol(self, addr):
+        p = self.protocol(Role.SERVER, self.config, self.auth_handlers, self.receiver,
+                          clock=self.reactor, handshake_timeout=self.handshake_timeout,
+                          server_nonce=self.nonce)
+        p.factory = self
+        return p
+
+
+class Msgr2ClientFactory(ClientFactory):
+    """Builds one client protocol for a connection attempt."""
+
+    protocol = Msgr2Protocol
+
+    def __init__(self, auth_handlers: Sequence, config: ConnectionConfig,
+                 target_addr: Optional[entity_addr_t] = None, receiver=None,
+                 reactor=None, handshake_timeout: Optional[float] = 30.0) -> None:
+        self.config = config
+        self.auth_handlers = list(auth_handlers)
+        self.target_addr = target_addr
+        self.receiver = receiver
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.handshake_timeout = handshake_timeout
+
+    def buildProtocol(self, addr):
+        p = self.protocol(Role.CLIENT, self.config, self.auth_handlers, self.receiver,
+                          target_addr=self.target_addr, clock=self.reactor,
+                          handshake_timeout=self.handshake_timeout)
+        p.factory = self
+        return p

@@ -1,0 +1,440 @@
+"""
+The Twisted adapter: a thin Protocol around L{msgr2tx.core.connection}.
+
+C{dataReceived} feeds the core, dispatches its events, and writes what it
+queued with C{writeSequence}.  Auth events go to the auth handlers through
+C{maybeDeferred}, so a handler may answer later.  Protocol errors close the
+connection cleanly and never reach Twisted's log as "Unhandled Error".
+"""
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
+from msgr2tx.core import events as E
+from msgr2tx.core.connection import Msgr2Connection, Role
+from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.core.encoding import (
+    AddrType, EntityType, addr_from_socket, entity_addr_t, entity_addrvec_t,
+    entity_name_t, utime_t,
+)
+from msgr2tx.errors import (
+    AuthBadMethod, AuthError, AuthRejected, ConnectionClosed, HandshakeTimeout,
+    Msgr2Error, ProtocolError, SessionReset,
+)
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """What L{Msgr2Protocol.whenReady} fires with."""
+
+    peer_name: entity_name_t
+    peer_addrs: entity_addrvec_t
+    features: int
+    con_mode: int
+    rev1: bool
+    global_id: int
+    lossy: bool
+
+    @property
+    def mode_name(self) -> str:
+        return ConnectionMode(self.con_mode).name.lower()
+
+    @property
+    def revision(self) -> int:
+        return 1 if self.rev1 else 0
+
+
+class Msgr2Protocol(Protocol):
+    """
+    One msgr2 connection in either role.  The factory supplies the config,
+    the auth handlers, the receiver and (server side) its addresses.
+    """
+
+    log = Logger()
+
+    def __init__(self, role: Role, config, auth_handlers, receiver=None,
+                 target_addr: Optional[entity_addr_t] = None, clock=None,
+                 handshake_timeout: Optional[float] = None, server_nonce: int = 0) -> None:
+        self.role = role
+        self.config = config
+        self.auth_handlers = list(auth_handlers)
+        self.receiver = receiver
+        self.target_addr = target_addr
+        self.clock = clock
+        self.handshake_timeout = handshake_timeout
+        self.server_nonce = server_nonce
+        self.conn: Optional[Msgr2Connection] = None
+        self.info: Optional[PeerInfo] = None
+        self._ready_waiters: List[defer.Deferred] = []
+        self._keepalive_waiters = {}
+        self._auth_handler = None
+        self._auth_state: dict = {}
+        self._tried_methods: List[int] = []
+        self._failure: Optional[Failure] = None
+        self._closed = False
+        self._timeout_call = None
+        self.connected_at = None
+        self.ready_at = None
+
+    # ---- public API ---------------------------------------------------------
+
+    def whenReady(self) -> defer.Deferred:
+        """A fresh Deferred firing with L{PeerInfo} at READY, or failing."""
+        if self.info is not None:
+            return defer.succeed(self.info)
+        if self._failure is not None:
+            return defer.fail(self._failure)
+        d = defer.Deferred(lambda _: self.abort())
+        self._ready_waiters.append(d)
+        return d
+
+    def sendMessage(self, message) -> None:
+        """Send (or, before READY, queue) a message."""
+        if self._closed:
+            raise ConnectionClosed("connection is closed")
+        self.conn.send_message(message)
+        self._flush()
+
+    def keepalive(self) -> defer.Deferred:
+        """Send KEEPALIVE2; fires with the round-trip time in seconds."""
+        if self._closed:
+            return defer.fail(ConnectionClosed("connection is closed"))
+        now = time.time()
+        stamp = utime_t.from_float(now)
+        # timestamps are unique enough per connection; keep a list per stamp
+        d = defer.Deferred()
+        self._keepalive_waiters.setdefault((stamp.sec, stamp.nsec), []).append((d, time.perf_counter()))
+        self.conn.send_keepalive(stamp)
+        self._flush()
+        return d
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._flush()
+            self.transport.loseConnection()
+
+    # ---- Twisted callbacks ---------------------------------------------------
+
+    def connectionMade(self) -> None:
+        transport = self.transport
+        self.connected_at = time.perf_counter()
+        try:
+            transport.setTcpNoDelay(True)
+        except Exception:
+            pass  # not a TCP transport
+        local = _endpoint_addr(transport.getHost())
+        peer = _endpoint_addr(transport.getPeer())
+        if self.role is Role.CLIENT:
+            target = self.target_addr or (peer.with_type(AddrType.MSGR2) if peer else entity_addr_t())
+            self.conn = Msgr2Connection(
+                self.config, Role.CLIENT, local or entity_addr_t(), target,
+                nonce=_random_u32() or 1, cookie=_random_u64() or 1)
+        else:
+            server_addr = (local.with_type(AddrType.MSGR2) if local else entity_addr_t())
+            server_addr = entity_addr_t(AddrType.MSGR2, self.server_nonce, server_addr.host, server_addr.port)
+            self.conn = Msgr2Connection(
+                self.config, Role.SERVER, server_addr, peer or entity_addr_t(),
+                server_addrs=entity_addrvec_t((server_addr,)),
+                cookie=_random_u64() or 1)
+        if self.handshake_timeout and self.clock is not None:
+            self._timeout_call = self.clock.callLater(self.handshake_timeout, self._handshake_timed_out)
+        self.conn.initiate()
+        self._flush()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._pump(data)
+
+    def connectionLost(self, reason=None) -> None:
+        self._closed = True
+        self._cancel_timeout()
+        if self.conn is not None:
+            self.conn.connection_lost()
+        failure = self._failure or (reason if reason is not None else Failure(ConnectionClosed("connection lost")))
+        if self.info is None:
+            self._fail_ready(failure)
+        waiters = self._keepalive_waiters
+        self._keepalive_waiters = {}
+        for lst in waiters.values():
+            for d, _ in lst:
+                d.errback(Failure(ConnectionClosed("connection lost before KEEPALIVE2_ACK")))
+        if self.receiver is not None:
+            try:
+                self.receiver.connectionLost(self, failure)
+            except Exception:
+                self.log.failure("receiver.connectionLost raised")
+
+    # ---- core driving --------------------------------------------------------------
+
+    def _pump(self, data=b"") -> None:
+        try:
+            events = self.conn.receive_data(data)
+            while events:
+                for event in events:
+                    self._dispatch(event)
+                    if self._closed:
+                        return
+                events = self.conn.receive_data()
+        except ProtocolError as e:
+            self._protocol_error(e)
+            return
+        except Exception as e:
+            self.log.failure("internal error on {peer}", peer=str(self.conn.peer_addr))
+            self._protocol_error(e)
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.conn is None or self.transport is None:
+            return
+        parts = self.conn.data_to_send()
+        if parts:
+            self.transport.writeSequence(parts)
+
+    def _protocol_error(self, error: BaseException) -> None:
+        if self._closed:
+            return
+        self.log.warn("closing connection to {peer}: {error_type}: {error}",
+                      peer=str(self.conn.peer_addr) if self.conn else "?",
+                      error_type=type(error).__name__, error=str(error))
+        self._failure = Failure(error)
+        self._fail_ready(self._failure)
+        self._flush()
+        self._closed = True
+        self.conn.close()
+        self.transport.loseConnection()
+
+    def _fail_ready(self, failure: Failure) -> None:
+        waiters = self._ready_waiters
+        self._ready_waiters = []
+        for d in waiters:
+            d.errback(failure)
+
+    def _handshake_timed_out(self) -> None:
+        self._timeout_call = None
+        if self.info is None and not self._closed:
+            self._failure = Failure(HandshakeTimeout("no READY within %gs" % self.handshake_timeout))
+            self._fail_ready(self._failure)
+            self._closed = True
+            self.transport.abortConnection()
+
+    def _cancel_timeout(self) -> None:
+        if self._timeout_call is not None and self._timeout_call.active():
+            self._timeout_call.cancel()
+        self._timeout_call = None
+
+    # ---- event dispatch ---------------------------------------------------------
+
+    def _dispatch(self, event) -> None:
+        kind = type(event)
+        if kind is E.MessageReceived:
+            if self.receiver is not None:
+                self.receiver.messageReceived(self, event.message)
+        elif kind is E.KeepaliveAckReceived:
+            self._keepalive_acked(event.timestamp)
+        elif kind is E.Ready:
+            self._ready(event)
+        elif kind is E.AuthRequestNeeded:
+            self._client_auth_request(event)
+        elif kind is E.AuthReplyMoreReceived:
+            self._auth_step(lambda: self._auth_handler.handle_reply_more(event.payload),
+                            self.conn.send_auth_request_more)
+        elif kind is E.AuthDoneReceived:
+            self._auth_step(lambda: self._auth_handler.handle_done(event.global_id, event.con_mode, event.payload),
+                            lambda keys: self.conn.auth_finish(*keys))
+        elif kind is E.AuthRequestReceived:
+            self._server_auth_request(event)
+        elif kind is E.SessionResetReceived:
+            self._failure = Failure(SessionReset("peer reset the session (full=%r)" % event.full))
+        elif kind is E.ConnectionDone:
+            self._failure = self._failure or Failure(ConnectionClosed(event.reason))
+            self._fail_ready(self._failure)
+            self._closed = True
+            self._flush()
+            self.transport.loseConnection()
+        elif kind is E.HelloReceived:
+            self.log.debug("HELLO from {peer}: {entity}", peer=str(self.conn.peer_addr),
+                           entity=EntityType.name(event.entity_type))
+
+    def _ready(self, event: E.Ready) -> None:
+        self._cancel_timeout()
+        self.ready_at = time.perf_counter()
+        self.info = PeerInfo(event.peer_name, event.peer_addrs, event.features, event.con_mode,
+                             event.rev1, event.global_id, event.lossy)
+        self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}",
+                      role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
+                      mode=self.info.mode_name, rev=self.info.revision)
+        waiters = self._ready_waiters
+        self._ready_waiters = []
+        for d in waiters:
+            d.callback(self.info)
+        if self.receiver is not None:
+            self.receiver.connectionReady(self, self.info)
+
+    def _keepalive_acked(self, stamp: utime_t) -> None:
+        lst = self._keepalive_waiters.get((stamp.sec, stamp.nsec))
+        if not lst:
+            return
+        d, started = lst.pop(0)
+        if not lst:
+            del self._keepalive_waiters[(stamp.sec, stamp.nsec)]
+        d.callback(time.perf_counter() - started)
+
+    # ---- auth bridging -----------------------------------------------------------
+
+    def _auth_step(self, compute, answer) -> None:
+        """Run an auth handler step (maybe a Deferred), then answer the core."""
+        d = defer.maybeDeferred(compute)
+        if d.called:
+            # synchronous: answer inside the current pump
+            result = []
+            d.addBoth(result.append)
+            outcome = result[0]
+            if isinstance(outcome, Failure):
+                self._auth_failed(outcome)
+            else:
+                answer(outcome)
+            return
+
+        def done(outcome):
+            if self._closed:
+                return
+            try:
+                answer(outcome)
+            except Exception as e:
+                self._protocol_error(e)
+                return
+            self._pump()
+
+        def failed(f):
+            if self._closed:
+                return
+            try:
+                self._auth_failed(f)
+            except Exception as e:
+                self._protocol_error(e)
+
+        d.addCallbacks(done, failed)
+
+    def _auth_failed(self, failure: Failure) -> None:
+        error = failure.value
+        if not isinstance(error, Msgr2Error):
+            self.log.failure("auth handler failed", failure)
+            error = AuthRejected("auth handler failed: %s" % type(error).__name__)
+        if isinstance(error, ProtocolError) or isinstance(error, AuthError):
+            raise error
+        raise AuthRejected(str(error))
+
+    def _client_auth_request(self, event: E.AuthRequestNeeded) -> None:
+        handlers = self.auth_handlers
+        if event.allowed_methods is None:
+            candidates = handlers
+        else:
+            # next method after the rejected one that the server allows
+            after = False
+            candidates = []
+            for h in handlers:
+                if after and h.method in event.allowed_methods:
+                    candidates.append(h)
+                if h.method == event.rejected_method:
+                    after = True
+            modes_ok = [h for h in candidates if self._modes_for(h, event.allowed_modes)]
+            candidates = modes_ok
+        if not candidates:
+            raise AuthBadMethod(
+                "server refused auth method %d (result %d); it allows methods %s and modes %s"
+                % (event.rejected_method, event.result, list(event.allowed_methods or ()),
+                   list(event.allowed_modes or ())),
+                event.rejected_method, event.result, event.allowed_methods or (), event.allowed_modes or ())
+        handler = candidates[0]
+        self._auth_handler = handler
+        modes = self._modes_for(handler, event.allowed_modes)
+        if not modes:
+            raise AuthBadMethod("no connection mode in %s works with auth method %d" % (
+                list(self.config.modes), handler.method), handler.method)
+        self._auth_step(lambda: handler.build_request(self.conn.peer_entity_type),
+                        lambda payload: self.conn.send_auth_request(handler.method, payload, modes))
+
+    def _modes_for(self, handler, allowed=None):
+        return [m for m in self.config.modes
+                if m in handler.allowed_modes and (allowed is None or m in allowed)]
+
+    def _server_auth_request(self, event: E.AuthRequestReceived) -> None:
+        conn = self.conn
+        handler = None
+        for h in self.auth_handlers:
+            if h.method == event.method:
+                handler = h
+                break
+        allowed_methods = [h.method for h in self.auth_handlers]
+        allowed_modes = sorted({m for h in self.auth_handlers for m in h.allowed_modes
+                                if m in self.config.modes})
+        if handler is None:
+            self.log.info("refusing auth method {method} from {peer}", method=event.method,
+                          peer=str(conn.peer_addr))
+            conn.send_auth_bad_method(event.method, -errno.EOPNOTSUPP, allowed_methods, allowed_modes)
+            return
+        mode = conn.pick_mode(event.preferred_modes, handler.allowed_modes)
+        if not mode:
+            conn.send_auth_bad_method(event.method, -errno.EOPNOTSUPP, allowed_methods,
+                                      [m for m in self.config.modes if m in handler.allowed_modes])
+            return
+        if not event.more:
+            self._auth_state = {}
+        request = AuthRequestInfo(event.method, mode, event.payload, event.more,
+                                  conn.peer_entity_type, self._auth_state)
+
+        def answer(result):
+            if isinstance(result, AuthDone):
+                conn.send_auth_done(result.global_id, mode, result.payload,
+                                    result.session_key, result.connection_secret)
+            elif isinstance(result, AuthMore):
+                conn.send_auth_reply_more(result.payload)
+            elif isinstance(result, AuthReject):
+                self.log.info("auth rejected for {peer}: {reason}", peer=str(conn.peer_addr),
+                              reason=result.reason)
+                conn.send_auth_bad_method(event.method, result.result,
+                                          list(result.allowed_methods) or allowed_methods, allowed_modes)
+            else:
+                raise TypeError("auth handler returned %r" % (type(result),))
+
+        def compute():
+            try:
+                return handler.handle_request(request)
+            except AuthRejected as e:
+                return AuthReject(-errno.EACCES, str(e))
+
+        self._auth_step(compute, answer)
+
+
+def _endpoint_addr(address) -> Optional[entity_addr_t]:
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is None or port is None:
+        return None
+    try:
+        return addr_from_socket(host, port)
+    except ValueError:
+        return None
+
+
+def _random_u64() -> int:
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def _random_u32() -> int:
+    return int.from_bytes(os.urandom(4), "little")
