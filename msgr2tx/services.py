@@ -41,3 +41,36 @@ class EchoServiceFactory:
 
     def makeReceiver(self, argstring=""):
         return EchoReceiver()
+
+
+@implementer(IMsgr2Receiver)
+class InspectReceiver:
+    """
+    Log every connection and decoded message as structured events
+    (C{msgr2tx.inspect} namespace); answers nothing.
+    """
+
+    log = Logger(namespace="msgr2tx.inspect")
+
+    def connectionReady(self, protocol, info):
+        self.log.info("inspect: READY peer={peer} entity={entity} mode={mode} rev{rev} features={features:#x}",
+                      peer=str(protocol.conn.peer_addr), entity=str(info.peer_name),
+                      mode=info.mode_name, rev=info.revision, features=info.features)
+
+    def messageReceived(self, protocol, message):
+        self.log.info("inspect: message from {entity}: {message!r}", entity=str(message.src),
+                      message=message, msg_type=message.TYPE, seq=message.seq)
+
+    def connectionLost(self, protocol, reason):
+        self.log.info("inspect: connection from {peer} closed: {reason}",
+                      peer=str(protocol.conn.peer_addr) if protocol.conn else "?",
+                      reason=reason.getErrorMessage())
+
+
+@implementer(IPlugin, IMsgr2ServiceFactory)
+class InspectServiceFactory:
+    name = "inspect"
+    description = "Log every frame's decoded message and answer nothing."
+
+    def makeReceiver(self, argstring=""):
+        return InspectReceiver()

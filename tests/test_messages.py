@@ -106,7 +106,7 @@ def samples():
 class FeatureTests(unittest.TestCase):
 
     def test_all_pacific(self):
-        self.assertEqual(F.CEPH_FEATURES_ALL, 0x3F01CFB9FFFDFFFF)
+        self.assertEqual(F.CEPH_FEATURES_ALL, 0x3F01CFBDFFFDFFFF)
         self.assertEqual(F.CEPH_FEATURES_SUPPORTED_DEFAULT, F.CEPH_FEATURES_ALL)
 
     def test_bits(self):

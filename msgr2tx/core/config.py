@@ -7,11 +7,7 @@ from msgr2tx.core.constants import ConnectionMode, Msgr2Feature
 from msgr2tx.core.encoding import EntityName, EntityType
 from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT_MAX_SEGMENT
 
-#: What Ceph 16.2 daemons and clients advertise (read from a real Pacific
-#: monitor's SERVER_IDENT and the ceph CLI's CLIENT_IDENT).
-PACIFIC_FEATURES = 0x3F01CFBDFFFDFFFF
-#: CEPH_FEATURE_MSG_ADDR2, which every msgr2 peer requires.
-FEATURE_MSG_ADDR2 = 1 << 59
+from msgr2tx.core.features import CEPH_FEATURES_ALL, MSGR2_REQUIRED
 
 
 @dataclass(frozen=True)
@@ -32,8 +28,8 @@ class ConnectionConfig:
     modes: Tuple[int, ...] = (ConnectionMode.CRC,)
     revision1: bool = True
     compression: bool = False
-    features_supported: int = PACIFIC_FEATURES
-    features_required: int = FEATURE_MSG_ADDR2
+    features_supported: int = CEPH_FEATURES_ALL
+    features_required: int = MSGR2_REQUIRED
     lossy: bool = True
     data_crc: bool = True
     max_segment: int = DEFAULT_MAX_SEGMENT

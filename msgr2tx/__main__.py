@@ -1,0 +1,5 @@
+import sys
+
+from msgr2tx.cli import main
+
+sys.exit(main())

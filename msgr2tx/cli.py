@@ -1,0 +1,183 @@
+"""
+The C{msgr2tx} command line (also C{python -m msgr2tx}).
+
+    msgr2tx command --mon v2:127.0.0.1:3300 '{"prefix": "version"}'
+    msgr2tx ping v2:127.0.0.1:3300 --count 5
+    msgr2tx version
+
+Exit codes: 0 success, 1 the operation failed (refused command, lost
+connection, protocol error), 2 bad usage.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from msgr2tx._version import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _common(parser):
+    parser.add_argument("--auth", default="none",
+                        help="auth methods in order, comma separated, each NAME[:ARGS] (default none)")
+    parser.add_argument("--mode", default="crc",
+                        help="connection modes in order of preference: crc, secure (default crc)")
+    parser.add_argument("--rev", choices=("0", "1"), default="1",
+                        help="1 offers msgr2.1; 0 leaves REVISION_1 out of the banner, so the peer uses msgr2.0")
+    parser.add_argument("--name", default="client.admin", help="our entity name (default client.admin)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole operation")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log protocol events to stderr")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="msgr2tx", description="Talk Ceph msgr2 from the command line.")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("command", help="run a monitor command and print its output")
+    p.add_argument("--mon", required=True, help="monitor address, e.g. v2:127.0.0.1:3300")
+    _common(p)
+    p.add_argument("command", help="the command as JSON, e.g. '{\"prefix\": \"version\"}'")
+
+    p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips")
+    p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300")
+    p.add_argument("--count", type=int, default=3, help="number of round trips (default 3)")
+    _common(p)
+
+    sub.add_parser("version", help="print the msgr2tx version")
+    return parser
+
+
+def _client_setup(args):
+    from msgr2tx.auth import findAuthProvider, parseAuthSpec
+    from msgr2tx.core.config import ConnectionConfig
+    from msgr2tx.core.encoding import EntityName
+    from msgr2tx.tap import parse_modes
+
+    name = EntityName.parse(args.name)
+    handlers = []
+    for spec in filter(None, (s.strip() for s in args.auth.split(","))):
+        method, argstring = parseAuthSpec(spec)
+        handlers.append(findAuthProvider(method).clientHandler(argstring, name=name))
+    if not handlers:
+        raise ValueError("--auth needs at least one method")
+    config = ConnectionConfig(entity_type=name.type, name=name, modes=parse_modes(args.mode),
+                              revision1=args.rev == "1")
+    return handlers, config
+
+
+def _fail(message):
+    print("msgr2tx: error: %s" % message, file=sys.stderr)
+    return EXIT_FAILED
+
+
+async def _command(reactor, args):
+    from msgr2tx.client import connect
+    from msgr2tx.monclient import MonClient
+
+    try:
+        cmd = json.loads(args.command)
+    except ValueError as e:
+        print("msgr2tx: error: the command is not JSON: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    handlers, config = _client_setup(args)
+    monclient = MonClient()
+    protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout)
+    try:
+        result, status, output = await monclient.command(cmd)
+    finally:
+        protocol.close()
+    if args.json:
+        print(json.dumps({"result": result, "status": status,
+                          "output": output.decode("utf-8", "replace")}))
+    else:
+        sys.stdout.write(output.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        if status:
+            print(status, file=sys.stderr)
+    if result != 0:
+        return _fail("command returned %d%s" % (result, ": " + status if status else ""))
+    return EXIT_OK
+
+
+async def _ping(reactor, args):
+    from msgr2tx.client import connect
+
+    if args.count < 0:
+        print("msgr2tx: error: --count must not be negative", file=sys.stderr)
+        return EXIT_USAGE
+    handlers, config = _client_setup(args)
+    started = time.perf_counter()
+    protocol = await connect(reactor, args.target, handlers, config, timeout=args.timeout)
+    handshake = time.perf_counter() - started
+    info = protocol.info
+    rtts = []
+    try:
+        for _ in range(args.count):
+            rtts.append(await protocol.keepalive())
+    finally:
+        protocol.close()
+    if args.json:
+        print(json.dumps({"peer": str(info.peer_name), "mode": info.mode_name, "revision": info.revision,
+                          "handshake_ms": handshake * 1e3, "rtt_ms": [r * 1e3 for r in rtts]}))
+    else:
+        print("connected to %s (%s) mode=%s rev%d handshake %.3f ms" % (
+            args.target, info.peer_name, info.mode_name, info.revision, handshake * 1e3))
+        for i, rtt in enumerate(rtts, 1):
+            print("keepalive %d: %.3f ms" % (i, rtt * 1e3))
+    return EXIT_OK
+
+
+def _run(coro_fn, args):
+    from twisted.internet import defer, task
+    from twisted.internet.error import ConnectError, TimeoutError as TxTimeoutError
+
+    from msgr2tx.errors import Msgr2Error
+
+    outcome = {"code": EXIT_FAILED}
+
+    async def main(reactor):
+        if args.verbose:
+            from twisted.logger import globalLogBeginner, textFileLogObserver
+            globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
+        timer = reactor.callLater(args.timeout, lambda: d.cancel())
+        try:
+            d = defer.ensureDeferred(coro_fn(reactor, args))
+            outcome["code"] = await d
+        except defer.CancelledError:
+            outcome["code"] = _fail("timed out after %gs" % args.timeout)
+        except (Msgr2Error, ConnectError, TxTimeoutError, ValueError, OSError) as e:
+            outcome["code"] = _fail("%s: %s" % (type(e).__name__, e))
+        finally:
+            if timer.active():
+                timer.cancel()
+
+    def start(reactor):
+        return defer.ensureDeferred(main(reactor))
+
+    try:
+        task.react(start)
+    except SystemExit:
+        pass
+    return outcome["code"]
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "version":
+        print("msgr2tx %s" % __version__)
+        return EXIT_OK
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    runner = {"command": _command, "ping": _ping}[args.cmd]
+    return _run(runner, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
