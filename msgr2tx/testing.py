@@ -1,0 +1,123 @@
+"""
+Test helpers for msgr2tx and its users, with no sockets and no reactor.
+
+L{CorePair} connects a client and a server L{Msgr2Connection} in memory and
+answers their auth events with given handlers, so a whole handshake runs in
+a plain function call.
+"""
+
+from typing import List, Optional
+
+from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
+from msgr2tx.core import events as E
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.connection import Msgr2Connection, Role
+from msgr2tx.core.encoding import AddrType, EntityType, entity_addr_t, entity_addrvec_t
+
+SERVER_ADDR = entity_addr_t.parse("v2:127.0.0.1:3300/0")
+CLIENT_ADDR = entity_addr_t.parse("v2:127.0.0.1:40000/0")
+
+
+class CorePair:
+    """
+    A client and a server core wired back to back.
+
+    @ivar client_events: every event the client core produced.
+    @ivar server_events: likewise for the server.
+    @ivar wire_c2s: every byte the client sent, in order.
+    """
+
+    def __init__(self, client_auth, server_auth, client_config: Optional[ConnectionConfig] = None,
+                 server_config: Optional[ConnectionConfig] = None) -> None:
+        self.client_auth = list(client_auth)
+        self.server_auth = list(server_auth)
+        self.client = Msgr2Connection(
+            client_config or ConnectionConfig(), Role.CLIENT, CLIENT_ADDR, SERVER_ADDR,
+            nonce=1234, cookie=0x1111)
+        self.server = Msgr2Connection(
+            server_config or ConnectionConfig(entity_type=EntityType.MON, entity_num=0),
+            Role.SERVER, SERVER_ADDR, CLIENT_ADDR,
+            server_addrs=entity_addrvec_t((SERVER_ADDR,)), cookie=0x2222)
+        self.client_events: List[E.Event] = []
+        self.server_events: List[E.Event] = []
+        self.wire_c2s = bytearray()
+        self.wire_s2c = bytearray()
+        self._client_handler = None
+        self._auth_state: dict = {}
+
+    def start(self) -> None:
+        self.client.initiate()
+        self.server.initiate()
+
+    def pump(self, max_rounds: int = 100) -> None:
+        """Move bytes both ways until neither side has anything to send."""
+        for _ in range(max_rounds):
+            moved = False
+            out = b"".join(self.client.data_to_send())
+            if out:
+                moved = True
+                self.wire_c2s += out
+                self._handle(self.server, self.server.receive_data(out), self.server_events)
+            out = b"".join(self.server.data_to_send())
+            if out:
+                moved = True
+                self.wire_s2c += out
+                self._handle(self.client, self.client.receive_data(out), self.client_events)
+            if not moved:
+                return
+        raise AssertionError("the pair did not settle in %d rounds" % max_rounds)
+
+    def handshake(self) -> None:
+        self.start()
+        self.pump()
+
+    def _handle(self, conn, events, log) -> None:
+        while events:
+            log.extend(events)
+            for event in events:
+                self._answer(conn, event)
+            events = conn.receive_data()
+
+    def _answer(self, conn, event) -> None:
+        if isinstance(event, E.AuthRequestNeeded):
+            handlers = self.client_auth
+            if event.allowed_methods is not None:
+                handlers = [h for h in handlers if h.method in event.allowed_methods
+                            and h.method != event.rejected_method]
+            if not handlers:
+                return
+            self._client_handler = h = handlers[0]
+            modes = [m for m in conn.config.modes if m in h.allowed_modes]
+            conn.send_auth_request(h.method, h.build_request(conn.peer_entity_type), modes)
+        elif isinstance(event, E.AuthReplyMoreReceived):
+            conn.send_auth_request_more(self._client_handler.handle_reply_more(event.payload))
+        elif isinstance(event, E.AuthDoneReceived):
+            conn.auth_finish(*self._client_handler.handle_done(event.global_id, event.con_mode, event.payload))
+        elif isinstance(event, E.AuthRequestReceived):
+            handler = next((h for h in self.server_auth if h.method == event.method), None)
+            if handler is None:
+                conn.send_auth_bad_method(event.method, -95, [h.method for h in self.server_auth],
+                                          list(conn.config.modes))
+                return
+            mode = conn.pick_mode(event.preferred_modes, handler.allowed_modes)
+            if not mode:
+                conn.send_auth_bad_method(event.method, -95, [h.method for h in self.server_auth],
+                                          list(conn.config.modes))
+                return
+            result = handler.handle_request(AuthRequestInfo(
+                event.method, mode, event.payload, event.more, conn.peer_entity_type, self._auth_state))
+            if isinstance(result, AuthDone):
+                conn.send_auth_done(result.global_id, mode, result.payload, result.session_key,
+                                    result.connection_secret)
+            elif isinstance(result, AuthMore):
+                conn.send_auth_reply_more(result.payload)
+            elif isinstance(result, AuthReject):
+                conn.send_auth_bad_method(event.method, result.result, [h.method for h in self.server_auth],
+                                          list(conn.config.modes))
+
+    def events_of(self, side: str, kind):
+        events = self.client_events if side == "client" else self.server_events
+        return [e for e in events if isinstance(e, kind)]
+
+
+__all__ = ["CorePair", "SERVER_ADDR", "CLIENT_ADDR", "AddrType"]

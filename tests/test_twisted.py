@@ -1,0 +1,296 @@
+"""
+The Twisted layer on real loopback sockets: our client against our server,
+plugin discovery, and a server that survives bad clients.
+"""
+
+import struct
+
+from twisted.application.service import IServiceMaker
+from twisted.internet import defer, protocol, reactor, task
+from twisted.logger import globalLogPublisher
+from twisted.plugin import getPlugins
+from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
+
+from msgr2tx.auth import findAuthProvider, UnknownAuthMethod
+from msgr2tx.auth.none import NoneAuthProvider, NoneClientHandler, NoneServerHandler
+from msgr2tx.client import connect
+from msgr2tx.core import frames as F
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.constants import Tag
+from msgr2tx.core.crc import preamble_crc
+from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t
+from msgr2tx.core.framing import FrameWriter
+from msgr2tx.core.messages import GenericMessage, MPing
+from msgr2tx.errors import AuthBadMethod, HandshakeTimeout
+from msgr2tx.factory import Msgr2ServerFactory
+from msgr2tx.interfaces import (
+    IAuthProviderFactory, IClientAuthHandler, IMsgr2ServiceFactory, IServerAuthHandler,
+)
+from msgr2tx.services import EchoReceiver
+
+ADMIN = EntityName.parse("client.admin")
+
+
+class Collector:
+    def __init__(self):
+        self.messages = []
+        self.ready = []
+        self.lost = []
+        self.waiting = []
+
+    def connectionReady(self, p, info):
+        self.ready.append(info)
+
+    def messageReceived(self, p, m):
+        self.messages.append(m)
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback(m)
+
+    def connectionLost(self, p, reason):
+        self.lost.append(reason)
+
+    def next_message(self):
+        d = defer.Deferred()
+        self.waiting.append(d)
+        return d
+
+
+class PluginTests(TestCase):
+
+    def test_none_is_found_by_getPlugins(self):
+        providers = list(getPlugins(IAuthProviderFactory))
+        names = [p.name for p in providers]
+        self.assertIn("none", names)
+        none = findAuthProvider("none")
+        self.assertIsInstance(none, NoneAuthProvider)
+        verifyObject(IAuthProviderFactory, none)
+        verifyObject(IClientAuthHandler, none.clientHandler("name=client.foo"))
+        verifyObject(IServerAuthHandler, none.serverHandler(""))
+        self.assertEqual(none.clientHandler("name=client.foo").name, EntityName.parse("client.foo"))
+
+    def test_unknown_provider(self):
+        self.assertRaises(UnknownAuthMethod, findAuthProvider, "kerberos-nope")
+
+    def test_twistd_plugin(self):
+        makers = [m for m in getPlugins(IServiceMaker) if m.tapname == "msgr2"]
+        self.assertEqual(len(makers), 1)
+        self.assertEqual(makers[0].options.__module__, "msgr2tx.tap")
+
+    def test_service_plugins(self):
+        names = sorted(s.name for s in getPlugins(IMsgr2ServiceFactory))
+        self.assertIn("echo", names)
+        self.assertIn("inspect", names)
+
+
+class LoopbackTests(TestCase):
+
+    def setUp(self):
+        self.server_receiver = EchoReceiver()
+        self.factory = Msgr2ServerFactory([NoneServerHandler()], self.server_receiver)
+        self.port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.address = "v2:127.0.0.1:%d" % self.port.getHost().port
+        self.failures = []
+        globalLogPublisher.addObserver(self._observe)
+        self.addCleanup(globalLogPublisher.removeObserver, self._observe)
+
+    def _observe(self, event):
+        if event.get("log_failure") is not None or event.get("isError"):
+            self.failures.append(event)
+
+    @defer.inlineCallbacks
+    def _client(self, rev1=True, receiver=None, **kw):
+        config = ConnectionConfig(revision1=rev1, **kw)
+        p = yield connect(reactor, self.address, [NoneClientHandler(ADMIN)], config,
+                          receiver=receiver, timeout=5)
+        self.addCleanup(self._close, p)
+        return p
+
+    def _close(self, p):
+        d = defer.Deferred()
+        original = p.connectionLost
+
+        def lost(reason):
+            original(reason)
+            d.callback(None)
+        p.connectionLost = lost
+        if p.transport.connected:
+            p.transport.loseConnection()
+            return d
+        return None
+
+    @defer.inlineCallbacks
+    def _echo_roundtrip(self, rev1):
+        receiver = Collector()
+        p = yield self._client(rev1=rev1, receiver=receiver)
+        self.assertEqual(p.info.rev1, rev1)
+        self.assertEqual(p.info.mode_name, "crc")
+        self.assertEqual(str(p.info.peer_name), "mon.0")
+        rtt = yield p.keepalive()
+        self.assertGreater(rtt, 0)
+        waiting = receiver.next_message()
+        p.sendMessage(MPing())
+        echoed = yield waiting
+        self.assertIsInstance(echoed, MPing)
+        self.assertEqual(str(echoed.src), "mon.0")
+        # an unknown type comes back byte for byte
+        waiting = receiver.next_message()
+        p.sendMessage(GenericMessage(0x7FF0, b"front-bytes", b"", b"data" * 1000))
+        echoed = yield waiting
+        self.assertIsInstance(echoed, GenericMessage)
+        self.assertEqual((echoed.TYPE, echoed.front, echoed.data), (0x7FF0, b"front-bytes", b"data" * 1000))
+        self.assertEqual(self.failures, [])
+
+    def test_rev1(self):
+        return self._echo_roundtrip(True)
+
+    def test_rev0(self):
+        return self._echo_roundtrip(False)
+
+    @defer.inlineCallbacks
+    def test_secure_only_client_fails_with_bad_method(self):
+        from msgr2tx.core.constants import ConnectionMode
+        handler = NoneClientHandler(ADMIN)
+        handler.allowed_modes = (ConnectionMode.SECURE,)
+        d = connect(reactor, self.address, [handler],
+                    ConnectionConfig(modes=(ConnectionMode.SECURE,)), timeout=5)
+        err = yield self.assertFailure(d, AuthBadMethod)
+        self.assertEqual(err.result, -95)
+
+    @defer.inlineCallbacks
+    def test_handshake_timeout(self):
+        silent = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+        self.addCleanup(silent.stopListening)
+        d = connect(reactor, "v2:127.0.0.1:%d" % silent.getHost().port,
+                    [NoneClientHandler(ADMIN)], ConnectionConfig(), timeout=0.3)
+        yield self.assertFailure(d, HandshakeTimeout)
+
+
+class RawClient(protocol.Protocol):
+    """Sends given bytes, then optionally closes; records whether the server closed."""
+
+    def __init__(self, payload, close_after):
+        self.payload = payload
+        self.close_after = close_after
+        self.closed = defer.Deferred()
+        self.received = b""
+
+    def connectionMade(self):
+        self.transport.write(self.payload)
+        if self.close_after:
+            self.transport.loseConnection()
+
+    def dataReceived(self, data):
+        self.received += data
+
+    def connectionLost(self, reason):
+        self.reason = reason
+        self.closed.callback(None)
+
+
+def banner(supported=1):
+    return b"ceph v2\n" + struct.pack("<HQQ", 16, supported, 0)
+
+
+def hello_frame(rev1=True):
+    return b"".join(FrameWriter(rev1).assemble(
+        Tag.HELLO, [F.Hello(EntityType.CLIENT, entity_addr_t.parse("v2:127.0.0.1:3300")).encode()]))
+
+
+def raw_preamble(tag, count, lengths, flags=0):
+    slots = []
+    for i in range(4):
+        slots += [lengths[i] if i < len(lengths) else 0, 8 if i < len(lengths) else 0]
+    body = struct.pack("<BBIHIHIHIHBB", tag, count, *slots, flags, 0)
+    return body + struct.pack("<I", preamble_crc(body))
+
+
+class BadClientTests(TestCase):
+    """Each bad input closes that connection; the server goes on serving."""
+
+    def setUp(self):
+        self.factory = Msgr2ServerFactory([NoneServerHandler()], EchoReceiver(),
+                                          config=ConnectionConfig(entity_type=EntityType.MON, entity_num=0,
+                                                                  max_control=4096))
+        self.port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.portnum = self.port.getHost().port
+        self.failures = []
+        self.warnings = []
+        globalLogPublisher.addObserver(self._observe)
+        self.addCleanup(globalLogPublisher.removeObserver, self._observe)
+
+    def _observe(self, event):
+        if event.get("log_failure") is not None or event.get("isError"):
+            self.failures.append(event)
+        if event.get("error_type"):
+            self.warnings.append(event["error_type"])
+
+    @defer.inlineCallbacks
+    def _send(self, payload, close_after=False):
+        cc = protocol.ClientCreator(reactor, RawClient, payload, close_after)
+        p = yield cc.connectTCP("127.0.0.1", self.portnum)
+        timeout = reactor.callLater(5, p.transport.abortConnection)
+        yield p.closed
+        if timeout.active():
+            timeout.cancel()
+        return p
+
+    @defer.inlineCallbacks
+    def _assert_still_serving(self):
+        p = yield connect(reactor, "v2:127.0.0.1:%d" % self.portnum, [NoneClientHandler(ADMIN)],
+                          ConnectionConfig(), timeout=5)
+        rtt = yield p.keepalive()
+        self.assertGreater(rtt, 0)
+        p.transport.loseConnection()
+        yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(self.failures, [])
+
+    @defer.inlineCallbacks
+    def _expect_close(self, payload, error_type):
+        p = yield self._send(payload)
+        # the server answered with its banner and HELLO, then closed on us
+        self.assertTrue(p.received.startswith(b"ceph v2\n"))
+        self.assertIn(error_type, self.warnings)
+        yield self._assert_still_serving()
+
+    @defer.inlineCallbacks
+    def test_truncated_at_every_offset(self):
+        data = banner() + hello_frame()
+        for cut in range(len(data)):
+            yield self._send(data[:cut], close_after=True)
+        yield self._assert_still_serving()
+
+    def test_bad_preamble_crc(self):
+        frame = bytearray(hello_frame())
+        frame[30] ^= 0xFF
+        return self._expect_close(banner() + bytes(frame), "CrcMismatch")
+
+    def test_segment_crc_mismatch(self):
+        frame = bytearray(hello_frame())
+        frame[40] ^= 0x01
+        return self._expect_close(banner() + bytes(frame), "CrcMismatch")
+
+    def test_segment_count_zero(self):
+        return self._expect_close(banner() + raw_preamble(Tag.HELLO, 0, []), "BadSegmentCount")
+
+    def test_segment_count_five(self):
+        return self._expect_close(banner() + raw_preamble(Tag.HELLO, 5, [1, 1, 1, 1]), "BadSegmentCount")
+
+    def test_length_above_maximum(self):
+        return self._expect_close(banner() + raw_preamble(Tag.HELLO, 1, [1 << 30]), "FrameTooLarge")
+
+    def test_unknown_tag(self):
+        return self._expect_close(banner() + raw_preamble(99, 1, [8]), "UnknownTag")
+
+    def test_out_of_state_frame(self):
+        frame = b"".join(FrameWriter(True).assemble(Tag.AUTH_DONE, [F.AuthDone(1, 1, b"").encode()]))
+        return self._expect_close(banner() + hello_frame() + frame, "UnexpectedFrame")
+
+    def test_msgr1_client(self):
+        return self._expect_close(b"ceph v027" + bytes(200), "Msgr1Banner")
+
+    def test_garbage(self):
+        return self._expect_close(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "BannerError")
