@@ -278,12 +278,13 @@ class Msgr2Protocol(Protocol):
         self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
                       mode=self.info.mode_name, rev=self.info.revision)
+        # the receiver first, so it is set up before anyone waiting on READY acts
+        if self.receiver is not None:
+            self.receiver.connectionReady(self, self.info)
         waiters = self._ready_waiters
         self._ready_waiters = []
         for d in waiters:
             d.callback(self.info)
-        if self.receiver is not None:
-            self.receiver.connectionReady(self, self.info)
 
     def _keepalive_acked(self, stamp: utime_t) -> None:
         lst = self._keepalive_waiters.get((stamp.sec, stamp.nsec))
