@@ -127,3 +127,11 @@ class CommandError(Msgr2Error):
         self.result = result
         self.status = status
         self.output = output
+
+
+class NoncesExhausted(ProtocolError):
+    """
+    The AES-GCM nonce counter came back to where it started: the connection
+    must end before any nonce is used twice (a new connection gets a new
+    connection secret).
+    """

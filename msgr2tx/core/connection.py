@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 from msgr2tx.core import frames as F
 from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.crypto import RxCipher, TxCipher, split_connection_secret
 from msgr2tx.core.constants import (
     BANNER_PAYLOAD_LEN, BANNER_PREFIX, IDENT_FLAG_LOSSY, MSGR1_BANNER_PREFIX,
     ConnectionMode, Msgr2Feature, Tag,
@@ -350,7 +351,10 @@ class Msgr2Connection:
     def _install_keys(self, session_key: bytes, connection_secret: bytes) -> None:
         self._session_key = bytes(session_key)
         if self.con_mode == ConnectionMode.SECURE:
-            raise LocalProtocolError("secure mode is not available in this build")
+            key, rx_nonce, tx_nonce = split_connection_secret(
+                connection_secret, accepting=self.role is Role.SERVER)
+            self.writer.cipher = TxCipher(key, tx_nonce, self.rev1)
+            self.reader.cipher = RxCipher(key, rx_nonce, self.rev1)
 
     def _send_signature(self) -> None:
         self.writer.recording = None

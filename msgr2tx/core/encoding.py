@@ -331,6 +331,7 @@ class AddrType:
 
 
 _SOCKADDR_STORAGE = 128
+_SOCKADDR_LEN = {AF_INET: 16, AF_INET6: 28}
 
 
 @dataclass(frozen=True)
@@ -446,7 +447,8 @@ class entity_addr_t:
             nonce = dec.u32()
             sa = dec.raw(_SOCKADDR_STORAGE)
             family = struct.unpack_from(">H", sa, 0)[0]
-            return cls._from_sockaddr(AddrType.LEGACY, nonce, sa, family)
+            addr_type = AddrType.NONE if family == AF_UNSPEC else AddrType.LEGACY
+            return cls._from_sockaddr(addr_type, nonce, sa, family)
         if marker != 1:
             raise DecodeError("entity_addr_t marker %d" % marker)
         _, end = dec.start(1, "entity_addr_t")
@@ -454,7 +456,13 @@ class entity_addr_t:
         nonce = dec.u32()
         sa_len = dec.u32()
         sa = dec.raw(sa_len)
-        family = _U16.unpack_from(sa, 0)[0] if sa_len >= 2 else AF_UNSPEC
+        family = AF_UNSPEC
+        if sa_len:
+            if sa_len < 2:
+                raise DecodeError("sockaddr of %d bytes is shorter than its family" % sa_len)
+            family = _U16.unpack_from(sa, 0)[0]
+            if sa_len > _SOCKADDR_LEN.get(family, 28):
+                raise DecodeError("sockaddr of %d bytes is too long for family %d" % (sa_len, family))
         dec.finish(end)
         return cls._from_sockaddr(addr_type, nonce, sa, family)
 

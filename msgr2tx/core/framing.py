@@ -13,7 +13,8 @@ import struct
 from typing import List, Optional, Sequence
 
 from msgr2tx.core.constants import (
-    CRC_SIZE, EPILOGUE_CRC_REV0_SIZE, EPILOGUE_CRC_REV1_SIZE, KNOWN_TAGS,
+    CRC_SIZE, EPILOGUE_CRC_REV0_SIZE, EPILOGUE_CRC_REV1_SIZE, EPILOGUE_SECURE_SIZE,
+    GCM_TAG_SIZE, KNOWN_TAGS, PREAMBLE_INLINE_SIZE,
     LATE_FLAG_ABORTED, LATE_STATUS_ABORTED, LATE_STATUS_ABORTED_MASK,
     LATE_STATUS_COMPLETE, MAX_NUM_SEGMENTS, PREAMBLE_SIZE, SEGMENT_ALIGN_DEFAULT,
     Tag,
@@ -84,6 +85,8 @@ class FrameWriter:
         #: when a bytearray, every assembled frame is appended to it
         #: (the pre-auth transcript for AUTH_SIGNATURE)
         self.recording: Optional[bytearray] = None
+        #: a L{msgr2tx.core.crypto.TxCipher} once secure mode is on
+        self.cipher = None
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
@@ -93,6 +96,8 @@ class FrameWriter:
         n = trim_segments(segments)
         lengths = [len(segments[i]) for i in range(n)]
         preamble = build_preamble(tag, lengths, aligns)
+        if self.cipher is not None:
+            return self._assemble_secure(preamble, segments, lengths)
         parts = [preamble]
         data_crc = self.data_crc
         if self.rev1:
@@ -122,6 +127,46 @@ class FrameWriter:
             for p in parts:
                 self.recording += p
         return parts
+
+    def _assemble_secure(self, preamble: bytes, segments: Sequence, lengths: List[int]) -> List[bytes]:
+        encrypt = self.cipher.encrypt
+        n = len(lengths)
+        if self.rev1:
+            seg0 = segments[0]
+            padded0 = _pad16(lengths[0])
+            if padded0 > PREAMBLE_INLINE_SIZE:
+                first = bytearray(preamble)
+                first += memoryview(seg0)[:PREAMBLE_INLINE_SIZE]
+                rest = bytearray(memoryview(seg0)[PREAMBLE_INLINE_SIZE:])
+                rest += bytes(padded0 - lengths[0])
+                parts = [encrypt(first), encrypt(rest)]
+            else:
+                first = bytearray(preamble)
+                first += seg0
+                first += bytes(PREAMBLE_INLINE_SIZE - lengths[0])
+                parts = [encrypt(first)]
+            if n > 1:
+                body = bytearray()
+                for i in range(1, n):
+                    body += segments[i]
+                    body += bytes(_pad16(lengths[i]) - lengths[i])
+                body += _SECURE_EPILOGUE_REV1
+                parts.append(encrypt(body))
+            return parts
+        body = bytearray(preamble)
+        for i in range(n):
+            body += segments[i]
+            body += bytes(_pad16(lengths[i]) - lengths[i])
+        body += _SECURE_EPILOGUE_REV0
+        return [encrypt(body)]
+
+
+def _pad16(n: int) -> int:
+    return (n + 15) & ~15
+
+
+_SECURE_EPILOGUE_REV0 = bytes(EPILOGUE_SECURE_SIZE)
+_SECURE_EPILOGUE_REV1 = bytes([LATE_STATUS_COMPLETE]) + bytes(EPILOGUE_SECURE_SIZE - 1)
 
 
 class ReceiveBuffer:
@@ -167,10 +212,13 @@ class FrameReader:
         self.max_frame = max_frame
         self.max_control = max_control
         self.recording: Optional[bytearray] = None
+        #: a L{msgr2tx.core.crypto.RxCipher} once secure mode is on
+        self.cipher = None
         # the parsed preamble of the frame whose body we are waiting for
         self._pending = None
 
-    def _parse_preamble(self, buf: bytearray, pos: int):
+    def _check_preamble(self, buf, pos: int):
+        """Validate a plaintext preamble; returns (tag, lengths, flags)."""
         fields = _PREAMBLE_BODY.unpack_from(buf, pos)
         expected = _U32.unpack_from(buf, pos + 28)[0]
         actual = preamble_crc(memoryview(buf)[pos:pos + 28])
@@ -192,10 +240,14 @@ class FrameReader:
         limit = self.max_frame if tag == Tag.MESSAGE else self.max_control
         if total > limit:
             raise FrameTooLarge("frame %s of %d bytes exceeds the limit of %d" % (Tag(tag).name, total, limit))
-        flags = fields[10]
+        return tag, lengths, fields[10]
+
+    def _parse_preamble(self, buf: bytearray, pos: int):
+        tag, lengths, flags = self._check_preamble(buf, pos)
+        total = sum(lengths)
         if self.rev1:
             size = lengths[0] + (CRC_SIZE if lengths[0] else 0)
-            if count > 1:
+            if len(lengths) > 1:
                 size += total - lengths[0] + EPILOGUE_CRC_REV1_SIZE
         else:
             size = total + EPILOGUE_CRC_REV0_SIZE
@@ -206,6 +258,8 @@ class FrameReader:
         The next complete frame, or None when more bytes are needed.  Frames
         the sender aborted are skipped.  Raises a L{FramingError} subclass.
         """
+        if self.cipher is not None:
+            return self._next_secure_frame(rbuf)
         while True:
             buf = rbuf.buf
             pos = rbuf.pos
@@ -243,14 +297,13 @@ class FrameReader:
             segments.append(bytes(view[pos:pos + length]))
             pos += length
         late_flags, *crcs = _EPILOGUE_REV0.unpack_from(view, pos)
-        if late_flags & LATE_FLAG_ABORTED:
-            return False
+        # crcs first, as Ceph does: an aborted frame must still be intact
         if self.data_crc:
             for i, seg in enumerate(segments):
                 actual = segment_crc(seg)
                 if actual != crcs[i]:
                     raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)" % (i, crcs[i], actual))
-        return True
+        return not late_flags & LATE_FLAG_ABORTED
 
     def _rev1_body(self, view, pos, lengths, segments) -> bool:
         data_crc = self.data_crc
@@ -271,14 +324,99 @@ class FrameReader:
             segments.append(bytes(view[pos:pos + length]))
             pos += length
         late_status, *crcs = _EPILOGUE_REV1.unpack_from(view, pos)
-        aborted = late_status & LATE_STATUS_ABORTED_MASK
-        if aborted == LATE_STATUS_ABORTED:
-            return False
-        if aborted != LATE_STATUS_COMPLETE:
-            raise FramingError("epilogue late status 0x%02x is neither complete nor aborted" % late_status)
         if data_crc:
             for i in range(1, len(segments)):
                 actual = segment_crc(segments[i])
                 if actual != crcs[i - 1]:
                     raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)" % (i, crcs[i - 1], actual))
-        return True
+        aborted = late_status & LATE_STATUS_ABORTED_MASK
+        if aborted != LATE_STATUS_ABORTED and aborted != LATE_STATUS_COMPLETE:
+            raise FramingError("epilogue late status 0x%02x is neither complete nor aborted" % late_status)
+        return aborted == LATE_STATUS_COMPLETE
+
+    # ---- secure mode -----------------------------------------------------
+
+    def _next_secure_frame(self, rbuf: ReceiveBuffer) -> Optional[Frame]:
+        while True:
+            frame = (self._next_secure_rev1(rbuf) if self.rev1 else self._next_secure_rev0(rbuf))
+            if frame is None or frame is not _ABORTED:
+                return frame
+
+    def _next_secure_rev1(self, rbuf: ReceiveBuffer):
+        cipher = self.cipher
+        pending = self._pending
+        if pending is None:
+            if len(rbuf) < _SECURE_FIRST_SIZE:
+                return None
+            first = cipher.decrypt(memoryview(rbuf.buf)[rbuf.pos:rbuf.pos + _SECURE_FIRST_SIZE])
+            rbuf.pos += _SECURE_FIRST_SIZE
+            tag, lengths, flags = self._check_preamble(first, 0)
+            padded0 = _pad16(lengths[0])
+            op2 = padded0 - PREAMBLE_INLINE_SIZE + GCM_TAG_SIZE if padded0 > PREAMBLE_INLINE_SIZE else 0
+            op3 = 0
+            if len(lengths) > 1:
+                op3 = sum(_pad16(n) for n in lengths[1:]) + EPILOGUE_SECURE_SIZE + GCM_TAG_SIZE
+            pending = self._pending = (tag, lengths, flags, first[PREAMBLE_SIZE:], op2, op3)
+        tag, lengths, flags, inline, op2, op3 = pending
+        if len(rbuf) < op2 + op3:
+            return None
+        self._pending = None
+        pos = rbuf.pos
+        view = memoryview(rbuf.buf)
+        try:
+            if op2:
+                seg0 = inline + cipher.decrypt(view[pos:pos + op2])
+            else:
+                seg0 = inline
+            segments = [seg0[:lengths[0]]]
+            if op3:
+                body = cipher.decrypt(view[pos + op2:pos + op2 + op3])
+                off = 0
+                for n in lengths[1:]:
+                    segments.append(body[off:off + n])
+                    off += _pad16(n)
+                late_status = body[off] & LATE_STATUS_ABORTED_MASK
+                if late_status == LATE_STATUS_ABORTED:
+                    return _ABORTED
+                if late_status != LATE_STATUS_COMPLETE:
+                    raise FramingError("epilogue late status 0x%02x is neither complete nor aborted" % body[off])
+        finally:
+            view.release()
+            rbuf.pos = pos + op2 + op3
+        return Frame(tag, segments, flags)
+
+    def _next_secure_rev0(self, rbuf: ReceiveBuffer):
+        cipher = self.cipher
+        pending = self._pending
+        if pending is None:
+            if len(rbuf) < PREAMBLE_SIZE:
+                return None
+            # the lengths are needed before the tag can be checked
+            preamble = cipher.peek_keystream_decrypt(memoryview(rbuf.buf)[rbuf.pos:rbuf.pos + PREAMBLE_SIZE])
+            tag, lengths, flags = self._check_preamble(preamble, 0)
+            size = (PREAMBLE_SIZE + sum(_pad16(n) for n in lengths)
+                    + EPILOGUE_SECURE_SIZE + GCM_TAG_SIZE)
+            pending = self._pending = (tag, lengths, flags, size)
+        tag, lengths, flags, size = pending
+        if len(rbuf) < size:
+            return None
+        self._pending = None
+        pos = rbuf.pos
+        view = memoryview(rbuf.buf)
+        try:
+            plain = cipher.decrypt(view[pos:pos + size])
+        finally:
+            view.release()
+            rbuf.pos = pos + size
+        segments = []
+        off = PREAMBLE_SIZE
+        for n in lengths:
+            segments.append(plain[off:off + n])
+            off += _pad16(n)
+        if plain[off] & LATE_FLAG_ABORTED:
+            return _ABORTED
+        return Frame(tag, segments, flags)
+
+
+_ABORTED = object()
+_SECURE_FIRST_SIZE = PREAMBLE_SIZE + PREAMBLE_INLINE_SIZE + GCM_TAG_SIZE  # 96

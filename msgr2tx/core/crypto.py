@@ -1,0 +1,139 @@
+"""
+Secure mode: AES-128-GCM over msgr2 frames.
+
+The connection secret from the auth method holds a 16-byte key and two
+12-byte nonces (A at bytes 16..27, B at 28..39).  The connecting side
+decrypts with A and encrypts with B; the accepting side the other way round.
+
+A nonce is a little-endian u32 "fixed" field then a u64 "counter".  Each
+GCM operation uses the current nonce and then advances it: msgr2.0 adds one
+to the first four bytes (wrapping at 2**32), msgr2.1 to the last eight.
+Before a nonce could be used a second time the cipher raises
+L{NoncesExhausted}, so a busy connection is torn down instead of reusing a
+nonce (the flaw behind CVE-2020-1759).
+"""
+
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from msgr2tx.errors import AuthError, AuthTagMismatch, NoncesExhausted
+
+KEY_SIZE = 16
+NONCE_SIZE = 12
+TAG_SIZE = 16
+MIN_SECRET_SIZE = KEY_SIZE + 2 * NONCE_SIZE
+
+_NONCE = struct.Struct("<IQ")
+_U32_MASK = 0xFFFFFFFF
+_U64_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+class NonceSequence:
+    """The nonces of one direction, with the no-reuse guard."""
+
+    __slots__ = ("fixed", "counter", "rev1", "_initial", "_used_initial")
+
+    def __init__(self, raw: bytes, rev1: bool) -> None:
+        self.fixed, self.counter = _NONCE.unpack(raw)
+        self.rev1 = rev1
+        self._initial = (self.fixed, self.counter)
+        self._used_initial = False
+
+    def __repr__(self) -> str:
+        return "<NonceSequence rev%d>" % (1 if self.rev1 else 0)
+
+    def current(self) -> bytes:
+        return _NONCE.pack(self.fixed, self.counter)
+
+    def take(self) -> bytes:
+        """The nonce for the next GCM operation."""
+        if (self.fixed, self.counter) == self._initial:
+            if self._used_initial:
+                raise NoncesExhausted("AES-GCM nonce space exhausted: the connection must be re-keyed")
+            self._used_initial = True
+        nonce = _NONCE.pack(self.fixed, self.counter)
+        if self.rev1:
+            self.counter = (self.counter + 1) & _U64_MASK
+        else:
+            self.fixed = (self.fixed + 1) & _U32_MASK
+        return nonce
+
+    def advance_for_testing(self, operations_left: int) -> None:
+        """Move the counter so that only C{operations_left} operations remain."""
+        if self.rev1:
+            self.counter = (self._initial[1] - operations_left) & _U64_MASK
+        else:
+            self.fixed = (self._initial[0] - operations_left) & _U32_MASK
+        self._used_initial = True
+
+
+def split_connection_secret(secret: bytes, accepting: bool):
+    """
+    Returns (key, rx_nonce, tx_nonce) for our side.  Raises L{AuthError}
+    when the secret is too short for secure mode.
+    """
+    if len(secret) < MIN_SECRET_SIZE:
+        raise AuthError("connection secret of %d bytes is too short for secure mode (need %d)"
+                        % (len(secret), MIN_SECRET_SIZE))
+    key = bytes(secret[:KEY_SIZE])
+    nonce_a = bytes(secret[KEY_SIZE:KEY_SIZE + NONCE_SIZE])
+    nonce_b = bytes(secret[KEY_SIZE + NONCE_SIZE:MIN_SECRET_SIZE])
+    if accepting:
+        return key, nonce_b, nonce_a
+    return key, nonce_a, nonce_b
+
+
+class TxCipher:
+    """Encrypts one GCM operation at a time (ciphertext || tag)."""
+
+    __slots__ = ("_aead", "nonces")
+
+    def __init__(self, key: bytes, nonce: bytes, rev1: bool) -> None:
+        self._aead = AESGCM(key)
+        self.nonces = NonceSequence(nonce, rev1)
+
+    def __repr__(self) -> str:
+        return "<TxCipher AES-128-GCM>"
+
+    def encrypt(self, plaintext) -> bytes:
+        return self._aead.encrypt(self.nonces.take(), bytes(plaintext), None)
+
+
+class RxCipher:
+    """Decrypts and verifies one GCM operation at a time."""
+
+    __slots__ = ("_aead", "_key", "nonces")
+
+    def __init__(self, key: bytes, nonce: bytes, rev1: bool) -> None:
+        self._aead = AESGCM(key)
+        self._key = key
+        self.nonces = NonceSequence(nonce, rev1)
+
+    def __repr__(self) -> str:
+        return "<RxCipher AES-128-GCM>"
+
+    def decrypt(self, data) -> bytes:
+        """Verify and decrypt ciphertext || tag; raises L{AuthTagMismatch}."""
+        nonce = self.nonces.take()
+        try:
+            return self._aead.decrypt(nonce, bytes(data), None)
+        except InvalidTag:
+            raise AuthTagMismatch("AES-GCM tag of a %d-byte frame part did not verify" % len(data)) from None
+
+    def peek_keystream_decrypt(self, data) -> bytes:
+        """
+        Decrypt the first bytes of the next operation without verifying or
+        consuming its nonce: msgr2.0 needs the preamble's lengths before
+        the whole frame (and its tag) has arrived.  GCM encrypts with the
+        counter block nonce || 2 upwards, so this is plain AES-CTR.
+        """
+        counter_block = self.nonces.current() + b"\x00\x00\x00\x02"
+        decryptor = Cipher(algorithms.AES(self._key), modes.CTR(counter_block)).decryptor()
+        return decryptor.update(bytes(data)) + decryptor.finalize()
+
+
+__all__ = ["TxCipher", "RxCipher", "NonceSequence", "split_connection_secret",
+           "MIN_SECRET_SIZE", "TAG_SIZE"]
