@@ -101,7 +101,11 @@ class Msgr2Protocol(Protocol):
         """Send (or, before READY, queue) a message."""
         if self._closed:
             raise ConnectionClosed("connection is closed")
-        self.conn.send_message(message)
+        try:
+            self.conn.send_message(message)
+        except ProtocolError as e:
+            self._protocol_error(e)
+            raise
         self._flush()
 
     def keepalive(self) -> defer.Deferred:

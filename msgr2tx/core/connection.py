@@ -539,7 +539,11 @@ class Msgr2Connection:
     def send_message(self, message) -> None:
         """Queue a message; before READY it waits in the session."""
         if self.state is State.READY:
-            self._send_message_now(message)
+            try:
+                self._send_message_now(message)
+            except ProtocolError:
+                self.state = State.CLOSED
+                raise
         elif self.state is State.CLOSED:
             raise LocalProtocolError("connection is closed")
         else:
