@@ -11,7 +11,7 @@ Control payloads are encoded with Ceph's "frame assumed" features
 """
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Dict, Tuple, Type
 
 from msgr2tx.core.constants import SEGMENT_ALIGN_DEFAULT, SEGMENT_ALIGN_PAGE, Tag

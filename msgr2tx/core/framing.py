@@ -328,7 +328,8 @@ class FrameReader:
             for i in range(1, len(segments)):
                 actual = segment_crc(segments[i])
                 if actual != crcs[i - 1]:
-                    raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)" % (i, crcs[i - 1], actual))
+                    raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)"
+                                      % (i, crcs[i - 1], actual))
         aborted = late_status & LATE_STATUS_ABORTED_MASK
         if aborted != LATE_STATUS_ABORTED and aborted != LATE_STATUS_COMPLETE:
             raise FramingError("epilogue late status 0x%02x is neither complete nor aborted" % late_status)
