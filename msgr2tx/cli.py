@@ -175,6 +175,10 @@ def main(argv=None):
         return EXIT_OK
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
+    try:
+        _client_setup(args)
+    except Exception as e:
+        parser.error(str(e))
     runner = {"command": _command, "ping": _ping}[args.cmd]
     return _run(runner, args)
 

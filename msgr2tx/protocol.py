@@ -28,7 +28,7 @@ from msgr2tx.core.encoding import (
 )
 from msgr2tx.errors import (
     AuthBadMethod, AuthError, AuthRejected, ConnectionClosed, HandshakeTimeout,
-    Msgr2Error, ProtocolError, SessionReset,
+    LocalProtocolError, Msgr2Error, ProtocolError, SessionReset,
 )
 
 
@@ -112,6 +112,8 @@ class Msgr2Protocol(Protocol):
         """Send KEEPALIVE2; fires with the round-trip time in seconds."""
         if self._closed:
             return defer.fail(ConnectionClosed("connection is closed"))
+        if self.info is None:
+            return defer.fail(LocalProtocolError("KEEPALIVE2 is only sent on a READY connection"))
         now = time.time()
         stamp = utime_t.from_float(now)
         # timestamps are unique enough per connection; keep a list per stamp
@@ -417,11 +419,12 @@ class Msgr2Protocol(Protocol):
             else:
                 raise TypeError("auth handler returned %r" % (type(result),))
 
+        def rejected(failure):
+            failure.trap(AuthRejected)
+            return AuthReject(-errno.EACCES, str(failure.value))
+
         def compute():
-            try:
-                return handler.handle_request(request)
-            except AuthRejected as e:
-                return AuthReject(-errno.EACCES, str(e))
+            return defer.maybeDeferred(handler.handle_request, request).addErrback(rejected)
 
         self._auth_step(compute, answer)
 

@@ -50,7 +50,9 @@ class InspectReceiver:
     (C{msgr2tx.inspect} namespace); answers nothing.
     """
 
-    log = Logger(namespace="msgr2tx.inspect")
+    # an instance attribute: a class-level Logger takes the class's namespace
+    def __init__(self) -> None:
+        self.log = Logger(namespace="msgr2tx.inspect")
 
     def connectionReady(self, protocol, info):
         self.log.info("inspect: READY peer={peer} entity={entity} mode={mode} rev{rev} features={features:#x}",

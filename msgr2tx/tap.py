@@ -72,7 +72,8 @@ class Options(usage.Options):
         self["listen"] = []
 
     def opt_listen(self, description):
-        """A server endpoint string to listen on (repeatable; default %s).""" % DEFAULT_LISTEN
+        """A server endpoint string to listen on (repeatable; default
+        tcp:3300:interface=127.0.0.1)."""
         self["listen"].append(description)
 
     def opt_help_auth(self):

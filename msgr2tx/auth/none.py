@@ -91,8 +91,10 @@ class NoneAuthProvider:
 
     def clientHandler(self, argstring="", name=None, global_id=0, **kwargs):
         args = parseArgString(argstring)
-        if name is None:
-            name = EntityName.parse(args.get("name", "client.admin"))
+        if "name" in args:
+            name = EntityName.parse(args["name"])
+        elif name is None:
+            name = EntityName.parse("client.admin")
         return NoneClientHandler(name, global_id)
 
     def serverHandler(self, argstring="", **kwargs):

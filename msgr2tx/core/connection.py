@@ -257,7 +257,7 @@ class Msgr2Connection:
         avail = len(rbuf)
         head = bytes(rbuf.buf[rbuf.pos:rbuf.pos + min(avail, 8)])
         if not BANNER_PREFIX.startswith(head):
-            if head.startswith(MSGR1_BANNER_PREFIX) or MSGR1_BANNER_PREFIX.startswith(head) and len(head) >= 5:
+            if head.startswith(MSGR1_BANNER_PREFIX):
                 raise Msgr1Banner("peer sent the msgr1 banner %r: it does not speak msgr2" % head)
             raise BannerError("peer sent %r where the msgr2 banner was expected" % head)
         if avail < BANNER_SIZE:
