@@ -1,0 +1,612 @@
+"""
+CEPHX: Ceph's shared-secret authentication, client and server halves.
+
+Client towards a monitor (AUTH_MODE_MON)::
+
+    AUTH_REQUEST       u8 10, EntityName, u64 global_id
+    AUTH_REPLY_MORE    CephXServerChallenge
+    AUTH_REQUEST_MORE  CEPHX_GET_AUTH_SESSION_KEY + CephXAuthenticate v3
+    AUTH_DONE          CephXResponseHeader, service ticket reply (AUTH ticket
+                       under the entity key), encrypted connection secret,
+                       extra service tickets (under the AUTH session key)
+
+Client towards any other daemon (authorizer)::
+
+    AUTH_REQUEST       authorizer (u8 1, global_id, service_id, ticket, {CephXAuthorize})
+    AUTH_REPLY_MORE    {CephXAuthorizeChallenge}      (always: CVE-2020-25660)
+    AUTH_REQUEST_MORE  authorizer answering the challenge (server_challenge + 1)
+    AUTH_DONE          {CephXAuthorizeReply}: nonce + 1, connection secret
+
+The structures and crypto live in L{msgr2tx.auth.cephx_proto}; this module
+keeps per-connection state and plugs into msgr2tx.  Nothing here logs or
+formats a secret.
+"""
+
+import errno
+import itertools
+import os
+import time
+from typing import Dict, Iterable, Optional
+
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from msgr2tx.auth import AuthDone, AuthMore, AuthReject, parseArgString
+from msgr2tx.auth.cephx_proto import (
+    AUTH_TICKET_TTL, CEPHX_GET_AUTH_SESSION_KEY, CEPHX_GET_PRINCIPAL_SESSION_KEY,
+    DEFAULT_WANT_KEYS, SECRET_ID_GENERAL, SECURE_CONNECTION_SECRET_LEN, SERVICE_TICKET_TTL,
+    AuthCapsInfo, Authenticate, AuthTicket, Authorizer, CephxDecodeError, CephxError, CryptoKey,
+    ServiceTicket, ServiceTicketInfo, SessionAuthInfo, build_service_ticket_reply,
+    calc_client_server_challenge, decode_authorize, decode_authorizer, decode_server_challenge,
+    decrypt_bl, decrypt_enc_bl, encode_authorize_challenge, encode_authorize_reply,
+    encode_get_auth_session_key, encode_server_challenge, encrypt_bl, encrypt_enc_bl,
+    parse_service_ticket_reply, proofs_equal, random_u64,
+)
+from msgr2tx.auth.keyring import Keyring, KeyringError
+from msgr2tx.core.constants import AUTH_MODE_AUTHORIZER, AUTH_MODE_MON, AuthMethod, ConnectionMode
+from msgr2tx.core.encoding import Decoder, Encoder, EntityName, EntityType
+from msgr2tx.errors import AuthRejected, DecodeError, Msgr2Error
+from msgr2tx.interfaces import IAuthProviderFactory, IClientAuthHandler, IServerAuthHandler
+
+CEPHX_MODES = (ConnectionMode.CRC, ConnectionMode.SECURE)
+AUTH_MODE_AUTHORIZER_MAX = 9
+AUTH_MODE_MON_MAX = 19
+
+__all__ = [
+    "CephxAuthProvider", "CephxClientHandler", "CephxKeyServer", "CephxServerHandler",
+    "CephxAuthorityHandler", "CephxServiceHandler", "TicketStore",
+]
+
+
+def _expect_secret_len(con_mode: int, secret: bytes) -> None:
+    if con_mode == ConnectionMode.SECURE and len(secret) != SECURE_CONNECTION_SECRET_LEN:
+        raise CephxError("secure mode needs a %d-byte connection secret, got %d bytes"
+                         % (SECURE_CONNECTION_SECRET_LEN, len(secret)))
+
+
+def _connection_secret(con_mode: int) -> bytes:
+    return os.urandom(SECURE_CONNECTION_SECRET_LEN) if con_mode == ConnectionMode.SECURE else b""
+
+
+# --- client side ----------------------------------------------------------------------
+
+class TicketStore:
+    """The tickets a client holds, by service id, and its global_id."""
+
+    def __init__(self) -> None:
+        self.tickets: Dict[int, ServiceTicket] = {}
+        self.global_id = 0
+
+    def __repr__(self) -> str:
+        return "<TicketStore global_id=%d services=[%s]>" % (
+            self.global_id, ", ".join(EntityType.name(s) for s in sorted(self.tickets)))
+
+    def get(self, service_id: int) -> Optional[ServiceTicket]:
+        return self.tickets.get(service_id)
+
+    def add(self, tickets: Iterable[ServiceTicket]) -> None:
+        for t in tickets:
+            self.tickets[t.service_id] = t
+
+    def session_keys(self) -> Dict[int, CryptoKey]:
+        return {sid: t.session_key for sid, t in self.tickets.items()}
+
+    def have(self, service_id: int, now: Optional[float] = None) -> bool:
+        t = self.tickets.get(service_id)
+        return t is not None and t.have_key(now)
+
+    def need(self, want: int, now: Optional[float] = None) -> int:
+        """The services in C{want} whose ticket is missing or due for renewal."""
+        mask = 0
+        bit = 1
+        while bit <= want:
+            if want & bit:
+                t = self.tickets.get(bit)
+                if t is None or not t.have_key(now) or t.need_key(now):
+                    mask |= bit
+            bit <<= 1
+        return mask
+
+    def build_authorizer(self, service_id: int, now: Optional[float] = None) -> Authorizer:
+        t = self.tickets.get(service_id)
+        if t is None or not t.have_key(now):
+            raise AuthRejected("cephx: no valid %s ticket" % EntityType.name(service_id))
+        return Authorizer(t, self.global_id)
+
+
+@implementer(IClientAuthHandler)
+class CephxClientHandler:
+    """
+    The cephx client.  Towards a monitor it authenticates with the entity key;
+    towards any other daemon it presents an authorizer built from a ticket in
+    L{tickets}.  One handler per connection attempt; L{spawn} makes another
+    one sharing the key and the tickets.
+    """
+
+    method = AuthMethod.CEPHX
+    allowed_modes = CEPHX_MODES
+
+    def __init__(self, name: EntityName, key: CryptoKey, global_id: int = 0,
+                 want_keys: int = DEFAULT_WANT_KEYS, tickets: Optional[TicketStore] = None) -> None:
+        if not isinstance(key, CryptoKey):
+            raise TypeError("key must be a CryptoKey")
+        self.name = name
+        self._key = key
+        self.want_keys = want_keys | EntityType.AUTH
+        self.tickets = tickets if tickets is not None else TicketStore()
+        if global_id:
+            self.tickets.global_id = global_id
+        self._reset()
+
+    def __repr__(self) -> str:
+        return "<CephxClientHandler %s global_id=%d %r>" % (self.name, self.global_id, self.tickets)
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("CephxClientHandler objects are not picklable")
+
+    @property
+    def global_id(self) -> int:
+        return self.tickets.global_id
+
+    def spawn(self) -> "CephxClientHandler":
+        return CephxClientHandler(self.name, self._key, want_keys=self.want_keys, tickets=self.tickets)
+
+    def _reset(self) -> None:
+        self._role = None
+        self._server_challenge = 0
+        self._authorizer: Optional[Authorizer] = None
+
+    # -- IClientAuthHandler -------------------------------------------------------------
+
+    def build_request(self, peer_entity_type: int) -> bytes:
+        self._reset()
+        if peer_entity_type == EntityType.MON:
+            self._role = "mon"
+            enc = Encoder().u8(AUTH_MODE_MON)
+            self.name.encode(enc)
+            enc.u64(self.tickets.global_id)
+            return enc.getvalue()
+        self._role = "authorizer"
+        self._authorizer = self.tickets.build_authorizer(peer_entity_type)
+        return self._authorizer.payload
+
+    def handle_reply_more(self, payload: bytes) -> bytes:
+        if self._role == "mon":
+            if self._server_challenge:
+                raise AuthRejected("cephx: monitor sent a second challenge")
+            challenge = decode_server_challenge(payload)
+            if not challenge:
+                raise AuthRejected("cephx: monitor sent a zero challenge")
+            self._server_challenge = challenge
+            client_challenge = random_u64()
+            old = self.tickets.get(EntityType.AUTH)
+            req = Authenticate(
+                client_challenge,
+                calc_client_server_challenge(self._key, challenge, client_challenge),
+                old.blob if old is not None else None,
+                self.want_keys)
+            return encode_get_auth_session_key(req)
+        if self._role == "authorizer":
+            return self._authorizer.add_challenge(payload)
+        raise AuthRejected("cephx: AUTH_REPLY_MORE before any request")
+
+    def handle_done(self, global_id: int, con_mode: int, payload: bytes):
+        if self._role == "mon":
+            if not self._server_challenge:
+                raise AuthRejected("cephx: monitor finished auth without a challenge")
+            session_key, secret = self._handle_mon_done(payload)
+            _expect_secret_len(con_mode, secret)
+            self.tickets.global_id = global_id
+            return session_key.secret_bytes, secret
+        if self._role == "authorizer":
+            secret = self._authorizer.verify_reply(payload)
+            _expect_secret_len(con_mode, secret)
+            return self._authorizer.session_key.secret_bytes, secret
+        raise AuthRejected("cephx: AUTH_DONE before any request")
+
+    def _handle_mon_done(self, payload: bytes):
+        dec = Decoder(payload)
+        try:
+            request_type = dec.u16()
+            status = dec.i32()
+        except DecodeError as e:
+            raise CephxDecodeError("malformed CephXResponseHeader: %s" % e) from None
+        if request_type != CEPHX_GET_AUTH_SESSION_KEY:
+            raise CephxDecodeError("cephx response to request type 0x%x" % request_type)
+        if status:
+            raise AuthRejected("cephx: monitor answered status %d" % status)
+        tickets = parse_service_ticket_reply(self._key, dec, self.tickets.session_keys())
+        auth = [t for t in tickets if t.service_id == EntityType.AUTH]
+        if not auth:
+            raise CephxError("cephx: the monitor's reply has no AUTH ticket")
+        session_key = auth[-1].session_key
+        secret = b""
+        extra = []
+        if dec.remaining():
+            try:
+                cbl = dec.blob()
+                extra_bl = dec.blob()
+            except DecodeError as e:
+                raise CephxDecodeError("malformed cephx connection secret/extra tickets: %s" % e) from None
+            if cbl:
+                plain = decrypt_bl(session_key, Decoder(cbl), "connection secret")
+                try:
+                    secret = Decoder(plain).blob()
+                except DecodeError as e:
+                    raise CephxDecodeError("malformed connection secret: %s" % e) from None
+            if extra_bl:
+                extra = parse_service_ticket_reply(session_key, Decoder(extra_bl))
+        self.tickets.add(tickets)
+        self.tickets.add(extra)
+        return session_key, secret
+
+    # -- ticket renewal over MAuth ----------------------------------------------------------
+
+    def need_tickets(self, now: Optional[float] = None) -> int:
+        return self.tickets.need(self.want_keys & ~EntityType.AUTH, now)
+
+    def build_renewal_request(self, keys: Optional[int] = None) -> bytes:
+        """
+        The C{auth_payload} of an MAuth asking for service tickets
+        (CEPHX_GET_PRINCIPAL_SESSION_KEY): header, an authorizer made from
+        the AUTH ticket, CephXServiceTicketRequest.
+        """
+        if keys is None:
+            keys = self.need_tickets()
+        authorizer = self.tickets.build_authorizer(EntityType.AUTH)
+        return (Encoder().u16(CEPHX_GET_PRINCIPAL_SESSION_KEY).raw(authorizer.payload)
+                .u8(1).u32(keys & ~EntityType.AUTH).getvalue())
+
+    def handle_renewal_reply(self, result_bl: bytes) -> int:
+        """Take the tickets of an MAuthReply; returns the services renewed."""
+        dec = Decoder(result_bl)
+        try:
+            request_type = dec.u16()
+            status = dec.i32()
+        except DecodeError as e:
+            raise CephxDecodeError("malformed CephXResponseHeader: %s" % e) from None
+        if request_type != CEPHX_GET_PRINCIPAL_SESSION_KEY:
+            raise CephxDecodeError("cephx response to request type 0x%x" % request_type)
+        if status:
+            raise AuthRejected("cephx: monitor answered status %d" % status)
+        auth = self.tickets.get(EntityType.AUTH)
+        if auth is None:
+            raise AuthRejected("cephx: no AUTH ticket")
+        tickets = parse_service_ticket_reply(auth.session_key, dec)
+        self.tickets.add(tickets)
+        mask = 0
+        for t in tickets:
+            mask |= t.service_id
+        return mask
+
+
+# --- server side ----------------------------------------------------------------------
+
+class CephxKeyServer:
+    """
+    What a cephx authority knows: the entities' keys (a L{Keyring}) and one
+    secret per service that tickets are sealed with.  Secrets are generated
+    on first use; L{rotate} adds a new one and keeps the previous ones valid.
+    """
+
+    def __init__(self, keyring: Optional[Keyring] = None, own_name: Optional[EntityName] = None,
+                 auth_ttl: float = AUTH_TICKET_TTL, service_ttl: float = SERVICE_TICKET_TTL,
+                 clock=time.time) -> None:
+        self.keyring = keyring if keyring is not None else Keyring()
+        self.own_name = own_name
+        self.auth_ttl = auth_ttl
+        self.service_ttl = service_ttl
+        self.clock = clock
+        self._secrets: Dict[int, Dict[int, CryptoKey]] = {}
+
+    def __repr__(self) -> str:
+        return "<CephxKeyServer %r services=[%s]>" % (
+            self.keyring, ", ".join(EntityType.name(s) for s in sorted(self._secrets)))
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("CephxKeyServer objects are not picklable")
+
+    def rotate(self, service_id: int) -> int:
+        versions = self._secrets.setdefault(service_id, {})
+        secret_id = max(versions, default=0) + 1
+        versions[secret_id] = CryptoKey.generate(self.clock())
+        while len(versions) > 3:
+            del versions[min(versions)]
+        return secret_id
+
+    def current_secret(self, service_id: int):
+        versions = self._secrets.get(service_id)
+        if not versions:
+            self.rotate(service_id)
+            versions = self._secrets[service_id]
+        secret_id = max(versions)
+        return secret_id, versions[secret_id]
+
+    def get_service_secret(self, service_id: int, secret_id: int) -> Optional[CryptoKey]:
+        if secret_id == SECRET_ID_GENERAL:
+            if self.own_name is None or self.own_name.type != service_id or self.own_name not in self.keyring:
+                return None
+            return self.keyring.get(self.own_name)
+        return self._secrets.get(service_id, {}).get(secret_id)
+
+    def session_auth_info(self, service_id: int, name: EntityName, global_id: int,
+                          ttl: Optional[float] = None, caps: Optional[AuthCapsInfo] = None) -> SessionAuthInfo:
+        if ttl is None:
+            ttl = self.auth_ttl if service_id == EntityType.AUTH else self.service_ttl
+        if caps is None:
+            caps = AuthCapsInfo()
+            if service_id not in (EntityType.AUTH, EntityType.MON) and name in self.keyring:
+                caps = AuthCapsInfo.from_string(self.keyring.caps(name).get(EntityType.name(service_id)))
+        secret_id, secret = self.current_secret(service_id)
+        ticket = AuthTicket.new(name, global_id, ttl, self.clock(), caps)
+        return SessionAuthInfo(service_id, secret_id, ticket, CryptoKey.generate(self.clock()), secret, ttl)
+
+    def decode_ticket(self, service_id: int, blob) -> ServiceTicketInfo:
+        """Open a ticket blob sealed for C{service_id}; CephxError if it does not."""
+        if not blob.blob:
+            raise CephxError("empty %s ticket" % EntityType.name(service_id))
+        secret = self.get_service_secret(service_id, blob.secret_id)
+        if secret is None:
+            raise CephxError("no %s secret with id %d" % (EntityType.name(service_id), blob.secret_id))
+        return ServiceTicketInfo.from_bytes(decrypt_enc_bl(secret, blob.blob, "%s ticket" % EntityType.name(service_id)))
+
+
+def _reject(reason: str, err: int = errno.EACCES) -> AuthReject:
+    return AuthReject(-err, reason)
+
+
+@implementer(IServerAuthHandler)
+class CephxAuthorityHandler:
+    """The monitor role: authenticates entities of a keyring, hands out tickets."""
+
+    method = AuthMethod.CEPHX
+    allowed_modes = CEPHX_MODES
+
+    def __init__(self, key_server: CephxKeyServer, first_global_id: int = 4100) -> None:
+        self.key_server = key_server
+        self._global_ids = itertools.count(first_global_id)
+
+    def __repr__(self) -> str:
+        return "<CephxAuthorityHandler %r>" % (self.key_server,)
+
+    def handle_request(self, request):
+        try:
+            if not request.more:
+                return self._start(request)
+            return self._finish(request)
+        except Msgr2Error as e:
+            return _reject("cephx: %s" % (e,))
+
+    def _start(self, request):
+        dec = Decoder(request.payload)
+        mode = dec.u8()
+        if not AUTH_MODE_MON <= mode <= AUTH_MODE_MON_MAX:
+            return _reject("cephx: auth mode %d is not a monitor request" % mode)
+        name = EntityName.decode(dec)
+        global_id = dec.u64()
+        challenge = random_u64(nonzero=True)
+        request.state["cephx"] = {
+            "role": "mon", "name": name, "global_id": global_id, "challenge": challenge,
+        }
+        return AuthMore(encode_server_challenge(challenge))
+
+    def _finish(self, request):
+        st = request.state.get("cephx")
+        if not st or st.get("role") != "mon" or not st.get("challenge"):
+            return _reject("cephx: AUTH_REQUEST_MORE without a challenge")
+        challenge = st.pop("challenge")  # one answer per challenge
+        name = st["name"]
+        dec = Decoder(request.payload)
+        request_type = dec.u16()
+        if request_type != CEPHX_GET_AUTH_SESSION_KEY:
+            return _reject("cephx: request type 0x%x from %s during auth" % (request_type, name), errno.EINVAL)
+        req = Authenticate.decode(dec)
+        ks = self.key_server
+        try:
+            entity_key = ks.keyring.get(name)
+        except KeyringError:
+            return _reject("cephx: unknown entity %s" % (name,))
+        expected = calc_client_server_challenge(entity_key, challenge, req.client_challenge)
+        if not proofs_equal(req.key, expected):
+            return _reject("cephx: %s failed the challenge (wrong key?)" % (name,))
+
+        # global_id: new, or reclaimed with a valid old ticket (CVE-2021-20288)
+        global_id = st["global_id"]
+        old_session_key = None
+        if not global_id:
+            if req.old_ticket.blob:
+                return _reject("cephx: %s presented a ticket with no global_id" % (name,), errno.EINVAL)
+            global_id = next(self._global_ids)
+        else:
+            if not req.old_ticket.blob:
+                return _reject("cephx: %s tried to reclaim global_id %d without a ticket" % (name, global_id))
+            try:
+                old = ks.decode_ticket(EntityType.AUTH, req.old_ticket)
+            except Msgr2Error:
+                return _reject("cephx: %s tried to reclaim global_id %d with a bad ticket" % (name, global_id))
+            if old.ticket.global_id != global_id or old.ticket.name != name:
+                return _reject("cephx: %s tried to reclaim global_id %d with a mismatching ticket"
+                               % (name, global_id))
+            old_session_key = old.session_key
+
+        auth_info = ks.session_auth_info(EntityType.AUTH, name, global_id)
+        session_key = auth_info.session_key
+        enc = Encoder().u16(CEPHX_GET_AUTH_SESSION_KEY).i32(0)
+        enc.raw(build_service_ticket_reply(entity_key, [auth_info], old_session_key))
+        secret = b""
+        if req.other_keys:
+            secret = _connection_secret(request.con_mode)
+            enc.blob(encrypt_bl(session_key, Encoder().blob(secret).getvalue()))
+            infos = []
+            bit = 1
+            while bit <= req.other_keys:
+                if req.other_keys & bit and bit != EntityType.AUTH:
+                    infos.append(ks.session_auth_info(bit, name, global_id))
+                bit <<= 1
+            enc.blob(build_service_ticket_reply(session_key, infos) if infos else b"")
+        elif request.con_mode == ConnectionMode.SECURE:
+            return _reject("cephx: %s asked for no service keys, so secure mode has no secret" % (name,),
+                           errno.EOPNOTSUPP)
+        return AuthDone(global_id, enc.getvalue(), session_key.secret_bytes, secret, name)
+
+    def handle_principal_session_key(self, auth_payload: bytes) -> bytes:
+        """
+        Answer an MAuth CEPHX_GET_PRINCIPAL_SESSION_KEY payload (ticket
+        renewal); returns the MAuthReply C{result_bl}.  No challenge here,
+        as in Ceph: the authorizer is bound to the AUTH session.
+        """
+        dec = Decoder(auth_payload)
+        if dec.u16() != CEPHX_GET_PRINCIPAL_SESSION_KEY:
+            raise CephxDecodeError("not a CEPHX_GET_PRINCIPAL_SESSION_KEY request")
+        global_id, service_id, blob = decode_authorizer(dec)
+        if service_id != EntityType.AUTH:
+            raise CephxError("renewal authorizer is for %s, not auth" % EntityType.name(service_id))
+        info = self.key_server.decode_ticket(EntityType.AUTH, blob)
+        if info.ticket.global_id != global_id:
+            raise CephxError("renewal authorizer global_id mismatch")
+        if info.ticket.expires.to_float() < self.key_server.clock():
+            raise CephxError("expired AUTH ticket")
+        decode_authorize(decrypt_bl(info.session_key, dec, "CephXAuthorize"))
+        if dec.u8() < 1:
+            raise CephxDecodeError("CephXServiceTicketRequest struct_v 0")
+        keys = dec.u32()
+        infos = []
+        bit = 1
+        while bit <= keys:
+            if keys & bit and bit != EntityType.AUTH:
+                infos.append(self.key_server.session_auth_info(bit, info.ticket.name, global_id))
+            bit <<= 1
+        return (Encoder().u16(CEPHX_GET_PRINCIPAL_SESSION_KEY).i32(0).getvalue()
+                + build_service_ticket_reply(info.session_key, infos))
+
+
+@implementer(IServerAuthHandler)
+class CephxServiceHandler:
+    """
+    The service role (OSD, MDS, MGR, ...): checks authorizers against the
+    service secrets.  Every authorizer is challenged, whatever the peer
+    claims (CVE-2020-25660), so a replayed AUTH_REQUEST gets nowhere.
+    """
+
+    method = AuthMethod.CEPHX
+    allowed_modes = CEPHX_MODES
+
+    def __init__(self, key_server: CephxKeyServer, service_ids: Optional[Iterable[int]] = None) -> None:
+        self.key_server = key_server
+        self.service_ids = None if service_ids is None else frozenset(service_ids)
+
+    def __repr__(self) -> str:
+        return "<CephxServiceHandler %r>" % (self.key_server,)
+
+    def handle_request(self, request):
+        try:
+            return self._verify(request)
+        except Msgr2Error as e:
+            return _reject("cephx: %s" % (e,))
+
+    def _verify(self, request):
+        dec = Decoder(request.payload)
+        global_id, service_id, blob = decode_authorizer(dec)
+        what = EntityType.name(service_id)
+        if service_id == EntityType.AUTH or (self.service_ids is not None and service_id not in self.service_ids):
+            return _reject("cephx: authorizer for service %s, which we do not provide" % what)
+        info = self.key_server.decode_ticket(service_id, blob)
+        ticket = info.ticket
+        if ticket.global_id != global_id:
+            return _reject("cephx: %s authorizer global_id %d does not match its ticket" % (ticket.name, global_id))
+        if ticket.expires.sec and ticket.expires.to_float() < self.key_server.clock():
+            return _reject("cephx: %s presented an expired %s ticket" % (ticket.name, what))
+        nonce, have_challenge, plus_one = decode_authorize(decrypt_bl(info.session_key, dec, "CephXAuthorize"))
+        st = request.state.setdefault("cephx", {})
+        if not request.more:
+            challenge = random_u64()
+            st.clear()
+            st.update(role="service", challenge=challenge)
+            return AuthMore(encrypt_enc_bl(info.session_key, encode_authorize_challenge(challenge)))
+        challenge = st.pop("challenge", None) if st.get("role") == "service" else None
+        if challenge is None or not have_challenge or \
+                not proofs_equal(plus_one, (challenge + 1) & 0xFFFFFFFFFFFFFFFF):
+            return _reject("cephx: %s did not answer the authorizer challenge" % (ticket.name,))
+        secret = _connection_secret(request.con_mode)
+        reply = encrypt_bl(info.session_key, encode_authorize_reply(nonce + 1, secret))
+        return AuthDone(global_id, reply, info.session_key.secret_bytes, secret, ticket.name)
+
+
+@implementer(IServerAuthHandler)
+class CephxServerHandler:
+    """
+    Both roles behind one handler, chosen by the first payload byte: 10-19
+    monitor authentication, 1-9 authorizers (a monitor accepts both).
+    """
+
+    method = AuthMethod.CEPHX
+    allowed_modes = CEPHX_MODES
+
+    def __init__(self, key_server: CephxKeyServer, authority: bool = True,
+                 service_ids: Optional[Iterable[int]] = None, first_global_id: int = 4100) -> None:
+        self.key_server = key_server
+        self.authority = CephxAuthorityHandler(key_server, first_global_id) if authority else None
+        self.service = CephxServiceHandler(key_server, service_ids)
+
+    def __repr__(self) -> str:
+        return "<CephxServerHandler %r authority=%s>" % (self.key_server, self.authority is not None)
+
+    def handle_request(self, request):
+        if request.more:
+            role = request.state.get("cephx", {}).get("role")
+        else:
+            mode = request.payload[0] if request.payload else 0
+            if AUTH_MODE_MON <= mode <= AUTH_MODE_MON_MAX:
+                role = "mon"
+            elif AUTH_MODE_AUTHORIZER <= mode <= AUTH_MODE_AUTHORIZER_MAX:
+                role = "service"
+            else:
+                return _reject("cephx: unknown auth mode %d" % mode)
+        if role == "mon" and self.authority is not None:
+            return self.authority.handle_request(request)
+        if role == "service":
+            return self.service.handle_request(request)
+        return _reject("cephx: we do not authenticate that kind of request")
+
+
+# --- the plugin ----------------------------------------------------------------------------
+
+@implementer(IPlugin, IAuthProviderFactory)
+class CephxAuthProvider:
+    name = "cephx"
+    methodID = AuthMethod.CEPHX
+    description = "Ceph's shared-secret authentication (crc or secure mode)."
+    argStringFormat = ("keyring=PATH[:name=ENTITY] (client: whose key to use, default client.admin; "
+                       "server: the keyring of the entities it authenticates, name = our own entity)")
+
+    def clientHandler(self, argstring="", name=None, global_id=0, keyring=None, key=None,
+                      want_keys=DEFAULT_WANT_KEYS, **kwargs):
+        args = parseArgString(argstring)
+        if name is None:
+            name = EntityName.parse(args.get("name", "client.admin"))
+        elif isinstance(name, str):
+            name = EntityName.parse(name)
+        if key is None:
+            if keyring is None:
+                path = args.get("keyring")
+                if not path:
+                    raise KeyringError("cephx needs keyring=PATH")
+                keyring = Keyring.load(path)
+            key = keyring.get(name)
+        return CephxClientHandler(name, key, global_id, want_keys)
+
+    def serverHandler(self, argstring="", keyring=None, key_server=None, **kwargs):
+        args = parseArgString(argstring)
+        if key_server is None:
+            if keyring is None:
+                path = args.get("keyring")
+                if not path:
+                    raise KeyringError("cephx needs keyring=PATH")
+                keyring = Keyring.load(path)
+            own = EntityName.parse(args["name"]) if args.get("name") else None
+            key_server = CephxKeyServer(keyring, own)
+        return CephxServerHandler(key_server)
