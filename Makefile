@@ -4,8 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.stamp
-CEPH_TOOLS := ceph-mon ceph monmaptool ceph-authtool
-CEPH_PKGS  := ceph-mon ceph-common
+CEPH_TOOLS := ceph-mon ceph-osd ceph rados monmaptool ceph-authtool
+CEPH_PKGS  := ceph-mon ceph-osd ceph-common python3-rados
 
 .PHONY: venv ceph-deps test run clean
 

@@ -17,6 +17,36 @@ or ``cephlab.shared_monitor()`` for one monitor per test process.
 Everything a monitor writes (conf, keyring, monmap, mon data, sockets, logs,
 pid file, crash dir) lives in one scratch directory under /tmp, which
 ``stop()`` removes.  Set ``MSGR2TX_KEEP_CEPH=1`` to keep it for inspection.
+
+OSDs and data.  ``mon.add_osd(osd_id=None, memstore_bytes=256 MiB)`` creates
+and starts a memstore ``ceph-osd`` (msgr2 only, on 127.0.0.1, same auth as
+the monitor, no systemd; data, keyring and log in the monitor's scratch dir)
+and returns a ``CephOSD`` once the osdmap shows it up (about 1 s).  Its
+``addr`` is the public address exactly as the osdmap has it,
+``"v2:127.0.0.1:PORT/NONCE"``; the nonce changes with every start and a
+client must send that exact address in CLIENT_IDENT.  The monitor's
+``stop()`` kills its OSDs too.  Then::
+
+    osd = self.mon.add_osd()
+    self.mon.create_pool("data")            # pg_num 8, size 1; waits for I/O
+    self.mon.rados_put("data", "obj", b"x")
+    self.mon.rados_get("data", "obj")       # -> b"x"
+    self.mon.rados("-p", "data", "ls")      # any rados CLI call
+    self.mon.rados_bench("data", 1, "write")
+
+``shared_monitor(auth, osds=1)`` gives a shared monitor with an OSD.
+
+The conf has the lab-notes settings for a single OSD: ``mon allow pool size
+one``, ``osd pool default (min) size = 1``, ``osd crush chooseleaf type = 0``
+and, under ``[osd]``, ``osd objectstore = memstore`` and ``osd fast shutdown
+= false`` (so ``CephOSD.stop()``/``start()`` keep the objects; ``kill9()``
+loses them).  No mgr runs, so ``ceph pg ...`` commands do not work.
+
+librados from Python.  python3-rados only imports in Debian's
+``/usr/bin/python3``, not in the venv the tests run in.
+``librados_python()`` returns that interpreter's path (or skips, or fails
+in CI); run scripts with it against ``mon.conf`` and ``mon.keyring`` as
+``client.admin``.
 """
 
 import atexit
@@ -35,21 +65,31 @@ import uuid
 from twisted.trial.unittest import SkipTest
 
 __all__ = [
+    "CEPH_PACKAGES",
     "CEPH_TOOLS",
     "CephLabError",
     "CephMonitor",
+    "CephOSD",
+    "LIBRADOS_PYTHON",
     "ensure_ceph",
+    "librados_python",
     "missing_tools",
     "shared_monitor",
 ]
 
 #: The executables the harness needs.
-CEPH_TOOLS = ("ceph-mon", "ceph", "monmaptool", "ceph-authtool")
+CEPH_TOOLS = ("ceph-mon", "ceph-osd", "ceph", "rados", "monmaptool", "ceph-authtool")
 #: The Debian packages that provide them (ceph-mon pulls in ceph-base,
-#: which has monmaptool).
-CEPH_PACKAGES = ("ceph-mon", "ceph-common")
+#: which has monmaptool; ceph-common has ceph, rados and python3-rados).
+CEPH_PACKAGES = ("ceph-mon", "ceph-osd", "ceph-common", "python3-rados")
+#: The interpreter that can ``import rados`` (Debian's python3-rados is
+#: built for it only; a venv or pyenv python cannot import it).
+LIBRADOS_PYTHON = "/usr/bin/python3"
 
 HOST = "127.0.0.1"
+#: Default size of a memstore OSD's "device".  memstore keeps every object
+#: in RAM (about 1-2x the bytes written), so keep test data well below it.
+DEFAULT_MEMSTORE_BYTES = 256 * 1024 * 1024
 
 
 class CephLabError(RuntimeError):
@@ -145,9 +185,56 @@ def ensure_ceph():
     msg = "Ceph tools missing (%s): %s" % (", ".join(missing), why)
     if detail:
         msg += "\n" + detail
+    _unavailable(msg)
+
+
+def _unavailable(msg):
+    """Raise RuntimeError in CI, SkipTest otherwise."""
     if _in_ci():
         raise RuntimeError(msg + "\n(CI is set, so a missing Ceph is a failure)")
     raise SkipTest(msg)
+
+
+def _python_imports_rados(python):
+    try:
+        p = subprocess.run(
+            [python, "-c", "import rados"],
+            env=_clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    err = p.stderr.decode("utf-8", "replace").strip()
+    return p.returncode == 0, err or "exit code %d" % p.returncode
+
+
+def librados_python():
+    """The path of an interpreter that can ``import rados``.
+
+    That is Debian's ``/usr/bin/python3`` with python3-rados, never the venv
+    the tests run in.  Like ensure_ceph(), installs the packages if we are
+    root and they are missing, then raises RuntimeError in CI or SkipTest
+    otherwise if it still cannot import rados.
+    """
+    ok, err = _python_imports_rados(LIBRADOS_PYTHON)
+    if ok:
+        return LIBRADOS_PYTHON
+    detail = ""
+    if _is_root():
+        detail = _apt_install()
+        ok, err = _python_imports_rados(LIBRADOS_PYTHON)
+        if ok:
+            return LIBRADOS_PYTHON
+    msg = "%s cannot import rados (%s); it comes with 'apt-get install -y python3-rados'" % (
+        LIBRADOS_PYTHON,
+        err.splitlines()[-1],
+    )
+    if detail:
+        msg += "\n" + detail
+    _unavailable(msg)
 
 
 # --------------------------------------------------------------------------
@@ -211,6 +298,60 @@ def _preexec_pdeathsig():
         pass
 
 
+def _popen_daemon(cmd, stdout_path):
+    """Start a Ceph daemon in the foreground, stdout+stderr to a file."""
+    out = open(stdout_path, "ab")
+    try:
+        kwargs = {}
+        if sys.platform.startswith("linux") and (
+            threading.current_thread() is threading.main_thread()
+        ):
+            # PDEATHSIG fires when the *thread* that forked exits, so
+            # only use it from the main thread.
+            kwargs["preexec_fn"] = _preexec_pdeathsig
+        return subprocess.Popen(
+            cmd,
+            env=_clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            **kwargs
+        )
+    finally:
+        out.close()
+
+
+def _tail_logs(d, names, n=30):
+    lines = []
+    for name in names:
+        p = os.path.join(d or "", "log", name)
+        try:
+            with open(p, "rb") as f:
+                data = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            continue
+        lines.append("--- %s ---" % p)
+        lines.extend(data[-n:])
+    return "\n".join(lines)
+
+
+def _stop_proc(proc, sig=signal.SIGTERM, wait=10.0):
+    """Signal *proc*, wait up to *wait* seconds, then SIGKILL; reap it."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 # --------------------------------------------------------------------------
 # The monitor
 
@@ -238,6 +379,7 @@ class CephMonitor:
         self.log_file = None
         self.proc = None
         self.start_time = None  # seconds the last start took
+        self.osds = {}  # osd id -> CephOSD, from add_osd()
         self._created = False
 
     # -- properties --------------------------------------------------------
@@ -311,6 +453,19 @@ class CephMonitor:
                 "pid file = %s/run/$name.pid" % d,
                 "paxos propose interval = 0.05",
                 "",
+                # Only used by OSDs from add_osd().
+                "[osd]",
+                "osd data = %s/osd.$id" % d,
+                "keyring = %s/osd.$id/keyring" % d,
+                "admin socket = %s/run/$name.asok" % d,
+                "pid file = %s/run/$name.pid" % d,
+                "osd objectstore = memstore",
+                "memstore device bytes = %d" % DEFAULT_MEMSTORE_BYTES,
+                # Without this a memstore OSD restarted after SIGTERM loses
+                # its PGs and I/O hangs.
+                "osd fast shutdown = false",
+                "osd crush update on start = true",
+                "",
             ]
         )
 
@@ -363,40 +518,15 @@ class CephMonitor:
     def _launch(self):
         # -f: stay in the foreground (we own the process and its lifetime),
         # logging to the log file, not stderr.
-        cmd = ["ceph-mon", "-f", "-c", self.conf, "-i", self.mon_id]
-        out = open(os.path.join(self.dir, "log", "mon.%s.stdout" % self.mon_id), "ab")
-        try:
-            kwargs = {}
-            if sys.platform.startswith("linux") and (
-                threading.current_thread() is threading.main_thread()
-            ):
-                # PDEATHSIG fires when the *thread* that forked exits, so
-                # only use it from the main thread.
-                kwargs["preexec_fn"] = _preexec_pdeathsig
-            self.proc = subprocess.Popen(
-                cmd,
-                env=_clean_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                close_fds=True,
-                **kwargs
-            )
-        finally:
-            out.close()
+        self.proc = _popen_daemon(
+            ["ceph-mon", "-f", "-c", self.conf, "-i", self.mon_id],
+            os.path.join(self.dir, "log", "mon.%s.stdout" % self.mon_id),
+        )
 
     def _tail(self, n=30):
-        lines = []
-        for name in ("mon.%s.stdout" % self.mon_id, "mon.%s.log" % self.mon_id):
-            p = os.path.join(self.dir or "", "log", name)
-            try:
-                with open(p, "rb") as f:
-                    data = f.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                continue
-            lines.append("--- %s ---" % p)
-            lines.extend(data[-n:])
-        return "\n".join(lines)
+        return _tail_logs(
+            self.dir, ("mon.%s.stdout" % self.mon_id, "mon.%s.log" % self.mon_id), n
+        )
 
     def _check_alive(self):
         if self.proc.poll() is not None:
@@ -434,18 +564,7 @@ class CephMonitor:
 
     def _terminate(self, sig=signal.SIGTERM, wait=10.0):
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                proc.send_signal(sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop_proc(proc, sig, wait)
 
     def kill9(self):
         """SIGKILL the monitor and reap it; data and scratch dir stay."""
@@ -457,8 +576,14 @@ class CephMonitor:
         return self.start()
 
     def stop(self):
-        """Stop the monitor and remove the scratch directory.  Safe to call
-        more than once."""
+        """Stop the OSDs and the monitor and remove the scratch directory.
+        Safe to call more than once."""
+        # The OSDs' data goes away with the scratch dir, so there is nothing
+        # for a clean shutdown to save; SIGKILL is fast and does not depend
+        # on the monitor still answering.
+        for osd in list(self.osds.values()):
+            osd.kill9()
+        self.osds.clear()
         self._terminate(signal.SIGTERM)
         d, self.dir = self.dir, None
         self._created = False
@@ -486,6 +611,17 @@ class CephMonitor:
             timeout=timeout + 5,
         )
 
+    def ceph_checked(self, *args, timeout=30, input=None):
+        """Run the ceph CLI, raise CephLabError unless it exits 0, and
+        return the CompletedProcess."""
+        p = self.ceph(*args, timeout=timeout, input=input)
+        if p.returncode != 0:
+            raise CephLabError(
+                "ceph %s failed with exit code %d: %s"
+                % (" ".join(args), p.returncode, p.stderr.decode("utf-8", "replace"))
+            )
+        return p
+
     def ceph_json(self, *args, timeout=30):
         """Run ``ceph ARGS --format json``, check the exit code and return
         the decoded JSON."""
@@ -497,6 +633,94 @@ class CephMonitor:
             )
         return json.loads(p.stdout)
 
+    def rados_argv(self, *args, timeout=30):
+        t = str(max(1, int(timeout)))
+        return [
+            "rados", "-c", self.conf, "-n", "client.admin", "--keyring", self.keyring,
+            # rados has no --connect-timeout.
+            "--client_mount_timeout", t, "--rados_osd_op_timeout", t, *args,
+        ]
+
+    def rados(self, *args, timeout=30, input=None):
+        """Run the rados CLI against this cluster.  stdout and stderr are
+        captured as bytes; the exit code is not checked."""
+        return subprocess.run(
+            self.rados_argv(*args, timeout=timeout),
+            env=_clean_env(),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout + 5,
+        )
+
+    def _rados_checked(self, *args, timeout=30, input=None):
+        p = self.rados(*args, timeout=timeout, input=input)
+        if p.returncode != 0:
+            raise CephLabError(
+                "rados %s failed with exit code %d: %s"
+                % (" ".join(args), p.returncode, p.stderr.decode("utf-8", "replace"))
+            )
+        return p
+
+    def rados_put(self, pool, name, data, timeout=30):
+        """Write *data* (bytes) as object *name* in *pool*."""
+        self._rados_checked("-p", pool, "put", name, "-", timeout=timeout, input=data)
+
+    def rados_get(self, pool, name, timeout=30):
+        """Read object *name* from *pool* and return its bytes."""
+        return self._rados_checked("-p", pool, "get", name, "-", timeout=timeout).stdout
+
+    def rados_bench(self, pool, seconds=1, mode="write", *extra, timeout=60):
+        """``rados -p POOL bench SECONDS MODE [EXTRA...]``; returns stdout
+        as text.  For a later ``seq``/``rand`` run, pass ``--no-cleanup``
+        to the ``write`` run."""
+        p = self._rados_checked(
+            "-p", pool, "bench", str(seconds), mode, *extra, timeout=timeout
+        )
+        return p.stdout.decode("utf-8", "replace")
+
+    # -- OSDs and pools ----------------------------------------------------
+
+    def add_osd(self, osd_id=None, memstore_bytes=DEFAULT_MEMSTORE_BYTES):
+        """Create and start a memstore OSD (see CephOSD); wait until the
+        osdmap shows it up.  Returns the CephOSD, also kept in ``osds``."""
+        if not self.running:
+            raise CephLabError("start the monitor before adding OSDs")
+        if osd_id is None:
+            osd_id = 0
+            while osd_id in self.osds:
+                osd_id += 1
+        if osd_id in self.osds:
+            raise ValueError("osd.%d exists already" % osd_id)
+        osd = CephOSD(self, osd_id, memstore_bytes=memstore_bytes)
+        self.osds[osd_id] = osd
+        try:
+            osd.start()
+        except BaseException:
+            osd.kill9()
+            del self.osds[osd_id]
+            raise
+        return osd
+
+    def create_pool(self, name, pg_num=8, wait=True, timeout=30):
+        """``ceph osd pool create NAME PG_NUM`` (replicated, size 1), tag it
+        for the rados application, and (with *wait*) wait until all its PGs
+        serve I/O.  Needs at least one OSD up.  Returns *name*."""
+        self.ceph_checked("osd", "pool", "create", name, str(pg_num), timeout=timeout)
+        self.ceph_checked(
+            "osd", "pool", "application", "enable", name, "rados", timeout=timeout
+        )
+        if wait:
+            # No mgr runs, so PG states cannot be queried; listing the pool
+            # touches every PG and returns once they are all active.
+            self._rados_checked("-p", name, "ls", timeout=timeout)
+        return name
+
+    def osd_dump(self, timeout=30):
+        """``ceph osd dump --format json``, decoded."""
+        return self.ceph_json("osd", "dump", timeout=timeout)
+
     def key(self, entity="client.admin"):
         """The base64 secret of *entity* from the keyring."""
         p = _run(["ceph-authtool", self.keyring, "-p", "-n", entity])
@@ -507,6 +731,210 @@ class CephMonitor:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# --------------------------------------------------------------------------
+# A memstore OSD
+
+
+def _v2_addr(addrvec_entry):
+    """'v2:IP:PORT/NONCE' from one osdmap addrvec entry."""
+    return "%s:%s/%d" % (addrvec_entry["type"], addrvec_entry["addr"], addrvec_entry["nonce"])
+
+
+class CephOSD:
+    """One memstore ceph-osd of a CephMonitor; make it with
+    ``CephMonitor.add_osd()``.
+
+    Its data dir is ``<mon dir>/osd.N`` (keyring included), its log
+    ``<mon dir>/log/osd.N.log``.  It binds msgr2 only on 127.0.0.1.  After
+    ``start()``:
+
+    * ``addr`` is its public msgr2 address as the osdmap reports it,
+      ``"v2:127.0.0.1:PORT/NONCE"``.  The nonce changes on every start; a
+      client must name this exact address (nonce included) in its
+      CLIENT_IDENT.
+    * ``addrs`` has all four addrvecs from the osdmap entry
+      (``public_addrs``, ``cluster_addrs``, ``heartbeat_back_addrs``,
+      ``heartbeat_front_addrs``) as lists of such strings.
+    * ``port``/``nonce`` are those of ``addr``.
+
+    ``stop()`` is SIGTERM (with ``osd fast shutdown = false`` the memstore
+    is saved and the OSD can be started again with its PGs), ``kill9()`` is
+    SIGKILL (memstore contents are lost).  The monitor's ``stop()`` kills
+    its OSDs and removes everything.
+    """
+
+    start_timeout = 30.0
+
+    def __init__(self, mon, osd_id, memstore_bytes=DEFAULT_MEMSTORE_BYTES):
+        self.mon = mon
+        self.osd_id = int(osd_id)
+        self.memstore_bytes = int(memstore_bytes)
+        self.uuid = str(uuid.uuid4())
+        self.dir = os.path.join(mon.dir, "osd.%d" % self.osd_id)
+        self.keyring = os.path.join(self.dir, "keyring")
+        self.log_file = os.path.join(mon.dir, "log", "osd.%d.log" % self.osd_id)
+        self.proc = None
+        self.addr = None
+        self.addrs = {}
+        self.up_from = None
+        self.start_time = None  # seconds the last start() took
+        self._created = False
+
+    @property
+    def name(self):
+        return "osd.%d" % self.osd_id
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def host(self):
+        return self.addr.split(":")[1] if self.addr else None
+
+    @property
+    def port(self):
+        return int(self.addr.rsplit(":", 1)[1].split("/")[0]) if self.addr else None
+
+    @property
+    def nonce(self):
+        return int(self.addr.rsplit("/", 1)[1]) if self.addr else None
+
+    def __repr__(self):
+        return "<CephOSD %s %s %s>" % (
+            self.name,
+            self.addr or "?",
+            "running" if self.running else "stopped",
+        )
+
+    def key(self):
+        """The base64 secret of this OSD."""
+        p = _run(["ceph-authtool", self.keyring, "-p", "-n", self.name])
+        return p.stdout.decode().strip()
+
+    def _args(self):
+        return [
+            "-c", self.mon.conf, "-i", str(self.osd_id),
+            "--memstore_device_bytes", str(self.memstore_bytes),
+        ]
+
+    def _create(self):
+        os.mkdir(self.dir)
+        got = self.mon.ceph("osd", "new", self.uuid, str(self.osd_id))
+        if got.returncode != 0 or got.stdout.decode().strip() != str(self.osd_id):
+            raise CephLabError(
+                "ceph osd new %s %d -> exit %d: %r %r"
+                % (self.uuid, self.osd_id, got.returncode, got.stdout, got.stderr)
+            )
+        p = self.mon.ceph(
+            "auth", "get-or-create", self.name,
+            "mon", "allow profile osd", "osd", "allow *", "mgr", "allow profile osd",
+            "-o", self.keyring,
+        )
+        if p.returncode != 0:
+            raise CephLabError(
+                "ceph auth get-or-create %s -> exit %d: %s"
+                % (self.name, p.returncode, p.stderr.decode("utf-8", "replace"))
+            )
+        os.chmod(self.keyring, 0o600)
+        _run(["ceph-osd", *self._args(), "--mkfs", "--osd-uuid", self.uuid])
+        self._created = True
+
+    def _tail(self, n=30):
+        return _tail_logs(
+            self.mon.dir, ("osd.%d.stdout" % self.osd_id, "osd.%d.log" % self.osd_id), n
+        )
+
+    def _entry(self, dump):
+        for o in dump.get("osds", ()):
+            if o.get("osd") == self.osd_id:
+                return o
+        return None
+
+    def start(self):
+        """Create (first time only) and start the OSD; wait until the
+        osdmap shows this incarnation up.  Returns self."""
+        if self.running:
+            return self
+        t0 = time.monotonic()
+        deadline = t0 + self.start_timeout
+        try:
+            if not self._created:
+                self._create()
+            prev_up_from = self.up_from or 0
+            self.proc = _popen_daemon(
+                ["ceph-osd", "-f", *self._args()],
+                os.path.join(self.mon.dir, "log", "osd.%d.stdout" % self.osd_id),
+            )
+            self._wait_up(prev_up_from, deadline)
+        except BaseException:
+            self.kill9()
+            raise
+        self.start_time = time.monotonic() - t0
+        return self
+
+    def _wait_up(self, prev_up_from, deadline):
+        last = None
+        while True:
+            if self.proc.poll() is not None:
+                raise CephLabError(
+                    "ceph-osd %s exited with code %s during startup\n%s"
+                    % (self.name, self.proc.returncode, self._tail())
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CephLabError(
+                    "%s did not come up in time (last osdmap entry: %r)\n%s"
+                    % (self.name, last, self._tail())
+                )
+            try:
+                entry = self._entry(self.mon.osd_dump(timeout=max(3, min(left, 10))))
+            except (CephLabError, subprocess.TimeoutExpired, ValueError) as e:
+                entry = "error: %s" % (e,)
+            last = entry
+            if isinstance(entry, dict) and entry.get("up") and (
+                entry.get("up_from", 0) > prev_up_from
+            ):
+                self._record(entry)
+                return
+            time.sleep(0.05)
+
+    def _record(self, entry):
+        self.up_from = entry["up_from"]
+        self.addrs = {
+            k: [_v2_addr(a) for a in entry[k]["addrvec"]]
+            for k in (
+                "public_addrs",
+                "cluster_addrs",
+                "heartbeat_back_addrs",
+                "heartbeat_front_addrs",
+            )
+            if k in entry
+        }
+        v2 = [a for a in self.addrs.get("public_addrs", ()) if a.startswith("v2:")]
+        if len(v2) != 1:
+            raise CephLabError(
+                "%s: expected one v2 public address, the osdmap has %r" % (self.name, entry)
+            )
+        self.addr = v2[0]
+
+    def stop(self, wait=15.0):
+        """SIGTERM the OSD and reap it.  It tells the monitor it is going
+        down and saves its memstore; start() brings it back."""
+        proc, self.proc = self.proc, None
+        _stop_proc(proc, signal.SIGTERM, wait)
+
+    def kill9(self):
+        """SIGKILL the OSD and reap it (its memstore contents are lost)."""
+        proc, self.proc = self.proc, None
+        _stop_proc(proc, signal.SIGKILL)
+
+    def restart(self):
+        """stop() then start(); returns self with the new ``addr``."""
+        self.stop()
+        return self.start()
 
 
 # --------------------------------------------------------------------------
@@ -525,10 +953,14 @@ def _stop_shared():
 atexit.register(_stop_shared)
 
 
-def shared_monitor(auth="none"):
+def shared_monitor(auth="none", osds=0):
     """A monitor with the given auth, started on first use and stopped at
     process exit.  Calls ensure_ceph() first.  If it has died (e.g. a test
-    used kill9()), it is started again."""
+    used kill9()), it is started again.
+
+    With *osds*, make sure at least that many OSDs (osd.0 ...) run, adding
+    or restarting them as needed.  A restarted OSD has a new ``addr``; a
+    kill9()ed one has also lost its objects."""
     ensure_ceph()
     with _shared_lock:
         mon = _shared.get(auth)
@@ -536,4 +968,10 @@ def shared_monitor(auth="none"):
             mon = _shared[auth] = CephMonitor(auth=auth)
         if not mon.running:
             mon.start()
+        for i in range(osds):
+            osd = mon.osds.get(i)
+            if osd is None:
+                mon.add_osd(i)
+            elif not osd.running:
+                osd.start()
         return mon

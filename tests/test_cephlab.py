@@ -1,9 +1,14 @@
 """
 Checks that the real-Ceph harness in tests/cephlab.py works: a monitor
-starts on loopback and the ceph CLI can talk to it.
+starts on loopback and the ceph CLI can talk to it; a memstore OSD comes up
+(cephx and none), rados put/get round-trips, and Debian's python3 with
+python3-rados can use the cluster.
 """
 
 import json
+import os
+import re
+import subprocess
 import sys
 import time
 
@@ -95,3 +100,168 @@ class SharedMonitorTests(unittest.TestCase):
         self.assertIs(cephlab.shared_monitor(), mon)
         self.assertTrue(mon.running)
         self.assertEqual(mon.ceph_json("mon", "dump")["fsid"], mon.fsid)
+
+
+# --------------------------------------------------------------------------
+# OSDs, pools, rados
+
+
+OSD_ADDR = re.compile(r"^v2:127\.0\.0\.1:(\d+)/(\d+)$")
+
+
+class _OSDMixin:
+    auth = None
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+        self.mon = cephlab.CephMonitor(auth=self.auth)
+        self.addCleanup(self.mon.stop)
+        self.mon.start()
+        self.osd = self.mon.add_osd(memstore_bytes=64 * 1024 * 1024)
+        sys.stdout.write(
+            "\n  [cephlab] auth=%s osd.0 at %s up in %.2f s\n"
+            % (self.auth, self.osd.addr, self.osd.start_time)
+        )
+
+    def assertOK(self, p):
+        self.assertEqual(
+            p.returncode,
+            0,
+            "%s -> %d\nstdout: %r\nstderr: %r" % (p.args, p.returncode, p.stdout, p.stderr),
+        )
+
+    def test_osd_up(self):
+        """The osdmap shows osd.0 up at the v2-only address we report."""
+        self.assertTrue(self.osd.running)
+        self.assertIs(self.mon.osds[0], self.osd)
+        m = OSD_ADDR.match(self.osd.addr)
+        self.assertIsNotNone(m, self.osd.addr)
+        self.assertEqual((self.osd.port, self.osd.nonce), (int(m.group(1)), int(m.group(2))))
+        self.assertTrue(cephlab.port_open(self.osd.port))
+
+        [entry] = self.mon.osd_dump()["osds"]
+        self.assertEqual(entry["osd"], 0)
+        self.assertEqual(entry["up"], 1)
+        self.assertEqual(entry["in"], 1)
+        self.assertEqual(entry["uuid"], self.osd.uuid)
+        self.assertEqual(
+            entry["public_addrs"]["addrvec"],
+            [{"type": "v2", "addr": "127.0.0.1:%d" % self.osd.port, "nonce": self.osd.nonce}],
+        )
+        self.assertEqual(self.osd.addr, "v2:" + entry["public_addr"])
+        for kind in ("cluster_addrs", "heartbeat_back_addrs", "heartbeat_front_addrs"):
+            [a] = self.osd.addrs[kind]
+            self.assertRegex(a, OSD_ADDR)
+
+        p = self.mon.ceph("osd", "stat")
+        self.assertOK(p)
+        self.assertIn(b"1 osds: 1 up", p.stdout)
+        self.assertIn(b"1 in", p.stdout)
+
+    def test_rados_put_get(self):
+        """``rados -c CONF -p POOL put/get`` round-trips an object."""
+        pool = self.mon.create_pool("lab")
+        data = os.urandom(300 * 1024)
+        d = self.mktemp()
+        os.mkdir(d)
+        src, dst = os.path.join(d, "in"), os.path.join(d, "out")
+        with open(src, "wb") as f:
+            f.write(data)
+        self.assertOK(self.mon.rados("-p", pool, "put", "obj1", src))
+        self.assertOK(self.mon.rados("-p", pool, "get", "obj1", dst))
+        with open(dst, "rb") as f:
+            self.assertEqual(f.read(), data)
+        # The same through stdin/stdout.
+        self.mon.rados_put(pool, "obj2", b"hello osd")
+        self.assertEqual(self.mon.rados_get(pool, "obj2"), b"hello osd")
+        p = self.mon.rados("-p", pool, "ls")
+        self.assertOK(p)
+        self.assertEqual(sorted(p.stdout.split()), [b"obj1", b"obj2"])
+
+
+class OSDCephxTests(_OSDMixin, unittest.TestCase):
+    auth = "cephx"
+
+    def test_osd_up(self):
+        """As for auth none; also, the OSD's keyring holds the key the
+        monitor has for osd.0, with the osd profile caps."""
+        _OSDMixin.test_osd_up(self)
+        key = self.osd.key()
+        self.assertTrue(key)
+        p = self.mon.ceph("auth", "get-key", "osd.0")
+        self.assertOK(p)
+        self.assertEqual(p.stdout.decode().strip(), key)
+        caps = self.mon.ceph_json("auth", "get", "osd.0")[0]["caps"]
+        self.assertEqual(caps["mon"], "allow profile osd")
+        self.assertEqual(caps["osd"], "allow *")
+
+    def test_restart_keeps_objects(self):
+        """stop()/start() (SIGTERM, fast shutdown off) keeps the memstore;
+        the new incarnation has a new up_from and a fresh addr."""
+        pool = self.mon.create_pool("keep")
+        self.mon.rados_put(pool, "o", b"persist me")
+        old_addr, old_up_from = self.osd.addr, self.osd.up_from
+        self.osd.restart()
+        sys.stdout.write(
+            "  [cephlab] osd.0 restart %.2f s, %s -> %s\n"
+            % (self.osd.start_time, old_addr, self.osd.addr)
+        )
+        self.assertGreater(self.osd.up_from, old_up_from)
+        self.assertRegex(self.osd.addr, OSD_ADDR)
+        [entry] = self.mon.osd_dump()["osds"]
+        self.assertEqual(self.osd.addr, "v2:" + entry["public_addr"])
+        self.assertEqual(self.mon.rados_get(pool, "o"), b"persist me")
+
+    def test_librados_python(self):
+        """Debian's python3 with python3-rados connects with the monitor's
+        conf and keyring, runs a mon command and reads an object."""
+        python = cephlab.librados_python()
+        pool = self.mon.create_pool("py")
+        self.mon.rados_put(pool, "from-cli", b"via rados CLI")
+        script = r"""
+import json, sys, rados
+conf, keyring, pool = sys.argv[1:4]
+r = rados.Rados(conffile=conf, name="client.admin",
+                conf={"keyring": keyring, "client_mount_timeout": "10",
+                      "rados_osd_op_timeout": "10"})
+r.connect(timeout=10)
+ret, out, err = r.mon_command(json.dumps({"prefix": "version", "format": "json"}), b"")
+ioctx = r.open_ioctx(pool)
+ioctx.write_full("from-py", b"via librados")
+got = ioctx.read("from-cli")
+ioctx.close()
+r.shutdown()
+print(json.dumps({"ret": ret, "out": out.decode(), "got": got.decode()}))
+"""
+        p = subprocess.run(
+            [python, "-c", script, self.mon.conf, self.mon.keyring, pool],
+            env=cephlab._clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=40,
+        )
+        self.assertOK(p)
+        res = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        self.assertEqual(res["ret"], 0)
+        self.assertIn("ceph version 16.", json.loads(res["out"])["version"])
+        self.assertEqual(res["got"], "via rados CLI")
+        self.assertEqual(self.mon.rados_get(pool, "from-py"), b"via librados")
+
+
+class OSDAuthNoneTests(_OSDMixin, unittest.TestCase):
+    auth = "none"
+
+
+class LibradosPythonTests(unittest.TestCase):
+    def test_path(self):
+        cephlab.ensure_ceph()
+        python = cephlab.librados_python()
+        self.assertEqual(python, "/usr/bin/python3")
+        p = subprocess.run(
+            [python, "-c", "import rados; print(rados.__file__)"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=30,
+        )
+        self.assertEqual(p.returncode, 0, p.stderr)
