@@ -11,8 +11,9 @@ from typing import List, Optional
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
-from msgr2tx.core.connection import Msgr2Connection, Role
+from msgr2tx.core.connection import Msgr2Connection, Role, State
 from msgr2tx.core.encoding import AddrType, EntityType, entity_addr_t, entity_addrvec_t
+from msgr2tx.core.session import GlobalSeq, Session, SessionTable
 
 SERVER_ADDR = entity_addr_t.parse("v2:127.0.0.1:3300/0")
 CLIENT_ADDR = entity_addr_t.parse("v2:127.0.0.1:40000/0")
@@ -28,16 +29,21 @@ class CorePair:
     """
 
     def __init__(self, client_auth, server_auth, client_config: Optional[ConnectionConfig] = None,
-                 server_config: Optional[ConnectionConfig] = None) -> None:
+                 server_config: Optional[ConnectionConfig] = None, client_session: Optional[Session] = None,
+                 sessions: Optional[SessionTable] = None, client_global_seqs: Optional[GlobalSeq] = None,
+                 server_global_seqs: Optional[GlobalSeq] = None, client_nonce: int = 1234,
+                 client_cookie: int = 0x1111, server_cookie: int = 0x2222) -> None:
         self.client_auth = list(client_auth)
         self.server_auth = list(server_auth)
         self.client = Msgr2Connection(
             client_config or ConnectionConfig(), Role.CLIENT, CLIENT_ADDR, SERVER_ADDR,
-            nonce=1234, cookie=0x1111)
+            session=client_session, nonce=client_nonce, cookie=client_cookie,
+            global_seqs=client_global_seqs)
         self.server = Msgr2Connection(
             server_config or ConnectionConfig(entity_type=EntityType.MON, entity_num=0),
             Role.SERVER, SERVER_ADDR, CLIENT_ADDR,
-            server_addrs=entity_addrvec_t((SERVER_ADDR,)), cookie=0x2222)
+            server_addrs=entity_addrvec_t((SERVER_ADDR,)), cookie=server_cookie,
+            sessions=sessions, global_seqs=server_global_seqs)
         self.client_events: List[E.Event] = []
         self.server_events: List[E.Event] = []
         self.wire_c2s = bytearray()
@@ -49,23 +55,32 @@ class CorePair:
         self.client.initiate()
         self.server.initiate()
 
-    def pump(self, max_rounds: int = 100) -> None:
-        """Move bytes both ways until neither side has anything to send."""
+    def pump(self, max_rounds: int = 100, c2s: bool = True, s2c: bool = True) -> None:
+        """
+        Move bytes both ways until neither side has anything to send.  With
+        C{c2s} or C{s2c} false, bytes in that direction are lost (a link
+        that died one way before the peers noticed).
+        """
         for _ in range(max_rounds):
             moved = False
             out = b"".join(self.client.data_to_send())
-            if out:
+            if out and c2s and self.server.state is not State.CLOSED:
                 moved = True
                 self.wire_c2s += out
                 self._handle(self.server, self.server.receive_data(out), self.server_events)
             out = b"".join(self.server.data_to_send())
-            if out:
+            if out and s2c and self.client.state is not State.CLOSED:
                 moved = True
                 self.wire_s2c += out
                 self._handle(self.client, self.client.receive_data(out), self.client_events)
             if not moved:
                 return
         raise AssertionError("the pair did not settle in %d rounds" % max_rounds)
+
+    def break_link(self) -> None:
+        """Both ends see the TCP connection drop."""
+        self.client.connection_lost()
+        self.server.connection_lost()
 
     def handshake(self) -> None:
         self.start()

@@ -3,10 +3,10 @@
 Print the msgr2 connection state diagram as a Mermaid ``stateDiagram-v2``
 block, generated from ``msgr2tx.core.connection``:
 
-* one edge per (state, next state) pair in ``NEXT_STATES``, labelled with the
-  frame tags ``TRANSITIONS`` lets that state accept (states with no entry in
-  ``TRANSITIONS`` are waiting for the banner, which is not a frame);
-* a self-loop on every state that has no next state (READY), one per tag.
+* one edge per (state, next state) pair, labelled with the frame tags whose
+  rule in ``TRANSITIONS`` leads there (a rule with no targets leads to
+  CLOSED);
+* the banner exchange, which is not a frame, from ``BANNER_TRANSITIONS``.
 
     python tools/gen_state_diagram.py           # print the block
     python tools/gen_state_diagram.py --write   # rewrite it in docs/protocol.md
@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from msgr2tx.core.connection import NEXT_STATES, TRANSITIONS, State  # noqa: E402
+from msgr2tx.core.connection import BANNER_TRANSITIONS, TRANSITIONS, State  # noqa: E402
 
 BEGIN = "<!-- state-diagram:begin -->"
 END = "<!-- state-diagram:end -->"
@@ -31,26 +31,20 @@ DOC = os.path.join(ROOT, "docs", "protocol.md")
 _ENTRIES = ((State.BANNER_CONNECTING, "client"), (State.BANNER_ACCEPTING, "server"))
 
 
-def _label(state):
-    tags = TRANSITIONS.get(state)
-    if not tags:
-        return "banner"
-    return ", ".join(tag.name for tag in tags)
-
-
 def diagram():
     """The Mermaid source, without the code fence."""
     lines = ["stateDiagram-v2"]
     for state, role in _ENTRIES:
         lines.append("    [*] --> %s : %s" % (state.value, role))
-    for state, targets in NEXT_STATES.items():
-        if targets:
-            label = _label(state)
-            for target in targets:
-                lines.append("    %s --> %s : %s" % (state.value, target.value, label))
-        else:
-            for tag in TRANSITIONS.get(state, {}):
-                lines.append("    %s --> %s : %s" % (state.value, state.value, tag.name))
+    for state, target in BANNER_TRANSITIONS.items():
+        lines.append("    %s --> %s : banner" % (state.value, target.value))
+    for state, rules in TRANSITIONS.items():
+        edges = {}
+        for tag, rule in rules.items():
+            for target in rule.targets or (State.CLOSED,):
+                edges.setdefault(target, []).append(tag.name)
+        for target, tags in edges.items():
+            lines.append("    %s --> %s : %s" % (state.value, target.value, ", ".join(tags)))
     return "\n".join(lines) + "\n"
 
 

@@ -13,8 +13,9 @@ documentation's state diagram is generated from that table.
 import enum
 import hashlib
 import hmac
+import secrets
 import struct
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from msgr2tx.core import frames as F
 from msgr2tx.core import events as E
@@ -29,7 +30,7 @@ from msgr2tx.core.encoding import (
 )
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import decode_message
-from msgr2tx.core.session import Session
+from msgr2tx.core.session import GlobalSeq, Session, SessionTable
 from msgr2tx.errors import (
     BannerError, IdentMismatch, LocalProtocolError, MissingFeatures, Msgr1Banner,
     ProtocolError, SignatureMismatch, UnexpectedFrame,
@@ -40,6 +41,7 @@ _BANNER_PAYLOAD = struct.Struct("<QQ")
 BANNER_SIZE = _BANNER_HEAD.size + BANNER_PAYLOAD_LEN  # 26
 
 ZERO_SIGNATURE = bytes(32)
+_NO_RULES: dict = {}
 
 
 class Role(enum.Enum):
@@ -55,6 +57,7 @@ class State(enum.Enum):
     AUTH_CONNECTING_SIGN = "AUTH_CONNECTING_SIGN"
     COMPRESSION_CONNECTING = "COMPRESSION_CONNECTING"
     SESSION_CONNECTING = "SESSION_CONNECTING"
+    SESSION_RECONNECTING = "SESSION_RECONNECTING"
     # server
     BANNER_ACCEPTING = "BANNER_ACCEPTING"
     HELLO_ACCEPTING = "HELLO_ACCEPTING"
@@ -68,56 +71,91 @@ class State(enum.Enum):
     CLOSED = "CLOSED"
 
 
-#: state -> {tag accepted in that state: handler method name}
-TRANSITIONS: Dict[State, Dict[Tag, str]] = {
-    State.HELLO_CONNECTING: {Tag.HELLO: "_client_hello"},
-    State.AUTH_CONNECTING: {
-        Tag.AUTH_BAD_METHOD: "_client_auth_bad_method",
-        Tag.AUTH_REPLY_MORE: "_client_auth_reply_more",
-        Tag.AUTH_DONE: "_client_auth_done",
+class Rule(NamedTuple):
+    """What a frame does in a state: the method that handles it and the states it may lead to."""
+
+    handler: str
+    targets: Tuple[State, ...]
+
+
+_S = State
+
+#: state -> {tag accepted in that state: Rule}.  A tag missing here is an
+#: L{UnexpectedFrame}; a handler that leaves the connection in a state not
+#: listed in its rule's targets is a bug, caught at run time.  CLOSED is
+#: always a possible outcome and is not listed.
+TRANSITIONS: Dict[State, Dict[Tag, Rule]] = {
+    _S.HELLO_CONNECTING: {Tag.HELLO: Rule("_client_hello", (_S.AUTH_CONNECTING,))},
+    _S.AUTH_CONNECTING: {
+        Tag.AUTH_BAD_METHOD: Rule("_client_auth_bad_method", (_S.AUTH_CONNECTING,)),
+        Tag.AUTH_REPLY_MORE: Rule("_client_auth_reply_more", (_S.AUTH_CONNECTING,)),
+        Tag.AUTH_DONE: Rule("_client_auth_done", (_S.AUTH_CONNECTING_SIGN,)),
     },
-    State.AUTH_CONNECTING_SIGN: {Tag.AUTH_SIGNATURE: "_client_auth_signature"},
-    State.COMPRESSION_CONNECTING: {Tag.COMPRESSION_DONE: "_client_compression_done"},
-    State.SESSION_CONNECTING: {
-        Tag.SERVER_IDENT: "_client_server_ident",
-        Tag.IDENT_MISSING_FEATURES: "_client_missing_features",
-        Tag.WAIT: "_client_wait",
-        Tag.SESSION_RESET: "_client_session_reset",
+    _S.AUTH_CONNECTING_SIGN: {
+        Tag.AUTH_SIGNATURE: Rule("_client_auth_signature",
+                                 (_S.COMPRESSION_CONNECTING, _S.SESSION_CONNECTING, _S.SESSION_RECONNECTING)),
     },
-    State.HELLO_ACCEPTING: {Tag.HELLO: "_server_hello"},
-    State.AUTH_ACCEPTING: {Tag.AUTH_REQUEST: "_server_auth_request"},
-    State.AUTH_ACCEPTING_MORE: {Tag.AUTH_REQUEST_MORE: "_server_auth_request_more"},
-    State.AUTH_ACCEPTING_SIGN: {Tag.AUTH_SIGNATURE: "_server_auth_signature"},
-    State.COMPRESSION_ACCEPTING: {Tag.COMPRESSION_REQUEST: "_server_compression_request"},
-    State.SESSION_ACCEPTING: {
-        Tag.CLIENT_IDENT: "_server_client_ident",
-        Tag.SESSION_RECONNECT: "_server_session_reconnect",
+    _S.COMPRESSION_CONNECTING: {
+        Tag.COMPRESSION_DONE: Rule("_client_compression_done", (_S.SESSION_CONNECTING, _S.SESSION_RECONNECTING)),
     },
-    State.READY: {
-        Tag.MESSAGE: "_ready_message",
-        Tag.KEEPALIVE2: "_ready_keepalive",
-        Tag.KEEPALIVE2_ACK: "_ready_keepalive_ack",
-        Tag.ACK: "_ready_ack",
+    _S.SESSION_CONNECTING: {
+        Tag.SERVER_IDENT: Rule("_client_server_ident", (_S.READY,)),
+        Tag.IDENT_MISSING_FEATURES: Rule("_client_missing_features", ()),
+        Tag.WAIT: Rule("_client_wait", ()),
+    },
+    _S.SESSION_RECONNECTING: {
+        Tag.SESSION_RECONNECT_OK: Rule("_client_reconnect_ok", (_S.READY,)),
+        Tag.SESSION_RESET: Rule("_client_session_reset", (_S.SESSION_CONNECTING,)),
+        Tag.SESSION_RETRY: Rule("_client_session_retry", (_S.SESSION_RECONNECTING,)),
+        Tag.SESSION_RETRY_GLOBAL: Rule("_client_session_retry_global", (_S.SESSION_RECONNECTING,)),
+        Tag.WAIT: Rule("_client_wait", ()),
+    },
+    _S.HELLO_ACCEPTING: {Tag.HELLO: Rule("_server_hello", (_S.AUTH_ACCEPTING,))},
+    _S.AUTH_ACCEPTING: {
+        Tag.AUTH_REQUEST: Rule("_server_auth_request",
+                               (_S.AUTH_ACCEPTING, _S.AUTH_ACCEPTING_MORE, _S.AUTH_ACCEPTING_SIGN)),
+    },
+    _S.AUTH_ACCEPTING_MORE: {
+        Tag.AUTH_REQUEST_MORE: Rule("_server_auth_request_more",
+                                    (_S.AUTH_ACCEPTING, _S.AUTH_ACCEPTING_MORE, _S.AUTH_ACCEPTING_SIGN)),
+    },
+    _S.AUTH_ACCEPTING_SIGN: {
+        Tag.AUTH_SIGNATURE: Rule("_server_auth_signature", (_S.COMPRESSION_ACCEPTING, _S.SESSION_ACCEPTING)),
+    },
+    _S.COMPRESSION_ACCEPTING: {
+        Tag.COMPRESSION_REQUEST: Rule("_server_compression_request", (_S.SESSION_ACCEPTING,)),
+    },
+    _S.SESSION_ACCEPTING: {
+        Tag.CLIENT_IDENT: Rule("_server_client_ident", (_S.READY, _S.SESSION_ACCEPTING)),
+        Tag.SESSION_RECONNECT: Rule("_server_session_reconnect", (_S.READY, _S.SESSION_ACCEPTING)),
+    },
+    _S.READY: {
+        Tag.MESSAGE: Rule("_ready_message", (_S.READY,)),
+        Tag.KEEPALIVE2: Rule("_ready_keepalive", (_S.READY,)),
+        Tag.KEEPALIVE2_ACK: Rule("_ready_keepalive_ack", (_S.READY,)),
+        Tag.ACK: Rule("_ready_ack", (_S.READY,)),
     },
 }
 
-#: the states each state can move to, for documentation and tests
-NEXT_STATES: Dict[State, Sequence[State]] = {
-    State.BANNER_CONNECTING: (State.HELLO_CONNECTING,),
-    State.HELLO_CONNECTING: (State.AUTH_CONNECTING,),
-    State.AUTH_CONNECTING: (State.AUTH_CONNECTING_SIGN,),
-    State.AUTH_CONNECTING_SIGN: (State.COMPRESSION_CONNECTING, State.SESSION_CONNECTING),
-    State.COMPRESSION_CONNECTING: (State.SESSION_CONNECTING,),
-    State.SESSION_CONNECTING: (State.READY,),
-    State.BANNER_ACCEPTING: (State.HELLO_ACCEPTING,),
-    State.HELLO_ACCEPTING: (State.AUTH_ACCEPTING,),
-    State.AUTH_ACCEPTING: (State.AUTH_ACCEPTING_MORE, State.AUTH_ACCEPTING_SIGN),
-    State.AUTH_ACCEPTING_MORE: (State.AUTH_ACCEPTING_SIGN,),
-    State.AUTH_ACCEPTING_SIGN: (State.COMPRESSION_ACCEPTING, State.SESSION_ACCEPTING),
-    State.COMPRESSION_ACCEPTING: (State.SESSION_ACCEPTING,),
-    State.SESSION_ACCEPTING: (State.READY,),
-    State.READY: (),
+#: the banner is not a frame: where each role goes once it is exchanged
+BANNER_TRANSITIONS: Dict[State, State] = {
+    _S.BANNER_CONNECTING: _S.HELLO_CONNECTING,
+    _S.BANNER_ACCEPTING: _S.HELLO_ACCEPTING,
 }
+
+
+def _next_states() -> Dict[State, Tuple[State, ...]]:
+    result: Dict[State, Tuple[State, ...]] = {s: (t,) for s, t in BANNER_TRANSITIONS.items()}
+    for state, rules in TRANSITIONS.items():
+        targets: List[State] = []
+        for rule in rules.values():
+            targets.extend(t for t in rule.targets if t not in targets)
+        result[state] = tuple(targets)
+    return result
+
+
+#: every state's possible next states, derived from the tables above
+NEXT_STATES: Dict[State, Tuple[State, ...]] = _next_states()
 
 
 def hmac_sha256(key: bytes, data) -> bytes:
@@ -145,14 +183,21 @@ class Msgr2Connection:
                  local_addr: entity_addr_t, peer_addr: entity_addr_t,
                  server_addrs: Optional[entity_addrvec_t] = None,
                  session: Optional[Session] = None,
-                 global_seq: int = 1, nonce: int = 0, cookie: int = 0) -> None:
+                 global_seq: int = 1, nonce: int = 0, cookie: int = 0,
+                 global_seqs: Optional[GlobalSeq] = None,
+                 sessions: Optional[SessionTable] = None) -> None:
         self.config = config
         self.role = role
         self.local_addr = local_addr
         self.peer_addr = peer_addr
         self.server_addrs = server_addrs
         self.session = session if session is not None else Session()
-        self.global_seq = global_seq
+        self.global_seqs = global_seqs if global_seqs is not None else GlobalSeq(global_seq - 1)
+        self.global_seq = self.global_seqs.next()
+        #: the server's lossless sessions (shared by a server's connections)
+        self.sessions = sessions if sessions is not None else SessionTable()
+        #: set by the I/O layer to whatever object drives this connection
+        self.owner = None
         self.nonce = nonce
         self.cookie = cookie
         self.state = State.BANNER_CONNECTING if role is Role.CLIENT else State.BANNER_ACCEPTING
@@ -177,7 +222,7 @@ class Msgr2Connection:
         self._session_key = b""
         self.connection_secret_len = 0
         self._last_ack_sent = 0
-        self._sent_message_since_ack = False
+        self._transition = None
 
     # ---- introspection -------------------------------------------------
 
@@ -236,6 +281,7 @@ class Msgr2Connection:
 
     def _process(self) -> None:
         rbuf = self._rbuf
+        self._check_transition()
         while not self._blocked and self.state is not State.CLOSED:
             if self.reader is None:
                 if not self._process_banner():
@@ -244,13 +290,24 @@ class Msgr2Connection:
             frame = self.reader.next_frame(rbuf)
             if frame is None:
                 return
-            handlers = TRANSITIONS.get(self.state, {})
-            name = handlers.get(frame.tag)
-            if name is None:
+            rule = TRANSITIONS.get(self.state, _NO_RULES).get(frame.tag)
+            if rule is None:
                 raise UnexpectedFrame("%s frame is not allowed in state %s" % (
                     Tag(frame.tag).name, self.state.value))
             value = F.decode_frame(frame.tag, frame.segments)
-            getattr(self, name)(value)
+            self._transition = (self.state, frame.tag, rule.targets)
+            getattr(self, rule.handler)(value)
+            self._check_transition()
+
+    def _check_transition(self) -> None:
+        """A settled transition must be one the table lists."""
+        transition = self._transition
+        if transition is None or self._blocked:
+            return
+        self._transition = None
+        if self.state not in transition[2] and self.state is not State.CLOSED:
+            raise LocalProtocolError("internal error: %s in %s led to %s, which the state table does not allow"
+                                     % (Tag(transition[1]).name, transition[0].value, self.state.value))
 
     def _process_banner(self) -> bool:
         rbuf = self._rbuf
@@ -286,7 +343,7 @@ class Msgr2Connection:
         self._events.append(E.BannerExchanged(supported, required, self.rev1))
         # both roles send HELLO straight after the banner
         self._send(F.Hello(self.config.entity_type, self.peer_addr))
-        self.state = State.HELLO_CONNECTING if self.role is Role.CLIENT else State.HELLO_ACCEPTING
+        self.state = BANNER_TRANSITIONS[self.state]
         return True
 
     def _send(self, frame) -> None:
@@ -374,21 +431,53 @@ class Msgr2Connection:
             self._send(F.CompressionRequest(False, ()))
             self.state = State.COMPRESSION_CONNECTING
         else:
-            self._send_client_ident()
+            self._start_session()
 
     def _client_compression_done(self, frame: F.CompressionDone) -> None:
         if frame.is_compress:
             raise UnexpectedFrame("server enabled compression that we did not ask for")
-        self._send_client_ident()
+        self._start_session()
+
+    def _start_session(self) -> None:
+        """CLIENT_IDENT for a new session, SESSION_RECONNECT to resume one."""
+        session = self.session
+        if session.server_cookie and not session.lossy:
+            session.connect_seq += 1
+            self._send_reconnect()
+        else:
+            self._send_client_ident()
+
+    def _my_addrs(self) -> entity_addrvec_t:
+        return entity_addrvec_t((entity_addr_t(AddrType.ANY, self.nonce, self.local_addr.host, 0),))
+
+    def _send_reconnect(self) -> None:
+        s = self.session
+        self._send(F.SessionReconnect(self._my_addrs(), s.client_cookie, s.server_cookie,
+                                      self.global_seq, s.connect_seq, s.in_seq))
+        self.state = State.SESSION_RECONNECTING
+
+    def _client_reconnect_ok(self, frame: F.SessionReconnectOk) -> None:
+        session = self.session
+        self.peer_global_id = session.peer_global_id
+        self.peer_addrs = session.peer_addrs
+        self.features = session.features
+        self._become_ready(False, reconnected=True, replay=session.replay_after(frame.msg_seq))
+
+    def _client_session_retry(self, frame: F.SessionRetry) -> None:
+        self.session.connect_seq = frame.connect_seq + 1
+        self._send_reconnect()
+
+    def _client_session_retry_global(self, frame: F.SessionRetryGlobal) -> None:
+        self.global_seq = self.global_seqs.raise_above(frame.global_seq)
+        self._send_reconnect()
 
     def _send_client_ident(self) -> None:
         cfg = self.config
         session = self.session
         if not cfg.lossy and not session.client_cookie:
             session.client_cookie = self.cookie or 1
-        my_addr = entity_addr_t(AddrType.ANY, self.nonce, self.local_addr.host, 0)
         self._send(F.ClientIdent(
-            entity_addrvec_t((my_addr,)), self.peer_addr, cfg.entity_num, self.global_seq,
+            self._my_addrs(), self.peer_addr, cfg.entity_num, self.global_seq,
             cfg.features_supported, cfg.features_required,
             IDENT_FLAG_LOSSY if cfg.lossy else 0,
             0 if cfg.lossy else session.client_cookie))
@@ -411,7 +500,11 @@ class Msgr2Connection:
         session.server_cookie = frame.cookie
         session.lossy = lossy
         session.peer_global_seq = frame.global_seq
-        self._become_ready(lossy)
+        session.peer_global_id = frame.gid
+        session.peer_addrs = frame.addrs
+        session.features = self.features
+        # a new session on the server: whatever we sent before is sent again
+        self._become_ready(lossy, replay=() if lossy else list(session.unacked))
 
     def _client_missing_features(self, frame: F.IdentMissingFeatures) -> None:
         raise MissingFeatures("server requires features 0x%x that we do not offer" % frame.features,
@@ -422,8 +515,15 @@ class Msgr2Connection:
         self._close("server asked us to wait")
 
     def _client_session_reset(self, frame: F.SessionReset) -> None:
+        session = self.session
         self._events.append(E.SessionResetReceived(frame.full))
-        self._close("server reset the session")
+        if frame.full:
+            session.reset(_new_cookie())
+        else:
+            session.server_cookie = 0
+            session.connect_seq = 0
+            session.in_seq = 0
+        self._send_client_ident()
 
     # ---- server handshake -------------------------------------------------
 
@@ -508,30 +608,97 @@ class Msgr2Connection:
         self.peer_global_id = frame.gid if frame.gid >= 0 else self.global_id
         self.features = self.config.features_supported & frame.supported_features
         lossy = self.config.lossy or bool(frame.flags & IDENT_FLAG_LOSSY)
-        session = self.session
-        session.client_cookie = frame.cookie
+        replay = ()
+        if lossy:
+            session = self.session
+            session.client_cookie = frame.cookie
+            session.server_cookie = 0
+        else:
+            session, replay = self._adopt_session(frame)
         session.peer_global_seq = frame.global_seq
+        session.peer_global_id = self.peer_global_id
+        session.peer_addrs = frame.addrs
+        session.features = self.features
         session.lossy = lossy
-        session.server_cookie = 0 if lossy else (self.cookie or 1)
         cfg = self.config
         self._send(F.ServerIdent(
             self.server_addrs, cfg.entity_num, self.global_seq,
             cfg.features_supported, cfg.features_required,
             IDENT_FLAG_LOSSY if lossy else 0, session.server_cookie))
-        self._become_ready(lossy)
+        self._become_ready(lossy, replay=replay)
+
+    def _adopt_session(self, frame: F.ClientIdent):
+        """
+        Server, lossless CLIENT_IDENT: a new session, or the one an
+        interrupted handshake with the same client cookie left behind.  A
+        different cookie from the same address means the peer restarted:
+        its old session is dropped and reported once.
+        """
+        table = self.sessions
+        peer_key = str(frame.addrs)
+        existing = table.get(frame.cookie) if frame.cookie else None
+        stale = table.for_peer(peer_key)
+        if stale is not None and stale is not existing:
+            table.remove(stale)
+            self._replace_connection(stale)
+            self._events.append(E.RemoteReset(stale.client_cookie))
+        if existing is not None:
+            self._replace_connection(existing)
+            session = existing
+            replay = list(session.unacked)
+        else:
+            session = self.session
+            session.client_cookie = frame.cookie
+            session.server_cookie = self.cookie or _new_cookie()
+            session.peer_key = peer_key
+            table.add(session)
+            replay = ()
+        session.connection = self
+        self.session = session
+        return session, replay
+
+    def _replace_connection(self, session: Session) -> None:
+        """Close the connection that carried C{session} before this one."""
+        old = session.connection
+        session.connection = None
+        if old is not None and old is not self and old.state is not State.CLOSED:
+            old.close()
+            self._events.append(E.ConnectionReplaced(old))
 
     def _server_session_reconnect(self, frame: F.SessionReconnect) -> None:
-        # No session table at this layer: the session is unknown, so the
-        # client must start afresh (Ceph answers the same way).
-        self._send(F.SessionReset(True))
+        existing = self.sessions.get(frame.client_cookie)
+        if existing is None or existing.server_cookie != frame.server_cookie or self.config.lossy:
+            # we do not know this session: the client must start afresh
+            self._send(F.SessionReset(True))
+            return
+        if existing.peer_global_seq > frame.global_seq:
+            self._send(F.SessionRetryGlobal(existing.peer_global_seq))
+            return
+        if existing.connect_seq > frame.connect_seq:
+            self._send(F.SessionRetry(existing.connect_seq))
+            return
+        # as a server we win any race: this connection takes the session over
+        self._replace_connection(existing)
+        existing.connection = self
+        existing.connect_seq = frame.connect_seq
+        existing.peer_global_seq = frame.global_seq
+        existing.peer_addrs = frame.addrs
+        self.session = existing
+        self.peer_addrs = frame.addrs
+        self.peer_global_id = existing.peer_global_id
+        self.features = existing.features
+        self._send(F.SessionReconnectOk(existing.in_seq))
+        self._become_ready(False, reconnected=True, replay=existing.replay_after(frame.msg_seq))
 
     # ---- ready ------------------------------------------------------------------
 
-    def _become_ready(self, lossy: bool) -> None:
+    def _become_ready(self, lossy: bool, reconnected: bool = False, replay=()) -> None:
         self.state = State.READY
         self._events.append(E.Ready(
             self.peer_name, self.peer_addrs, self.features, int(self.con_mode),
-            self.rev1, self.global_id, lossy))
+            self.rev1, self.global_id, lossy, reconnected))
+        for seq, message in replay:
+            self._write_message(message, seq)
         pending = self.session.pending
         while pending:
             self._send_message_now(pending.popleft())
@@ -551,8 +718,14 @@ class Msgr2Connection:
 
     def _send_message_now(self, message) -> None:
         session = self.session
-        front, middle, data = message.encode(self.features)
         seq = session.next_out_seq()
+        self._write_message(message, seq)
+        if not session.lossy:
+            session.unacked.append((seq, message))
+
+    def _write_message(self, message, seq: int) -> None:
+        session = self.session
+        front, middle, data = message.encode(self.features)
         message.seq = seq
         header = F.MessageHeader2(
             seq=seq, tid=message.tid, type=message.TYPE, priority=message.priority,
@@ -562,8 +735,6 @@ class Msgr2Connection:
         self._out.extend(self.writer.assemble(
             Tag.MESSAGE, (header.encode(), front, middle, data), F.MESSAGE_ALIGNS))
         self._last_ack_sent = session.in_seq
-        if not session.lossy:
-            session.unacked.append((seq, message))
 
     def send_keepalive(self, timestamp: utime_t) -> None:
         self._require(State.READY, "send KEEPALIVE2")
@@ -618,6 +789,10 @@ class Msgr2Connection:
 
     def close(self) -> None:
         self.state = State.CLOSED
+
+
+def _new_cookie() -> int:
+    return secrets.randbits(64) or 1
 
 
 def _same_endpoint(a: entity_addr_t, b: entity_addr_t) -> bool:

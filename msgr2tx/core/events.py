@@ -131,6 +131,20 @@ class WaitReceived(Event):
 
 
 @dataclass(frozen=True)
+class RemoteReset(Event):
+    """Server: a peer came back with a new client cookie; its old session is gone."""
+
+    old_client_cookie: int
+
+
+@dataclass(frozen=True, eq=False)
+class ConnectionReplaced(Event):
+    """Server: a reconnect took the session over; close the old connection."""
+
+    old: object
+
+
+@dataclass(frozen=True)
 class ConnectionDone(Event):
     """The core wants the transport closed (after flushing)."""
 

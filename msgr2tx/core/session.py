@@ -4,7 +4,7 @@ numbers and the queue of messages sent but not yet acknowledged.
 """
 
 from collections import deque
-from typing import Deque, Tuple
+from typing import Deque, Dict, Optional, Tuple
 
 
 class Session:
@@ -28,8 +28,37 @@ class Session:
         self.in_seq = 0
         self.out_seq = 0
         self.lossy = True
+        self.peer_global_id = 0
+        self.peer_addrs = None
+        self.features = 0
+        #: the core connection carrying this session now (server side)
+        self.connection = None
+        #: the peer's address vector, as text (server side)
+        self.peer_key = ""
         self.unacked: Deque[Tuple[int, object]] = deque()
         self.pending: Deque[object] = deque()
+
+    def reset(self, new_client_cookie: int = 0) -> None:
+        """
+        Forget everything (a full SESSION_RESET): queued and unacknowledged
+        messages are dropped and the sequence numbers start again.
+        """
+        self.client_cookie = new_client_cookie
+        self.server_cookie = 0
+        self.connect_seq = 0
+        self.in_seq = 0
+        self.out_seq = 0
+        self.unacked.clear()
+        self.pending.clear()
+
+    def replay_after(self, peer_in_seq: int):
+        """
+        The peer has everything up to C{peer_in_seq}: drop that from the
+        unacknowledged queue and return what must be sent again, in order,
+        with the original sequence numbers.
+        """
+        self.acked(peer_in_seq)
+        return list(self.unacked)
 
     def next_out_seq(self) -> int:
         self.out_seq += 1
@@ -58,3 +87,50 @@ class Session:
         return "<Session client_cookie=%x server_cookie=%x cs=%d in_seq=%d out_seq=%d unacked=%d>" % (
             self.client_cookie, self.server_cookie, self.connect_seq,
             self.in_seq, self.out_seq, len(self.unacked))
+
+
+class GlobalSeq:
+    """
+    The messenger-wide connection counter: every connection attempt takes
+    the next value, and it never goes backwards.
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self.value = start
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+    def raise_above(self, seen: int) -> int:
+        """After SESSION_RETRY_GLOBAL: a value above both ours and the peer's."""
+        self.value = max(self.value, seen) + 1
+        return self.value
+
+
+class SessionTable:
+    """A server's lossless sessions, by client cookie and by peer address."""
+
+    def __init__(self) -> None:
+        self.by_cookie: Dict[int, Session] = {}
+        self.by_peer: Dict[str, Session] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_cookie)
+
+    def get(self, client_cookie: int) -> Optional[Session]:
+        return self.by_cookie.get(client_cookie)
+
+    def for_peer(self, peer_key: str) -> Optional[Session]:
+        return self.by_peer.get(peer_key)
+
+    def add(self, session: Session) -> None:
+        self.by_cookie[session.client_cookie] = session
+        if session.peer_key:
+            self.by_peer[session.peer_key] = session
+
+    def remove(self, session: Session) -> None:
+        if self.by_cookie.get(session.client_cookie) is session:
+            del self.by_cookie[session.client_cookie]
+        if session.peer_key and self.by_peer.get(session.peer_key) is session:
+            del self.by_peer[session.peer_key]
