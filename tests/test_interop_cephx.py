@@ -191,3 +191,39 @@ class CephCliCephxToOurServerTests(TestCase):
         self.assertIn("client.admin failed the challenge", log)
         self.assertNotIn("inspect: READY", log)
         self.assertNotIn("Traceback", log)
+
+
+class OurAuthorizerToCephOsdTests(TestCase):
+    """Tickets from ceph-mon, presented as an authorizer to a real ceph-osd (always challenged)."""
+
+    timeout = 180
+
+    def setUp(self):
+        self.mon = cephlab.shared_monitor(auth="cephx")
+        osd = self.mon.osds.get(0)
+        if osd is None or not osd.running:
+            if osd is not None:
+                del self.mon.osds[0]
+            osd = self.mon.add_osd(0)
+        self.osd = osd
+
+    @defer.inlineCallbacks
+    def _osd(self, config):
+        handler = CephxAuthProvider().clientHandler("keyring=%s" % self.mon.keyring)
+        p = yield connect(reactor, self.mon.addr, [handler], config, receiver=MonClient(), timeout=10)
+        self.addCleanup(p.transport.loseConnection)
+        osd_handler = handler.spawn()
+        p2 = yield connect(reactor, self.osd.addr, [osd_handler], config, timeout=10)
+        self.addCleanup(p2.transport.loseConnection)
+        self.assertEqual(str(p2.info.peer_name), "osd.0")
+        self.assertEqual(p2.info.mode_name, "crc")
+        self.assertEqual(p2.info.rev1, config.revision1)
+        # the AUTH_SIGNATUREs verified under the OSD ticket's session key
+        self.assertEqual(p2.conn._session_key,
+                         handler.tickets.get(EntityType.OSD).session_key.secret_bytes)
+
+    def test_osd_rev1(self):
+        return self._osd(CRC)
+
+    def test_osd_rev0(self):
+        return self._osd(CRC_REV0)
