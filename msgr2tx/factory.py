@@ -7,6 +7,7 @@ from twisted.internet.protocol import ClientFactory, Factory
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.connection import Role
 from msgr2tx.core.encoding import EntityType, entity_addr_t
+from msgr2tx.core.session import GlobalSeq, Session, SessionTable
 from msgr2tx.protocol import Msgr2Protocol
 
 
@@ -34,12 +35,15 @@ class Msgr2ServerFactory(Factory):
         self.reactor = reactor
         self.handshake_timeout = handshake_timeout
         self.nonce = nonce
-        self.connections = set()
+        #: lossless sessions by client cookie, shared by all connections
+        self.sessions = SessionTable()
+        self.global_seqs = GlobalSeq()
 
     def buildProtocol(self, addr):
         p = self.protocol(Role.SERVER, self.config, self.auth_handlers, self.receiver,
                           clock=self.reactor, handshake_timeout=self.handshake_timeout,
-                          server_nonce=self.nonce)
+                          server_nonce=self.nonce, sessions=self.sessions,
+                          global_seqs=self.global_seqs)
         p.factory = self
         return p
 
@@ -51,7 +55,8 @@ class Msgr2ClientFactory(ClientFactory):
 
     def __init__(self, auth_handlers: Sequence, config: ConnectionConfig,
                  target_addr: Optional[entity_addr_t] = None, receiver=None,
-                 reactor=None, handshake_timeout: Optional[float] = 30.0) -> None:
+                 reactor=None, handshake_timeout: Optional[float] = 30.0,
+                 session: Optional[Session] = None, global_seqs: Optional[GlobalSeq] = None) -> None:
         self.config = config
         self.auth_handlers = list(auth_handlers)
         self.target_addr = target_addr
@@ -60,10 +65,14 @@ class Msgr2ClientFactory(ClientFactory):
             from twisted.internet import reactor
         self.reactor = reactor
         self.handshake_timeout = handshake_timeout
+        #: kept across connection attempts, so a lossless session resumes
+        self.session = session if session is not None else Session()
+        self.global_seqs = global_seqs if global_seqs is not None else GlobalSeq()
 
     def buildProtocol(self, addr):
         p = self.protocol(Role.CLIENT, self.config, self.auth_handlers, self.receiver,
                           target_addr=self.target_addr, clock=self.reactor,
-                          handshake_timeout=self.handshake_timeout)
+                          handshake_timeout=self.handshake_timeout,
+                          session=self.session, global_seqs=self.global_seqs)
         p.factory = self
         return p

@@ -28,7 +28,7 @@ from msgr2tx.core.encoding import (
 )
 from msgr2tx.errors import (
     AuthBadMethod, AuthError, AuthRejected, ConnectionClosed, HandshakeTimeout,
-    LocalProtocolError, Msgr2Error, ProtocolError, SessionReset,
+    LocalProtocolError, Msgr2Error, ProtocolError,
 )
 
 
@@ -43,6 +43,7 @@ class PeerInfo:
     rev1: bool
     global_id: int
     lossy: bool
+    reconnected: bool = False
 
     @property
     def mode_name(self) -> str:
@@ -63,7 +64,8 @@ class Msgr2Protocol(Protocol):
 
     def __init__(self, role: Role, config, auth_handlers, receiver=None,
                  target_addr: Optional[entity_addr_t] = None, clock=None,
-                 handshake_timeout: Optional[float] = None, server_nonce: int = 0) -> None:
+                 handshake_timeout: Optional[float] = None, server_nonce: int = 0,
+                 session=None, sessions=None, global_seqs=None) -> None:
         self.role = role
         self.config = config
         self.auth_handlers = list(auth_handlers)
@@ -72,6 +74,9 @@ class Msgr2Protocol(Protocol):
         self.clock = clock
         self.handshake_timeout = handshake_timeout
         self.server_nonce = server_nonce
+        self.session = session
+        self.sessions = sessions
+        self.global_seqs = global_seqs
         self.conn: Optional[Msgr2Connection] = None
         self.info: Optional[PeerInfo] = None
         self._ready_waiters: List[defer.Deferred] = []
@@ -147,6 +152,7 @@ class Msgr2Protocol(Protocol):
             target = self.target_addr or (peer.with_type(AddrType.MSGR2) if peer else entity_addr_t())
             self.conn = Msgr2Connection(
                 self.config, Role.CLIENT, local or entity_addr_t(), target,
+                session=self.session, global_seqs=self.global_seqs,
                 nonce=_random_u32() or 1, cookie=_random_u64() or 1)
         else:
             server_addr = (local.with_type(AddrType.MSGR2) if local else entity_addr_t())
@@ -154,7 +160,9 @@ class Msgr2Protocol(Protocol):
             self.conn = Msgr2Connection(
                 self.config, Role.SERVER, server_addr, peer or entity_addr_t(),
                 server_addrs=entity_addrvec_t((server_addr,)),
+                sessions=self.sessions, global_seqs=self.global_seqs,
                 cookie=_random_u64() or 1)
+        self.conn.owner = self
         if self.handshake_timeout and self.clock is not None:
             self._timeout_call = self.clock.callLater(self.handshake_timeout, self._handshake_timed_out)
         self.conn.initiate()
@@ -265,7 +273,15 @@ class Msgr2Protocol(Protocol):
         elif kind is E.AuthRequestReceived:
             self._server_auth_request(event)
         elif kind is E.SessionResetReceived:
-            self._failure = Failure(SessionReset("peer reset the session (full=%r)" % event.full))
+            self.log.info("{peer} reset our session (full={full})", peer=str(self.conn.peer_addr), full=event.full)
+            self._notify("sessionReset", event.full)
+        elif kind is E.ConnectionReplaced:
+            old = event.old.owner
+            if old is not None and old is not self:
+                old._replaced()
+        elif kind is E.RemoteReset:
+            self.log.info("{peer} restarted: its old session is gone", peer=str(self.conn.peer_addr))
+            self._notify("remoteReset")
         elif kind is E.ConnectionDone:
             self._failure = self._failure or Failure(ConnectionClosed(event.reason))
             self._fail_ready(self._failure)
@@ -276,11 +292,24 @@ class Msgr2Protocol(Protocol):
             self.log.debug("HELLO from {peer}: {entity}", peer=str(self.conn.peer_addr),
                            entity=EntityType.name(event.entity_type))
 
+    def _notify(self, method: str, *args) -> None:
+        """Call an optional receiver method (session events)."""
+        handler = getattr(self.receiver, method, None)
+        if handler is not None:
+            handler(self, *args)
+
+    def _replaced(self) -> None:
+        """Another connection took our session over: go away quietly."""
+        if not self._closed:
+            self._closed = True
+            self._failure = Failure(ConnectionClosed("session moved to a newer connection"))
+            self.transport.abortConnection()
+
     def _ready(self, event: E.Ready) -> None:
         self._cancel_timeout()
         self.ready_at = time.perf_counter()
         self.info = PeerInfo(event.peer_name, event.peer_addrs, event.features, event.con_mode,
-                             event.rev1, event.global_id, event.lossy)
+                             event.rev1, event.global_id, event.lossy, event.reconnected)
         self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
                       mode=self.info.mode_name, rev=self.info.revision)
