@@ -58,3 +58,63 @@ def connect(reactor, address, auth: Sequence, config: Optional[ConnectionConfig]
 
     d.addCallback(connected)
     return d
+
+
+class ReconnectingClient:
+    """
+    A client that keeps one msgr2 session alive across connection failures,
+    built on Twisted's C{ClientService}: it reconnects with exponential
+    backoff (reset after every success), resumes a lossless session with
+    SESSION_RECONNECT and replays what the peer had not acknowledged.
+
+    Messages sent while disconnected wait in the session and go out, in
+    order, once the next connection is READY.  Add it to a service
+    hierarchy or call L{startService}/L{stopService} yourself.
+    """
+
+    def __init__(self, reactor, address, auth: Sequence, config: Optional[ConnectionConfig] = None,
+                 receiver=None, timeout: float = 30.0, initial_backoff: float = 0.2,
+                 max_backoff: float = 15.0) -> None:
+        from twisted.application.internet import ClientService, backoffPolicy
+
+        from msgr2tx.core.session import GlobalSeq, Session
+
+        self.reactor = reactor
+        self.config = config or ConnectionConfig()
+        endpoint, target = parse_target(reactor, address, timeout)
+        self.factory = Msgr2ClientFactory(auth, self.config, target_addr=target, receiver=receiver,
+                                          reactor=reactor, handshake_timeout=timeout,
+                                          session=Session(), global_seqs=GlobalSeq())
+        self.service = ClientService(
+            endpoint, self.factory, retryPolicy=backoffPolicy(initial_backoff, max_backoff),
+            clock=reactor, prepareConnection=lambda p: p.whenReady())
+        self._current = None
+
+    @property
+    def session(self):
+        return self.factory.session
+
+    def startService(self) -> None:
+        self.service.startService()
+
+    def stopService(self) -> defer.Deferred:
+        return self.service.stopService()
+
+    def setServiceParent(self, parent) -> None:
+        self.service.setServiceParent(parent)
+
+    def whenReady(self, failAfterFailures: Optional[int] = None) -> defer.Deferred:
+        """Fires with the READY protocol of the current connection."""
+        return self.service.whenConnected(failAfterFailures=failAfterFailures)
+
+    def sendMessage(self, message) -> None:
+        """Send now if READY, else queue in the session for the next connection."""
+        d = self.service.whenConnected()
+        protocol = [None]
+        d.addCallback(protocol.__setitem__, 0) if d.called else d.cancel()
+        d.addErrback(lambda f: None)
+        p = protocol[0]
+        if p is not None and not p._closed and p.info is not None:
+            p.sendMessage(message)
+        else:
+            self.factory.session.pending.append(message)

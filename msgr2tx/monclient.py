@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msgr2tx.core.messages import (
-    MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap,
+    MAuth, MAuthReply, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap,
     MMonSubscribe,
 )
 from msgr2tx.errors import CommandError, ConnectionClosed
@@ -29,8 +29,15 @@ class MonClient:
 
     log = Logger()
 
-    def __init__(self, hostname: Optional[str] = None) -> None:
+    def __init__(self, hostname: Optional[str] = None, auth_handler=None, clock=None,
+                 renew_check_interval: float = 10.0) -> None:
         self.hostname = hostname if hostname is not None else socket.gethostname().split(".")[0]
+        #: a cephx client handler whose service tickets we keep fresh
+        self.auth_handler = auth_handler
+        self.clock = clock
+        self.renew_check_interval = renew_check_interval
+        self._renewal_loop = None
+        self._renewals = []
         self.protocol = None
         self.monmap = None
         self._monmap_waiters = []
@@ -46,6 +53,37 @@ class MonClient:
         subscribe = MMonSubscribe(hostname=self.hostname)
         subscribe.sub_want("monmap", 0, 0)
         protocol.sendMessage(subscribe)
+        if self.auth_handler is not None and hasattr(self.auth_handler, "need_tickets"):
+            from twisted.internet.task import LoopingCall
+            self._renewal_loop = LoopingCall(self._check_tickets)
+            if self.clock is not None:
+                self._renewal_loop.clock = self.clock
+            self._renewal_loop.start(self.renew_check_interval, now=False).addErrback(
+                lambda f: self.log.failure("ticket renewal check failed", f))
+
+    def _check_tickets(self):
+        if self.auth_handler.need_tickets():
+            self.renew_tickets().addErrback(
+                lambda f: self.log.warn("ticket renewal failed: {error}", error=f.getErrorMessage()))
+
+    def renew_tickets(self, keys: Optional[int] = None) -> defer.Deferred:
+        """
+        Ask the monitor for fresh service tickets (cephx
+        GET_PRINCIPAL_SESSION_KEY over MAuth).  Fires with the mask of the
+        services renewed.  The renewal loop calls this before tickets expire.
+        """
+        handler = self.auth_handler
+        payload = handler.build_renewal_request(keys)
+        d = defer.Deferred()
+        self._renewals.append(d)
+        epoch = self.monmap.epoch if self.monmap is not None else 0
+        self.protocol.sendMessage(MAuth(protocol=handler.method, auth_payload=payload, monmap_epoch=epoch))
+
+        def got(reply):
+            if reply.result != 0:
+                raise CommandError("ticket renewal refused with %d" % reply.result, reply.result)
+            return handler.handle_renewal_reply(reply.result_bl)
+        return d.addCallback(got)
 
     def messageReceived(self, protocol, message):
         if isinstance(message, MMonCommandAck):
@@ -56,6 +94,9 @@ class MonClient:
             d = self._versions.pop(message.handle, None)
             if d is not None:
                 d.callback(message)
+        elif isinstance(message, MAuthReply):
+            if self._renewals:
+                self._renewals.pop(0).callback(message)
         elif isinstance(message, MMonMap):
             self.monmap = message.monmap()
             waiters, self._monmap_waiters = self._monmap_waiters, []
@@ -66,9 +107,13 @@ class MonClient:
 
     def connectionLost(self, protocol, reason):
         self._lost = reason
+        if self._renewal_loop is not None and self._renewal_loop.running:
+            self._renewal_loop.stop()
+        self._renewal_loop = None
         error = ConnectionClosed("monitor connection lost: %s" % (reason.getErrorMessage(),))
-        pending = list(self._commands.values()) + list(self._versions.values()) + self._monmap_waiters
-        self._commands, self._versions, self._monmap_waiters = {}, {}, []
+        pending = (list(self._commands.values()) + list(self._versions.values())
+                   + self._monmap_waiters + self._renewals)
+        self._commands, self._versions, self._monmap_waiters, self._renewals = {}, {}, [], []
         for d in pending:
             d.errback(error)
 
