@@ -29,6 +29,7 @@ def _common(parser):
     parser.add_argument("--rev", choices=("0", "1"), default="1",
                         help="1 offers msgr2.1; 0 leaves REVISION_1 out of the banner, so the peer uses msgr2.0")
     parser.add_argument("--name", default="client.admin", help="our entity name (default client.admin)")
+    parser.add_argument("--keyring", help="Ceph keyring with our key (for --auth cephx)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole operation")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="log protocol events to stderr")
@@ -47,6 +48,7 @@ def build_parser():
     p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips")
     p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300")
     p.add_argument("--count", type=int, default=3, help="number of round trips (default 3)")
+    p.add_argument("--mon", help="monitor to get a service ticket from first, when the target is not a monitor")
     _common(p)
 
     sub.add_parser("version", help="print the msgr2tx version")
@@ -63,6 +65,8 @@ def _client_setup(args):
     handlers = []
     for spec in filter(None, (s.strip() for s in args.auth.split(","))):
         method, argstring = parseAuthSpec(spec)
+        if args.keyring and "keyring=" not in argstring and method == "cephx":
+            argstring = ":".join(filter(None, (argstring, "keyring=" + args.keyring)))
         handlers.append(findAuthProvider(method).clientHandler(argstring, name=name))
     if not handlers:
         raise ValueError("--auth needs at least one method")
@@ -112,6 +116,13 @@ async def _ping(reactor, args):
         print("msgr2tx: error: --count must not be negative", file=sys.stderr)
         return EXIT_USAGE
     handlers, config = _client_setup(args)
+    if args.mon:
+        # a daemon other than a monitor wants an authorizer: get its ticket first
+        from msgr2tx.monclient import MonClient
+        monclient = MonClient()
+        mon = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout)
+        mon.close()
+        handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
     started = time.perf_counter()
     protocol = await connect(reactor, args.target, handlers, config, timeout=args.timeout)
     handshake = time.perf_counter() - started

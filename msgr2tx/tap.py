@@ -52,6 +52,8 @@ class Options(usage.Options):
     optParameters = [
         ["auth", None, "none", "Auth methods in order, comma separated, each NAME[:ARGS] "
                                "(see --help-auth)."],
+        ["keyring", None, None, "Ceph keyring of the entities cephx authenticates "
+                                "(same as --auth cephx:keyring=PATH)."],
         ["mode", None, "crc", "Connection modes in order of preference: crc, secure."],
         ["entity", None, "mon.a", "Our entity TYPE.ID (HELLO carries the type)."],
         ["service", None, "echo", "The dispatcher, NAME[:ARGS] (see --help-services)."],
@@ -100,6 +102,9 @@ class Options(usage.Options):
             raise usage.UsageError("--rev must be 0 or 1")
         handlers = []
         for spec in filter(None, (s.strip() for s in self["auth"].split(","))):
+            name, _, args = spec.partition(":")
+            if self["keyring"] and name.strip() == "cephx" and "keyring=" not in args:
+                spec = ":".join(filter(None, (spec, "keyring=" + self["keyring"])))
             try:
                 handlers.append(makeServerHandler(spec))
             except UnknownAuthMethod as e:
