@@ -14,21 +14,24 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
 from msgr2tx.core.connection import Msgr2Connection, Role
 from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.core.session import payload_size
 from msgr2tx.core.encoding import (
     AddrType, EntityType, addr_from_socket, entity_addr_t, entity_addrvec_t,
     entity_name_t, utime_t,
 )
 from msgr2tx.errors import (
     AuthBadMethod, AuthError, AuthRejected, ConnectionClosed, HandshakeTimeout,
-    LocalProtocolError, Msgr2Error, ProtocolError,
+    KeepaliveTimeout, LocalProtocolError, Msgr2Error, ProtocolError,
 )
 
 
@@ -54,10 +57,17 @@ class PeerInfo:
         return 1 if self.rev1 else 0
 
 
+@implementer(IPushProducer)
 class Msgr2Protocol(Protocol):
     """
     One msgr2 connection in either role.  The factory supplies the config,
     the auth handlers, the receiver and (server side) its addresses.
+
+    Backpressure: the protocol is the transport's streaming producer.  When
+    the transport's buffer fills, new messages wait in the session queue
+    (in priority order) and L{whenWritable} holds callers back.  When the
+    receiver's C{messageReceived} returns Deferreds that have not fired for
+    more than the configured window, the protocol stops reading.
     """
 
     log = Logger()
@@ -89,6 +99,13 @@ class Msgr2Protocol(Protocol):
         self._timeout_call = None
         self.connected_at = None
         self.ready_at = None
+        self._writable_waiters: List[defer.Deferred] = []
+        self._rx_inflight_messages = 0
+        self._rx_inflight_bytes = 0
+        self._rx_throttled = False
+        self._last_rx = 0.0
+        self._last_message = 0.0
+        self._liveness_calls = {}
 
     # ---- public API ---------------------------------------------------------
 
@@ -111,7 +128,42 @@ class Msgr2Protocol(Protocol):
         except ProtocolError as e:
             self._protocol_error(e)
             raise
+        if self.clock is not None:
+            self._last_message = self.clock.seconds()
         self._flush()
+
+    def whenWritable(self) -> defer.Deferred:
+        """
+        Fires when the queue of messages waiting for the transport is below
+        the configured byte limit; a sender that waits for it before each
+        L{sendMessage} keeps memory bounded however slow the peer reads.
+        """
+        if self._closed:
+            return defer.fail(ConnectionClosed("connection is closed"))
+        if self.conn is None or self.conn.session.pending.bytes < self.config.send_queue_bytes:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._writable_waiters.append(d)
+        return d
+
+    # ---- IPushProducer (we produce into the transport) ------------------------
+
+    def pauseProducing(self) -> None:
+        if self.conn is not None:
+            self.conn.pause_tx()
+
+    def resumeProducing(self) -> None:
+        if self.conn is None or self._closed:
+            return
+        self.conn.resume_tx()
+        self._flush()
+        if self.conn.session.pending.bytes < self.config.send_queue_bytes:
+            waiters, self._writable_waiters = self._writable_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def stopProducing(self) -> None:
+        pass
 
     def keepalive(self) -> defer.Deferred:
         """Send KEEPALIVE2; fires with the round-trip time in seconds."""
@@ -165,17 +217,30 @@ class Msgr2Protocol(Protocol):
         self.conn.owner = self
         if self.handshake_timeout and self.clock is not None:
             self._timeout_call = self.clock.callLater(self.handshake_timeout, self._handshake_timed_out)
+        try:
+            transport.registerProducer(self, True)
+        except Exception:
+            pass  # a transport that takes no producer (some test doubles)
         self.conn.initiate()
         self._flush()
 
     def dataReceived(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._liveness_calls:
+            self._last_rx = self.clock.seconds()
         self._pump(data)
 
     def connectionLost(self, reason=None) -> None:
         self._closed = True
         self._cancel_timeout()
+        for call in self._liveness_calls.values():
+            if call.active():
+                call.cancel()
+        self._liveness_calls = {}
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for d in waiters:
+            d.errback(Failure(ConnectionClosed("connection lost")))
         if self.conn is not None:
             self.conn.connection_lost()
         failure = self._failure or (reason if reason is not None else Failure(ConnectionClosed("connection lost")))
@@ -257,7 +322,11 @@ class Msgr2Protocol(Protocol):
         kind = type(event)
         if kind is E.MessageReceived:
             if self.receiver is not None:
-                self.receiver.messageReceived(self, event.message)
+                if self._liveness_calls:
+                    self._last_message = self._last_rx
+                result = self.receiver.messageReceived(self, event.message)
+                if isinstance(result, defer.Deferred):
+                    self._track_dispatch(result, event.message)
         elif kind is E.KeepaliveAckReceived:
             self._keepalive_acked(event.timestamp)
         elif kind is E.Ready:
@@ -292,6 +361,86 @@ class Msgr2Protocol(Protocol):
             self.log.debug("HELLO from {peer}: {entity}", peer=str(self.conn.peer_addr),
                            entity=EntityType.name(event.entity_type))
 
+    # ---- receive throttle -----------------------------------------------------
+
+    def _track_dispatch(self, d: defer.Deferred, message) -> None:
+        size = payload_size(message)
+        self._rx_inflight_messages += 1
+        self._rx_inflight_bytes += size
+        cfg = self.config
+        if (not self._rx_throttled and (self._rx_inflight_messages > cfg.receive_window_messages
+                                        or self._rx_inflight_bytes > cfg.receive_window_bytes)):
+            self._rx_throttled = True
+            self.transport.pauseProducing()
+
+        def done(result):
+            self._rx_inflight_messages -= 1
+            self._rx_inflight_bytes -= size
+            if (self._rx_throttled and not self._closed
+                    and self._rx_inflight_messages <= cfg.receive_window_messages // 2
+                    and self._rx_inflight_bytes <= cfg.receive_window_bytes // 2):
+                self._rx_throttled = False
+                self.transport.resumeProducing()
+            if isinstance(result, Failure):
+                self.log.failure("receiver failed to handle {message!r}", result, message=message)
+            return None
+
+        d.addBoth(done)
+
+    # ---- liveness ---------------------------------------------------------------
+
+    def _start_liveness(self) -> None:
+        cfg = self.config
+        if self.clock is None:
+            return
+        now = self.clock.seconds()
+        self._last_rx = self._last_message = now
+        if cfg.keepalive_interval:
+            self._liveness_calls["keepalive"] = self.clock.callLater(cfg.keepalive_interval, self._keepalive_tick)
+            self._liveness_calls["silence"] = self.clock.callLater(
+                cfg.effective_keepalive_timeout, self._silence_check)
+        if cfg.idle_timeout:
+            self._liveness_calls["idle"] = self.clock.callLater(cfg.idle_timeout, self._idle_check)
+
+    def _keepalive_tick(self) -> None:
+        if self._closed:
+            return
+        self.conn.send_keepalive(utime_t.from_float(time.time()))
+        self._flush()
+        self._liveness_calls["keepalive"] = self.clock.callLater(self.config.keepalive_interval,
+                                                                 self._keepalive_tick)
+
+    def _silence_check(self) -> None:
+        if self._closed:
+            return
+        timeout = self.config.effective_keepalive_timeout
+        silent = self.clock.seconds() - self._last_rx
+        if silent >= timeout:
+            self._fault(KeepaliveTimeout("%s sent nothing for %.1fs" % (self.conn.peer_addr, silent)))
+            return
+        self._liveness_calls["silence"] = self.clock.callLater(timeout - silent, self._silence_check)
+
+    def _idle_check(self) -> None:
+        if self._closed:
+            return
+        idle = self.clock.seconds() - self._last_message
+        if idle >= self.config.idle_timeout:
+            self.log.info("closing idle connection to {peer}", peer=str(self.conn.peer_addr))
+            self.close()
+            return
+        self._liveness_calls["idle"] = self.clock.callLater(self.config.idle_timeout - idle, self._idle_check)
+
+    def _fault(self, error: BaseException) -> None:
+        """Drop the connection at once (no FIN exchange is waited for)."""
+        if self._closed:
+            return
+        self.log.warn("faulting connection to {peer}: {error_type}: {error}", peer=str(self.conn.peer_addr),
+                      error_type=type(error).__name__, error=str(error))
+        self._failure = Failure(error)
+        self._closed = True
+        self.conn.close()
+        self.transport.abortConnection()
+
     def _notify(self, method: str, *args) -> None:
         """Call an optional receiver method (session events)."""
         handler = getattr(self.receiver, method, None)
@@ -313,6 +462,7 @@ class Msgr2Protocol(Protocol):
         self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
                       mode=self.info.mode_name, rev=self.info.revision)
+        self._start_liveness()
         # the receiver first, so it is set up before anyone waiting on READY acts
         if self.receiver is not None:
             self.receiver.connectionReady(self, self.info)

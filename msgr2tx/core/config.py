@@ -35,6 +35,17 @@ class ConnectionConfig:
     max_segment: int = DEFAULT_MAX_SEGMENT
     max_frame: int = DEFAULT_MAX_FRAME
     max_control: int = DEFAULT_MAX_CONTROL
+    #: seconds between KEEPALIVE2 frames on a READY connection (0: none)
+    keepalive_interval: float = 0.0
+    #: fault a peer we heard nothing from for this long (0: 1.5 x the interval)
+    keepalive_timeout: float = 0.0
+    #: close a connection that carried no MESSAGE for this long (0: never)
+    idle_timeout: float = 0.0
+    #: queued outgoing payload bytes above which whenWritable() waits
+    send_queue_bytes: int = 64 << 20
+    #: received messages whose dispatch has not finished, above which we stop reading
+    receive_window_messages: int = 1024
+    receive_window_bytes: int = 256 << 20
 
     def __post_init__(self):
         if not self.modes:
@@ -43,6 +54,14 @@ class ConnectionConfig:
             ConnectionMode(m)
         if self.max_segment <= 0 or self.max_frame <= 0 or self.max_control <= 0:
             raise ValueError("frame limits must be positive")
+        if min(self.keepalive_interval, self.keepalive_timeout, self.idle_timeout) < 0:
+            raise ValueError("timeouts must not be negative")
+
+    @property
+    def effective_keepalive_timeout(self) -> float:
+        if self.keepalive_timeout:
+            return self.keepalive_timeout
+        return 1.5 * self.keepalive_interval
 
     @property
     def msgr2_supported(self) -> int:

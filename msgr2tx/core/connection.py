@@ -223,6 +223,8 @@ class Msgr2Connection:
         self.connection_secret_len = 0
         self._last_ack_sent = 0
         self._transition = None
+        #: while True, messages wait in the session queue (backpressure)
+        self.tx_paused = False
 
     # ---- introspection -------------------------------------------------
 
@@ -699,13 +701,26 @@ class Msgr2Connection:
             self.rev1, self.global_id, lossy, reconnected))
         for seq, message in replay:
             self._write_message(message, seq)
+        self._drain_pending()
+
+    def _drain_pending(self) -> None:
         pending = self.session.pending
-        while pending:
+        while pending and not self.tx_paused:
             self._send_message_now(pending.popleft())
+
+    def pause_tx(self) -> None:
+        """Hold new messages in the session queue (the transport is full)."""
+        self.tx_paused = True
+
+    def resume_tx(self) -> None:
+        """Write held messages, highest priority first."""
+        self.tx_paused = False
+        if self.state is State.READY:
+            self._drain_pending()
 
     def send_message(self, message) -> None:
         """Queue a message; before READY it waits in the session."""
-        if self.state is State.READY:
+        if self.state is State.READY and not self.tx_paused:
             try:
                 self._send_message_now(message)
             except ProtocolError:

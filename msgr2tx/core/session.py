@@ -3,8 +3,55 @@ Session state that outlives a single TCP connection: cookies, sequence
 numbers and the queue of messages sent but not yet acknowledged.
 """
 
+import heapq
+import itertools
 from collections import deque
-from typing import Deque, Dict, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
+
+
+class OutQueue:
+    """
+    Messages waiting to be written: highest priority first, first in first
+    out within a priority (Ceph's per-priority queues).
+    """
+
+    __slots__ = ("_heap", "_order", "bytes")
+
+    def __init__(self) -> None:
+        self._heap: List[tuple] = []
+        self._order = itertools.count()
+        #: an estimate of the queued payload bytes (for send throttling)
+        self.bytes = 0
+
+    def append(self, message) -> None:
+        size = payload_size(message)
+        self.bytes += size
+        heapq.heappush(self._heap, (-message.priority, next(self._order), size, message))
+
+    def popleft(self):
+        _, _, size, message = heapq.heappop(self._heap)
+        self.bytes -= size
+        return message
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+
+def payload_size(message) -> int:
+    """The bytes of a message's payload segments, as far as we can tell cheaply."""
+    size = 0
+    for name in ("front", "middle", "data", "inbl", "outbl"):
+        value = getattr(message, name, None)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            size += len(value)
+    return size
 
 
 class Session:
@@ -17,7 +64,8 @@ class Session:
     @ivar in_seq: the highest message seq received and accepted.
     @ivar out_seq: the seq given to the last message sent.
     @ivar unacked: (seq, message) pairs sent but not covered by an ack.
-    @ivar pending: messages queued before the session was ready.
+    @ivar pending: messages waiting to be written (before READY, or while the
+        transport is paused), in priority order.
     """
 
     def __init__(self, client_cookie: int = 0) -> None:
@@ -36,7 +84,7 @@ class Session:
         #: the peer's address vector, as text (server side)
         self.peer_key = ""
         self.unacked: Deque[Tuple[int, object]] = deque()
-        self.pending: Deque[object] = deque()
+        self.pending = OutQueue()
 
     def reset(self, new_client_cookie: int = 0) -> None:
         """
