@@ -13,14 +13,14 @@ from twisted.trial.unittest import SkipTest, TestCase
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo, findAuthProvider, makeClientHandler
 from msgr2tx.auth import cephx_proto as P
 from msgr2tx.auth.cephx import (
-    CephxAuthorityHandler, CephxAuthProvider, CephxClientHandler, CephxKeyServer, CephxServerHandler,
-    CephxServiceHandler, TicketStore,
+    CephxAuthorityHandler, CephxClientHandler, CephxKeyServer, CephxServerHandler,
+    CephxServiceHandler,
 )
 from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
-from msgr2tx.core.encoding import Decoder, Encoder, EntityName, EntityType, utime_t
+from msgr2tx.core.encoding import Decoder, EntityName, EntityType, utime_t
 from msgr2tx.errors import AuthRejected, Msgr2Error
 from msgr2tx.interfaces import IAuthProviderFactory, IClientAuthHandler, IServerAuthHandler
 from msgr2tx.testing import CorePair

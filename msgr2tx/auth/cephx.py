@@ -352,7 +352,8 @@ class CephxKeyServer:
         secret = self.get_service_secret(service_id, blob.secret_id)
         if secret is None:
             raise CephxError("no %s secret with id %d" % (EntityType.name(service_id), blob.secret_id))
-        return ServiceTicketInfo.from_bytes(decrypt_enc_bl(secret, blob.blob, "%s ticket" % EntityType.name(service_id)))
+        what = "%s ticket" % EntityType.name(service_id)
+        return ServiceTicketInfo.from_bytes(decrypt_enc_bl(secret, blob.blob, what))
 
 
 def _reject(reason: str, err: int = errno.EACCES) -> AuthReject:
