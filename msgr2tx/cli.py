@@ -30,6 +30,8 @@ def _common(parser):
                         help="1 offers msgr2.1; 0 leaves REVISION_1 out of the banner, so the peer uses msgr2.0")
     parser.add_argument("--name", default="client.admin", help="our entity name (default client.admin)")
     parser.add_argument("--keyring", help="Ceph keyring with our key (for --auth cephx)")
+    parser.add_argument("--via", help="dial this address or endpoint instead (a tunnel or proxy); "
+                                      "the handshake still names the target")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole operation")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="log protocol events to stderr")
@@ -49,6 +51,17 @@ def build_parser():
     p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300")
     p.add_argument("--count", type=int, default=3, help="number of round trips (default 3)")
     p.add_argument("--mon", help="monitor to get a service ticket from first, when the target is not a monitor")
+    _common(p)
+
+    p = sub.add_parser("echo-test", help="send numbered messages to an echo server and check the echoes")
+    p.add_argument("--target", required=True, help="the echo server, e.g. v2:127.0.0.1:3300")
+    p.add_argument("--count", type=int, default=1000, help="messages to send (default 1000)")
+    p.add_argument("--size", type=int, default=4096, help="payload bytes per message (default 4096)")
+    p.add_argument("--window", type=int, default=16, help="messages in flight (default 16)")
+    p.add_argument("--policy", choices=("lossless", "lossy"), default="lossless",
+                   help="lossless reconnects and replays; lossy gives up on what a fault lost")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="show progress on stderr (default: when stderr is a terminal)")
     _common(p)
 
     sub.add_parser("version", help="print the msgr2tx version")
@@ -91,7 +104,8 @@ async def _command(reactor, args):
         return EXIT_USAGE
     handlers, config = _client_setup(args)
     monclient = MonClient()
-    protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout)
+    protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout,
+                             via=args.via)
     try:
         result, status, output = await monclient.command(cmd)
     finally:
@@ -124,7 +138,7 @@ async def _ping(reactor, args):
         mon.close()
         handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
     started = time.perf_counter()
-    protocol = await connect(reactor, args.target, handlers, config, timeout=args.timeout)
+    protocol = await connect(reactor, args.target, handlers, config, timeout=args.timeout, via=args.via)
     handshake = time.perf_counter() - started
     info = protocol.info
     rtts = []
@@ -141,6 +155,107 @@ async def _ping(reactor, args):
             args.target, info.peer_name, info.mode_name, info.revision, handshake * 1e3))
         for i, rtt in enumerate(rtts, 1):
             print("keepalive %d: %.3f ms" % (i, rtt * 1e3))
+    return EXIT_OK
+
+
+ECHO_TEST_TYPE = 0x7FF0
+
+
+async def _echo_test(reactor, args):
+    import dataclasses
+    import struct
+
+    from twisted.internet import defer
+
+    from msgr2tx.client import ReconnectingClient
+    from msgr2tx.core.messages import GenericMessage
+
+    if args.count < 0 or args.size < 0 or args.window < 1:
+        print("msgr2tx: error: --count and --size must not be negative, --window must be positive",
+              file=sys.stderr)
+        return EXIT_USAGE
+    lossless = args.policy == "lossless"
+    handlers, config = _client_setup(args)
+    config = dataclasses.replace(config, lossy=not lossless, keepalive_interval=1.0)
+    payload = bytes(args.size)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+
+    class Tally:
+        def __init__(self):
+            self.seen = set()
+            self.received = self.duplicates = self.out_of_order = 0
+            self.highest = 0
+            self.waiter = None
+
+        def connectionReady(self, protocol, info):
+            pass
+
+        def connectionLost(self, protocol, reason):
+            pass
+
+        def messageReceived(self, protocol, message):
+            if message.TYPE != ECHO_TEST_TYPE or len(message.front) < 8:
+                return
+            (n,) = struct.unpack_from("<Q", message.front)
+            if n in self.seen:
+                self.duplicates += 1
+                return
+            self.seen.add(n)
+            self.received += 1
+            if n < self.highest:
+                self.out_of_order += 1
+            self.highest = max(self.highest, n)
+            if self.waiter is not None:
+                d, self.waiter = self.waiter, None
+                d.callback(None)
+
+        def wait(self, timeout):
+            d = self.waiter = defer.Deferred()
+            call = reactor.callLater(timeout, lambda: d.called or d.callback(None))
+            return d.addBoth(lambda r: call.active() and call.cancel())
+
+    tally = Tally()
+    client = ReconnectingClient(reactor, args.target, handlers, config, receiver=tally, timeout=args.timeout,
+                                via=args.via)
+    client.startService()
+    started = time.perf_counter()
+    try:
+        await client.whenReady()
+        for n in range(1, args.count + 1):
+            while n - 1 - tally.received >= args.window:
+                before = tally.received
+                await tally.wait(5.0)
+                if not lossless and tally.received == before:
+                    break  # a lossy fault ate some: go on
+            await client.whenWritable()
+            client.sendMessage(GenericMessage(ECHO_TEST_TYPE, struct.pack("<Q", n) + payload))
+            if progress and n % 100 == 0:
+                sys.stderr.write("\rsent %d/%d, received %d" % (n, args.count, tally.received))
+        deadline = time.perf_counter() + (args.timeout if lossless else 5.0)
+        while tally.received < args.count and time.perf_counter() < deadline:
+            before = tally.received
+            await tally.wait(1.0)
+            if not lossless and tally.received == before:
+                break
+    finally:
+        if progress:
+            sys.stderr.write("\n")
+        await client.stopService()
+    seconds = time.perf_counter() - started
+    result = {
+        "sent": args.count,
+        "received": tally.received,
+        "duplicates": tally.duplicates,
+        "out_of_order": tally.out_of_order,
+        "reconnects": max(0, client.connections - 1),
+        "seconds": round(seconds, 3),
+        "MB/s": round(tally.received * args.size / seconds / 1e6, 3) if seconds else 0.0,
+    }
+    print(json.dumps(result))
+    lost = args.count - tally.received
+    if lossless and (lost or tally.duplicates or tally.out_of_order):
+        return _fail("lossless run lost %d, duplicated %d and reordered %d messages"
+                     % (lost, tally.duplicates, tally.out_of_order))
     return EXIT_OK
 
 
@@ -190,7 +305,7 @@ def main(argv=None):
         _client_setup(args)
     except Exception as e:
         parser.error(str(e))
-    runner = {"command": _command, "ping": _ping}[args.cmd]
+    runner = {"command": _command, "ping": _ping, "echo-test": _echo_test}[args.cmd]
     return _run(runner, args)
 
 

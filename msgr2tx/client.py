@@ -36,11 +36,13 @@ def parse_target(reactor, address, timeout: float = 30.0):
 
 
 def connect(reactor, address, auth: Sequence, config: Optional[ConnectionConfig] = None,
-            receiver=None, timeout: Optional[float] = 30.0) -> defer.Deferred:
+            receiver=None, timeout: Optional[float] = 30.0, via=None) -> defer.Deferred:
     """
     Connect and complete the msgr2 handshake.
 
     @param address: see L{parse_target}.
+    @param via: connect to this address or endpoint instead, while the
+        handshake still names C{address} (for tunnels and test proxies).
     @param auth: client auth handlers (L{IClientAuthHandler}) in order of
         preference; a failed method falls back to the next one the server
         allows.
@@ -49,6 +51,9 @@ def connect(reactor, address, auth: Sequence, config: Optional[ConnectionConfig]
     """
     config = config or ConnectionConfig()
     endpoint, target = parse_target(reactor, address, timeout or 30.0)
+    if via is not None:
+        # dial another endpoint (a tunnel, a proxy) but name the target in the handshake
+        endpoint = parse_target(reactor, via, timeout or 30.0)[0]
     factory = Msgr2ClientFactory(auth, config, target_addr=target, receiver=receiver,
                                  reactor=reactor, handshake_timeout=timeout)
     d = endpoint.connect(factory)
@@ -64,17 +69,21 @@ class ReconnectingClient:
     """
     A client that keeps one msgr2 session alive across connection failures,
     built on Twisted's C{ClientService}: it reconnects with exponential
-    backoff (reset after every success), resumes a lossless session with
+    backoff (reset after every connection), resumes a lossless session with
     SESSION_RECONNECT and replays what the peer had not acknowledged.
 
     Messages sent while disconnected wait in the session and go out, in
     order, once the next connection is READY.  Add it to a service
     hierarchy or call L{startService}/L{stopService} yourself.
+
+    (The handshake is not run as C{ClientService}'s C{prepareConnection}:
+    a connection that closes after a failed preparation upsets its state
+    machine, so READY is tracked here instead.)
     """
 
     def __init__(self, reactor, address, auth: Sequence, config: Optional[ConnectionConfig] = None,
                  receiver=None, timeout: float = 30.0, initial_backoff: float = 0.2,
-                 max_backoff: float = 15.0) -> None:
+                 max_backoff: float = 15.0, via=None) -> None:
         from twisted.application.internet import ClientService, backoffPolicy
 
         from msgr2tx.core.session import GlobalSeq, Session
@@ -82,13 +91,33 @@ class ReconnectingClient:
         self.reactor = reactor
         self.config = config or ConnectionConfig()
         endpoint, target = parse_target(reactor, address, timeout)
+        if via is not None:
+            endpoint = parse_target(reactor, via, timeout)[0]
         self.factory = Msgr2ClientFactory(auth, self.config, target_addr=target, receiver=receiver,
                                           reactor=reactor, handshake_timeout=timeout,
                                           session=Session(), global_seqs=GlobalSeq())
-        self.service = ClientService(
-            endpoint, self.factory, retryPolicy=backoffPolicy(initial_backoff, max_backoff),
-            clock=reactor, prepareConnection=lambda p: p.whenReady())
+        self.factory.onProtocol = self._new_protocol
+        self.service = ClientService(endpoint, self.factory, retryPolicy=backoffPolicy(initial_backoff, max_backoff),
+                                     clock=reactor)
         self._current = None
+        self._ready_waiters = []
+        #: READY connections made so far (the first, then every reconnect)
+        self.connections = 0
+
+    def _new_protocol(self, protocol) -> None:
+        def ready(info):
+            self._current = protocol
+            self.connections += 1
+            waiters, self._ready_waiters = self._ready_waiters, []
+            for d in waiters:
+                d.callback(protocol)
+        protocol.whenReady().addCallbacks(ready, lambda f: None)
+
+    @property
+    def protocol(self):
+        """The current READY connection, or None between connections."""
+        p = self._current
+        return p if p is not None and not p._closed else None
 
     @property
     def session(self):
@@ -98,23 +127,31 @@ class ReconnectingClient:
         self.service.startService()
 
     def stopService(self) -> defer.Deferred:
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.cancel()
         return self.service.stopService()
 
     def setServiceParent(self, parent) -> None:
         self.service.setServiceParent(parent)
 
-    def whenReady(self, failAfterFailures: Optional[int] = None) -> defer.Deferred:
-        """Fires with the READY protocol of the current connection."""
-        return self.service.whenConnected(failAfterFailures=failAfterFailures)
+    def whenReady(self) -> defer.Deferred:
+        """Fires with the READY protocol of the current or next connection."""
+        p = self.protocol
+        if p is not None:
+            return defer.succeed(p)
+        d = defer.Deferred()
+        self._ready_waiters.append(d)
+        return d
 
     def sendMessage(self, message) -> None:
         """Send now if READY, else queue in the session for the next connection."""
-        d = self.service.whenConnected()
-        protocol = [None]
-        d.addCallback(protocol.__setitem__, 0) if d.called else d.cancel()
-        d.addErrback(lambda f: None)
-        p = protocol[0]
-        if p is not None and not p._closed and p.info is not None:
+        p = self.protocol
+        if p is not None:
             p.sendMessage(message)
         else:
             self.factory.session.pending.append(message)
+
+    def whenWritable(self) -> defer.Deferred:
+        p = self.protocol
+        return p.whenWritable() if p is not None else defer.succeed(None)

@@ -69,10 +69,15 @@ class Msgr2ClientFactory(ClientFactory):
         self.session = session if session is not None else Session()
         self.global_seqs = global_seqs if global_seqs is not None else GlobalSeq()
 
+    #: called with each new protocol (ReconnectingClient watches READY this way)
+    onProtocol = None
+
     def buildProtocol(self, addr):
         p = self.protocol(Role.CLIENT, self.config, self.auth_handlers, self.receiver,
                           target_addr=self.target_addr, clock=self.reactor,
                           handshake_timeout=self.handshake_timeout,
                           session=self.session, global_seqs=self.global_seqs)
         p.factory = self
+        if self.onProtocol is not None:
+            self.onProtocol(p)
         return p

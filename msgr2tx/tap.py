@@ -56,6 +56,11 @@ class Options(usage.Options):
                                 "(same as --auth cephx:keyring=PATH)."],
         ["mode", None, "crc", "Connection modes in order of preference: crc, secure."],
         ["entity", None, "mon.a", "Our entity TYPE.ID (HELLO carries the type)."],
+        ["policy", None, "stateless", "Session policy for clients: stateless (lossy, like a monitor) "
+                                      "or stateful (lossless sessions that survive reconnects)."],
+        ["keepalive", None, 0.0, "Seconds between KEEPALIVE2 frames to each client (0: none).", float],
+        ["idle-timeout", None, 0.0, "Close connections that carried no message for this long (0: never).",
+         float],
         ["service", None, "echo", "The dispatcher, NAME[:ARGS] (see --help-services)."],
         ["max-segment", None, 64 << 20, "Largest segment accepted, in bytes.", int],
         ["max-frame", None, 128 << 20, "Largest MESSAGE frame accepted, in bytes.", int],
@@ -98,6 +103,10 @@ class Options(usage.Options):
             self["entity_name"] = EntityName.parse(self["entity"])
         except ValueError as e:
             raise usage.UsageError("--entity: %s" % (e,))
+        if self["policy"] not in ("stateless", "stateful"):
+            raise usage.UsageError("--policy must be stateless or stateful")
+        if self["keepalive"] < 0 or self["idle-timeout"] < 0:
+            raise usage.UsageError("--keepalive and --idle-timeout must not be negative")
         if self["rev"] not in ("0", "1"):
             raise usage.UsageError("--rev must be 0 or 1")
         handlers = []
@@ -134,7 +143,9 @@ def makeService(options):
         entity_num=int(name.id) if name.id.isdigit() else 0,
         modes=options["modes"],
         revision1=options["rev"] == "1",
-        lossy=True,
+        lossy=options["policy"] == "stateless",
+        keepalive_interval=options["keepalive"],
+        idle_timeout=options["idle-timeout"],
         max_segment=options["max-segment"],
         max_frame=options["max-frame"],
         max_control=options["max-control"],

@@ -136,3 +136,138 @@ class CorePair:
 
 
 __all__ = ["CorePair", "SERVER_ADDR", "CLIENT_ADDR", "AddrType"]
+
+
+# ---- Twisted-level helpers --------------------------------------------------
+
+class FaultProxy:
+    """
+    A TCP proxy on loopback that can break the connections it carries:
+    cut them (both sides see a reset), cut at random after a number of
+    forwarded chunks, or go silent (forward nothing, close nothing: a peer
+    that vanished without a FIN).
+
+        proxy = FaultProxy(reactor, "127.0.0.1", server_port, cut_chance=1/30, seed=7)
+        port = proxy.listen()
+    """
+
+    def __init__(self, reactor, host: str, port: int, cut_chance: float = 0.0, seed: int = 0,
+                 delay_chance: float = 0.0, max_delay: float = 0.0) -> None:
+        import random
+        self.reactor = reactor
+        self.host = host
+        self.port = port
+        self.cut_chance = cut_chance
+        self.delay_chance = delay_chance
+        self.max_delay = max_delay
+        self.rng = random.Random(seed)
+        self.silent = False
+        self.links: List["_ProxyLink"] = []
+        self.cuts = 0
+        self.accepts = 0
+        self._listening = None
+
+    def listen(self, interface: str = "127.0.0.1") -> int:
+        from twisted.internet.protocol import Factory
+        factory = Factory.forProtocol(lambda: _ProxyLink(self))
+        self._listening = self.reactor.listenTCP(0, factory, interface=interface)
+        return self._listening.getHost().port
+
+    def stop(self):
+        for link in list(self.links):
+            link.cut()
+        if self._listening is not None:
+            return self._listening.stopListening()
+
+    def cut_all(self) -> None:
+        for link in list(self.links):
+            link.cut()
+
+    def go_silent(self) -> None:
+        self.silent = True
+
+
+class _ProxyLink:
+    """One accepted connection and its outgoing twin."""
+
+    def __new__(cls, proxy):
+        from twisted.internet.protocol import Protocol
+
+        class Link(Protocol):
+            def __init__(self):
+                self.proxy = proxy
+                self.peer = None
+                self.buffered = []
+                self.closed = False
+
+            def connectionMade(self):
+                from twisted.internet.protocol import ClientCreator
+                proxy.accepts += 1
+                proxy.links.append(self)
+                self.transport.pauseProducing()
+                d = ClientCreator(proxy.reactor, _Upstream, self).connectTCP(proxy.host, proxy.port)
+                d.addErrback(lambda f: self.cut())
+
+            def upstream_ready(self, upstream):
+                self.peer = upstream
+                for data in self.buffered:
+                    upstream.transport.write(data)
+                self.buffered = []
+                self.transport.resumeProducing()
+
+            def dataReceived(self, data):
+                self.forward(data, lambda d: self.peer.transport.write(d) if self.peer else self.buffered.append(d))
+
+            def forward(self, data, write):
+                if proxy.silent or self.closed:
+                    return
+                if proxy.cut_chance and proxy.rng.random() < proxy.cut_chance:
+                    proxy.cuts += 1
+                    self.cut()
+                    return
+                if proxy.delay_chance and proxy.rng.random() < proxy.delay_chance:
+                    # delayed writes keep their order: everything after waits too
+                    self.transport.pauseProducing()
+                    if self.peer is not None:
+                        self.peer.transport.pauseProducing()
+
+                    def later():
+                        if not self.closed:
+                            write(data)
+                            self.transport.resumeProducing()
+                            if self.peer is not None:
+                                self.peer.transport.resumeProducing()
+                    proxy.reactor.callLater(proxy.rng.random() * proxy.max_delay, later)
+                    return
+                write(data)
+
+            def cut(self):
+                if self.closed:
+                    return
+                self.closed = True
+                if self in proxy.links:
+                    proxy.links.remove(self)
+                self.transport.abortConnection()
+                if self.peer is not None:
+                    self.peer.transport.abortConnection()
+
+            def connectionLost(self, reason):
+                self.cut()
+
+        return Link()
+
+
+def _Upstream(link):
+    from twisted.internet.protocol import Protocol
+
+    class Upstream(Protocol):
+        def connectionMade(self):
+            link.upstream_ready(self)
+
+        def dataReceived(self, data):
+            link.forward(data, link.transport.write)
+
+        def connectionLost(self, reason):
+            link.cut()
+
+    return Upstream()
