@@ -270,7 +270,7 @@ def _run(coro_fn, args):
     async def main(reactor):
         if args.verbose:
             from twisted.logger import globalLogBeginner, textFileLogObserver
-            globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
+            globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
         timer = reactor.callLater(args.timeout, lambda: d.cancel())
         try:
             d = defer.ensureDeferred(coro_fn(reactor, args))

@@ -3,6 +3,7 @@ Connecting as a client: L{connect} returns a Deferred that fires with the
 protocol once the handshake reaches READY.
 """
 
+import random
 from typing import Optional, Sequence
 
 from twisted.internet import defer
@@ -97,8 +98,9 @@ class ReconnectingClient:
                                           reactor=reactor, handshake_timeout=timeout,
                                           session=Session(), global_seqs=GlobalSeq())
         self.factory.onProtocol = self._new_protocol
-        self.service = ClientService(endpoint, self.factory, retryPolicy=backoffPolicy(initial_backoff, max_backoff),
-                                     clock=reactor)
+        # jitter in proportion to the first delay (Twisted's default adds up to a second)
+        policy = backoffPolicy(initial_backoff, max_backoff, jitter=lambda: random.random() * initial_backoff)
+        self.service = ClientService(endpoint, self.factory, retryPolicy=policy, clock=reactor)
         self._current = None
         self._ready_waiters = []
         #: READY connections made so far (the first, then every reconnect)

@@ -30,7 +30,7 @@ class MonClient:
     log = Logger()
 
     def __init__(self, hostname: Optional[str] = None, auth_handler=None, clock=None,
-                 renew_check_interval: float = 10.0) -> None:
+                 renew_check_interval: float = 10.0, resend_on_reconnect: bool = False) -> None:
         self.hostname = hostname if hostname is not None else socket.gethostname().split(".")[0]
         #: a cephx client handler whose service tickets we keep fresh
         self.auth_handler = auth_handler
@@ -41,7 +41,11 @@ class MonClient:
         self.protocol = None
         self.monmap = None
         self._monmap_waiters = []
+        #: keep commands across a lost connection and send them again on the
+        #: next one (with a ReconnectingClient), as Ceph's MonClient does
+        self.resend_on_reconnect = resend_on_reconnect
         self._commands: Dict[int, defer.Deferred] = {}
+        self._command_messages: Dict[int, object] = {}
         self._versions: Dict[int, defer.Deferred] = {}
         self._next_tid = 1
         self._lost = None
@@ -50,9 +54,16 @@ class MonClient:
 
     def connectionReady(self, protocol, info):
         self.protocol = protocol
+        self._lost = None
         subscribe = MMonSubscribe(hostname=self.hostname)
         subscribe.sub_want("monmap", 0, 0)
         protocol.sendMessage(subscribe)
+        # a monitor session does not survive its connection: send again what
+        # the last one left unanswered (the tids stay the same)
+        for tid in sorted(self._command_messages):
+            message = self._command_messages[tid]
+            message.seq = 0
+            protocol.sendMessage(message)
         if self.auth_handler is not None and hasattr(self.auth_handler, "need_tickets"):
             from twisted.internet.task import LoopingCall
             self._renewal_loop = LoopingCall(self._check_tickets)
@@ -87,6 +98,7 @@ class MonClient:
 
     def messageReceived(self, protocol, message):
         if isinstance(message, MMonCommandAck):
+            self._command_messages.pop(message.tid, None)
             d = self._commands.pop(message.tid, None)
             if d is not None:
                 d.callback(message)
@@ -103,14 +115,20 @@ class MonClient:
             for d in waiters:
                 d.callback(self.monmap)
         else:
-            self.log.debug("ignoring {message!r}", message=message)
+            self.log.debug("ignoring {msg!r}", msg=message)
 
     def connectionLost(self, protocol, reason):
+        if protocol is not self.protocol and self.protocol is not None:
+            return  # an old connection going away after a newer one is READY
         self._lost = reason
         if self._renewal_loop is not None and self._renewal_loop.running:
             self._renewal_loop.stop()
         self._renewal_loop = None
+        if self.resend_on_reconnect:
+            self.protocol = None
+            return
         error = ConnectionClosed("monitor connection lost: %s" % (reason.getErrorMessage(),))
+        self._command_messages = {}
         pending = (list(self._commands.values()) + list(self._versions.values())
                    + self._monmap_waiters + self._renewals)
         self._commands, self._versions, self._monmap_waiters, self._renewals = {}, {}, [], []
@@ -127,7 +145,7 @@ class MonClient:
     def whenMonmap(self) -> defer.Deferred:
         if self.monmap is not None:
             return defer.succeed(self.monmap)
-        if self._lost is not None:
+        if self._lost is not None and not self.resend_on_reconnect:
             return defer.fail(ConnectionClosed("monitor connection lost"))
         d = defer.Deferred()
         self._monmap_waiters.append(d)
@@ -146,7 +164,11 @@ class MonClient:
         tid = self._tid()
         d = defer.Deferred()
         self._commands[tid] = d
-        self.protocol.sendMessage(MMonCommand(monmap.fsid, [cmd], inbl, tid=tid))
+        message = MMonCommand(monmap.fsid, [cmd], inbl, tid=tid)
+        if self.resend_on_reconnect:
+            self._command_messages[tid] = message
+        if self.protocol is not None:
+            self.protocol.sendMessage(message)
         ack = yield d
         if check and ack.r != 0:
             raise CommandError("command failed with %d: %s" % (ack.r, ack.rs), ack.r, ack.rs, ack.outbl)

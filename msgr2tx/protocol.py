@@ -382,7 +382,7 @@ class Msgr2Protocol(Protocol):
                 self._rx_throttled = False
                 self.transport.resumeProducing()
             if isinstance(result, Failure):
-                self.log.failure("receiver failed to handle {message!r}", result, message=message)
+                self.log.failure("receiver failed to handle {msg!r}", result, msg=message)
             return None
 
         d.addBoth(done)

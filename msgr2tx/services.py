@@ -26,7 +26,7 @@ class EchoReceiver:
 
     def messageReceived(self, protocol, message):
         self.received += 1
-        self.log.debug("echo {message!r}", message=message)
+        self.log.debug("echo {msg!r}", msg=message)
         message.seq = 0
         protocol.sendMessage(message)
 
@@ -60,8 +60,8 @@ class InspectReceiver:
                       mode=info.mode_name, rev=info.revision, features=info.features)
 
     def messageReceived(self, protocol, message):
-        self.log.info("inspect: message from {entity}: {message!r}", entity=str(message.src),
-                      message=message, msg_type=message.TYPE, seq=message.seq)
+        self.log.info("inspect: message from {entity}: {msg!r}", entity=str(message.src),
+                      msg=message, msg_type=message.TYPE, seq=message.seq)
 
     def connectionLost(self, protocol, reason):
         self.log.info("inspect: connection from {peer} closed: {reason}",

@@ -220,7 +220,6 @@ class Msgr2Connection:
         self.auth_method = 0
         self.features = 0
         self._session_key = b""
-        self.connection_secret_len = 0
         self._last_ack_sent = 0
         self._transition = None
         #: while True, messages wait in the session queue (backpressure)
@@ -446,8 +445,13 @@ class Msgr2Connection:
         if session.server_cookie and not session.lossy:
             session.connect_seq += 1
             self._send_reconnect()
-        else:
-            self._send_client_ident()
+            return
+        if session.lossy:
+            # a lossy session ends with its connection: sequence numbers
+            # start again (messages queued since are still sent)
+            session.in_seq = session.out_seq = 0
+            session.unacked.clear()
+        self._send_client_ident()
 
     def _my_addrs(self) -> entity_addrvec_t:
         return entity_addrvec_t((entity_addr_t(AddrType.ANY, self.nonce, self.local_addr.host, 0),))
