@@ -40,3 +40,10 @@ run: venv
 
 clean:
 	rm -rf $(VENV) _trial_temp* build dist *.egg-info
+
+# Benchmarks (bench/, docs/performance.md): a few minutes, prints a table.
+# BENCH_PYTHON=/path/to/python uses an existing environment instead of .venv.
+BENCH_PYTHON ?=
+.PHONY: bench
+bench: $(if $(BENCH_PYTHON),,venv) ceph-deps
+	$(or $(BENCH_PYTHON),$(VENV)/bin/python) bench/run.py
