@@ -7,16 +7,20 @@ STAMP  := $(VENV)/.stamp
 CEPH_TOOLS := ceph-mon ceph-osd ceph rados monmaptool ceph-authtool
 CEPH_PKGS  := ceph-mon ceph-osd ceph-common python3-rados
 
-.PHONY: venv ceph-deps test run clean
+DOCS_OUT := build/docs/html
+LINT_PATHS := msgr2tx twisted tests tools examples docs/conf.py
+
+.PHONY: venv ceph-deps test lint docs plugins run clean
 
 venv: $(STAMP)
 
 # editable_mode=compat puts the repo root on sys.path through a .pth file,
 # so twisted/plugins/ (a namespace dir without __init__.py) is found by twistd.
+# The dev extra brings ruff, mypy, mypy-zope, sphinx and myst-parser.
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
-	$(VENV)/bin/python -m pip install -e . --config-settings editable_mode=compat
+	$(VENV)/bin/python -m pip install -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 ceph-deps:
@@ -32,14 +36,26 @@ ceph-deps:
 		echo "ceph-deps:     sudo apt-get install -y $(CEPH_PKGS)"; \
 	fi
 
-test: venv ceph-deps
+lint: venv
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy msgr2tx
+
+# the Sphinx site; warnings are errors
+docs: venv
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs $(DOCS_OUT)
+
+# rebuild Twisted's plugin cache (dropin.cache), e.g. after adding a plugin
+plugins: venv
+	$(VENV)/bin/msgr2tx-regen-plugins
+
+test: venv ceph-deps lint docs
 	$(VENV)/bin/python -m twisted.trial tests
 
 run: venv
 	$(VENV)/bin/twistd -n msgr2
 
 clean:
-	rm -rf $(VENV) _trial_temp* build dist *.egg-info
+	rm -rf $(VENV) _trial_temp* build dist *.egg-info .mypy_cache
 
 # Benchmarks (bench/, docs/performance.md): a few minutes, prints a table.
 # BENCH_PYTHON=/path/to/python uses an existing environment instead of .venv.

@@ -1,12 +1,16 @@
 """
-The C{msgr2tx} command line (also C{python -m msgr2tx}).
+The C{msgr2tx} command line (also C{python -m msgr2tx})::
 
     msgr2tx command --mon v2:127.0.0.1:3300 '{"prefix": "version"}'
     msgr2tx ping v2:127.0.0.1:3300 --count 5
+    msgr2tx keyring create ./keyring --name client.admin --gen-key --cap mon 'allow *'
+    msgr2tx keyring print ./keyring --name client.admin
     msgr2tx version
 
+Every subcommand takes C{--json} for machine-readable output on stdout.
 Exit codes: 0 success, 1 the operation failed (refused command, lost
-connection, protocol error), 2 bad usage.
+connection, protocol error, unreadable keyring), 2 bad usage.  Errors are
+one line on stderr: C{msgr2tx: error: ...}.
 """
 
 import argparse
@@ -64,8 +68,54 @@ def build_parser():
                    help="show progress on stderr (default: when stderr is a terminal)")
     _common(p)
 
-    sub.add_parser("version", help="print the msgr2tx version")
+    _keyring_parser(sub)
+
+    p = sub.add_parser("version", help="print the msgr2tx version")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return parser
+
+
+def _keyring_parser(sub):
+    p = sub.add_parser("keyring", help="create, edit and read Ceph keyrings (ceph-authtool's format)",
+                       description="Create, edit and read Ceph keyring files. They are written in "
+                                   "ceph-authtool's format, mode 0600, replaced atomically.")
+    ksub = p.add_subparsers(dest="keyring_cmd", metavar="ACTION")
+    ksub.required = True
+
+    def key_options(q, required_name=True):
+        q.add_argument("-n", "--name", required=required_name, help="the entity, e.g. client.admin")
+        how = q.add_mutually_exclusive_group()
+        how.add_argument("--gen-key", action="store_true", help="generate a new random key for the entity")
+        how.add_argument("--key", metavar="BASE64", help="use this key (as printed by 'keyring print' "
+                                                         "or ceph-authtool --gen-print-key)")
+        q.add_argument("--cap", nargs=2, action="append", metavar=("SERVICE", "CAPS"), default=[],
+                       help="set the entity's caps for a service, e.g. --cap mon 'allow *' (repeatable)")
+
+    q = ksub.add_parser("create", help="create a new keyring, optionally with a first entity")
+    q.add_argument("keyring", help="the keyring file to create")
+    q.add_argument("--force", action="store_true", help="replace the file if it exists")
+    key_options(q, required_name=False)
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    q = ksub.add_parser("add", help="add an entity (or replace its key and caps) in an existing keyring")
+    q.add_argument("keyring", help="the keyring file")
+    key_options(q)
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    q = ksub.add_parser("print", help="print an entity's key (like ceph-authtool -p -n NAME)")
+    q.add_argument("keyring", help="the keyring file")
+    q.add_argument("-n", "--name", required=True, help="the entity, e.g. client.admin")
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON (entity, key, caps)")
+
+    q = ksub.add_parser("list", help="print every entity with its key and caps (like ceph-authtool -l)")
+    q.add_argument("keyring", help="the keyring file")
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    q = ksub.add_parser("gen-key", help="print a new random key (like ceph-authtool --gen-print-key)")
+    q.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    for q in ksub.choices.values():
+        q.set_defaults(keyring_parser=q)
 
 
 def _client_setup(args):
@@ -279,6 +329,12 @@ def _run(coro_fn, args):
             outcome["code"] = _fail("timed out after %gs" % args.timeout)
         except (Msgr2Error, ConnectError, TxTimeoutError, ValueError, OSError) as e:
             outcome["code"] = _fail("%s: %s" % (type(e).__name__, e))
+        except Exception as e:
+            # still one line on stderr; -v logs the traceback
+            if args.verbose:
+                from twisted.logger import Logger
+                Logger().failure("msgr2tx %s failed" % args.cmd)
+            outcome["code"] = _fail("%s: %s" % (type(e).__name__, e))
         finally:
             if timer.active():
                 timer.cancel()
@@ -293,12 +349,96 @@ def _run(coro_fn, args):
     return outcome["code"]
 
 
+def _keyring(args):
+    import os
+
+    from msgr2tx.auth.keyring import CryptoKey, Keyring, KeyringError
+    from msgr2tx.core.encoding import EntityName
+    from msgr2tx.errors import Msgr2Error
+
+    parser = args.keyring_parser
+    action = args.keyring_cmd
+    if action == "gen-key":
+        key = CryptoKey.generate().to_base64()
+        print(json.dumps({"key": key}) if args.json else key)
+        return EXIT_OK
+
+    # usage problems first (exit code 2), before touching any file
+    name = None
+    if getattr(args, "name", None) is not None:
+        try:
+            name = EntityName.parse(args.name)
+        except ValueError as e:
+            parser.error("--name: %s" % e)
+    key = None
+    caps = {}
+    if action in ("create", "add"):
+        if name is None and (args.gen_key or args.key or args.cap):
+            parser.error("--gen-key, --key and --cap need --name")
+        if name is not None and not (args.gen_key or args.key):
+            parser.error("--name needs --gen-key or --key")
+        if args.key:
+            try:
+                key = CryptoKey.from_base64(args.key.strip())
+            except (Msgr2Error, ValueError):
+                parser.error("--key is not a valid base64 cephx key")
+        elif args.gen_key:
+            key = CryptoKey.generate()
+        for service, cap in args.cap:
+            caps[service] = cap
+
+    try:
+        if action == "create":
+            if os.path.exists(args.keyring) and not args.force:
+                return _fail("%s exists (use --force to replace it)" % args.keyring)
+            ring = Keyring(args.keyring)
+            if name is not None:
+                ring.add(name, key, caps)
+            ring.save()
+            result = {"keyring": args.keyring, "created": True, "entities": [str(n) for n in ring.entities()]}
+            if not args.json:
+                print("created keyring %s" % args.keyring, file=sys.stderr)
+        elif action == "add":
+            ring = Keyring.load(args.keyring)
+            replaced = name in ring
+            ring.add(name, key, caps)
+            ring.save()
+            result = {"keyring": args.keyring, "entity": str(name), "replaced": replaced}
+            if not args.json:
+                print("%s %s in %s" % ("replaced" if replaced else "added", name, args.keyring), file=sys.stderr)
+        elif action == "print":
+            entry = Keyring.load(args.keyring).entry(name)
+            if args.json:
+                result = _entry_json(entry)
+            else:
+                print(entry.key.to_base64())
+                return EXIT_OK
+        else:  # list
+            ring = Keyring.load(args.keyring)
+            if args.json:
+                result = {"keyring": args.keyring, "entities": [_entry_json(ring.entry(n)) for n in ring.entities()]}
+            else:
+                sys.stdout.write(ring.to_text())
+                return EXIT_OK
+    except KeyringError as e:
+        return _fail(str(e))
+    if args.json:
+        print(json.dumps(result))
+    return EXIT_OK
+
+
+def _entry_json(entry):
+    return {"entity": str(entry.name), "key": entry.key.to_base64(), "caps": dict(entry.caps)}
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd == "version":
-        print("msgr2tx %s" % __version__)
+        print(json.dumps({"version": __version__}) if args.json else "msgr2tx %s" % __version__)
         return EXIT_OK
+    if args.cmd == "keyring":
+        return _keyring(args)
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
     try:
@@ -307,6 +447,57 @@ def main(argv=None):
         parser.error(str(e))
     runner = {"command": _command, "ping": _ping, "echo-test": _echo_test}[args.cmd]
     return _run(runner, args)
+
+
+def regen_plugins(argv=None):
+    """
+    The C{msgr2tx-regen-plugins} script: rebuild Twisted's plugin cache
+    (C{dropin.cache}) in every C{twisted/plugins} directory, as root after a
+    system-wide install.  Exit code 1 if a directory holding msgr2tx's
+    plugins could not be written.
+    """
+    import glob
+    import os
+
+    parser = argparse.ArgumentParser(
+        prog="msgr2tx-regen-plugins",
+        description="Rebuild Twisted's plugin cache (dropin.cache) after installing msgr2tx or a plugin.")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    args = parser.parse_args(argv)
+
+    from twisted.plugin import IPlugin, getPlugins
+    import twisted.plugins
+
+    from msgr2tx.interfaces import IAuthProviderFactory, IMsgr2ServiceFactory
+
+    list(getPlugins(IPlugin))
+    stale = []
+    dirs = []
+    for directory in dict.fromkeys(os.path.realpath(d) for d in twisted.plugins.__path__):
+        ours = glob.glob(os.path.join(directory, "msgr2tx_*.py"))
+        if not ours:
+            continue
+        dirs.append(directory)
+        cache = os.path.join(directory, "dropin.cache")
+        if not os.path.exists(cache) or os.path.getmtime(cache) < max(os.path.getmtime(f) for f in ours):
+            stale.append(directory)
+    result = {
+        "directories": dirs,
+        "auth": sorted(p.name for p in getPlugins(IAuthProviderFactory)),
+        "services": sorted(p.name for p in getPlugins(IMsgr2ServiceFactory)),
+        "not_writable": stale,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for d in dirs:
+            print("plugin cache: %s" % os.path.join(d, "dropin.cache"))
+        print("auth plugins: %s" % ", ".join(result["auth"]))
+        print("services: %s" % ", ".join(result["services"]))
+    if stale:
+        return _fail("could not write the plugin cache in %s (run this as the user who installed msgr2tx)"
+                     % ", ".join(stale))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

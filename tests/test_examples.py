@@ -1,0 +1,152 @@
+"""
+The programs in examples/ run as a user would run them: as subprocesses,
+against our own server and against a real monitor (tests/cephlab.py).
+"""
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+def _readline(proc, timeout):
+    """One line of the child's stdout, or '' at EOF or after timeout seconds."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
+def _msgr2tx(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "msgr2tx"] + list(args), capture_output=True, text=True,
+                          timeout=timeout, env=_env())
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class EchoServerExampleTests(SynchronousTestCase):
+    def start(self, *args):
+        proc = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, "echo_server.py")] + list(args),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(proc.stderr.close)
+        return proc
+
+    def test_echo_server(self):
+        proc = self.start("--listen", "tcp:0:interface=127.0.0.1", "--lossless")
+        line = _readline(proc, 30)
+        self.assertTrue(line.startswith("listening on v2:127.0.0.1:"), (line, proc.stderr.read()
+                                                                         if proc.poll() is not None else ""))
+        address = line.split()[-1]
+
+        p = _msgr2tx("ping", address, "--count", "2", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(json.loads(p.stdout)["rtt_ms"]), 2)
+
+        p = _msgr2tx("echo-test", "--target", address, "--count", "300", "--size", "512")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        summary = json.loads(p.stdout)
+        self.assertEqual((summary["received"], summary["duplicates"], summary["out_of_order"]), (300, 0, 0))
+
+        # a client still connected when the server stops is closed cleanly
+        client = subprocess.Popen([sys.executable, "-m", "msgr2tx", "ping", address, "--count", "1000000",
+                                   "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=_env())
+        self.addCleanup(lambda: client.poll() is None and client.kill())
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn("stopped after closing 1 connection(s)", out)
+        _, cerr = client.communicate(timeout=30)
+        self.assertEqual(client.returncode, 1)
+        self.assertIn("ConnectionClosed", cerr)
+
+    def test_port_in_use(self):
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        self.addCleanup(blocker.close)
+        proc = self.start("--listen", "tcp:%d:interface=127.0.0.1" % blocker.getsockname()[1])
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("echo_server: error:", err)
+
+    def test_tac_file(self):
+        """The .tac variant runs under twistd (on a free port, from a patched copy)."""
+        port = _free_port()
+        with open(os.path.join(EXAMPLES, "echo_server.tac"), encoding="utf-8") as f:
+            tac = f.read().replace("tcp:3300:", "tcp:%d:" % port)
+        path = os.path.abspath(self.mktemp() + ".tac")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(tac)
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        proc = subprocess.Popen([twistd, "-n", "--pidfile=", "-y", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=_env())
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.addCleanup(proc.stdout.close)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = _readline(proc, 1)
+            if "msgr2 server listening" in line:
+                break
+        else:
+            self.fail("twistd did not start listening")
+        p = _msgr2tx("ping", "v2:127.0.0.1:%d" % port, "--count", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        # newer twistd re-raises the signal once it has shut down cleanly
+        self.assertIn(proc.returncode, (0, -signal.SIGTERM), out)
+        self.assertIn("msgr2 server stopped", out)
+
+
+class MonitorStatusExampleTests(SynchronousTestCase):
+    def setUp(self):
+        from tests import cephlab
+        self.mon = cephlab.shared_monitor(auth="none")
+
+    def run_example(self, *args):
+        return subprocess.run([sys.executable, os.path.join(EXAMPLES, "monitor_status.py"), "--mon", self.mon.addr]
+                              + list(args), capture_output=True, text=True, timeout=120, env=_env())
+
+    def test_status_every_second(self):
+        started = time.monotonic()
+        p = self.run_example("--count", "3")
+        elapsed = time.monotonic() - started
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([line["iteration"] for line in lines], [1, 2, 3])
+        for line in lines:
+            self.assertEqual(line["result"], 0)
+            self.assertEqual(line["output"]["fsid"], self.mon.fsid)
+        self.assertGreaterEqual(elapsed, 2.0)  # one command a second
+
+    def test_failed_command_exit_1(self):
+        p = self.run_example("--count", "1", "--command", '{"prefix": "no such command"}')
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["result"], -22)
+
+    def test_bad_usage_exit_2(self):
+        p = self.run_example("--command", "not json")
+        self.assertEqual(p.returncode, 2)
