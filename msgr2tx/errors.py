@@ -135,3 +135,7 @@ class NoncesExhausted(ProtocolError):
     must end before any nonce is used twice (a new connection gets a new
     connection secret).
     """
+
+
+class InjectedFault(ProtocolError):
+    """A test breakpoint (L{msgr2tx.testing.Interceptor}) failed the connection on purpose."""

@@ -21,6 +21,8 @@ class Msgr2ServerFactory(Factory):
     """
 
     protocol = Msgr2Protocol
+    #: test breakpoints (msgr2tx.testing.Interceptor) for every connection
+    interceptor = None
 
     def __init__(self, auth_handlers: Sequence, receiver=None,
                  config: Optional[ConnectionConfig] = None, reactor=None,
@@ -71,6 +73,8 @@ class Msgr2ClientFactory(ClientFactory):
 
     #: called with each new protocol (ReconnectingClient watches READY this way)
     onProtocol = None
+    #: test breakpoints (msgr2tx.testing.Interceptor) for every connection
+    interceptor = None
 
     def buildProtocol(self, addr):
         p = self.protocol(Role.CLIENT, self.config, self.auth_handlers, self.receiver,

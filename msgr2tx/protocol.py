@@ -31,7 +31,7 @@ from msgr2tx.core.encoding import (
 )
 from msgr2tx.errors import (
     AuthBadMethod, AuthError, AuthRejected, ConnectionClosed, HandshakeTimeout,
-    KeepaliveTimeout, LocalProtocolError, Msgr2Error, ProtocolError,
+    InjectedFault, KeepaliveTimeout, LocalProtocolError, Msgr2Error, ProtocolError,
 )
 
 
@@ -106,6 +106,8 @@ class Msgr2Protocol(Protocol):
         self._last_rx = 0.0
         self._last_message = 0.0
         self._liveness_calls = {}
+        self._started = False
+        self._early: List[bytes] = []
 
     # ---- public API ---------------------------------------------------------
 
@@ -120,17 +122,37 @@ class Msgr2Protocol(Protocol):
         return d
 
     def sendMessage(self, message) -> None:
-        """Send (or, before READY, queue) a message."""
+        """
+        Send (or, before READY, queue) a message.  On a lossless session
+        whose connection has failed, the message goes to the connection that
+        now carries the session, or waits in the session for the next one.
+        """
         if self._closed:
-            raise ConnectionClosed("connection is closed")
+            session = self.conn.session if self.conn is not None else None
+            if session is None or session.lossy:
+                raise ConnectionClosed("connection is closed")
+            current = session.connection.owner if session.connection is not None else None
+            if current is not None and current is not self and not current._closed:
+                current.sendMessage(message)
+            else:
+                session.pending.append(message)
+            return
         try:
             self.conn.send_message(message)
+        except InjectedFault as e:
+            # a test breakpoint: the message stays queued for the replay
+            self._flush()
+            self._fault(e)
+            return
         except ProtocolError as e:
             self._protocol_error(e)
             raise
         if self.clock is not None:
             self._last_message = self.clock.seconds()
-        self._flush()
+        if self.conn.interceptor is not None:
+            self._pump()  # a breakpoint may have queued an event
+        else:
+            self._flush()
 
     def whenWritable(self) -> defer.Deferred:
         """
@@ -215,6 +237,28 @@ class Msgr2Protocol(Protocol):
                 sessions=self.sessions, global_seqs=self.global_seqs,
                 cookie=_random_u64() or 1)
         self.conn.owner = self
+        interceptor = getattr(self.factory, "interceptor", None) if hasattr(self, "factory") else None
+        if interceptor is not None:
+            self.conn.interceptor = interceptor
+            action = interceptor(self.conn, "connect" if self.role is Role.CLIENT else "accept", None)
+            kind = getattr(action, "kind", action)
+            if kind == "fault":
+                self._fault(InjectedFault("breakpoint %s failed the connection"
+                                          % ("connect" if self.role is Role.CLIENT else "accept")))
+                return
+            if kind in ("block", "stall"):
+                # start the handshake only when released
+                if kind == "stall":
+                    self._liveness_calls["stall"] = self.clock.callLater(getattr(action, "seconds", 0.0),
+                                                                         self._start)
+                return
+        self._start()
+
+    def _start(self) -> None:
+        if self._closed or self._started:
+            return
+        self._started = True
+        transport = self.transport
         if self.handshake_timeout and self.clock is not None:
             self._timeout_call = self.clock.callLater(self.handshake_timeout, self._handshake_timed_out)
         try:
@@ -223,9 +267,15 @@ class Msgr2Protocol(Protocol):
             pass  # a transport that takes no producer (some test doubles)
         self.conn.initiate()
         self._flush()
+        early, self._early = self._early, []
+        if early:
+            self._pump(b"".join(early))
 
     def dataReceived(self, data: bytes) -> None:
         if self._closed:
+            return
+        if not self._started:
+            self._early.append(data)
             return
         if self._liveness_calls:
             self._last_rx = self.clock.seconds()
@@ -263,19 +313,48 @@ class Msgr2Protocol(Protocol):
         try:
             events = self.conn.receive_data(data)
             while events:
-                for event in events:
+                for i, event in enumerate(events):
                     self._dispatch(event)
                     if self._closed:
+                        # messages already counted in in_seq must still be
+                        # delivered, or a lossless session would lose them
+                        self._deliver_remaining(events[i + 1:])
                         return
                 events = self.conn.receive_data()
         except ProtocolError as e:
-            self._protocol_error(e)
+            self._dispatch_before_error(e)
+            if isinstance(e, InjectedFault):
+                self._flush()
+                self._fault(e)
+            else:
+                self._protocol_error(e)
             return
         except Exception as e:
             self.log.failure("internal error on {peer}", peer=str(self.conn.peer_addr))
             self._protocol_error(e)
             return
         self._flush()
+
+    def _deliver_remaining(self, events) -> None:
+        for event in events:
+            if type(event) is E.MessageReceived and self.receiver is not None:
+                try:
+                    self.receiver.messageReceived(self, event.message)
+                except Exception:
+                    self.log.failure("receiver failed after the connection closed")
+
+    def _dispatch_before_error(self, error) -> None:
+        """Deliver the events the core produced before it hit C{error}."""
+        events = getattr(error, "events", ())
+        for i, event in enumerate(events):
+            if self._closed:
+                self._deliver_remaining(events[i:])
+                return
+            try:
+                self._dispatch(event)
+            except Exception:
+                self.log.failure("while delivering events before {error_type}", error_type=type(error).__name__)
+                return
 
     def _flush(self) -> None:
         if self.conn is None or self.transport is None:
@@ -357,6 +436,9 @@ class Msgr2Protocol(Protocol):
             self._closed = True
             self._flush()
             self.transport.loseConnection()
+        elif kind is E.Intercepted:
+            if event.action == "stall":
+                self._liveness_calls["stall"] = self.clock.callLater(event.seconds, self.release)
         elif kind is E.HelloReceived:
             self.log.debug("HELLO from {peer}: {entity}", peer=str(self.conn.peer_addr),
                            entity=EntityType.name(event.entity_type))
@@ -405,8 +487,15 @@ class Msgr2Protocol(Protocol):
     def _keepalive_tick(self) -> None:
         if self._closed:
             return
-        self.conn.send_keepalive(utime_t.from_float(time.time()))
-        self._flush()
+        try:
+            self.conn.send_keepalive(utime_t.from_float(time.time()))
+        except InjectedFault as e:
+            self._fault(e)
+            return
+        if self.conn.interceptor is not None:
+            self._pump()
+        else:
+            self._flush()
         self._liveness_calls["keepalive"] = self.clock.callLater(self.config.keepalive_interval,
                                                                  self._keepalive_tick)
 
@@ -440,6 +529,23 @@ class Msgr2Protocol(Protocol):
         self._closed = True
         self.conn.close()
         self.transport.abortConnection()
+
+    def release(self) -> None:
+        """Let a connection that a test breakpoint blocked or stalled go on."""
+        if self._closed or self.conn is None:
+            return
+        if not self._started:
+            self._start()
+            return
+        try:
+            self.conn.release()
+        except InjectedFault as e:
+            self._fault(e)
+            return
+        except ProtocolError as e:
+            self._protocol_error(e)
+            return
+        self._pump()
 
     def _notify(self, method: str, *args) -> None:
         """Call an optional receiver method (session events)."""

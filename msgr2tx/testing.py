@@ -135,7 +135,123 @@ class CorePair:
         return [e for e in events if isinstance(e, kind)]
 
 
-__all__ = ["CorePair", "SERVER_ADDR", "CLIENT_ADDR", "AddrType"]
+__all__ = ["CorePair", "SERVER_ADDR", "CLIENT_ADDR", "AddrType", "Interceptor", "Breakpoint", "Action",
+           "FAULT", "BLOCK", "STALL", "FaultProxy"]
+
+
+# ---- breakpoints --------------------------------------------------------------
+
+class Action:
+    """What a breakpoint does: C{fault}, C{block} or C{stall} (for C{seconds})."""
+
+    __slots__ = ("kind", "seconds")
+
+    def __init__(self, kind: str, seconds: float = 0.0) -> None:
+        if kind not in ("fault", "block", "stall"):
+            raise ValueError("a breakpoint action is fault, block or stall")
+        self.kind = kind
+        self.seconds = seconds
+
+    def __repr__(self) -> str:
+        return "Action(%r%s)" % (self.kind, ", %g" % self.seconds if self.kind == "stall" else "")
+
+
+FAULT = Action("fault")
+BLOCK = Action("block")
+
+
+def STALL(seconds: float) -> Action:
+    return Action("stall", seconds)
+
+
+class Breakpoint:
+    """
+    Fire C{action} on the C{nth} time (counting from 1, over every
+    connection the interceptor sees) that C{role} reaches C{point}.
+
+    Points: C{"connect"} (a client's TCP connection is up), C{"accept"} (a
+    server's), C{"banner"} (the banners were exchanged), C{("read", TAG)}
+    (a frame of that tag arrived and is about to be handled) and
+    C{("write", TAG)} (a frame of that tag is about to be written).
+    """
+
+    def __init__(self, point, role: Optional[str] = None, nth: int = 1, action: Action = FAULT) -> None:
+        if isinstance(point, tuple):
+            direction, tag = point
+            if direction not in ("read", "write"):
+                raise ValueError("a frame breakpoint is ('read', TAG) or ('write', TAG)")
+            self.point, self.tag = direction, int(tag)
+        else:
+            if point not in ("connect", "accept", "banner"):
+                raise ValueError("unknown breakpoint %r" % (point,))
+            self.point, self.tag = point, None
+        if role not in (None, "client", "server"):
+            raise ValueError("role is client, server or None for both")
+        if nth < 1:
+            raise ValueError("nth counts from 1")
+        self.role = role
+        self.nth = nth
+        self.action = action
+        self.seen = 0
+        self.fired = False
+
+    def __repr__(self) -> str:
+        from msgr2tx.core.constants import Tag
+        where = self.point if self.tag is None else "%s %s" % (self.point, Tag(self.tag).name)
+        return "<Breakpoint %s %s #%d %r>" % (self.role or "any", where, self.nth, self.action)
+
+
+class Interceptor:
+    """
+    Breakpoints for tests: give one to a factory (C{factory.interceptor =
+    interceptor}) or a L{msgr2tx.core.connection.Msgr2Connection}
+    (C{connection.interceptor}); each fires once.
+
+        interceptor = Interceptor()
+        interceptor.add(("write", Tag.MESSAGE), role="client", nth=3, action=FAULT)
+
+    C{hits} lists the breakpoints that fired, C{blocked} the connections a
+    C{block} action holds; L{release_all} lets them go on.
+    """
+
+    def __init__(self, *breakpoints: Breakpoint) -> None:
+        self.breakpoints: List[Breakpoint] = list(breakpoints)
+        self.hits: List[Breakpoint] = []
+        self.blocked: list = []
+        self.counts: dict = {}
+
+    def add(self, point, role: Optional[str] = None, nth: int = 1, action: Action = FAULT) -> Breakpoint:
+        bp = Breakpoint(point, role, nth, action)
+        self.breakpoints.append(bp)
+        return bp
+
+    def __call__(self, connection, point: str, tag=None):
+        role = connection.role.value
+        key = (role, point, tag)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        for bp in self.breakpoints:
+            if bp.fired or bp.point != point or bp.tag != (None if tag is None else int(tag)):
+                continue
+            if bp.role is not None and bp.role != role:
+                continue
+            bp.seen += 1
+            if bp.seen == bp.nth:
+                bp.fired = True
+                self.hits.append(bp)
+                if bp.action.kind == "block":
+                    self.blocked.append(connection)
+                return bp.action
+        return None
+
+    def release_all(self) -> None:
+        """Let every blocked connection go on."""
+        blocked, self.blocked = self.blocked, []
+        for connection in blocked:
+            owner = connection.owner
+            if owner is not None:
+                owner.release()
+            else:
+                connection.release()
 
 
 # ---- Twisted-level helpers --------------------------------------------------

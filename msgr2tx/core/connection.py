@@ -32,7 +32,7 @@ from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import decode_message
 from msgr2tx.core.session import GlobalSeq, Session, SessionTable
 from msgr2tx.errors import (
-    BannerError, IdentMismatch, LocalProtocolError, MissingFeatures, Msgr1Banner,
+    BannerError, IdentMismatch, InjectedFault, LocalProtocolError, MissingFeatures, Msgr1Banner,
     ProtocolError, SignatureMismatch, UnexpectedFrame,
 )
 
@@ -224,6 +224,12 @@ class Msgr2Connection:
         self._transition = None
         #: while True, messages wait in the session queue (backpressure)
         self.tx_paused = False
+        #: a test hook: callable(connection, point, tag) -> None or an action
+        #: ("fault", "block", "stall"); see msgr2tx.testing.Interceptor
+        self.interceptor = None
+        self._held_frame = None
+        self._held_out: Optional[List[bytes]] = None
+        self._banner_held = False
 
     # ---- introspection -------------------------------------------------
 
@@ -266,13 +272,16 @@ class Msgr2Connection:
             self._rbuf.append(data)
         try:
             self._process()
-        except ProtocolError:
+            if self.state is State.READY:
+                self._maybe_ack()
+        except ProtocolError as e:
             self.state = State.CLOSED
+            # what happened before the error still happened: a message
+            # already counted in in_seq must reach the application
+            e.events, self._events = self._events, []
             raise
         events = self._events
         self._events = []
-        if self.state is State.READY:
-            self._maybe_ack()
         return events
 
     def connection_lost(self) -> None:
@@ -297,6 +306,10 @@ class Msgr2Connection:
                     Tag(frame.tag).name, self.state.value))
             value = F.decode_frame(frame.tag, frame.segments)
             self._transition = (self.state, frame.tag, rule.targets)
+            if self.interceptor is not None and self._intercept("read", frame.tag):
+                self._held_frame = (rule, value)
+                self._blocked = True
+                return
             getattr(self, rule.handler)(value)
             self._check_transition()
 
@@ -342,14 +355,62 @@ class Msgr2Connection:
         self.writer.recording = self._pre_auth_tx
         self.reader.recording = self._pre_auth_rx
         self._events.append(E.BannerExchanged(supported, required, self.rev1))
+        if self.interceptor is not None and self._intercept("banner"):
+            # hold our HELLO and stop reading until release()
+            self._held_out = []
+            self._blocked = True
+            self._banner_held = True
         # both roles send HELLO straight after the banner
         self._send(F.Hello(self.config.entity_type, self.peer_addr))
         self.state = BANNER_TRANSITIONS[self.state]
         return True
 
     def _send(self, frame) -> None:
+        if self.interceptor is not None:
+            self._intercept_write(frame.TAG)
         aligns = F.MESSAGE_ALIGNS if frame.TAG == Tag.MESSAGE else (8,)
-        self._out.extend(self.writer.assemble(frame.TAG, frame.segments(), aligns))
+        self._output(self.writer.assemble(frame.TAG, frame.segments(), aligns))
+
+    def _output(self, parts) -> None:
+        if self._held_out is not None:
+            self._held_out.extend(parts)
+        else:
+            self._out.extend(parts)
+
+    # ---- breakpoints (msgr2tx.testing.Interceptor) -------------------------------
+
+    def _intercept(self, point, tag=None):
+        action = self.interceptor(self, point, tag)
+        if action is None:
+            return None
+        kind = getattr(action, "kind", action)
+        if kind == "fault":
+            raise InjectedFault("breakpoint %s %s failed the connection"
+                                % (point, Tag(tag).name if tag is not None else ""))
+        if kind not in ("block", "stall"):
+            raise LocalProtocolError("unknown breakpoint action %r" % (kind,))
+        self._events.append(E.Intercepted(point, tag, kind, getattr(action, "seconds", 0.0)))
+        return kind
+
+    def _intercept_write(self, tag) -> None:
+        if self._intercept("write", tag) and self._held_out is None:
+            # this frame and everything after it wait for release()
+            self._held_out = []
+
+    def release(self) -> None:
+        """Let a blocked or stalled connection go on (handle the held frame, write the held output)."""
+        if self._held_out is not None:
+            held, self._held_out = self._held_out, None
+            self._out.extend(held)
+        if self._banner_held:
+            self._banner_held = False
+            self._blocked = False
+        held_frame, self._held_frame = self._held_frame, None
+        if held_frame is not None:
+            self._blocked = False
+            rule, value = held_frame
+            getattr(self, rule.handler)(value)
+            self._check_transition()
 
     def _compression_agreed(self) -> bool:
         return bool(self.config.msgr2_supported & self.peer_supported & Msgr2Feature.COMPRESSION)
@@ -700,6 +761,7 @@ class Msgr2Connection:
 
     def _become_ready(self, lossy: bool, reconnected: bool = False, replay=()) -> None:
         self.state = State.READY
+        self.session.connection = self
         self._events.append(E.Ready(
             self.peer_name, self.peer_addrs, self.features, int(self.con_mode),
             self.rev1, self.global_id, lossy, reconnected))
@@ -730,17 +792,21 @@ class Msgr2Connection:
             except ProtocolError:
                 self.state = State.CLOSED
                 raise
-        elif self.state is State.CLOSED:
+        elif self.state is State.CLOSED and self.session.lossy:
             raise LocalProtocolError("connection is closed")
         else:
+            # before READY, while paused, or on a lossless session whose
+            # connection failed: the next connection sends it
             self.session.pending.append(message)
 
     def _send_message_now(self, message) -> None:
         session = self.session
         seq = session.next_out_seq()
-        self._write_message(message, seq)
         if not session.lossy:
+            # counted as sent before it is written: a fault while writing
+            # leaves it for the replay
             session.unacked.append((seq, message))
+        self._write_message(message, seq)
 
     def _write_message(self, message, seq: int) -> None:
         session = self.session
@@ -751,7 +817,9 @@ class Msgr2Connection:
             version=message.version, data_off=message.data_off,
             ack_seq=session.in_seq, flags=message.flags,
             compat_version=message.compat_version)
-        self._out.extend(self.writer.assemble(
+        if self.interceptor is not None:
+            self._intercept_write(Tag.MESSAGE)
+        self._output(self.writer.assemble(
             Tag.MESSAGE, (header.encode(), front, middle, data), F.MESSAGE_ALIGNS))
         self._last_ack_sent = session.in_seq
 

@@ -150,3 +150,13 @@ class ConnectionDone(Event):
 
     reason: str = ""
     error: Optional[BaseException] = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Intercepted(Event):
+    """A test breakpoint blocked or stalled the connection (see L{release})."""
+
+    point: str
+    tag: Optional[int]
+    action: str
+    seconds: float = 0.0
