@@ -177,8 +177,15 @@ class Msgr2Protocol(Protocol):
     def resumeProducing(self) -> None:
         if self.conn is None or self._closed:
             return
-        self.conn.resume_tx()
+        conn = self.conn
+        pending = conn.session.pending
+        # one message at a time: the transport pauses us again as soon as
+        # its buffer is full, instead of taking the whole queue at once
+        conn.resume_tx(limit=1)
         self._flush()
+        while pending and not conn.tx_paused and not self._closed:
+            conn.resume_tx(limit=1)
+            self._flush()
         if self.conn.session.pending.bytes < self.config.send_queue_bytes:
             waiters, self._writable_waiters = self._writable_waiters, []
             for d in waiters:

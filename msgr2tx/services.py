@@ -26,7 +26,6 @@ class EchoReceiver:
 
     def messageReceived(self, protocol, message):
         self.received += 1
-        self.log.debug("echo {msg!r}", msg=message)
         message.seq = 0
         protocol.sendMessage(message)
 

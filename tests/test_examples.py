@@ -5,11 +5,12 @@ against our own server and against a real monitor (tests/cephlab.py).
 
 import json
 import os
-import select
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -24,10 +25,28 @@ def _env():
     return env
 
 
+_readers = {}
+
+
 def _readline(proc, timeout):
-    """One line of the child's stdout, or '' at EOF or after timeout seconds."""
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline() if ready else ""
+    """
+    One line of the child's stdout, or '' at EOF or after timeout seconds.
+    (A thread reads the pipe: select() on a buffered text pipe misses lines
+    that are already in Python's buffer.)
+    """
+    lines = _readers.get(proc)
+    if lines is None:
+        lines = _readers[proc] = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put("")
+        threading.Thread(target=pump, daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return ""
 
 
 def _msgr2tx(*args, timeout=60):
@@ -115,7 +134,13 @@ class EchoServerExampleTests(SynchronousTestCase):
         p = _msgr2tx("ping", "v2:127.0.0.1:%d" % port, "--count", "1")
         self.assertEqual(p.returncode, 0, p.stderr)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        out = ""
+        while True:
+            line = _readline(proc, 5)
+            if not line:
+                break
+            out += line
         # newer twistd re-raises the signal once it has shut down cleanly
         self.assertIn(proc.returncode, (0, -signal.SIGTERM), out)
         self.assertIn("msgr2 server stopped", out)

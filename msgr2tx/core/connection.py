@@ -778,11 +778,22 @@ class Msgr2Connection:
         """Hold new messages in the session queue (the transport is full)."""
         self.tx_paused = True
 
-    def resume_tx(self) -> None:
-        """Write held messages, highest priority first."""
+    def resume_tx(self, limit: Optional[int] = None) -> None:
+        """
+        Write held messages, highest priority first: all of them, or at most
+        C{limit} (the I/O layer writes a few at a time, so that a transport
+        that fills up again can pause us in between).
+        """
         self.tx_paused = False
-        if self.state is State.READY:
+        if self.state is not State.READY:
+            return
+        if limit is None:
             self._drain_pending()
+            return
+        pending = self.session.pending
+        while pending and limit > 0 and not self.tx_paused:
+            self._send_message_now(pending.popleft())
+            limit -= 1
 
     def send_message(self, message) -> None:
         """Queue a message; before READY it waits in the session."""

@@ -99,7 +99,7 @@ class TxCipher:
         return "<TxCipher AES-128-GCM>"
 
     def encrypt(self, plaintext) -> bytes:
-        return self._aead.encrypt(self.nonces.take(), bytes(plaintext), None)
+        return self._aead.encrypt(self.nonces.take(), plaintext, None)
 
 
 class RxCipher:
@@ -119,7 +119,7 @@ class RxCipher:
         """Verify and decrypt ciphertext || tag; raises L{AuthTagMismatch}."""
         nonce = self.nonces.take()
         try:
-            return self._aead.decrypt(nonce, bytes(data), None)
+            return self._aead.decrypt(nonce, data, None)
         except InvalidTag:
             raise AuthTagMismatch("AES-GCM tag of a %d-byte frame part did not verify" % len(data)) from None
 

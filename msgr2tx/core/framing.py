@@ -170,28 +170,60 @@ _SECURE_EPILOGUE_REV1 = bytes([LATE_STATUS_COMPLETE]) + bytes(EPILOGUE_SECURE_SI
 
 
 class ReceiveBuffer:
-    """A bytearray with a read offset; consumed bytes are dropped lazily."""
+    """
+    Received bytes with a read offset; consumed bytes are dropped lazily.
 
-    __slots__ = ("buf", "pos")
+    Small frames accumulate in a bytearray.  When the reader knows a large
+    frame is coming (L{expect}), the chunks are kept in a list instead and
+    joined once, into an immutable C{bytes} that the frame's segments can
+    then share without further copies.
+    """
+
+    __slots__ = ("buf", "pos", "want", "chunks", "chunks_len")
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self.pos = 0
+        self.want = 0
+        self.chunks: List[bytes] = []
+        self.chunks_len = 0
+
+    def expect(self, n: int) -> None:
+        """The next C{n} bytes from the read offset form one frame."""
+        self.want = n
 
     def append(self, data) -> None:
-        if self.pos:
+        if self.want:
+            self.chunks.append(data)
+            self.chunks_len += len(data)
+            if len(self.buf) - self.pos + self.chunks_len < self.want:
+                return
+            head = bytes(memoryview(self.buf)[self.pos:])
+            self.buf = b"".join([head] + self.chunks)
+            self.pos = 0
+            self.chunks = []
+            self.chunks_len = self.want = 0
+            return
+        if type(self.buf) is bytes:
+            self.buf = bytearray(memoryview(self.buf)[self.pos:])
+            self.pos = 0
+        elif self.pos:
             # bytearray deletes from the front without moving the rest
             del self.buf[:self.pos]
             self.pos = 0
         self.buf += data
 
     def __len__(self) -> int:
-        return len(self.buf) - self.pos
+        return len(self.buf) - self.pos + self.chunks_len
 
     def take(self, n: int) -> bytes:
         pos = self.pos
         self.pos = pos + n
         return bytes(self.buf[pos:pos + n])
+
+
+#: frames at least this large are collected as chunks and joined once
+LARGE_FRAME = 256 << 10
 
 
 class FrameReader:
@@ -271,30 +303,35 @@ class FrameReader:
                 pending = self._pending = self._parse_preamble(buf, pos)
             tag, lengths, flags, size = pending
             if avail < PREAMBLE_SIZE + size:
+                if size >= LARGE_FRAME:
+                    rbuf.expect(PREAMBLE_SIZE + size)
                 return None
             self._pending = None
             start = pos
             pos += PREAMBLE_SIZE
             view = memoryview(buf)
+            # segments may share an immutable buffer; a bytearray is reused
+            cut = _share if type(buf) is bytes else _copy
             try:
                 segments = []
                 if self.rev1:
-                    complete = self._rev1_body(view, pos, lengths, segments)
+                    complete = self._rev1_body(view, pos, lengths, segments, cut)
                 else:
-                    complete = self._rev0_body(view, pos, lengths, segments)
+                    complete = self._rev0_body(view, pos, lengths, segments, cut)
                 end = start + PREAMBLE_SIZE + size
                 if self.recording is not None:
                     self.recording += view[start:end]
             finally:
-                view.release()
+                if cut is _copy:
+                    view.release()
             rbuf.pos = end
             if complete:
                 return Frame(tag, segments, flags)
             # an aborted frame: drop it and look at the next one
 
-    def _rev0_body(self, view, pos, lengths, segments) -> bool:
+    def _rev0_body(self, view, pos, lengths, segments, cut) -> bool:
         for length in lengths:
-            segments.append(bytes(view[pos:pos + length]))
+            segments.append(cut(view, pos, length))
             pos += length
         late_flags, *crcs = _EPILOGUE_REV0.unpack_from(view, pos)
         # crcs first, as Ceph does: an aborted frame must still be intact
@@ -305,10 +342,10 @@ class FrameReader:
                     raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)" % (i, crcs[i], actual))
         return not late_flags & LATE_FLAG_ABORTED
 
-    def _rev1_body(self, view, pos, lengths, segments) -> bool:
+    def _rev1_body(self, view, pos, lengths, segments, cut) -> bool:
         data_crc = self.data_crc
         length = lengths[0]
-        seg0 = bytes(view[pos:pos + length])
+        seg0 = cut(view, pos, length)
         pos += length
         if length:
             expected = _U32.unpack_from(view, pos)[0]
@@ -321,7 +358,7 @@ class FrameReader:
         if len(lengths) == 1:
             return True
         for length in lengths[1:]:
-            segments.append(bytes(view[pos:pos + length]))
+            segments.append(cut(view, pos, length))
             pos += length
         late_status, *crcs = _EPILOGUE_REV1.unpack_from(view, pos)
         if data_crc:
@@ -360,6 +397,8 @@ class FrameReader:
             pending = self._pending = (tag, lengths, flags, first[PREAMBLE_SIZE:], op2, op3)
         tag, lengths, flags, inline, op2, op3 = pending
         if len(rbuf) < op2 + op3:
+            if op2 + op3 >= LARGE_FRAME:
+                rbuf.expect(op2 + op3)
             return None
         self._pending = None
         pos = rbuf.pos
@@ -372,9 +411,10 @@ class FrameReader:
             segments = [seg0[:lengths[0]]]
             if op3:
                 body = cipher.decrypt(view[pos + op2:pos + op2 + op3])
+                plain = memoryview(body)
                 off = 0
                 for n in lengths[1:]:
-                    segments.append(body[off:off + n])
+                    segments.append(plain[off:off + n])
                     off += _pad16(n)
                 late_status = body[off] & LATE_STATUS_ABORTED_MASK
                 if late_status == LATE_STATUS_ABORTED:
@@ -382,7 +422,8 @@ class FrameReader:
                 if late_status != LATE_STATUS_COMPLETE:
                     raise FramingError("epilogue late status 0x%02x is neither complete nor aborted" % body[off])
         finally:
-            view.release()
+            if type(rbuf.buf) is not bytes:
+                view.release()
             rbuf.pos = pos + op2 + op3
         return Frame(tag, segments, flags)
 
@@ -400,6 +441,8 @@ class FrameReader:
             pending = self._pending = (tag, lengths, flags, size)
         tag, lengths, flags, size = pending
         if len(rbuf) < size:
+            if size >= LARGE_FRAME:
+                rbuf.expect(size)
             return None
         self._pending = None
         pos = rbuf.pos
@@ -407,12 +450,14 @@ class FrameReader:
         try:
             plain = cipher.decrypt(view[pos:pos + size])
         finally:
-            view.release()
+            if type(rbuf.buf) is not bytes:
+                view.release()
             rbuf.pos = pos + size
         segments = []
+        shared = memoryview(plain)
         off = PREAMBLE_SIZE
         for n in lengths:
-            segments.append(plain[off:off + n])
+            segments.append(shared[off:off + n])
             off += _pad16(n)
         if plain[off] & LATE_FLAG_ABORTED:
             return _ABORTED
@@ -421,3 +466,11 @@ class FrameReader:
 
 _ABORTED = object()
 _SECURE_FIRST_SIZE = PREAMBLE_SIZE + PREAMBLE_INLINE_SIZE + GCM_TAG_SIZE  # 96
+
+
+def _copy(view, pos, length):
+    return bytes(view[pos:pos + length])
+
+
+def _share(view, pos, length):
+    return view[pos:pos + length]
