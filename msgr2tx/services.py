@@ -5,6 +5,10 @@ C{echo} (the default) sends every message back to its sender, which also
 answers MPing with MPing.
 """
 
+import json
+import time
+from typing import Optional
+
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -46,32 +50,50 @@ class EchoServiceFactory:
 class InspectReceiver:
     """
     Log every connection and decoded message as structured events
-    (C{msgr2tx.inspect} namespace); answers nothing.
+    (C{msgr2tx.inspect} namespace); answers nothing.  With C{jsonl}, also
+    append one JSON object per event to that file.  Message reprs show auth
+    payloads and keys only by length.
     """
 
     # an instance attribute: a class-level Logger takes the class's namespace
-    def __init__(self) -> None:
+    def __init__(self, jsonl: Optional[str] = None) -> None:
         self.log = Logger(namespace="msgr2tx.inspect")
+        self._jsonl = open(jsonl, "a", encoding="utf-8") if jsonl else None
+
+    def _record(self, **fields) -> None:
+        if self._jsonl is not None:
+            fields["time"] = round(time.time(), 6)
+            self._jsonl.write(json.dumps(fields, sort_keys=True) + "\n")
+            self._jsonl.flush()
 
     def connectionReady(self, protocol, info):
+        peer = str(protocol.conn.peer_addr)
         self.log.info("inspect: READY peer={peer} entity={entity} mode={mode} rev{rev} features={features:#x}",
-                      peer=str(protocol.conn.peer_addr), entity=str(info.peer_name),
+                      peer=peer, entity=str(info.peer_name),
                       mode=info.mode_name, rev=info.revision, features=info.features)
+        self._record(event="ready", peer=peer, entity=str(info.peer_name), mode=info.mode_name,
+                     revision=info.revision, features=info.features, lossy=info.lossy)
 
     def messageReceived(self, protocol, message):
         self.log.info("inspect: message from {entity}: {msg!r}", entity=str(message.src),
                       msg=message, msg_type=message.TYPE, seq=message.seq)
+        self._record(event="message", entity=str(message.src), type=message.TYPE,
+                     name=type(message).__name__, seq=message.seq, tid=message.tid,
+                     decoded=repr(message))
 
     def connectionLost(self, protocol, reason):
-        self.log.info("inspect: connection from {peer} closed: {reason}",
-                      peer=str(protocol.conn.peer_addr) if protocol.conn else "?",
+        peer = str(protocol.conn.peer_addr) if protocol.conn else "?"
+        self.log.info("inspect: connection from {peer} closed: {reason}", peer=peer,
                       reason=reason.getErrorMessage())
+        self._record(event="closed", peer=peer, reason=reason.getErrorMessage())
 
 
 @implementer(IPlugin, IMsgr2ServiceFactory)
 class InspectServiceFactory:
     name = "inspect"
-    description = "Log every frame's decoded message and answer nothing."
+    description = "Log every decoded message and answer nothing (jsonl=PATH: also as JSON lines)."
 
     def makeReceiver(self, argstring=""):
-        return InspectReceiver()
+        from msgr2tx.auth import parseArgString
+        args = parseArgString(argstring)
+        return InspectReceiver(jsonl=args.get("jsonl"))

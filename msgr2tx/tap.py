@@ -2,8 +2,15 @@
 C{twistd msgr2}: a msgr2 server built from command-line options.
 
     twistd -n msgr2 --listen tcp:3300:interface=127.0.0.1 --auth none --mode crc
+
+On its defaults it offers cephx and none, secure and crc mode.  Without
+--keyring, cephx uses the keyring in its state directory, which the first
+run creates with keys for client.admin and for the server's own entity; the
+server then prints how to connect to it.
 """
 
+import os
+import re
 import sys
 
 from twisted.application import strports
@@ -19,6 +26,58 @@ from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2ServiceFactory
 
 DEFAULT_LISTEN = "tcp:3300:interface=127.0.0.1"
+DEFAULT_AUTH = "cephx,none"
+DEFAULT_MODE = "secure,crc"
+
+
+def default_state_dir() -> str:
+    """C{$MSGR2TX_STATE_DIR}, else C{$XDG_STATE_HOME/msgr2tx}, else C{~/.local/state/msgr2tx}."""
+    explicit = os.environ.get("MSGR2TX_STATE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "msgr2tx")
+
+
+def ensure_state_keyring(state_dir: str, server_name: EntityName):
+    """
+    The keyring in C{state_dir}, created on first use with fresh keys for
+    client.admin and C{server_name}.  Returns (path, created).
+    """
+    from msgr2tx.auth.cephx_proto import CryptoKey
+    from msgr2tx.auth.keyring import Keyring
+
+    path = os.path.join(state_dir, "keyring")
+    if os.path.exists(path):
+        return path, False
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    ring = Keyring()
+    ring.add(EntityName.parse("client.admin"), CryptoKey.generate(),
+             {"mon": "allow *", "osd": "allow *", "mgr": "allow *"})
+    ring.add(server_name, CryptoKey.generate(), {"mon": "allow *"})
+    ring.save(path)
+    return path, True
+
+
+def _listen_address(description: str) -> str:
+    """A v2 address to dial for a tcp: listen description, for the banner we print."""
+    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
+    if parts[0] not in ("tcp", "tcp6"):
+        return "v2:127.0.0.1:3300"
+    port = "3300"
+    host = "127.0.0.1" if parts[0] == "tcp" else "::1"
+    for part in parts[1:]:
+        if part.startswith("port="):
+            port = part[5:]
+        elif part.startswith("interface="):
+            host = part[len("interface="):] or host
+        elif part.isdigit():
+            port = part
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    if host in ("::",):
+        host = "::1"
+    return "v2:[%s]:%s" % (host, port) if ":" in host else "v2:%s:%s" % (host, port)
 
 
 def findServices():
@@ -46,15 +105,19 @@ def parse_modes(text: str):
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = ("Run a Ceph messenger v2 (msgr2) server.  By default it listens on "
-                "127.0.0.1:3300 with auth none in crc mode, acts as a monitor "
+                "127.0.0.1:3300, offers cephx (with a keyring it generates in its state "
+                "directory on first run) and none, secure and crc mode, acts as a monitor "
                 "(entity mon.a) and echoes every message back to its sender.")
 
     optParameters = [
-        ["auth", None, "none", "Auth methods in order, comma separated, each NAME[:ARGS] "
-                               "(see --help-auth)."],
+        ["auth", None, DEFAULT_AUTH, "Auth methods in order, comma separated, each NAME[:ARGS] "
+                                     "(see --help-auth)."],
         ["keyring", None, None, "Ceph keyring of the entities cephx authenticates "
-                                "(same as --auth cephx:keyring=PATH)."],
-        ["mode", None, "crc", "Connection modes in order of preference: crc, secure."],
+                                "(same as --auth cephx:keyring=PATH; default: the state directory's)."],
+        ["state-dir", None, None, "Where the generated keyring lives (default $MSGR2TX_STATE_DIR, "
+                                  "else $XDG_STATE_HOME/msgr2tx, else ~/.local/state/msgr2tx)."],
+        ["inspect-log", None, None, "With --service inspect: also write JSON lines to this file."],
+        ["mode", None, DEFAULT_MODE, "Connection modes in order of preference: crc, secure."],
         ["entity", None, "mon.a", "Our entity TYPE.ID (HELLO carries the type)."],
         ["policy", None, "stateless", "Session policy for clients: stateless (lossy, like a monitor) "
                                       "or stateful (lossless sessions that survive reconnects)."],
@@ -110,7 +173,18 @@ class Options(usage.Options):
         if self["rev"] not in ("0", "1"):
             raise usage.UsageError("--rev must be 0 or 1")
         handlers = []
-        for spec in filter(None, (s.strip() for s in self["auth"].split(","))):
+        specs = [s.strip() for s in self["auth"].split(",") if s.strip()]
+        self["generated_keyring"] = None
+        wants_state_keyring = any(spec.partition(":")[0].strip() == "cephx" and "keyring=" not in spec
+                                  for spec in specs) and not self["keyring"]
+        if wants_state_keyring:
+            state_dir = self["state-dir"] or default_state_dir()
+            try:
+                self["keyring"], created = ensure_state_keyring(state_dir, self["entity_name"])
+            except OSError as e:
+                raise usage.UsageError("cannot create the state keyring in %s: %s" % (state_dir, e))
+            self["generated_keyring"] = (self["keyring"], created)
+        for spec in specs:
             name, _, args = spec.partition(":")
             if self["keyring"] and name.strip() == "cephx" and "keyring=" not in args:
                 spec = ":".join(filter(None, (spec, "keyring=" + self["keyring"])))
@@ -150,13 +224,36 @@ def makeService(options):
         max_frame=options["max-frame"],
         max_control=options["max-control"],
     )
-    receiver = options["service_factory"].makeReceiver(options["service_args"])
+    service_args = options["service_args"]
+    if options["inspect-log"] and options["service_factory"].name == "inspect" and not service_args:
+        service_args = "jsonl=" + options["inspect-log"]
+    receiver = options["service_factory"].makeReceiver(service_args)
     factory = Msgr2ServerFactory(options["auth_handlers"], receiver, config,
                                  handshake_timeout=options["handshake-timeout"])
     top = MultiService()
     for description in options["listen"]:
         strports.service(description, factory).setServiceParent(top)
+    if options.get("generated_keyring"):
+        _print_how_to_connect(options)
     return top
+
+
+def _print_how_to_connect(options) -> None:
+    path, created = options["generated_keyring"]
+    address = _listen_address(options["listen"][0])
+    lines = [
+        "msgr2: %s keyring %s (keys for client.admin and %s)"
+        % ("created" if created else "using", path, options["entity_name"]),
+        "msgr2: connect with msgr2tx:",
+        "    msgr2tx ping %s --auth cephx --keyring %s --mode secure" % (address, path),
+        "    msgr2tx ping %s                      # auth none, crc mode" % (address,),
+        "msgr2: connect with the ceph CLI:",
+        "    ceph -c /dev/null -m %s -n client.admin --keyring %s --debug_ms 1 status" % (address, path),
+        "    ceph -c /dev/null -m %s --auth_client_required none --debug_ms 1 status" % (address,),
+    ]
+    # stdout, before twistd takes it over for logging
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
 
 
 __all__ = ["Options", "makeService", "EntityType"]

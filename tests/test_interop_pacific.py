@@ -149,8 +149,10 @@ class TwistdServer:
         return "v2:127.0.0.1:%d" % self.port
 
     def start(self):
+        # the default cephx keyring goes to a state directory of our own
+        env = dict(os.environ, MSGR2TX_STATE_DIR=os.path.join(self.dir, "state"))
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

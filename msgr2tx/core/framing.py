@@ -42,7 +42,7 @@ class Frame:
 
     __slots__ = ("tag", "segments", "flags")
 
-    def __init__(self, tag: int, segments: List[bytes], flags: int = 0) -> None:
+    def __init__(self, tag: int, segments: list, flags: int = 0) -> None:
         self.tag = tag
         self.segments = segments
         self.flags = flags
