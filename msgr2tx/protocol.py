@@ -244,6 +244,7 @@ class Msgr2Protocol(Protocol):
                 sessions=self.sessions, global_seqs=self.global_seqs,
                 cookie=_random_u64() or 1)
         self.conn.owner = self
+        self.conn.defer_acks = True
         interceptor = getattr(self.factory, "interceptor", None) if hasattr(self, "factory") else None
         if interceptor is not None:
             self.conn.interceptor = interceptor
@@ -328,6 +329,7 @@ class Msgr2Protocol(Protocol):
                         self._deliver_remaining(events[i + 1:])
                         return
                 events = self.conn.receive_data()
+            self.conn.send_ack()
         except ProtocolError as e:
             self._dispatch_before_error(e)
             if isinstance(e, InjectedFault):

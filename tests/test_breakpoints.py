@@ -29,6 +29,7 @@ from msgr2tx.testing import BLOCK, FAULT, STALL, Interceptor
 
 ADMIN = EntityName.parse("client.admin")
 TEST_TYPE = 0x7FF0
+SILENT_TYPE = 0x7FF1
 MESSAGES = 12
 
 # (role, direction, tag) of every handshake frame, and whether the server has
@@ -110,11 +111,20 @@ class Counter:
 
 
 class ServerCounter(EchoReceiver):
+    """Echoes the numbered messages; the silent ones it only counts (and ACKs)."""
+
     def __init__(self):
         super().__init__()
         self.readies = 0
         self.resets = 0
         self.remote_resets = 0
+        self.silent = []
+
+    def messageReceived(self, protocol, message):
+        if message.TYPE == SILENT_TYPE:
+            self.silent.append(struct.unpack_from("<Q", message.front)[0])
+            return
+        return super().messageReceived(protocol, message)
 
     def connectionReady(self, protocol, info):
         self.readies += 1
@@ -155,6 +165,9 @@ class BreakpointScenarios(TestCase):
         for n in range(1, MESSAGES + 1):
             client.sendMessage(GenericMessage(TEST_TYPE, struct.pack("<Q", n) + b"x" * 100))
             yield task.deferLater(reactor, 0.002, lambda: None)
+            # no reply to this one: the server acknowledges it with an ACK frame
+            client.sendMessage(GenericMessage(SILENT_TYPE, struct.pack("<Q", n)))
+            yield task.deferLater(reactor, 0.002, lambda: None)
         for _ in range(500):
             if (len(client_side.seen) == MESSAGES and len(interceptor.hits) == len(breakpoints)
                     and client_side.readies >= client_readies and server.readies >= server_readies):
@@ -167,6 +180,7 @@ class BreakpointScenarios(TestCase):
         self.assertEqual(client_side.duplicates, 0)
         self.assertEqual(client_side.out_of_order, 0)
         self.assertEqual(server.received, MESSAGES)
+        self.assertEqual(server.silent, list(range(1, MESSAGES + 1)))
         self.assertEqual(client_side.resets, 0)
         self.assertEqual(server.remote_resets, 0)
         self.assertEqual(len(factory.sessions), 1)

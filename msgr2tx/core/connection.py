@@ -224,6 +224,10 @@ class Msgr2Connection:
         self._transition = None
         #: while True, messages wait in the session queue (backpressure)
         self.tx_paused = False
+        #: when True, receive_data does not answer messages with an ACK
+        #: itself: the I/O layer calls send_ack() after the application had
+        #: its chance to reply (and piggyback the ack)
+        self.defer_acks = False
         #: a test hook: callable(connection, point, tag) -> None or an action
         #: ("fault", "block", "stall"); see msgr2tx.testing.Interceptor
         self.interceptor = None
@@ -272,7 +276,7 @@ class Msgr2Connection:
             self._rbuf.append(data)
         try:
             self._process()
-            if self.state is State.READY:
+            if self.state is State.READY and not self.defer_acks:
                 self._maybe_ack()
         except ProtocolError as e:
             self.state = State.CLOSED
@@ -868,6 +872,19 @@ class Msgr2Connection:
     def _ready_ack(self, frame: F.Ack) -> None:
         self.session.acked(frame.seq)
         self._events.append(E.AckReceived(frame.seq))
+
+    def send_ack(self) -> None:
+        """
+        With C{defer_acks}: send an ACK now if messages arrived since the
+        last one we acknowledged (a MESSAGE we wrote meanwhile carried the
+        ack in its header, so replies make explicit ACKs unnecessary).
+        """
+        if self.state is State.READY:
+            try:
+                self._maybe_ack()
+            except ProtocolError:
+                self.state = State.CLOSED
+                raise
 
     def _maybe_ack(self) -> None:
         in_seq = self.session.in_seq
