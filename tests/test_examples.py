@@ -49,6 +49,16 @@ def _readline(proc, timeout):
         return ""
 
 
+def _rest(proc, timeout=5):
+    """Everything left on the child's stdout (through the reader thread)."""
+    out = ""
+    while True:
+        line = _readline(proc, timeout)
+        if not line:
+            return out
+        out += line
+
+
 def _msgr2tx(*args, timeout=60):
     return subprocess.run([sys.executable, "-m", "msgr2tx"] + list(args), capture_output=True, text=True,
                           timeout=timeout, env=_env())
@@ -94,7 +104,9 @@ class EchoServerExampleTests(SynchronousTestCase):
         self.addCleanup(lambda: client.poll() is None and client.kill())
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        err = proc.stderr.read()
+        out = _rest(proc)
         self.assertEqual(proc.returncode, 0, err)
         self.assertIn("stopped after closing 1 connection(s)", out)
         _, cerr = client.communicate(timeout=30)
@@ -135,12 +147,7 @@ class EchoServerExampleTests(SynchronousTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-        out = ""
-        while True:
-            line = _readline(proc, 5)
-            if not line:
-                break
-            out += line
+        out = _rest(proc)
         # newer twistd re-raises the signal once it has shut down cleanly
         self.assertIn(proc.returncode, (0, -signal.SIGTERM), out)
         self.assertIn("msgr2 server stopped", out)
