@@ -32,11 +32,12 @@ from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import decode_message
 from msgr2tx.core.session import GlobalSeq, Session, SessionTable
 from msgr2tx.errors import (
-    BannerError, IdentMismatch, InjectedFault, LocalProtocolError, MissingFeatures, Msgr1Banner,
+    BannerError, DecodeError, IdentMismatch, InjectedFault, LocalProtocolError, MissingFeatures, Msgr1Banner,
     ProtocolError, SignatureMismatch, UnexpectedFrame,
 )
 
 _BANNER_HEAD = struct.Struct("<8sH")
+_HEADER2 = struct.Struct("<QQHHHIHQBHH")
 _BANNER_PAYLOAD = struct.Struct("<QQ")
 BANNER_SIZE = _BANNER_HEAD.size + BANNER_PAYLOAD_LEN  # 26
 
@@ -308,7 +309,7 @@ class Msgr2Connection:
             if rule is None:
                 raise UnexpectedFrame("%s frame is not allowed in state %s" % (
                     Tag(frame.tag).name, self.state.value))
-            value = F.decode_frame(frame.tag, frame.segments)
+            value = frame.segments if frame.tag == Tag.MESSAGE else F.decode_frame(frame.tag, frame.segments)
             self._transition = (self.state, frame.tag, rule.targets)
             if self.interceptor is not None and self._intercept("read", frame.tag):
                 self._held_frame = (rule, value)
@@ -827,38 +828,42 @@ class Msgr2Connection:
         session = self.session
         front, middle, data = message.encode(self.features)
         message.seq = seq
-        header = F.MessageHeader2(
-            seq=seq, tid=message.tid, type=message.TYPE, priority=message.priority,
-            version=message.version, data_off=message.data_off,
-            ack_seq=session.in_seq, flags=message.flags,
-            compat_version=message.compat_version)
+        # ceph_msg_header2, packed straight from the message (hot path)
+        header = _HEADER2.pack(seq, message.tid, message.TYPE, message.priority, message.version, 0,
+                               message.data_off, session.in_seq, message.flags, message.compat_version, 0)
         if self.interceptor is not None:
             self._intercept_write(Tag.MESSAGE)
-        self._output(self.writer.assemble(
-            Tag.MESSAGE, (header.encode(), front, middle, data), F.MESSAGE_ALIGNS))
+        self._output(self.writer.assemble(Tag.MESSAGE, (header, front, middle, data), F.MESSAGE_ALIGNS))
         self._last_ack_sent = session.in_seq
 
     def send_keepalive(self, timestamp: utime_t) -> None:
         self._require(State.READY, "send KEEPALIVE2")
         self._send(F.Keepalive2(timestamp))
 
-    def _ready_message(self, frame: F.MessageFrame) -> None:
-        h = frame.header
+    def _ready_message(self, segments) -> None:
+        # the MESSAGE handler gets the raw segments (see _process): the
+        # header is unpacked here without building intermediate objects
+        header = segments[0]
+        if len(header) != F.HEADER2_SIZE:
+            raise DecodeError("ceph_msg_header2 is %d bytes, not %d" % (len(header), F.HEADER2_SIZE))
+        (seq, tid, msg_type, priority, version, _, data_off, ack_seq, flags,
+         compat_version, _) = _HEADER2.unpack(header)
         session = self.session
-        if h.ack_seq:
-            session.acked(h.ack_seq)
-        if not session.accept_in_seq(h.seq):
+        if ack_seq:
+            session.acked(ack_seq)
+        if not session.accept_in_seq(seq):
             return  # a duplicate after replay
-        message = decode_message(h.type, frame.front, frame.middle, frame.data,
-                                 h.version, self.features)
-        message.seq = h.seq
-        message.tid = h.tid
-        message.priority = h.priority
-        message.version = h.version
-        message.compat_version = h.compat_version
-        message.flags = h.flags
-        message.data_off = h.data_off
-        message.ack_seq = h.ack_seq
+        n = len(segments)
+        message = decode_message(msg_type, segments[1] if n > 1 else b"", segments[2] if n > 2 else b"",
+                                 segments[3] if n > 3 else b"", version, self.features)
+        message.seq = seq
+        message.tid = tid
+        message.priority = priority
+        message.version = version
+        message.compat_version = compat_version
+        message.flags = flags
+        message.data_off = data_off
+        message.ack_seq = ack_seq
         message.src = self.peer_name
         self._events.append(E.MessageReceived(message))
 

@@ -34,7 +34,8 @@ DEFAULT_MAX_SEGMENT = 64 << 20
 DEFAULT_MAX_FRAME = 128 << 20
 DEFAULT_MAX_CONTROL = 1 << 20
 
-_ZERO_SEGMENT_CRCS = (0, 0, 0, 0)
+#: the crc of a used but empty segment (seed 0xFFFFFFFF, nothing added)
+_EMPTY_CRC = 0xFFFFFFFF
 
 
 class Frame:
@@ -58,13 +59,19 @@ class Frame:
 def build_preamble(tag: int, lengths: Sequence[int], aligns: Sequence[int], flags: int = 0) -> bytes:
     """The 32-byte preamble, crc included."""
     n = len(lengths)
-    if not 1 <= n <= MAX_NUM_SEGMENTS:
+    if n == 1:
+        body = _PREAMBLE_BODY.pack(tag, 1, lengths[0], aligns[0], 0, 0, 0, 0, 0, 0, flags, 0)
+    elif n == 4:
+        body = _PREAMBLE_BODY.pack(tag, 4, lengths[0], aligns[0], lengths[1], aligns[1],
+                                   lengths[2], aligns[2], lengths[3], aligns[3], flags, 0)
+    elif 1 <= n <= MAX_NUM_SEGMENTS:
+        slots = [0] * 8
+        for i in range(n):
+            slots[2 * i] = lengths[i]
+            slots[2 * i + 1] = aligns[i]
+        body = _PREAMBLE_BODY.pack(tag, n, *slots, flags, 0)
+    else:
         raise ValueError("a frame has 1 to 4 segments, not %d" % n)
-    slots = [0] * 8
-    for i in range(n):
-        slots[2 * i] = lengths[i]
-        slots[2 * i + 1] = aligns[i]
-    body = _PREAMBLE_BODY.pack(tag, n, *slots, flags, 0)
     return body + _U32.pack(preamble_crc(body))
 
 
@@ -108,20 +115,24 @@ class FrameWriter:
             if n > 1:
                 crcs = [0, 0, 0]
                 for i in range(1, n):
-                    seg = segments[i]
-                    if data_crc:
-                        crcs[i - 1] = segment_crc(seg)
                     if lengths[i]:
+                        seg = segments[i]
+                        if data_crc:
+                            crcs[i - 1] = segment_crc(seg)
                         parts.append(seg)
+                    elif data_crc:
+                        crcs[i - 1] = _EMPTY_CRC
                 parts.append(_EPILOGUE_REV1.pack(LATE_STATUS_COMPLETE, *crcs))
         else:
             crcs = [0, 0, 0, 0]
             for i in range(n):
-                seg = segments[i]
-                if data_crc:
-                    crcs[i] = segment_crc(seg)
                 if lengths[i]:
+                    seg = segments[i]
+                    if data_crc:
+                        crcs[i] = segment_crc(seg)
                     parts.append(seg)
+                elif data_crc:
+                    crcs[i] = _EMPTY_CRC
             parts.append(_EPILOGUE_REV0.pack(0, *crcs))
         if self.recording is not None:
             for p in parts:
