@@ -23,6 +23,8 @@ class Msgr2ServerFactory(Factory):
     protocol = Msgr2Protocol
     #: test breakpoints (msgr2tx.testing.Interceptor) for every connection
     interceptor = None
+    #: called with each new protocol
+    onProtocol = None
 
     def __init__(self, auth_handlers: Sequence, receiver=None,
                  config: Optional[ConnectionConfig] = None, reactor=None,
@@ -47,6 +49,8 @@ class Msgr2ServerFactory(Factory):
                           server_nonce=self.nonce, sessions=self.sessions,
                           global_seqs=self.global_seqs)
         p.factory = self
+        if self.onProtocol is not None:
+            self.onProtocol(p)
         return p
 
 

@@ -108,6 +108,7 @@ class Msgr2Protocol(Protocol):
         self._liveness_calls = {}
         self._started = False
         self._early: List[bytes] = []
+        self._lost_callbacks: list = []
 
     # ---- public API ---------------------------------------------------------
 
@@ -208,6 +209,13 @@ class Msgr2Protocol(Protocol):
         self.conn.send_keepalive(stamp)
         self._flush()
         return d
+
+    def notifyOnLost(self, callback) -> None:
+        """Call C{callback()} once when the connection is gone."""
+        if self._closed and self.transport is None:
+            callback()
+        else:
+            self._lost_callbacks.append(callback)
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -314,6 +322,12 @@ class Msgr2Protocol(Protocol):
                 self.receiver.connectionLost(self, failure)
             except Exception:
                 self.log.failure("receiver.connectionLost raised")
+        callbacks, self._lost_callbacks = self._lost_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                self.log.failure("connection-lost callback raised")
 
     # ---- core driving --------------------------------------------------------------
 

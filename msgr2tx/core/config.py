@@ -1,10 +1,10 @@
 """One validated configuration object shared by the core, factories and twistd."""
 
 from dataclasses import dataclass, field
-from typing import Tuple
+from typing import Optional, Tuple
 
 from msgr2tx.core.constants import ConnectionMode, Msgr2Feature
-from msgr2tx.core.encoding import EntityName, EntityType
+from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t
 from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT_MAX_SEGMENT
 
 from msgr2tx.core.features import CEPH_FEATURES_ALL, MSGR2_REQUIRED
@@ -31,6 +31,9 @@ class ConnectionConfig:
     features_supported: int = CEPH_FEATURES_ALL
     features_required: int = MSGR2_REQUIRED
     lossy: bool = True
+    #: our bound addresses, for a peer that listens as well as connects
+    #: (lossless peers); CLIENT_IDENT then carries them, not an "any" address
+    my_addrs: Optional[entity_addrvec_t] = None
     data_crc: bool = True
     max_segment: int = DEFAULT_MAX_SEGMENT
     max_frame: int = DEFAULT_MAX_FRAME

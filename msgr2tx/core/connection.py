@@ -197,6 +197,10 @@ class Msgr2Connection:
         self.global_seq = self.global_seqs.next()
         #: the server's lossless sessions (shared by a server's connections)
         self.sessions = sessions if sessions is not None else SessionTable()
+        if role is Role.CLIENT and not config.lossy:
+            # a server of ours that is accepted by this peer meanwhile must
+            # see this attempt to resolve a connect race
+            self.session.connection = self
         #: set by the I/O layer to whatever object drives this connection
         self.owner = None
         self.nonce = nonce
@@ -520,6 +524,9 @@ class Msgr2Connection:
         self._send_client_ident()
 
     def _my_addrs(self) -> entity_addrvec_t:
+        if self.config.my_addrs is not None:
+            # a peer that also listens (lossless peers): its bound addresses
+            return self.config.my_addrs
         return entity_addrvec_t((entity_addr_t(AddrType.ANY, self.nonce, self.local_addr.host, 0),))
 
     def _send_reconnect(self) -> None:
@@ -687,6 +694,8 @@ class Msgr2Connection:
             session.server_cookie = 0
         else:
             session, replay = self._adopt_session(frame)
+            if session is None:
+                return  # WAIT sent: the peer's own connection to us goes on
         session.peer_global_seq = frame.global_seq
         session.peer_global_id = self.peer_global_id
         session.peer_addrs = frame.addrs
@@ -710,6 +719,16 @@ class Msgr2Connection:
         peer_key = str(frame.addrs)
         existing = table.get(frame.cookie) if frame.cookie else None
         stale = table.for_peer(peer_key)
+        if stale is not None and stale is not existing and self._connecting_to_peer(stale):
+            # we are connecting to this peer while it connects to us
+            if not self._incoming_wins(frame.addrs):
+                self._send(F.Wait())
+                return None, ()
+            return self._take_over_from_our_attempt(stale, frame, peer_key), ()
+        if stale is not None and stale is not existing and _never_established(stale):
+            # our own idle session for this peer (a lossless peer we may
+            # also connect to): it carries what we queued for the peer
+            return self._take_over_from_our_attempt(stale, frame, peer_key, race=False), ()
         if stale is not None and stale is not existing:
             table.remove(stale)
             self._replace_connection(stale)
@@ -728,6 +747,43 @@ class Msgr2Connection:
         session.connection = self
         self.session = session
         return session, replay
+
+    def _connecting_to_peer(self, session: Session) -> bool:
+        conn = session.connection
+        return (conn is not None and conn is not self and conn.role is Role.CLIENT
+                and conn.state not in (State.READY, State.CLOSED))
+
+    def _incoming_wins(self, peer_addrs: entity_addrvec_t) -> bool:
+        """
+        A connect race: Ceph keeps the connection started by the peer with
+        the lower address (or the incoming one when we are a pure server).
+        """
+        ours = self.config.my_addrs or self.server_addrs
+        if ours is None or not ours.addrs or not peer_addrs.addrs:
+            return True
+        return addr_sort_key(peer_addrs.addrs[0]) < addr_sort_key(ours.addrs[0])
+
+    def _take_over_from_our_attempt(self, session: Session, frame: F.ClientIdent, peer_key: str,
+                                    race: bool = True) -> Session:
+        """
+        The peer's connection wins the race: our own attempt is dropped and
+        the peer's session (a new one, seen from this side) carries what we
+        had queued for it.
+        """
+        self._replace_connection(session)
+        self.sessions.remove(session)
+        session.in_seq = session.out_seq = 0
+        session.connect_seq = 0
+        session.unacked.clear()
+        session.client_cookie = frame.cookie
+        session.server_cookie = self.cookie or _new_cookie()
+        session.peer_key = peer_key
+        self.sessions.add(session)
+        session.connection = self
+        self.session = session
+        if race:
+            self._events.append(E.RaceWon(peer_key))
+        return session
 
     def _replace_connection(self, session: Session) -> None:
         """Close the connection that carried C{session} before this one."""
@@ -909,6 +965,23 @@ class Msgr2Connection:
 
     def close(self) -> None:
         self.state = State.CLOSED
+
+
+def addr_sort_key(addr: entity_addr_t) -> bytes:
+    """
+    How Ceph orders addresses in races: the bytes of its entity_addr_t in
+    memory (type and nonce as little-endian u32, then the sockaddr: family
+    little-endian, port big-endian, the IP address).
+    """
+    host = addr.host.packed if addr.host is not None else b""
+    return struct.pack("<IIH", addr.type, addr.nonce, addr.family) + struct.pack(">H", addr.port) + host
+
+
+def _never_established(session: Session) -> bool:
+    """A session that no peer has acknowledged yet: nothing to reset."""
+    conn = session.connection
+    return (not session.server_cookie and not session.unacked and not session.in_seq
+            and (conn is None or conn.state is State.CLOSED))
 
 
 def _new_cookie() -> int:

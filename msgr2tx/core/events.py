@@ -160,3 +160,10 @@ class Intercepted(Event):
     tag: Optional[int]
     action: str
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RaceWon(Event):
+    """Server: the peer's connection won a connect race; ours was dropped."""
+
+    peer_key: str

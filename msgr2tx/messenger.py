@@ -1,0 +1,205 @@
+"""
+A messenger for lossless peers: one endpoint that listens and connects,
+with one session per peer whichever side opened the connection.
+
+After a fault, the side that opened the failed connection resumes the
+session (SESSION_RECONNECT, replay); the side that accepted it waits for
+that, its queued messages kept.  (Ceph lets both sides try and settles the
+reconnect race with connect_seq; here only one side ever tries.)
+
+Two peers that connect to each other at the same moment race; the race is
+resolved as Ceph resolves it (the connection opened by the peer with the
+lower address survives, the other side answers WAIT), and every message
+queued on either side is delivered exactly once on the surviving
+connection.
+
+    a = Msgr2Messenger(reactor, "v2:127.0.0.1:6800/111", receiver=..., ...)
+    yield a.start()
+    a.send("v2:127.0.0.1:6801/222", message)
+"""
+
+from typing import Dict, Optional, Sequence
+
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, TCP6ClientEndpoint
+from twisted.logger import Logger
+
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.connection import State
+from msgr2tx.core.encoding import AF_INET6, AddrType, EntityType, entity_addr_t, entity_addrvec_t
+from msgr2tx.core.session import GlobalSeq, Session
+from msgr2tx.factory import Msgr2ClientFactory, Msgr2ServerFactory
+
+
+class PeerLink:
+    """Our side of the session with one peer, and the attempts to reach it."""
+
+    def __init__(self, messenger: "Msgr2Messenger", addr: entity_addr_t) -> None:
+        self.messenger = messenger
+        self.addr = addr
+        self.key = str(entity_addrvec_t((addr,)))
+        self.session = Session()
+        self.session.lossy = False
+        self.session.peer_key = self.key
+        self.connecting = False
+        self.attempts = 0
+        self._retry = None
+
+    def ready_protocol(self):
+        conn = self.session.connection
+        if conn is not None and conn.state is State.READY and conn.owner is not None and not conn.owner._closed:
+            return conn.owner
+        return None
+
+    def send(self, message) -> None:
+        protocol = self.ready_protocol()
+        if protocol is not None:
+            protocol.sendMessage(message)
+            return
+        self.session.pending.append(message)
+        self.ensure_connected()
+
+    def ensure_connected(self) -> None:
+        if self.connecting or self.ready_protocol() is not None or self.messenger.stopped:
+            return
+        conn = self.session.connection
+        if conn is not None and conn.state not in (State.READY, State.CLOSED):
+            return  # a connection (either way) is on its way to READY
+        self.connecting = True
+        self.attempts += 1
+        m = self.messenger
+        factory = Msgr2ClientFactory(m.client_auth, m.client_config, target_addr=self.addr,
+                                     receiver=m.receiver, reactor=m.reactor, handshake_timeout=m.timeout,
+                                     session=self.session, global_seqs=m.global_seqs)
+        factory.interceptor = m.interceptor
+        cls = TCP6ClientEndpoint if self.addr.family == AF_INET6 else TCP4ClientEndpoint
+        d = cls(m.reactor, str(self.addr.host), self.addr.port, timeout=m.timeout).connect(factory)
+
+        def connected(protocol):
+            m.outgoing.append(protocol)
+            return protocol.whenReady().addBoth(done, protocol)
+
+        def done(result, protocol=None):
+            self.connecting = False
+            if protocol is not None:
+                # watch the connection: when it goes, try again if nothing carries the session
+                protocol.notifyOnLost(self._lost)
+            else:
+                self._schedule_retry()
+            return None
+
+        d.addCallbacks(connected, lambda f: done(f))
+
+    def _lost(self) -> None:
+        if self.ready_protocol() is not None:
+            return
+        conn = self.session.connection
+        if conn is not None and conn.role.value == "server":
+            # the peer opened the connection that failed: it resumes the
+            # session with SESSION_RECONNECT; our queued messages wait for it
+            return
+        if self.session.pending or self.session.unacked:
+            self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._retry is not None and self._retry.active():
+            return
+        if self.messenger.stopped:
+            return
+        delay = min(self.messenger.max_backoff, self.messenger.initial_backoff * (2 ** min(self.attempts, 10)))
+        self._retry = self.messenger.reactor.callLater(delay, self.ensure_connected)
+
+    def stop(self) -> None:
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+
+
+class Msgr2Messenger:
+    """
+    One lossless peer: listens on its own address and connects to others.
+
+    @param my_addr: our msgr2 address with its nonce, e.g.
+        C{"v2:127.0.0.1:6800/4242"}; peers must dial exactly this.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, my_addr: str, server_auth: Sequence, client_auth: Sequence, receiver=None,
+                 entity_type: int = EntityType.OSD, entity_num: int = 0, timeout: float = 10.0,
+                 initial_backoff: float = 0.05, max_backoff: float = 2.0, config: Optional[ConnectionConfig] = None):
+        import dataclasses
+
+        addr = entity_addr_t.parse(my_addr)
+        self.my_addr = entity_addr_t(AddrType.MSGR2, addr.nonce, addr.host, addr.port)
+        self.reactor = reactor
+        self.receiver = receiver
+        self.timeout = timeout
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        base = config or ConnectionConfig()
+        my_addrs = entity_addrvec_t((self.my_addr,))
+        self.server_config = dataclasses.replace(base, entity_type=entity_type, entity_num=entity_num,
+                                                 lossy=False, my_addrs=my_addrs)
+        self.client_config = dataclasses.replace(base, entity_type=entity_type, entity_num=entity_num,
+                                                 lossy=False, my_addrs=my_addrs)
+        self.client_auth = list(client_auth)
+        self.global_seqs = GlobalSeq()
+        self.factory = Msgr2ServerFactory(server_auth, receiver, self.server_config, reactor=reactor,
+                                          handshake_timeout=timeout, nonce=self.my_addr.nonce)
+        self.factory.global_seqs = self.global_seqs
+        self.incoming: list = []
+        self.factory.onProtocol = self.incoming.append  # type: ignore[assignment]
+        self.links: Dict[str, PeerLink] = {}
+        self.outgoing: list = []
+        self.interceptor = None
+        self.stopped = False
+        self._port = None
+
+    @property
+    def sessions(self):
+        return self.factory.sessions
+
+    def start(self) -> defer.Deferred:
+        self.factory.interceptor = self.interceptor
+        endpoint = TCP4ServerEndpoint(self.reactor, self.my_addr.port, interface=str(self.my_addr.host))
+
+        def listening(port):
+            self._port = port
+            return port
+        return endpoint.listen(self.factory).addCallback(listening)
+
+    def link(self, peer_addr: str) -> PeerLink:
+        addr = entity_addr_t.parse(peer_addr)
+        addr = entity_addr_t(AddrType.MSGR2, addr.nonce, addr.host, addr.port)
+        key = str(entity_addrvec_t((addr,)))
+        link = self.links.get(key)
+        if link is None:
+            link = self.links[key] = PeerLink(self, addr)
+            existing = self.sessions.by_peer.get(key)
+            if existing is not None:
+                # the peer connected to us first: its connection carries our session
+                link.session = existing
+            else:
+                # an incoming connection from this peer finds our session here
+                self.sessions.by_peer[key] = link.session
+        else:
+            # the session may have been taken over by an incoming connection
+            current = self.sessions.by_peer.get(key)
+            if current is not None:
+                link.session = current
+        return link
+
+    def send(self, peer_addr: str, message) -> None:
+        """Send to a peer, connecting first if no connection carries our session with it."""
+        self.link(peer_addr).send(message)
+
+    def stop(self) -> defer.Deferred:
+        self.stopped = True
+        for link in self.links.values():
+            link.stop()
+        for p in list(self.outgoing) + list(self.incoming):
+            if p.transport is not None and p.transport.connected:
+                p.transport.abortConnection()
+        if self._port is not None:
+            return defer.maybeDeferred(self._port.stopListening)
+        return defer.succeed(None)
