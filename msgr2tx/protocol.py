@@ -10,7 +10,7 @@ connection cleanly and never reach Twisted's log as "Unhandled Error".
 import errno
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import List, Optional
 
 from twisted.internet import defer
@@ -27,7 +27,7 @@ from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.session import payload_size
 from msgr2tx.core.encoding import (
     AddrType, EntityType, addr_from_socket, entity_addr_t, entity_addrvec_t,
-    entity_name_t, utime_t,
+    utime_t,
 )
 from msgr2tx.errors import (
     AuthBadMethod, AuthError, AuthRejected, ConnectionClosed, HandshakeTimeout,
@@ -36,17 +36,12 @@ from msgr2tx.errors import (
 
 
 @dataclass(frozen=True)
-class PeerInfo:
-    """What L{Msgr2Protocol.whenReady} fires with."""
-
-    peer_name: entity_name_t
-    peer_addrs: entity_addrvec_t
-    features: int
-    con_mode: int
-    rev1: bool
-    global_id: int
-    lossy: bool
-    reconnected: bool = False
+class PeerInfo(E.Ready):
+    """
+    What L{Msgr2Protocol.whenReady} fires with: the L{E.Ready} event's
+    fields (peer_name, peer_addrs, features, con_mode, rev1, global_id,
+    lossy, reconnected) and two conveniences.
+    """
 
     @property
     def mode_name(self) -> str:
@@ -586,8 +581,7 @@ class Msgr2Protocol(Protocol):
     def _ready(self, event: E.Ready) -> None:
         self._cancel_timeout()
         self.ready_at = time.perf_counter()
-        self.info = PeerInfo(event.peer_name, event.peer_addrs, event.features, event.con_mode,
-                             event.rev1, event.global_id, event.lossy, event.reconnected)
+        self.info = PeerInfo(**{f.name: getattr(event, f.name) for f in fields(event)})
         self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
                       mode=self.info.mode_name, rev=self.info.revision)

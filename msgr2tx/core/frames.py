@@ -49,6 +49,29 @@ class ControlFrame:
         return (self.encode(),)
 
 
+class _OneU64(ControlFrame):
+    """A control frame whose payload is one u64 (its only field)."""
+
+    def _encode(self, enc):
+        enc.u64(getattr(self, next(iter(self.__dataclass_fields__))))
+
+    @classmethod
+    def _decode(cls, dec):
+        return cls(dec.u64())
+
+
+class _OneTimestamp(ControlFrame):
+    """KEEPALIVE2 and its ACK: one utime_t."""
+
+    def _encode(self, enc):
+        self.timestamp.encode(enc)
+
+    @classmethod
+    def _decode(cls, dec):
+        return cls(utime_t.decode(dec))
+
+
+
 def _redacted_repr(self) -> str:
     """A repr that shows auth payloads and signatures only by length."""
     parts = []
@@ -218,16 +241,9 @@ class ServerIdent(ControlFrame):
 
 
 @dataclass(frozen=True)
-class IdentMissingFeatures(ControlFrame):
+class IdentMissingFeatures(_OneU64):
     TAG = Tag.IDENT_MISSING_FEATURES
     features: int
-
-    def _encode(self, enc):
-        enc.u64(self.features)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(dec.u64())
 
 
 @dataclass(frozen=True)
@@ -265,42 +281,21 @@ class SessionReset(ControlFrame):
 
 
 @dataclass(frozen=True)
-class SessionRetry(ControlFrame):
+class SessionRetry(_OneU64):
     TAG = Tag.SESSION_RETRY
     connect_seq: int
 
-    def _encode(self, enc):
-        enc.u64(self.connect_seq)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(dec.u64())
-
 
 @dataclass(frozen=True)
-class SessionRetryGlobal(ControlFrame):
+class SessionRetryGlobal(_OneU64):
     TAG = Tag.SESSION_RETRY_GLOBAL
     global_seq: int
 
-    def _encode(self, enc):
-        enc.u64(self.global_seq)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(dec.u64())
-
 
 @dataclass(frozen=True)
-class SessionReconnectOk(ControlFrame):
+class SessionReconnectOk(_OneU64):
     TAG = Tag.SESSION_RECONNECT_OK
     msg_seq: int
-
-    def _encode(self, enc):
-        enc.u64(self.msg_seq)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(dec.u64())
 
 
 @dataclass(frozen=True)
@@ -316,42 +311,21 @@ class Wait(ControlFrame):
 
 
 @dataclass(frozen=True)
-class Keepalive2(ControlFrame):
+class Keepalive2(_OneTimestamp):
     TAG = Tag.KEEPALIVE2
     timestamp: utime_t
 
-    def _encode(self, enc):
-        self.timestamp.encode(enc)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(utime_t.decode(dec))
-
 
 @dataclass(frozen=True)
-class Keepalive2Ack(ControlFrame):
+class Keepalive2Ack(_OneTimestamp):
     TAG = Tag.KEEPALIVE2_ACK
     timestamp: utime_t
 
-    def _encode(self, enc):
-        self.timestamp.encode(enc)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(utime_t.decode(dec))
-
 
 @dataclass(frozen=True)
-class Ack(ControlFrame):
+class Ack(_OneU64):
     TAG = Tag.ACK
     seq: int
-
-    def _encode(self, enc):
-        enc.u64(self.seq)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(dec.u64())
 
 
 @dataclass(frozen=True)
