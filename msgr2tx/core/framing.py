@@ -98,7 +98,8 @@ class FrameWriter:
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
         Return the frame as a list of parts, ready for C{writeSequence}.
-        Segments are bytes-like and are not copied.
+        Segments are bytes-like; bytes are not copied (other buffers are,
+        because C{writeSequence} takes bytes only).
         """
         n = trim_segments(segments)
         lengths = [len(segments[i]) for i in range(n)]
@@ -110,7 +111,7 @@ class FrameWriter:
         if self.rev1:
             seg0 = segments[0]
             if lengths[0]:
-                parts.append(seg0)
+                parts.append(seg0 if type(seg0) is bytes else bytes(seg0))
                 parts.append(_U32.pack(segment_crc(seg0) if data_crc else 0))
             if n > 1:
                 crcs = [0, 0, 0]
@@ -119,7 +120,8 @@ class FrameWriter:
                         seg = segments[i]
                         if data_crc:
                             crcs[i - 1] = segment_crc(seg)
-                        parts.append(seg)
+                        # Twisted's writeSequence takes bytes only
+                        parts.append(seg if type(seg) is bytes else bytes(seg))
                     elif data_crc:
                         crcs[i - 1] = _EMPTY_CRC
                 parts.append(_EPILOGUE_REV1.pack(LATE_STATUS_COMPLETE, *crcs))
@@ -130,7 +132,7 @@ class FrameWriter:
                     seg = segments[i]
                     if data_crc:
                         crcs[i] = segment_crc(seg)
-                    parts.append(seg)
+                    parts.append(seg if type(seg) is bytes else bytes(seg))
                 elif data_crc:
                     crcs[i] = _EMPTY_CRC
             parts.append(_EPILOGUE_REV0.pack(0, *crcs))

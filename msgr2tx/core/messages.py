@@ -286,10 +286,25 @@ def register(cls: Type[Message]) -> Type[Message]:
     return cls
 
 
+#: segments at least this large are kept as the read-only views they came
+#: in (no copy); smaller ones become bytes
+SHARE_SEGMENTS_FROM = 64 << 10
+
+
+def _keep(segment):
+    if type(segment) is bytes:
+        return segment
+    if isinstance(segment, memoryview) and segment.readonly and len(segment) >= SHARE_SEGMENTS_FROM:
+        return segment
+    return bytes(segment)
+
+
 class GenericMessage(Message):
     """
     A message of a type we do not decode: its segments are kept as they came
-    and written back unchanged.
+    and written back unchanged.  Large segments (64 KiB and more) that
+    arrived as read-only memoryviews stay views of the received frame, so a
+    4 MiB data segment is not copied again; all segments are bytes-like.
     """
 
     NAME = "generic"
@@ -298,9 +313,9 @@ class GenericMessage(Message):
     def __init__(self, type: int = 0, front=b"", middle=b"", data=b"", **header) -> None:
         super().__init__(**header)
         self.TYPE = type
-        self.front = bytes(front)
-        self.middle = bytes(middle)
-        self.data = bytes(data)
+        self.front = _keep(front)
+        self.middle = _keep(middle)
+        self.data = _keep(data)
 
     def encode(self, features: int = CEPH_FEATURES_ALL) -> Tuple[bytes, bytes, bytes]:
         return self.front, self.middle, self.data
