@@ -192,6 +192,17 @@ class AuthSignature(ControlFrame):
         return cls(dec.raw(32))
 
 
+def _encode_ident_tail(enc: Encoder, ident) -> None:
+    """What CLIENT_IDENT and SERVER_IDENT share after their addresses."""
+    enc.i64(ident.gid).u64(ident.global_seq)
+    enc.u64(ident.supported_features).u64(ident.required_features)
+    enc.u64(ident.flags).u64(ident.cookie)
+
+
+def _decode_ident_tail(dec: Decoder):
+    return dec.i64(), dec.u64(), dec.u64(), dec.u64(), dec.u64(), dec.u64()
+
+
 @dataclass(frozen=True)
 class ClientIdent(ControlFrame):
     TAG = Tag.CLIENT_IDENT
@@ -207,14 +218,11 @@ class ClientIdent(ControlFrame):
     def _encode(self, enc):
         self.addrs.encode(enc)
         self.target_addr.encode(enc)
-        enc.i64(self.gid).u64(self.global_seq)
-        enc.u64(self.supported_features).u64(self.required_features)
-        enc.u64(self.flags).u64(self.cookie)
+        _encode_ident_tail(enc, self)
 
     @classmethod
     def _decode(cls, dec):
-        return cls(entity_addrvec_t.decode(dec), entity_addr_t.decode(dec),
-                   dec.i64(), dec.u64(), dec.u64(), dec.u64(), dec.u64(), dec.u64())
+        return cls(entity_addrvec_t.decode(dec), entity_addr_t.decode(dec), *_decode_ident_tail(dec))
 
 
 @dataclass(frozen=True)
@@ -230,14 +238,11 @@ class ServerIdent(ControlFrame):
 
     def _encode(self, enc):
         self.addrs.encode(enc)
-        enc.i64(self.gid).u64(self.global_seq)
-        enc.u64(self.supported_features).u64(self.required_features)
-        enc.u64(self.flags).u64(self.cookie)
+        _encode_ident_tail(enc, self)
 
     @classmethod
     def _decode(cls, dec):
-        return cls(entity_addrvec_t.decode(dec), dec.i64(), dec.u64(),
-                   dec.u64(), dec.u64(), dec.u64(), dec.u64())
+        return cls(entity_addrvec_t.decode(dec), *_decode_ident_tail(dec))
 
 
 @dataclass(frozen=True)
