@@ -197,7 +197,9 @@ async def msgr2tx_client(reactor, port, seconds, mode, rev, keyring):
 # ---- roles -------------------------------------------------------------------------------
 
 def run_server(args):
+    common.install_reactor(args.reactor)
     from twisted.internet import reactor
+    log("%s server: reactor %s", os.path.basename(__file__), common.reactor_name())
     if args.kind == "twisted":
         port = twisted_floor_server(reactor)
     else:
@@ -208,6 +210,7 @@ def run_server(args):
 
 
 def run_client(args):
+    common.install_reactor(args.reactor)
     from twisted.internet import defer, task
 
     out = {}
@@ -218,6 +221,7 @@ def run_client(args):
         else:
             d = defer.ensureDeferred(msgr2tx_client(reactor, args.port, args.seconds, args.mode,
                                                     args.rev, args.keyring))
+        out["reactor"] = common.reactor_name()
         return d.addCallback(out.update)
 
     try:
@@ -229,12 +233,13 @@ def run_client(args):
     common.emit("RAW " + json.dumps(out))
 
 
-def measure(kind, seconds, keyring, mode="crc", rev=1):
-    server = common.spawn([__file__, "server", "--kind", kind, "--keyring", keyring])
+def measure(kind, seconds, keyring, mode="crc", rev=1, reactor="default"):
+    server = common.spawn([__file__, "server", "--kind", kind, "--keyring", keyring, "--reactor", reactor])
     try:
         port = common.read_line(server, "LISTENING")
         client = common.spawn([__file__, "client", "--kind", kind, "--port", port, "--mode", mode,
-                               "--rev", str(rev), "--seconds", str(seconds), "--keyring", keyring])
+                               "--rev", str(rev), "--seconds", str(seconds), "--keyring", keyring,
+                               "--reactor", reactor])
         try:
             raw = json.loads(common.read_line(client, "RAW", timeout=seconds + 60))
         finally:
@@ -248,7 +253,7 @@ def main_all(args):
     scratch = tempfile.mkdtemp(prefix="msgr2tx-bench-")
     keyring = common.make_keyring(os.path.join(scratch, "keyring"))
     log("bulk: Twisted floor (4 MiB length-prefixed frames, %.1fs)", args.seconds)
-    floor = measure("twisted", args.seconds, keyring)
+    floor = measure("twisted", args.seconds, keyring, reactor=args.reactor)
     log("bulk: Twisted floor %.1f MB/s", floor["MB/s"])
     records = []
     variants = [("crc", 1, "\u2265 0.9x floor"), ("secure", 1, "\u2265 0.9x floor and \u2265 1,347 MB/s"),
@@ -258,7 +263,7 @@ def main_all(args):
     common.result("bulk Twisted floor", round(floor["MB/s"], 1), "MB/s", **{"raw": floor})
     for mode, rev, target in variants:
         log("bulk: msgr2tx %s rev%d (%.1fs)", mode, rev, args.seconds)
-        raw = measure("msgr2tx", args.seconds, keyring, mode, rev)
+        raw = measure("msgr2tx", args.seconds, keyring, mode, rev, args.reactor)
         log("bulk: msgr2tx %s rev%d %.1f MB/s", mode, rev, raw["MB/s"])
         records.append(common.result(
             "bulk %s rev%d" % (mode, rev), round(raw["MB/s"], 1), "MB/s",
@@ -280,6 +285,7 @@ def main(argv=None):
     p.add_argument("--rev", type=int, default=1)
     p.add_argument("--seconds", type=float, default=2.5)
     p.add_argument("--keyring")
+    common.add_reactor_option(p)
     p.add_argument("--only", help="comma-separated variants, e.g. secure-rev1")
     args = p.parse_args(argv)
     {"all": main_all, "server": run_server, "client": run_client}[args.role](args)

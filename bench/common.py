@@ -43,6 +43,41 @@ def log(fmt, *args):
     sys.stderr.flush()
 
 
+#: --reactor choices: Twisted's default for the platform (epoll on Linux),
+#: asyncioreactor on the standard asyncio loop, asyncioreactor on uvloop.
+REACTORS = ("default", "asyncio", "uvloop")
+
+
+def add_reactor_option(parser):
+    parser.add_argument("--reactor", choices=REACTORS, default="default",
+                        help="event loop of the benchmark processes (default: Twisted's default reactor)")
+
+
+def install_reactor(name):
+    """Install the reactor chosen by --reactor; call before anything imports twisted.internet.reactor."""
+    if name in (None, "default"):
+        return
+    import asyncio
+    if name == "uvloop":
+        import uvloop
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install(loop)
+
+
+def reactor_name():
+    """The reactor in use, with the asyncio loop's class for asyncioreactor."""
+    from twisted.internet import reactor
+    name = type(reactor).__name__
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    if loop is not None:
+        name += "(%s.%s)" % (type(loop).__module__, type(loop).__name__)
+    return name
+
+
 def tune(transport):
     """The same transport settings for msgr2tx and the plain Twisted floors."""
     transport.bufferSize = BUFFER_SIZE

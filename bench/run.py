@@ -7,6 +7,7 @@ prints those lines, a table of every figure, and writes all records as JSON
 to --json (default /tmp/msgr2tx-bench.json).
 
     python bench/run.py [--only bulk,small,ceph,accept,memory] [--json PATH]
+                        [--reactor default|asyncio|uvloop]   (bulk and small only)
 """
 
 import argparse
@@ -22,6 +23,7 @@ import common  # noqa: E402
 from common import log  # noqa: E402
 
 BENCHMARKS = ["bulk", "small", "ceph", "accept", "memory"]
+REACTOR_AWARE = ("bulk", "small")  # benchmarks that take --reactor
 
 
 def machine():
@@ -50,15 +52,19 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(BENCHMARKS))
     p.add_argument("--json", default="/tmp/msgr2tx-bench.json")
+    p.add_argument("--reactor", choices=common.REACTORS, default="default",
+                   help="event loop for the bulk and small benchmarks (the others use the default)")
     args = p.parse_args(argv)
     info = machine()
+    info["bench_reactor"] = args.reactor
     log("machine: %s", json.dumps(info))
     records, lines = [], {}
     started = time.monotonic()
     for name in args.only.split(","):
         log("=== %s ===", name)
         t = time.monotonic()
-        proc = subprocess.run([sys.executable, os.path.join(common.HERE, name + ".py")],
+        extra = ["--reactor", args.reactor] if name in REACTOR_AWARE else []
+        proc = subprocess.run([sys.executable, os.path.join(common.HERE, name + ".py")] + extra,
                               stdout=subprocess.PIPE, text=True, cwd=common.ROOT)
         out = proc.stdout.strip().splitlines()
         for line in out:

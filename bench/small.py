@@ -170,7 +170,9 @@ async def msgr2tx_client(reactor, port, seconds, mode, rev, keyring):
 # ---- roles -----------------------------------------------------------------------------
 
 def run_server(args):
+    common.install_reactor(args.reactor)
     from twisted.internet import reactor
+    log("%s server: reactor %s", os.path.basename(__file__), common.reactor_name())
     port = twisted_server(reactor) if args.kind == "twisted" else msgr2tx_server(reactor, args.keyring)
     common.exit_on_stdin_eof(reactor)
     common.emit("LISTENING %d" % port.getHost().port)
@@ -178,6 +180,7 @@ def run_server(args):
 
 
 def run_client(args):
+    common.install_reactor(args.reactor)
     from twisted.internet import defer, task
     out = {}
 
@@ -187,6 +190,7 @@ def run_client(args):
         else:
             d = defer.ensureDeferred(msgr2tx_client(reactor, args.port, args.seconds, args.mode,
                                                     args.rev, args.keyring))
+        out["reactor"] = common.reactor_name()
         return d.addCallback(out.update)
 
     try:
@@ -197,12 +201,13 @@ def run_client(args):
     common.emit("RAW " + json.dumps(out))
 
 
-def measure(kind, seconds, keyring, mode="crc", rev=1):
-    server = common.spawn([__file__, "server", "--kind", kind, "--keyring", keyring])
+def measure(kind, seconds, keyring, mode="crc", rev=1, reactor="default"):
+    server = common.spawn([__file__, "server", "--kind", kind, "--keyring", keyring, "--reactor", reactor])
     try:
         port = common.read_line(server, "LISTENING")
         client = common.spawn([__file__, "client", "--kind", kind, "--port", port, "--mode", mode,
-                               "--rev", str(rev), "--seconds", str(seconds), "--keyring", keyring])
+                               "--rev", str(rev), "--seconds", str(seconds), "--keyring", keyring,
+                               "--reactor", reactor])
         try:
             return json.loads(common.read_line(client, "RAW", timeout=seconds + 60))
         finally:
@@ -215,13 +220,13 @@ def main_all(args):
     scratch = tempfile.mkdtemp(prefix="msgr2tx-bench-")
     keyring = common.make_keyring(os.path.join(scratch, "keyring"))
     log("small: plain Twisted echo (4 KiB, window 16, %.1fs)", args.seconds)
-    floor = measure("twisted", args.seconds, keyring)
+    floor = measure("twisted", args.seconds, keyring, reactor=args.reactor)
     log("small: Twisted echo %.0f msg/s", floor["msg/s"])
     common.result("small Twisted echo", round(floor["msg/s"]), "msg/s", raw=floor)
     records = []
     for mode in ("crc", "secure"):
         log("small: msgr2tx %s rev1 (%.1fs)", mode, args.seconds)
-        raw = measure("msgr2tx", args.seconds, keyring, mode, 1)
+        raw = measure("msgr2tx", args.seconds, keyring, mode, 1, args.reactor)
         log("small: msgr2tx %s %.0f msg/s", mode, raw["msg/s"])
         records.append(common.result(
             "small 4KiB w16 %s rev1" % mode, round(raw["msg/s"]), "msg/s",
@@ -241,6 +246,7 @@ def main(argv=None):
     p.add_argument("--rev", type=int, default=1)
     p.add_argument("--seconds", type=float, default=2.5)
     p.add_argument("--keyring")
+    common.add_reactor_option(p)
     args = p.parse_args(argv)
     {"all": main_all, "server": run_server, "client": run_client}[args.role](args)
 
