@@ -104,6 +104,9 @@ class Msgr2Protocol(Protocol):
         self._started = False
         self._early: List[bytes] = []
         self._lost_callbacks: list = []
+        self._pumping = False
+        self._pump_again = False
+        self._unflushed = 0
 
     # ---- public API ---------------------------------------------------------
 
@@ -147,6 +150,10 @@ class Msgr2Protocol(Protocol):
             self._last_message = self.clock.seconds()
         if self.conn.interceptor is not None:
             self._pump()  # a breakpoint may have queued an event
+        elif self._pumping and self._unflushed < 16 and payload_size(message) < (64 << 10):
+            # small replies sent while we dispatch a batch go out together
+            # when the batch is done, in one writeSequence
+            self._unflushed += 1
         else:
             self._flush()
 
@@ -327,6 +334,21 @@ class Msgr2Protocol(Protocol):
     # ---- core driving --------------------------------------------------------------
 
     def _pump(self, data=b"") -> None:
+        if self._pumping:
+            # re-entered from a receiver: the outer pump goes on
+            self._pump_again = True
+            return
+        self._pumping = True
+        try:
+            self._pump_once(data)
+            while self._pump_again and not self._closed:
+                self._pump_again = False
+                self._pump_once(b"")
+        finally:
+            self._pumping = False
+            self._pump_again = False
+
+    def _pump_once(self, data=b"") -> None:
         try:
             events = self.conn.receive_data(data)
             while events:
@@ -375,6 +397,7 @@ class Msgr2Protocol(Protocol):
                 return
 
     def _flush(self) -> None:
+        self._unflushed = 0
         if self.conn is None or self.transport is None:
             return
         parts = self.conn.data_to_send()

@@ -350,7 +350,7 @@ class FrameReader:
         # crcs first, as Ceph does: an aborted frame must still be intact
         if self.data_crc:
             for i, seg in enumerate(segments):
-                actual = segment_crc(seg)
+                actual = segment_crc(seg) if lengths[i] else _EMPTY_CRC
                 if actual != crcs[i]:
                     raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)" % (i, crcs[i], actual))
         return not late_flags & LATE_FLAG_ABORTED
@@ -376,7 +376,7 @@ class FrameReader:
         late_status, *crcs = _EPILOGUE_REV1.unpack_from(view, pos)
         if data_crc:
             for i in range(1, len(segments)):
-                actual = segment_crc(segments[i])
+                actual = segment_crc(segments[i]) if lengths[i] else _EMPTY_CRC
                 if actual != crcs[i - 1]:
                     raise CrcMismatch("segment %d crc 0x%08x does not match its bytes (0x%08x)"
                                       % (i, crcs[i - 1], actual))
