@@ -262,7 +262,11 @@ async def _echo_test(reactor, args):
         def wait(self, timeout):
             d = self.waiter = defer.Deferred()
             call = reactor.callLater(timeout, lambda: d.called or d.callback(None))
-            return d.addBoth(lambda r: call.active() and call.cancel())
+            def settle(result):
+                if call.active():
+                    call.cancel()
+                return result  # a cancellation (--timeout) goes on up
+            return d.addBoth(settle)
 
     tally = Tally()
     client = ReconnectingClient(reactor, args.target, handlers, config, receiver=tally, timeout=args.timeout,

@@ -62,7 +62,8 @@ class Msgr2ClientFactory(ClientFactory):
     def __init__(self, auth_handlers: Sequence, config: ConnectionConfig,
                  target_addr: Optional[entity_addr_t] = None, receiver=None,
                  reactor=None, handshake_timeout: Optional[float] = 30.0,
-                 session: Optional[Session] = None, global_seqs: Optional[GlobalSeq] = None) -> None:
+                 session: Optional[Session] = None, global_seqs: Optional[GlobalSeq] = None,
+                 sessions: Optional[SessionTable] = None) -> None:
         self.config = config
         self.auth_handlers = list(auth_handlers)
         self.target_addr = target_addr
@@ -74,6 +75,9 @@ class Msgr2ClientFactory(ClientFactory):
         #: kept across connection attempts, so a lossless session resumes
         self.session = session if session is not None else Session()
         self.global_seqs = global_seqs if global_seqs is not None else GlobalSeq()
+        #: where a lossless session is registered once READY; a messenger
+        #: shares its server's table so that the peer can resume it either way
+        self.sessions = sessions
 
     #: called with each new protocol (ReconnectingClient watches READY this way)
     onProtocol = None
@@ -84,7 +88,8 @@ class Msgr2ClientFactory(ClientFactory):
         p = self.protocol(Role.CLIENT, self.config, self.auth_handlers, self.receiver,
                           target_addr=self.target_addr, clock=self.reactor,
                           handshake_timeout=self.handshake_timeout,
-                          session=self.session, global_seqs=self.global_seqs)
+                          session=self.session, global_seqs=self.global_seqs,
+                          sessions=self.sessions)
         p.factory = self
         if self.onProtocol is not None:
             self.onProtocol(p)

@@ -2,10 +2,11 @@
 A messenger for lossless peers: one endpoint that listens and connects,
 with one session per peer whichever side opened the connection.
 
-After a fault, the side that opened the failed connection resumes the
-session (SESSION_RECONNECT, replay); the side that accepted it waits for
-that, its queued messages kept.  (Ceph lets both sides try and settles the
-reconnect race with connect_seq; here only one side ever tries.)
+After a fault, either side that has something to send resumes the session
+with SESSION_RECONNECT (whichever side opened the failed connection): each
+side's server knows the session by its cookies.  When both reconnect at
+once, connect_seq and, for equal attempts, the address order settle it, as
+in Ceph.
 
 Two peers that connect to each other at the same moment race; the race is
 resolved as Ceph resolves it (the connection opened by the peer with the
@@ -70,7 +71,7 @@ class PeerLink:
         m = self.messenger
         factory = Msgr2ClientFactory(m.client_auth, m.client_config, target_addr=self.addr,
                                      receiver=m.receiver, reactor=m.reactor, handshake_timeout=m.timeout,
-                                     session=self.session, global_seqs=m.global_seqs)
+                                     session=self.session, global_seqs=m.global_seqs, sessions=m.sessions)
         factory.interceptor = m.interceptor
         cls = TCP6ClientEndpoint if self.addr.family == AF_INET6 else TCP4ClientEndpoint
         d = cls(m.reactor, str(self.addr.host), self.addr.port, timeout=m.timeout).connect(factory)
@@ -92,11 +93,6 @@ class PeerLink:
 
     def _lost(self) -> None:
         if self.ready_protocol() is not None:
-            return
-        conn = self.session.connection
-        if conn is not None and conn.role.value == "server":
-            # the peer opened the connection that failed: it resumes the
-            # session with SESSION_RECONNECT; our queued messages wait for it
             return
         if self.session.pending or self.session.unacked:
             self._schedule_retry()

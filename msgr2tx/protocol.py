@@ -243,7 +243,7 @@ class Msgr2Protocol(Protocol):
             target = self.target_addr or (peer.with_type(AddrType.MSGR2) if peer else entity_addr_t())
             self.conn = Msgr2Connection(
                 self.config, Role.CLIENT, local or entity_addr_t(), target,
-                session=self.session, global_seqs=self.global_seqs,
+                session=self.session, global_seqs=self.global_seqs, sessions=self.sessions,
                 nonce=_random_u32() or 1, cookie=_random_u64() or 1)
         else:
             server_addr = (local.with_type(AddrType.MSGR2) if local else entity_addr_t())

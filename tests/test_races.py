@@ -170,3 +170,55 @@ class PeerFaultTests(PairMixin, TestCase):
         self.assertEqual(len(a.interceptor.hits) + len(b.interceptor.hits), 2)
         self.assertEqual(inbox_a.got, list(range(1, count + 1)))
         self.assertEqual(inbox_b.got, list(range(1, count + 1)))
+
+    @defer.inlineCallbacks
+    def test_acceptor_resumes_the_session(self):
+        """
+        b opened the connection; it fails; only a has something to send:
+        a reconnects to b with the session's cookies, nothing is reset.
+        """
+        (a, addr_a, inbox_a), (b, addr_b, inbox_b) = yield self.make_pair(1000, 2000)
+        b.send(addr_a, GenericMessage(0x7FF0, struct.pack("<Q", 1)))
+        for _ in range(200):
+            if inbox_a.got:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        a.send(addr_b, GenericMessage(0x7FF0, struct.pack("<Q", 1)))
+        for _ in range(200):
+            if inbox_b.got:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        # cut the connection under both
+        for p in b.outgoing + a.incoming:
+            p.transport.abortConnection()
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        for n in range(2, 6):
+            a.send(addr_b, GenericMessage(0x7FF0, struct.pack("<Q", n)))
+        for _ in range(300):
+            if len(inbox_b.got) == 5:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(inbox_b.got, [1, 2, 3, 4, 5])
+        self.assertEqual(inbox_a.got, [1])
+        self.assertEqual(len(a.outgoing), 1)
+
+    @defer.inlineCallbacks
+    def test_both_sides_reconnect_at_once(self):
+        (a, addr_a, inbox_a), (b, addr_b, inbox_b) = yield self.make_pair(1000, 2000)
+        a.send(addr_b, GenericMessage(0x7FF0, struct.pack("<Q", 1)))
+        for _ in range(200):
+            if inbox_b.got:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        for p in a.outgoing + b.incoming:
+            p.transport.abortConnection()
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        for n in range(2, 30):
+            a.send(addr_b, GenericMessage(0x7FF0, struct.pack("<Q", n)))
+            b.send(addr_a, GenericMessage(0x7FF0, struct.pack("<Q", n)))
+        for _ in range(500):
+            if len(inbox_b.got) == 29 and len(inbox_a.got) == 28:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(inbox_b.got, list(range(1, 30)))
+        self.assertEqual(inbox_a.got, list(range(2, 30)))

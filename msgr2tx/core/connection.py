@@ -582,6 +582,10 @@ class Msgr2Connection:
         session.peer_global_id = frame.gid
         session.peer_addrs = frame.addrs
         session.features = self.features
+        if not lossy:
+            # a peer that also listens may resume this session by connecting
+            # to us (SESSION_RECONNECT with these cookies): let our server find it
+            self.sessions.add(session)
         # a new session on the server: whatever we sent before is sent again
         self._become_ready(lossy, replay=() if lossy else list(session.unacked))
 
@@ -805,7 +809,11 @@ class Msgr2Connection:
         if existing.connect_seq > frame.connect_seq:
             self._send(F.SessionRetry(existing.connect_seq))
             return
-        # as a server we win any race: this connection takes the session over
+        if self._connecting_to_peer(existing) and not self._incoming_wins(frame.addrs):
+            # a reconnect race between two peers: the lower address's wins
+            self._send(F.Wait())
+            return
+        # the peer's connection takes the session over
         self._replace_connection(existing)
         existing.connection = self
         existing.connect_seq = frame.connect_seq
