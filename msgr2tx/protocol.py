@@ -52,6 +52,10 @@ class PeerInfo(E.Ready):
         return 1 if self.rev1 else 0
 
 
+#: the transport's read size and write-buffer threshold
+TRANSPORT_BUFFER = 256 << 10
+
+
 @implementer(IPushProducer)
 class Msgr2Protocol(Protocol):
     """
@@ -237,6 +241,10 @@ class Msgr2Protocol(Protocol):
             transport.setTcpNoDelay(True)
         except Exception:
             pass  # not a TCP transport
+        # read (and buffer writes) in bigger pieces than Twisted's 64 KiB:
+        # a 4 MiB segment then takes a few reads, not sixty-four
+        if getattr(transport, "bufferSize", TRANSPORT_BUFFER) < TRANSPORT_BUFFER:
+            transport.bufferSize = TRANSPORT_BUFFER
         local = _endpoint_addr(transport.getHost())
         peer = _endpoint_addr(transport.getPeer())
         if self.role is Role.CLIENT:
