@@ -68,6 +68,24 @@ def _connection_secret(con_mode: int) -> bytes:
     return os.urandom(SECURE_CONNECTION_SECRET_LEN) if con_mode == ConnectionMode.SECURE else b""
 
 
+def _response_body(payload: bytes, request_type: int) -> Decoder:
+    """
+    Check a monitor's CephXResponseHeader (u16 request type, i32 status) and
+    return a decoder positioned after it.
+    """
+    dec = Decoder(payload)
+    try:
+        answered = dec.u16()
+        status = dec.i32()
+    except DecodeError as e:
+        raise CephxDecodeError("malformed CephXResponseHeader: %s" % e) from None
+    if answered != request_type:
+        raise CephxDecodeError("cephx response to request type 0x%x" % answered)
+    if status:
+        raise AuthRejected("cephx: monitor answered status %d" % status)
+    return dec
+
+
 # --- client side ----------------------------------------------------------------------
 
 class TicketStore:
@@ -207,16 +225,7 @@ class CephxClientHandler:
         raise AuthRejected("cephx: AUTH_DONE before any request")
 
     def _handle_mon_done(self, payload: bytes):
-        dec = Decoder(payload)
-        try:
-            request_type = dec.u16()
-            status = dec.i32()
-        except DecodeError as e:
-            raise CephxDecodeError("malformed CephXResponseHeader: %s" % e) from None
-        if request_type != CEPHX_GET_AUTH_SESSION_KEY:
-            raise CephxDecodeError("cephx response to request type 0x%x" % request_type)
-        if status:
-            raise AuthRejected("cephx: monitor answered status %d" % status)
+        dec = _response_body(payload, CEPHX_GET_AUTH_SESSION_KEY)
         tickets = parse_service_ticket_reply(self._key, dec, self.tickets.session_keys())
         auth = [t for t in tickets if t.service_id == EntityType.AUTH]
         if not auth:
@@ -261,16 +270,7 @@ class CephxClientHandler:
 
     def handle_renewal_reply(self, result_bl: bytes) -> int:
         """Take the tickets of an MAuthReply; returns the services renewed."""
-        dec = Decoder(result_bl)
-        try:
-            request_type = dec.u16()
-            status = dec.i32()
-        except DecodeError as e:
-            raise CephxDecodeError("malformed CephXResponseHeader: %s" % e) from None
-        if request_type != CEPHX_GET_PRINCIPAL_SESSION_KEY:
-            raise CephxDecodeError("cephx response to request type 0x%x" % request_type)
-        if status:
-            raise AuthRejected("cephx: monitor answered status %d" % status)
+        dec = _response_body(result_bl, CEPHX_GET_PRINCIPAL_SESSION_KEY)
         auth = self.tickets.get(EntityType.AUTH)
         if auth is None:
             raise AuthRejected("cephx: no AUTH ticket")

@@ -132,32 +132,29 @@ class AuthBadMethod(ControlFrame):
         return cls(dec.u32(), dec.i32(), tuple(dec.u32_list()), tuple(dec.u32_list()))
 
 
+class _OnePayload(ControlFrame):
+    """AUTH_REPLY_MORE and AUTH_REQUEST_MORE: one auth payload blob."""
+
+    def _encode(self, enc):
+        enc.blob(self.payload)
+
+    @classmethod
+    def _decode(cls, dec):
+        return cls(dec.blob())
+
+
 @dataclass(frozen=True, repr=False)
-class AuthReplyMore(ControlFrame):
+class AuthReplyMore(_OnePayload):
     TAG = Tag.AUTH_REPLY_MORE
     payload: bytes
     __repr__ = _redacted_repr
 
-    def _encode(self, enc):
-        enc.blob(self.payload)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(dec.blob())
-
 
 @dataclass(frozen=True, repr=False)
-class AuthRequestMore(ControlFrame):
+class AuthRequestMore(_OnePayload):
     TAG = Tag.AUTH_REQUEST_MORE
     payload: bytes
     __repr__ = _redacted_repr
-
-    def _encode(self, enc):
-        enc.blob(self.payload)
-
-    @classmethod
-    def _decode(cls, dec):
-        return cls(dec.blob())
 
 
 @dataclass(frozen=True, repr=False)
