@@ -5,7 +5,7 @@ commands and ask map versions, over one msgr2 connection.
 
 import json
 import socket
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -49,6 +49,10 @@ class MonClient:
         self._versions: Dict[int, defer.Deferred] = {}
         self._next_tid = 1
         self._lost = None
+        #: maps subscribed to besides the monmap: name -> first epoch wanted
+        self.subscriptions: Dict[str, int] = {}
+        self._handlers: Dict[type, List[Callable]] = {}
+        self._ready_hooks: List[Callable] = []
 
     # ---- IMsgr2Receiver ----------------------------------------------
 
@@ -57,6 +61,8 @@ class MonClient:
         self._lost = None
         subscribe = MMonSubscribe(hostname=self.hostname)
         subscribe.sub_want("monmap", 0, 0)
+        for what, start in sorted(self.subscriptions.items()):
+            subscribe.sub_want(what, start, 0)
         protocol.sendMessage(subscribe)
         # a monitor session does not survive its connection: send again what
         # the last one left unanswered (the tids stay the same)
@@ -71,6 +77,24 @@ class MonClient:
                 self._renewal_loop.clock = self.clock
             self._renewal_loop.start(self.renew_check_interval, now=False).addErrback(
                 lambda f: self.log.failure("ticket renewal check failed", f))
+        for hook in list(self._ready_hooks):
+            hook(protocol, info)
+
+    def subscribe(self, what: str, start: int = 0) -> None:
+        """Also subscribe to the map C{what} (e.g. C{"mgrmap"}), now and on every reconnect."""
+        self.subscriptions[what] = start
+        if self.protocol is not None:
+            message = MMonSubscribe(hostname=self.hostname)
+            message.sub_want(what, start, 0)
+            self.protocol.sendMessage(message)
+
+    def addMessageHandler(self, message_class: type, handler: Callable) -> None:
+        """Call C{handler(message)} for every message of C{message_class} the monitor sends."""
+        self._handlers.setdefault(message_class, []).append(handler)
+
+    def addReadyHook(self, hook: Callable) -> None:
+        """Call C{hook(protocol, info)} each time a monitor connection becomes READY."""
+        self._ready_hooks.append(hook)
 
     def _check_tickets(self):
         if self.auth_handler.need_tickets():
@@ -84,19 +108,42 @@ class MonClient:
         services renewed.  The renewal loop calls this before tickets expire.
         """
         handler = self.auth_handler
-        payload = handler.build_renewal_request(keys)
+        return self._auth_request(handler.build_renewal_request(keys), handler.handle_renewal_reply,
+                                  "ticket renewal")
+
+    def request_rotating(self) -> defer.Deferred:
+        """
+        Ask the monitor for the rotating secrets of our own service type
+        (cephx CEPHX_GET_ROTATING_KEY over MAuth), as a daemon does before it
+        accepts clients.  Fires with a L{RotatingSecrets}.
+        """
+        handler = self.auth_handler
+        if handler is None or not hasattr(handler, "build_rotating_request"):
+            return defer.fail(CommandError("rotating secrets need a cephx auth handler"))
+        return self._auth_request(handler.build_rotating_request(), handler.handle_rotating_reply,
+                                  "rotating secrets")
+
+    def _auth_request(self, payload: bytes, handle_reply: Callable, what: str) -> defer.Deferred:
+        if self.protocol is None:
+            return defer.fail(ConnectionClosed("no monitor connection"))
         d = defer.Deferred()
         self._renewals.append(d)
         epoch = self.monmap.epoch if self.monmap is not None else 0
-        self.protocol.sendMessage(MAuth(protocol=handler.method, auth_payload=payload, monmap_epoch=epoch))
+        self.protocol.sendMessage(MAuth(protocol=self.auth_handler.method, auth_payload=payload,
+                                        monmap_epoch=epoch))
 
         def got(reply):
             if reply.result != 0:
-                raise CommandError("ticket renewal refused with %d" % reply.result, reply.result)
-            return handler.handle_renewal_reply(reply.result_bl)
+                raise CommandError("%s refused with %d" % (what, reply.result), reply.result)
+            return handle_reply(reply.result_bl)
         return d.addCallback(got)
 
     def messageReceived(self, protocol, message):
+        handlers = self._handlers.get(type(message))
+        if handlers:
+            for handler in list(handlers):
+                handler(message)
+            return
         if isinstance(message, MMonCommandAck):
             self._command_messages.pop(message.tid, None)
             d = self._commands.pop(message.tid, None)

@@ -21,7 +21,8 @@ from twisted.python import usage
 from msgr2tx.auth import findAuthProviders, makeServerHandler, UnknownAuthMethod
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
-from msgr2tx.core.encoding import EntityName, EntityType
+from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t
+from msgr2tx.errors import Msgr2Error
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2ServiceFactory
 
@@ -59,11 +60,15 @@ def ensure_state_keyring(state_dir: str, server_name: EntityName):
     return path, True
 
 
-def _listen_address(description: str) -> str:
-    """A v2 address to dial for a tcp: listen description, for the banner we print."""
+def _listen_address(description: str, strict: bool = False):
+    """
+    A v2 address to dial for a tcp: listen description, for the banner we
+    print.  With C{strict}, None unless the description names a port and an
+    interface that a client can dial as they are.
+    """
     parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
     if parts[0] not in ("tcp", "tcp6"):
-        return "v2:127.0.0.1:3300"
+        return None if strict else "v2:127.0.0.1:3300"
     port = "3300"
     host = "127.0.0.1" if parts[0] == "tcp" else "::1"
     for part in parts[1:]:
@@ -73,6 +78,9 @@ def _listen_address(description: str) -> str:
             host = part[len("interface="):] or host
         elif part.isdigit():
             port = part
+    if strict and (host in ("0.0.0.0", "", "::") or port in ("0", "")
+                   or not any(p.startswith("interface=") for p in parts[1:])):
+        return None
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
     if host in ("::",):
@@ -130,6 +138,9 @@ class Options(usage.Options):
         ["max-control", None, 1 << 20, "Largest control frame accepted, in bytes.", int],
         ["handshake-timeout", None, 30.0, "Seconds a client has to reach READY.", float],
         ["rev", None, "1", "Highest msgr2 revision to offer: 0 or 1."],
+        ["mon", None, None, "Serve a real cluster as its manager: register with the monitor at this "
+                            "address (--entity mgr.NAME, whose key --keyring holds for cephx) so that "
+                            "Ceph clients find this server in the mgrmap."],
     ]
 
     compData = usage.Completions(optActions={
@@ -172,9 +183,13 @@ class Options(usage.Options):
             raise usage.UsageError("--keepalive and --idle-timeout must not be negative")
         if self["rev"] not in ("0", "1"):
             raise usage.UsageError("--rev must be 0 or 1")
-        handlers = []
         specs = [s.strip() for s in self["auth"].split(",") if s.strip()]
         self["generated_keyring"] = None
+        self["registration"] = None
+        if self["mon"]:
+            self._manager_options(specs)
+            return self._service_options()
+        handlers = []
         wants_state_keyring = any(spec.partition(":")[0].strip() == "cephx" and "keyring=" not in spec
                                   for spec in specs) and not self["keyring"]
         if wants_state_keyring:
@@ -201,12 +216,76 @@ class Options(usage.Options):
             raise usage.UsageError("no auth method in --auth %s can key any mode in --mode %s"
                                    % (self["auth"], self["mode"]))
         self["auth_handlers"] = handlers
+        self._service_options()
+
+    def _service_options(self):
         name, _, args = self["service"].partition(":")
         self["service_factory"] = findService(name)
         self["service_args"] = args
         for key in ("max-segment", "max-frame", "max-control"):
             if self[key] <= 0:
                 raise usage.UsageError("--%s must be positive" % key)
+
+    def _manager_options(self, specs):
+        """
+        --mon: our server is a service of a real cluster.  cephx checks
+        authorizers only (no authority role) with the rotating secrets the
+        registration fetches; the same methods log us in to the monitor.
+        """
+        from msgr2tx.auth import findAuthProvider
+        from msgr2tx.auth.keyring import Keyring, KeyringError
+        from msgr2tx.core.encoding import entity_addrvec_t
+        from msgr2tx.client import parse_target
+
+        entity = self["entity_name"]
+        if entity.type != EntityType.MGR:
+            raise usage.UsageError("--mon registers a manager: --entity must be mgr.NAME, not %s" % entity)
+        try:
+            parse_target(None, self["mon"], 1.0)
+        except (ValueError, Msgr2Error) as e:
+            raise usage.UsageError("--mon %s: %s" % (self["mon"], e))
+        address = _listen_address(self["listen"][0], strict=True)
+        if address is None:
+            raise usage.UsageError("--mon needs the first --listen to be tcp with a fixed port and a "
+                                   "concrete interface, the address clients will dial")
+        server_handlers, client_handlers = [], []
+        keyring = None
+        for spec in specs:
+            name, _, args = spec.partition(":")
+            name = name.strip()
+            try:
+                provider = findAuthProvider(name)
+            except UnknownAuthMethod as e:
+                raise usage.UsageError(str(e))
+            kwargs = {}
+            if name == "cephx":
+                path = dict(a.partition("=")[::2] for a in args.split(":") if a).get("keyring") or self["keyring"]
+                if not path:
+                    raise usage.UsageError("--mon with cephx needs --keyring with %s's key" % entity)
+                try:
+                    keyring = Keyring.load(path)
+                    keyring.get(entity)
+                except (KeyringError, OSError) as e:
+                    raise usage.UsageError("--keyring %s: %s" % (path, e))
+                from msgr2tx.auth.cephx import CephxKeyServer
+                kwargs = dict(key_server=CephxKeyServer(keyring, own_name=entity), authority=False,
+                              service_ids=(EntityType.MGR,))
+                args = ""
+            try:
+                server_handlers.append(provider.serverHandler(args, **kwargs))
+                client_handlers.append(provider.clientHandler(args, name=entity, keyring=keyring))
+            except (ValueError, OSError, Msgr2Error) as e:
+                raise usage.UsageError("--auth %s: %s" % (spec, e))
+        if not server_handlers:
+            raise usage.UsageError("--auth needs at least one method")
+        nonce = int.from_bytes(os.urandom(4), "little") or 1
+        addr = entity_addr_t.parse(address)
+        self["server_nonce"] = nonce
+        self["auth_handlers"] = server_handlers
+        self["registration"] = dict(
+            mon=self["mon"], auth=client_handlers,
+            server_addrs=entity_addrvec_t((entity_addr_t(addr.type, nonce, addr.host, addr.port),)),
+            key_server=next((h.key_server for h in server_handlers if hasattr(h, "key_server")), None))
 
 
 def makeService(options):
@@ -229,10 +308,20 @@ def makeService(options):
         service_args = "jsonl=" + options["inspect-log"]
     receiver = options["service_factory"].makeReceiver(service_args)
     factory = Msgr2ServerFactory(options["auth_handlers"], receiver, config,
-                                 handshake_timeout=options["handshake-timeout"])
+                                 handshake_timeout=options["handshake-timeout"],
+                                 nonce=options.get("server_nonce", 0))
     top = MultiService()
     for description in options["listen"]:
         strports.service(description, factory).setServiceParent(top)
+    registration = options.get("registration")
+    if registration:
+        from twisted.internet import reactor
+
+        from msgr2tx.mgr import MgrRegistration
+        mon_config = ConnectionConfig(entity_type=name.type, name=name, modes=options["modes"],
+                                      revision1=options["rev"] == "1")
+        MgrRegistration(reactor, registration["mon"], registration["auth"], registration["server_addrs"],
+                        key_server=registration["key_server"], config=mon_config).setServiceParent(top)
     if options.get("generated_keyring"):
         _print_how_to_connect(options)
     return top

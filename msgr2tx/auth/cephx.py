@@ -34,13 +34,14 @@ from zope.interface import implementer
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, parseArgString
 from msgr2tx.auth.cephx_proto import (
     AUTH_TICKET_TTL, CEPHX_GET_AUTH_SESSION_KEY, CEPHX_GET_PRINCIPAL_SESSION_KEY,
-    DEFAULT_WANT_KEYS, SECRET_ID_GENERAL, SECURE_CONNECTION_SECRET_LEN, SERVICE_TICKET_TTL,
+    CEPHX_GET_ROTATING_KEY, DEFAULT_WANT_KEYS, SECRET_ID_GENERAL, SECURE_CONNECTION_SECRET_LEN, SERVICE_TICKET_TTL,
     AuthCapsInfo, Authenticate, AuthTicket, Authorizer, CephxDecodeError, CephxError, CryptoKey,
-    ServiceTicket, ServiceTicketInfo, SessionAuthInfo, build_service_ticket_reply,
+    RotatingSecrets, ServiceTicket, ServiceTicketInfo, SessionAuthInfo, build_service_ticket_reply,
     calc_client_server_challenge, decode_authorize, decode_authorizer, decode_server_challenge,
     decrypt_bl, decrypt_enc_bl, encode_authorize_challenge, encode_authorize_reply,
     encode_get_auth_session_key, encode_server_challenge, encrypt_bl, encrypt_enc_bl,
-    parse_service_ticket_reply, proofs_equal, random_u64,
+    build_rotating_reply, encode_rotating_request, parse_rotating_reply, parse_service_ticket_reply,
+    proofs_equal, random_u64,
 )
 from msgr2tx.auth.keyring import Keyring, KeyringError
 from msgr2tx.core.constants import AUTH_MODE_AUTHORIZER, AUTH_MODE_MON, AuthMethod, ConnectionMode
@@ -268,6 +269,18 @@ class CephxClientHandler:
         return (Encoder().u16(CEPHX_GET_PRINCIPAL_SESSION_KEY).raw(authorizer.payload)
                 .u8(1).u32(keys & ~EntityType.AUTH).getvalue())
 
+    def build_rotating_request(self) -> bytes:
+        """
+        The C{auth_payload} of an MAuth asking for the rotating secrets of
+        our own service type (CEPHX_GET_ROTATING_KEY); only daemons (OSD,
+        MDS, MGR) get an answer.
+        """
+        return encode_rotating_request()
+
+    def handle_rotating_reply(self, result_bl: bytes) -> RotatingSecrets:
+        """Open the MAuthReply to L{build_rotating_request}: the secrets are sealed under our own key."""
+        return parse_rotating_reply(self._key, _response_body(result_bl, CEPHX_GET_ROTATING_KEY))
+
     def handle_renewal_reply(self, result_bl: bytes) -> int:
         """Take the tickets of an MAuthReply; returns the services renewed."""
         dec = _response_body(result_bl, CEPHX_GET_PRINCIPAL_SESSION_KEY)
@@ -300,6 +313,7 @@ class CephxKeyServer:
         self.service_ttl = service_ttl
         self.clock = clock
         self._secrets: Dict[int, Dict[int, CryptoKey]] = {}
+        self._expirations: Dict[int, Dict[int, float]] = {}
 
     def __repr__(self) -> str:
         return "<CephxKeyServer %r services=[%s]>" % (
@@ -317,6 +331,27 @@ class CephxKeyServer:
         while len(versions) > 3:
             del versions[min(versions)]
         return secret_id
+
+    def install_rotating(self, service_id: int, secrets: RotatingSecrets) -> None:
+        """
+        Take a monitor's rotating secrets for C{service_id} (what a service
+        fetched with CEPHX_GET_ROTATING_KEY): tickets sealed with any of
+        them open from now on, and secrets the monitor dropped stop working.
+        """
+        if not len(secrets):
+            raise CephxError("no rotating secrets for %s" % EntityType.name(service_id))
+        self._secrets[service_id] = secrets.keys()
+        self._expirations[service_id] = {i: exp for i, (_, exp) in secrets.secrets.items()}
+
+    def rotating_secrets(self, service_id: int) -> RotatingSecrets:
+        """What a monitor hands a daemon of type C{service_id}: its service's secrets, oldest first."""
+        self.current_secret(service_id)
+        expirations = self._expirations.setdefault(service_id, {})
+        out = {}
+        for secret_id, key in self._secrets[service_id].items():
+            expiration = expirations.setdefault(secret_id, key.created.to_float() + self.service_ttl)
+            out[secret_id] = (key, expiration)
+        return RotatingSecrets(out, max(out))
 
     def current_secret(self, service_id: int):
         versions = self._secrets.get(service_id)
@@ -485,6 +520,24 @@ class CephxAuthorityHandler:
                 + build_service_ticket_reply(info.session_key, infos))
 
 
+    def handle_rotating_request(self, name: EntityName, auth_payload: bytes) -> bytes:
+        """
+        Answer an MAuth CEPHX_GET_ROTATING_KEY from C{name} (a daemon
+        authenticated on this connection); returns the MAuthReply
+        C{result_bl}.  The secrets are sealed under the daemon's own key.
+        """
+        dec = Decoder(auth_payload)
+        if dec.u16() != CEPHX_GET_ROTATING_KEY:
+            raise CephxDecodeError("not a CEPHX_GET_ROTATING_KEY request")
+        if name.type in (EntityType.CLIENT, EntityType.AUTH):
+            raise CephxError("%s has no service secrets to rotate" % (name,))
+        try:
+            entity_key = self.key_server.keyring.get(name)
+        except KeyringError:
+            raise CephxError("unknown entity %s" % (name,)) from None
+        return build_rotating_reply(entity_key, self.key_server.rotating_secrets(name.type))
+
+
 @implementer(IServerAuthHandler)
 class CephxServiceHandler:
     """
@@ -600,7 +653,14 @@ class CephxAuthProvider:
             key = keyring.get(name)
         return CephxClientHandler(name, key, global_id, want_keys)
 
-    def serverHandler(self, argstring="", keyring=None, key_server=None, **kwargs):
+    def serverHandler(self, argstring="", keyring=None, key_server=None, authority=True, service_ids=None,
+                      **kwargs):
+        """
+        A server handler: the authority (monitor) role and the service role
+        by default; C{authority=False} for a daemon that only checks
+        authorizers (with the secrets of C{key_server}, e.g. rotating
+        secrets fetched from a monitor).
+        """
         args = parseArgString(argstring)
         if key_server is None:
             if keyring is None:
@@ -610,4 +670,4 @@ class CephxAuthProvider:
                 keyring = Keyring.load(path)
             own = EntityName.parse(args["name"]) if args.get("name") else None
             key_server = CephxKeyServer(keyring, own)
-        return CephxServerHandler(key_server)
+        return CephxServerHandler(key_server, authority=authority, service_ids=service_ids)

@@ -554,6 +554,95 @@ def parse_service_ticket_reply(principal_secret: CryptoKey, dec: Decoder,
     return out
 
 
+# --- rotating service secrets ---------------------------------------------------------
+
+class RotatingSecrets:
+    """
+    The secrets a monitor seals one service's tickets with, by secret_id:
+    RotatingSecrets (u8 1, map<u64, ExpiringCryptoKey>, u64 max_ver), each
+    ExpiringCryptoKey being u8 1, CryptoKey, utime_t expiration.  A service
+    (OSD, MDS, MGR) fetches them with CEPHX_GET_ROTATING_KEY to open the
+    tickets clients present in their authorizers.
+    """
+
+    __slots__ = ("secrets", "max_ver")
+
+    #: how many secrets a monitor keeps per service: previous, current, next
+    KEEP = 3
+
+    def __init__(self, secrets: Optional[Dict[int, Tuple[CryptoKey, float]]] = None, max_ver: int = 0) -> None:
+        #: secret_id -> (key, expiration as a timestamp)
+        self.secrets: Dict[int, Tuple[CryptoKey, float]] = dict(secrets or {})
+        self.max_ver = max_ver
+
+    def __repr__(self) -> str:
+        return "<RotatingSecrets ids=%s max_ver=%d>" % (sorted(self.secrets), self.max_ver)
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("RotatingSecrets objects are not picklable")
+
+    def __len__(self) -> int:
+        return len(self.secrets)
+
+    def keys(self) -> Dict[int, CryptoKey]:
+        return {secret_id: key for secret_id, (key, _) in self.secrets.items()}
+
+    def expires(self) -> float:
+        """When the newest secret expires (0 without secrets)."""
+        if not self.secrets:
+            return 0.0
+        return self.secrets[max(self.secrets)][1]
+
+    def encode(self, enc: Encoder) -> None:
+        enc.u8(1).u32(len(self.secrets))
+        for secret_id in sorted(self.secrets):
+            key, expiration = self.secrets[secret_id]
+            enc.u64(secret_id).u8(1)
+            key.encode(enc)
+            utime_t.from_float(expiration).encode(enc)
+        enc.u64(self.max_ver)
+
+    def to_bytes(self) -> bytes:
+        enc = Encoder()
+        self.encode(enc)
+        return enc.getvalue()
+
+    @classmethod
+    def decode(cls, dec: Decoder) -> "RotatingSecrets":
+        with _decoding("RotatingSecrets"):
+            _check_v(dec, "RotatingSecrets")
+            secrets = {}
+            for _ in range(dec.count(8 + 1 + 2 + 8 + 2)):
+                secret_id = dec.u64()
+                _check_v(dec, "ExpiringCryptoKey")
+                key = CryptoKey.decode(dec)
+                secrets[secret_id] = (key, utime_t.decode(dec).to_float())
+            return cls(secrets, dec.u64())
+
+
+def encode_rotating_request() -> bytes:
+    """The C{auth_payload} of an MAuth asking for our service's rotating secrets."""
+    return Encoder().u16(CEPHX_GET_ROTATING_KEY).getvalue()
+
+
+def build_rotating_reply(entity_key: CryptoKey, secrets: RotatingSecrets) -> bytes:
+    """The MAuthReply C{result_bl}: header, then the secrets sealed under the entity's own key."""
+    return (Encoder().u16(CEPHX_GET_ROTATING_KEY).i32(0).getvalue()
+            + encrypt_bl(entity_key, secrets.to_bytes()))
+
+
+def parse_rotating_reply(entity_key: CryptoKey, dec: Decoder) -> RotatingSecrets:
+    """Open the sealed RotatingSecrets of a reply (the header already read)."""
+    plain = decrypt_bl(entity_key, dec, "rotating secrets")
+    inner = Decoder(plain)
+    secrets = RotatingSecrets.decode(inner)
+    if inner.remaining():
+        raise CephxDecodeError("%d trailing bytes after RotatingSecrets" % inner.remaining())
+    return secrets
+
+
 # --- authorizers ----------------------------------------------------------------------
 
 def encode_authorize(nonce: int, have_challenge: bool = False, server_challenge_plus_one: int = 0) -> bytes:

@@ -69,6 +69,7 @@ MSG_CONFIG = 62
 MSG_GET_CONFIG = 63
 MSG_COMMAND = 97
 MSG_COMMAND_REPLY = 98
+MSG_MGR_BEACON = 0x703
 MSG_MGR_MAP = 0x704
 MSG_SERVICE_MAP = 0x707
 MSG_MGR_COMMAND = 0x709
@@ -106,6 +107,7 @@ MESSAGE_TYPE_NAMES: Dict[int, str] = {
     MSG_GET_CONFIG: "get_config",
     MSG_COMMAND: "command",
     MSG_COMMAND_REPLY: "command_reply",
+    MSG_MGR_BEACON: "mgrbeacon",
     MSG_MGR_MAP: "mgrmap",
     MSG_SERVICE_MAP: "service_map",
     MSG_MGR_COMMAND: "mgr_command",
@@ -743,6 +745,221 @@ class MAuthReply(Message):
         self.result_msg = dec.string()
 
 
+# --- the manager's messages -------------------------------------------------------
+
+@register
+class MMgrBeacon(PaxosServiceMessage):
+    """
+    What a manager daemon tells the monitors every couple of seconds: its
+    C{gid} (the global_id its monitor session got), the addresses it serves
+    on, whether it is C{available} (only once the mgrmap names it active),
+    its name and the cluster fsid.  The first beacon of a new manager makes
+    it the active one when there is none; a monitor drops beacons from
+    entities without C{mon 'allow profile mgr'}.
+
+    We write version 9 (compat 8): no list of the manager's own RADOS
+    clients, which Pacific and Reef both accept.  Module lists, command
+    descriptions and services are written empty.
+    """
+
+    TYPE = MSG_MGR_BEACON
+    HEAD_VERSION = 9
+    COMPAT_VERSION = 8
+    PRIORITY = CEPH_MSG_PRIO_HIGH
+    NAME = "mgrbeacon"
+    FIELDS = ("gid", "server_addrs", "available", "name", "fsid", "metadata", "services", "mgr_features")
+
+    def __init__(self, gid: int = 0, server_addrs: Optional[entity_addrvec_t] = None, available: bool = False,
+                 name: str = "", fsid=bytes(16), metadata: Optional[Dict[str, str]] = None,
+                 services: Optional[Dict[str, str]] = None, mgr_features: int = 0, **header) -> None:
+        super().__init__(**header)
+        self.gid = gid
+        self.server_addrs = server_addrs if server_addrs is not None else entity_addrvec_t()
+        self.available = bool(available)
+        self.name = name
+        self.fsid = fsid_bytes(fsid)
+        self.metadata: Dict[str, str] = dict(metadata or {})
+        self.services: Dict[str, str] = dict(services or {})
+        self.mgr_features = mgr_features
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        self.version = self.HEAD_VERSION
+        self.paxos_encode(enc)
+        self.server_addrs.encode(enc)
+        enc.u64(self.gid).bool(self.available).string(self.name).raw(self.fsid)
+        enc.u32(0)  # module names (the old list)
+        enc.u32(0)  # command descriptions
+        _encode_sorted_str_map(enc, self.metadata, lambda e, v: e.string(v))
+        _encode_sorted_str_map(enc, self.services, lambda e, v: e.string(v))
+        enc.u32(0)  # ModuleInfo list
+        enc.u64(self.mgr_features)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        if self.version < 8:
+            raise DecodeError("mgrbeacon version %d is older than 8" % self.version)
+        self.paxos_decode(dec)
+        self.server_addrs = entity_addrvec_t.decode(dec)
+        self.gid = dec.u64()
+        self.available = dec.bool()
+        self.name = dec.string()
+        self.fsid = dec.raw(16)
+        dec.string_list()  # module names
+        self._skip_command_descs(dec)
+        self.metadata = dec.map(Decoder.string, Decoder.string, 8)
+        self.services = dec.map(Decoder.string, Decoder.string, 8)
+        self._skip_versioned_list(dec)  # ModuleInfo
+        self.mgr_features = dec.u64() if self.version >= 9 else 0
+
+    @staticmethod
+    def _skip_versioned_list(dec: Decoder) -> None:
+        for _ in range(dec.count(6)):
+            _, end = dec.start(what="list item")
+            dec.finish(end)
+
+    _skip_command_descs = _skip_versioned_list  # MonCommand is a versioned struct too
+
+    @property
+    def fsid_uuid(self) -> uuid.UUID:
+        return fsid_uuid(self.fsid)
+
+    def _repr_fields(self) -> List[str]:
+        return ["gid=%d" % self.gid, "name=%r" % self.name, "addrs=%s" % (self.server_addrs,),
+                "available=%s" % self.available, "fsid=%s" % (fsid_uuid(self.fsid),)]
+
+
+class MgrMap:
+    """
+    The leading fields of a MgrMap: epoch, the active manager's addresses,
+    gid, availability and name, plus the standbys' gids.  The rest (modules,
+    services, ...) is skipped.
+    """
+
+    __slots__ = ("epoch", "active_addrs", "active_gid", "available", "active_name", "standby_gids")
+
+    def __init__(self, epoch: int = 0, active_addrs: Optional[entity_addrvec_t] = None, active_gid: int = 0,
+                 available: bool = False, active_name: str = "", standby_gids=()) -> None:
+        self.epoch = epoch
+        self.active_addrs = active_addrs if active_addrs is not None else entity_addrvec_t()
+        self.active_gid = active_gid
+        self.available = available
+        self.active_name = active_name
+        self.standby_gids = tuple(standby_gids)
+
+    def __repr__(self) -> str:
+        return "<MgrMap e%d active=%s gid=%d addrs=%s available=%s standbys=%d>" % (
+            self.epoch, self.active_name or "-", self.active_gid, self.active_addrs, self.available,
+            len(self.standby_gids))
+
+    @classmethod
+    def decode(cls, data) -> "MgrMap":
+        dec = Decoder(data)
+        version, end = dec.start(what="MgrMap")
+        if version < 6:
+            raise DecodeError("MgrMap version %d predates Nautilus" % version)
+        epoch = dec.u32()
+        addrs = entity_addrvec_t.decode(dec)
+        gid = dec.u64()
+        available = dec.bool()
+        name = dec.string()
+        standbys = list(dec.map(Decoder.u64, cls._skip_standby, 12))
+        dec.finish(end)
+        return cls(epoch, addrs, gid, available, name, standbys)
+
+    @staticmethod
+    def _skip_standby(dec: Decoder) -> None:
+        _, end = dec.start(what="StandbyInfo")
+        dec.finish(end)
+
+
+@register
+class MMgrMap(Message):
+    """The mgrmap a monitor sends to its subscribers; L{mgrmap} parses it."""
+
+    TYPE = MSG_MGR_MAP
+    NAME = "mgrmap"
+    FIELDS = ("mapbl",)
+
+    def __init__(self, mapbl=b"", **header) -> None:
+        super().__init__(**header)
+        self.mapbl = bytes(mapbl)
+
+    def mgrmap(self) -> MgrMap:
+        return MgrMap.decode(self.mapbl)
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        enc.raw(self.mapbl)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        self.mapbl = dec.raw(dec.remaining())
+
+    def _repr_fields(self) -> List[str]:
+        try:
+            return [repr(self.mgrmap())]
+        except DecodeError:
+            return ["mapbl=<%d bytes>" % len(self.mapbl)]
+
+
+@register
+class MMgrCommand(Message):
+    """
+    A command for the manager (Octopus and later clients send this when the
+    mgrmap's active manager has the SERVER_OCTOPUS feature): the cluster
+    fsid and the command, normally one JSON object; C{inbl} rides in the
+    data segment.  The reply carries the same C{tid}.
+    """
+
+    TYPE = MSG_MGR_COMMAND
+    NAME = "mgr_command"
+    FIELDS = ("fsid", "cmd", "inbl")
+
+    def __init__(self, fsid=bytes(16), cmd: Sequence[str] = (), inbl=b"", **header) -> None:
+        super().__init__(**header)
+        self.fsid = fsid_bytes(fsid)
+        self.cmd = list(cmd)
+        self.inbl = bytes(inbl)
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        enc.raw(self.fsid).string_list(self.cmd)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        self.fsid = dec.raw(16)
+        self.cmd = dec.string_list()
+
+    def data_segment(self) -> bytes:
+        return self.inbl
+
+    def set_data_segment(self, data: bytes) -> None:
+        self.inbl = data
+
+
+@register
+class MMgrCommandReply(Message):
+    """The manager's answer: result (0 or -errno), a status string, output in the data segment."""
+
+    TYPE = MSG_MGR_COMMAND_REPLY
+    NAME = "mgr_command_reply"
+    FIELDS = ("r", "rs", "outbl")
+
+    def __init__(self, r: int = 0, rs: str = "", outbl=b"", **header) -> None:
+        super().__init__(**header)
+        self.r = r
+        self.rs = rs
+        self.outbl = bytes(outbl)
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        enc.i32(self.r).string(self.rs)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        self.r = dec.i32()
+        self.rs = dec.string()
+
+    def data_segment(self) -> bytes:
+        return self.outbl
+
+    def set_data_segment(self, data: bytes) -> None:
+        self.outbl = data
+
+
 # --- MonMap --------------------------------------------------------------------
 
 #: MonMap election strategies
@@ -970,6 +1187,7 @@ __all__ = [
     "register", "decode_message", "fsid_bytes", "fsid_uuid",
     "MPing", "MMonCommand", "MMonCommandAck", "MMonGetVersion", "MMonGetVersionReply",
     "SubscribeItem", "MMonSubscribe", "MMonSubscribeAck", "MMonMap", "MConfig",
+    "MMgrBeacon", "MgrMap", "MMgrMap", "MMgrCommand", "MMgrCommandReply",
     "MAuth", "MAuthReply", "MonInfo", "MonMap",
 ] + [name for name in list(globals()) if name.startswith(
     ("CEPH_MSG_", "MSG_", "CEPH_SUBSCRIBE_", "CEPH_AUTH_", "ELECTION_", "MON_FEATURE_",
