@@ -248,6 +248,11 @@ class Options(usage.Options):
         if address is None:
             raise usage.UsageError("--mon needs the first --listen to be tcp with a fixed port and a "
                                    "concrete interface, the address clients will dial")
+        try:
+            addr = entity_addr_t.parse(address)
+        except ValueError as e:
+            raise usage.UsageError("--mon needs the first --listen to name an IP address and a valid "
+                                   "port, the address clients will dial (%s)" % (e,))
         server_handlers, client_handlers = [], []
         keyring = None
         for spec in specs:
@@ -278,8 +283,10 @@ class Options(usage.Options):
                 raise usage.UsageError("--auth %s: %s" % (spec, e))
         if not server_handlers:
             raise usage.UsageError("--auth needs at least one method")
+        if not any(m in h.allowed_modes for m in self["modes"] for h in server_handlers):
+            raise usage.UsageError("no auth method in --auth %s can key any mode in --mode %s"
+                                   % (self["auth"], self["mode"]))
         nonce = int.from_bytes(os.urandom(4), "little") or 1
-        addr = entity_addr_t.parse(address)
         self["server_nonce"] = nonce
         self["auth_handlers"] = server_handlers
         self["registration"] = dict(

@@ -6,6 +6,7 @@ through L{CorePair}, rejections, malformed input, and a grep for leaked secrets.
 import base64
 import errno
 import shutil
+import struct
 import subprocess
 
 from twisted.trial.unittest import SkipTest, TestCase
@@ -21,7 +22,7 @@ from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.encoding import Decoder, EntityName, EntityType, utime_t
-from msgr2tx.errors import AuthRejected, Msgr2Error
+from msgr2tx.errors import AuthRejected, DecodeError, Msgr2Error
 from msgr2tx.interfaces import IAuthProviderFactory, IClientAuthHandler, IServerAuthHandler
 from msgr2tx.testing import CorePair
 
@@ -549,3 +550,345 @@ class PluginTests(TestCase):
         self.assertRaises(Msgr2Error, provider.clientHandler, "keyring=%s:name=client.nobody" % path)
         self.assertRaises(Msgr2Error, provider.clientHandler, "")
         self.assertRaises(ValueError, provider.serverHandler, "keyring=/nonexistent")
+
+
+# --- rotating service secrets (CEPHX_GET_ROTATING_KEY) ------------------------------
+
+MGR_X = EntityName.parse("mgr.x")
+MGR_SECRET = b"MGRXSECRET-89ab!"
+ROTATING_SECRET = b"ROTATING-SECRET!"
+#: a fixed clock: every key, ticket and expiration below is a whole second
+NOW = 1700000000.0
+
+
+def _forms(secret):
+    """The ways a secret could show up in text."""
+    return {secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode(), repr(secret)[2:-1]}
+
+
+def mgr_keyring():
+    ring = make_keyring()
+    ring.add(MGR_X, P.CryptoKey(MGR_SECRET, created=utime_t(1700000000, 0)), {"mon": "allow profile mgr"})
+    return ring
+
+
+class RotatingSecretsTests(TestCase):
+    """The RotatingSecrets encoding, against a layout built with struct alone."""
+
+    def sample(self):
+        key = P.CryptoKey(ROTATING_SECRET, created=utime_t(1700000000, 5))
+        other = P.CryptoKey(OTHER_SECRET, created=utime_t(1699996400, 0))
+        # given out of order: a std::map is encoded in key order
+        return P.RotatingSecrets({7: (key, 1700003600.0), 6: (other, 1700000000.0)}, max_ver=7)
+
+    def expected_bytes(self):
+        def entry(secret_id, secret, created_sec, created_nsec, expiration):
+            return (struct.pack("<QB", secret_id, 1)                       # id, ExpiringCryptoKey v1
+                    + struct.pack("<HIIH", 1, created_sec, created_nsec, 16) + secret  # CryptoKey (AES)
+                    + struct.pack("<II", expiration, 0))                   # utime_t expiration
+        return (struct.pack("<BI", 1, 2)                                   # struct_v 1, two secrets
+                + entry(6, OTHER_SECRET, 1699996400, 0, 1700000000)
+                + entry(7, ROTATING_SECRET, 1700000000, 5, 1700003600)
+                + struct.pack("<Q", 7))                                    # max_ver
+
+    def test_layout(self):
+        self.assertEqual(self.sample().to_bytes(), self.expected_bytes())
+
+    def test_decode_layout(self):
+        dec = Decoder(self.expected_bytes() + b"tail")
+        got = P.RotatingSecrets.decode(dec)
+        self.assertEqual(dec.remaining(), 4)
+        self.assertEqual(sorted(got.secrets), [6, 7])
+        self.assertEqual(got.max_ver, 7)
+        key, expiration = got.secrets[7]
+        self.assertEqual(key, P.CryptoKey(ROTATING_SECRET))
+        self.assertEqual(key.created, utime_t(1700000000, 5))
+        self.assertEqual(expiration, 1700003600.0)
+        self.assertEqual(got.secrets[6][1], 1700000000.0)
+        self.assertEqual(got.expires(), 1700003600.0)
+
+    def test_round_trip(self):
+        rs = self.sample()
+        back = P.RotatingSecrets.decode(Decoder(rs.to_bytes()))
+        self.assertEqual(back.keys(), rs.keys())
+        self.assertEqual(back.max_ver, rs.max_ver)
+        self.assertEqual({i: exp for i, (_, exp) in back.secrets.items()},
+                         {i: exp for i, (_, exp) in rs.secrets.items()})
+        self.assertEqual(back.to_bytes(), rs.to_bytes())
+        self.assertEqual(len(back), 2)
+
+    def test_empty(self):
+        rs = P.RotatingSecrets()
+        self.assertEqual(rs.to_bytes(), struct.pack("<BIQ", 1, 0, 0))
+        self.assertEqual(len(P.RotatingSecrets.decode(Decoder(rs.to_bytes()))), 0)
+        self.assertEqual(rs.expires(), 0.0)
+
+    def test_every_truncation_is_a_decode_error(self):
+        data = self.expected_bytes()
+        for n in range(len(data)):
+            try:
+                P.RotatingSecrets.decode(Decoder(data[:n]))
+            except DecodeError:
+                continue
+            except Exception as e:
+                self.fail("%d of %d bytes raised %s, not DecodeError" % (n, len(data), type(e).__name__))
+            self.fail("%d of %d bytes decoded" % (n, len(data)))
+
+    def test_malformed(self):
+        data = self.expected_bytes()
+        self.assertRaises(P.CephxDecodeError, P.RotatingSecrets.decode, Decoder(b"\x00" + data[1:]))  # struct_v 0
+        huge = struct.pack("<BI", 1, 0xFFFFFFFF) + data[5:]
+        self.assertRaises(DecodeError, P.RotatingSecrets.decode, Decoder(huge))
+        bad_entry = bytearray(data)
+        bad_entry[5 + 8] = 0  # ExpiringCryptoKey struct_v 0
+        self.assertRaises(DecodeError, P.RotatingSecrets.decode, Decoder(bytes(bad_entry)))
+
+    def test_repr_has_ids_not_secrets(self):
+        rs = self.sample()
+        for text in (repr(rs), str(rs)):
+            self.assertIn("ids=[6, 7]", text)
+            self.assertIn("max_ver=7", text)
+            for secret in (ROTATING_SECRET, OTHER_SECRET):
+                for form in _forms(secret):
+                    self.assertNotIn(form, text)
+            for key in rs.keys().values():
+                self.assertNotIn(key.to_base64(), text)
+        self.assertNotIn("SECRET", repr(rs))
+
+    def test_not_picklable(self):
+        import pickle
+        self.assertRaises(TypeError, pickle.dumps, self.sample())
+
+    def test_rotating_reply_layout(self):
+        rs = self.sample()
+        reply = P.build_rotating_reply(kat_key(), rs)
+        self.assertEqual(reply[:6], struct.pack("<Hi", P.CEPHX_GET_ROTATING_KEY, 0))
+        (length,) = struct.unpack_from("<I", reply, 6)
+        self.assertEqual(length, len(reply) - 10)
+        # the envelope under the entity key holds exactly the encoding
+        self.assertEqual(P.decrypt_enc_bl(kat_key(), reply[10:]), self.expected_bytes())
+        self.assertEqual(P.encode_rotating_request(), struct.pack("<H", 0x0400))
+
+    def test_parse_rotating_reply_checks(self):
+        rs = self.sample()
+        dec = Decoder(P.build_rotating_reply(kat_key(), rs), 6)
+        self.assertEqual(P.parse_rotating_reply(kat_key(), dec).keys(), rs.keys())
+        trailing = P.encrypt_bl(kat_key(), rs.to_bytes() + b"\x00")
+        self.assertRaises(P.CephxDecodeError, P.parse_rotating_reply, kat_key(), Decoder(trailing))
+        self.assertRaises(P.CephxError, P.parse_rotating_reply, P.CryptoKey(OTHER_SECRET),
+                          Decoder(P.encrypt_bl(kat_key(), rs.to_bytes())))
+
+
+class RotatingFetchTests(TestCase):
+    """A daemon fetches its service's rotating secrets from an authority, without I/O."""
+
+    def setUp(self):
+        self.ks = CephxKeyServer(mgr_keyring(), clock=lambda: NOW)
+        self.authority = CephxAuthorityHandler(self.ks)
+        self.client = CephxClientHandler(MGR_X, P.CryptoKey(MGR_SECRET))
+
+    def fetch(self, client=None):
+        client = client or self.client
+        result_bl = self.authority.handle_rotating_request(MGR_X, client.build_rotating_request())
+        return client.handle_rotating_reply(result_bl)
+
+    def assertSameSecrets(self, got, want):
+        self.assertEqual(sorted(got.secrets), sorted(want.secrets))
+        self.assertEqual(got.keys(), want.keys())
+        self.assertEqual(got.max_ver, want.max_ver)
+        for secret_id, (key, expiration) in want.secrets.items():
+            self.assertEqual(got.secrets[secret_id][0].created, key.created)
+            self.assertEqual(got.secrets[secret_id][1], expiration)
+
+    def test_request_payload(self):
+        self.assertEqual(self.client.build_rotating_request(), struct.pack("<H", P.CEPHX_GET_ROTATING_KEY))
+
+    def test_fetch(self):
+        got = self.fetch()
+        self.assertSameSecrets(got, self.ks.rotating_secrets(EntityType.MGR))
+        secret_id, secret = self.ks.current_secret(EntityType.MGR)
+        self.assertEqual(got.keys()[secret_id], secret)
+        self.assertEqual(got.max_ver, secret_id)
+        self.assertEqual(got.secrets[secret_id][1], NOW + self.ks.service_ttl)
+
+    def test_fetch_after_rotations(self):
+        first = self.fetch()
+        for _ in range(3):
+            self.ks.rotate(EntityType.MGR)
+        got = self.fetch()
+        self.assertSameSecrets(got, self.ks.rotating_secrets(EntityType.MGR))
+        self.assertEqual(sorted(got.secrets), [2, 3, 4])
+        self.assertNotIn(min(first.secrets), got.secrets)
+
+    def test_result_header(self):
+        result_bl = self.authority.handle_rotating_request(MGR_X, self.client.build_rotating_request())
+        self.assertEqual(result_bl[:6], struct.pack("<Hi", P.CEPHX_GET_ROTATING_KEY, 0))
+        # sealed under mgr.x's own key, nothing in the clear
+        self.assertNotIn(self.ks.current_secret(EntityType.MGR)[1].secret_bytes, result_bl)
+
+    def test_wrong_key(self):
+        wrong = CephxClientHandler(MGR_X, P.CryptoKey(OTHER_SECRET))
+        result_bl = self.authority.handle_rotating_request(MGR_X, wrong.build_rotating_request())
+        e = self.assertRaises(P.CephxError, wrong.handle_rotating_reply, result_bl)
+        for form in _forms(MGR_SECRET) | _forms(OTHER_SECRET):
+            self.assertNotIn(form, str(e))
+
+    def test_client_refused(self):
+        payload = self.client.build_rotating_request()
+        self.assertRaises(P.CephxError, self.authority.handle_rotating_request, ADMIN, payload)
+        self.assertRaises(P.CephxError, self.authority.handle_rotating_request,
+                          EntityName.parse("auth.x"), payload)
+
+    def test_unknown_entity_refused(self):
+        payload = self.client.build_rotating_request()
+        for name in ("mgr.y", "osd.0"):
+            self.assertRaises(P.CephxError, self.authority.handle_rotating_request, EntityName.parse(name), payload)
+
+    def test_not_a_rotating_request(self):
+        self.assertRaises(P.CephxDecodeError, self.authority.handle_rotating_request, MGR_X,
+                          struct.pack("<H", P.CEPHX_GET_AUTH_SESSION_KEY))
+        self.assertRaises(DecodeError, self.authority.handle_rotating_request, MGR_X, b"\x00")
+
+    def test_reply_header_checked(self):
+        body = P.encrypt_bl(P.CryptoKey(MGR_SECRET), self.ks.rotating_secrets(EntityType.MGR).to_bytes())
+        other_type = struct.pack("<Hi", P.CEPHX_GET_PRINCIPAL_SESSION_KEY, 0) + body
+        self.assertRaises(P.CephxDecodeError, self.client.handle_rotating_reply, other_type)
+        refused = struct.pack("<Hi", P.CEPHX_GET_ROTATING_KEY, -errno.EPERM) + body
+        self.assertRaises(AuthRejected, self.client.handle_rotating_reply, refused)
+
+    def test_truncated_reply(self):
+        result_bl = self.authority.handle_rotating_request(MGR_X, self.client.build_rotating_request())
+        for n in range(len(result_bl)):
+            try:
+                self.client.handle_rotating_reply(result_bl[:n])
+            except DecodeError:
+                continue
+            except Exception as e:
+                self.fail("%d of %d bytes raised %s, not DecodeError" % (n, len(result_bl), type(e).__name__))
+            self.fail("%d of %d bytes were accepted" % (n, len(result_bl)))
+
+
+class RotatingServiceTests(TestCase):
+    """
+    A manager (a second key server, no authority role) checks authorizers
+    for tickets the authority sealed, with the rotating secrets it fetched.
+    """
+
+    def setUp(self):
+        clock = lambda: NOW  # noqa: E731
+        self.ks = CephxKeyServer(mgr_keyring(), clock=clock)
+        self.authority = CephxAuthorityHandler(self.ks)
+        self.mgr_client = CephxClientHandler(MGR_X, P.CryptoKey(MGR_SECRET))
+        self.mgr_ks = CephxKeyServer(Keyring(), own_name=MGR_X, clock=clock)
+        self.mgr = findAuthProvider("cephx").serverHandler(
+            key_server=self.mgr_ks, authority=False, service_ids=(EntityType.MGR,))
+        self.admin = self.log_in_admin()
+
+    def log_in_admin(self):
+        server = CephxServerHandler(self.ks)
+        client = CephxClientHandler(ADMIN, P.CryptoKey(ADMIN_SECRET))
+        state = {}
+        more = server.handle_request(request(client.build_request(EntityType.MON), state=state))
+        done = server.handle_request(request(client.handle_reply_more(more.payload), more=True, state=state))
+        self.assertIsInstance(done, AuthDone)
+        client.handle_done(done.global_id, ConnectionMode.CRC, done.payload)
+        self.assertTrue(client.tickets.have(EntityType.MGR, NOW))
+        return client
+
+    def fetch_and_install(self):
+        result_bl = self.authority.handle_rotating_request(MGR_X, self.mgr_client.build_rotating_request())
+        secrets = self.mgr_client.handle_rotating_reply(result_bl)
+        self.mgr_ks.install_rotating(EntityType.MGR, secrets)
+        return secrets
+
+    def authorize(self, service=EntityType.MGR, con_mode=ConnectionMode.CRC):
+        """One authorizer exchange with the manager, challenge round included."""
+        client = self.admin.spawn()
+        state = {}
+        first = self.mgr.handle_request(request(client.build_request(service), con_mode=con_mode, state=state))
+        if not isinstance(first, AuthMore):
+            return first, client
+        answer = client.handle_reply_more(first.payload)
+        return self.mgr.handle_request(request(answer, more=True, con_mode=con_mode, state=state)), client
+
+    def assertAccepted(self, con_mode=ConnectionMode.CRC):
+        done, client = self.authorize(con_mode=con_mode)
+        self.assertIsInstance(done, AuthDone)
+        self.assertEqual(done.name, ADMIN)
+        self.assertEqual(done.global_id, self.admin.global_id)
+        session_key, secret = client.handle_done(done.global_id, con_mode, done.payload)
+        ticket = self.admin.tickets.get(EntityType.MGR)
+        self.assertEqual(session_key, ticket.session_key.secret_bytes)
+        self.assertEqual(done.session_key, session_key)
+        self.assertEqual(secret, done.connection_secret)
+        return secret
+
+    def assertRejected(self, service=EntityType.MGR):
+        result, _ = self.authorize(service)
+        self.assertIsInstance(result, AuthReject)
+        self.assertEqual(result.result, -errno.EACCES)
+        return result
+
+    def test_handler_shape(self):
+        self.assertIsInstance(self.mgr, CephxServerHandler)
+        self.assertIsNone(self.mgr.authority)
+        self.assertIs(self.mgr.key_server, self.mgr_ks)
+        self.assertEqual(self.mgr.service.service_ids, frozenset([EntityType.MGR]))
+
+    def test_without_secrets_rejected(self):
+        self.assertRejected()
+
+    def test_installed_secrets_open_tickets(self):
+        secrets = self.fetch_and_install()
+        self.assertIn(self.admin.tickets.get(EntityType.MGR).blob.secret_id, secrets.secrets)
+        self.assertAccepted()
+        self.assertEqual(len(self.assertAccepted(ConnectionMode.SECURE)), 64)
+        # what the manager now holds is exactly what it fetched
+        self.assertEqual(self.mgr_ks.rotating_secrets(EntityType.MGR).keys(), secrets.keys())
+
+    def test_challenge_always_sent(self):
+        self.fetch_and_install()
+        client = self.admin.spawn()
+        first = self.mgr.handle_request(request(client.build_request(EntityType.MGR)))
+        self.assertIsInstance(first, AuthMore)
+        # answering without the challenge state of this connection fails
+        rejected = self.mgr.handle_request(request(client.handle_reply_more(first.payload), more=True))
+        self.assertIsInstance(rejected, AuthReject)
+
+    def test_dropped_secret_rejects_old_ticket(self):
+        self.fetch_and_install()
+        self.assertAccepted()
+        old_id = self.admin.tickets.get(EntityType.MGR).blob.secret_id
+        for _ in range(3):
+            self.ks.rotate(EntityType.MGR)
+        secrets = self.fetch_and_install()
+        self.assertNotIn(old_id, secrets.secrets)
+        self.assertRejected()
+        # a renewed ticket is sealed with the current secret, which the manager has
+        reply = self.authority.handle_principal_session_key(self.admin.build_renewal_request(EntityType.MGR))
+        self.assertEqual(self.admin.handle_renewal_reply(reply), EntityType.MGR)
+        self.assertEqual(self.admin.tickets.get(EntityType.MGR).blob.secret_id, max(secrets.secrets))
+        self.assertAccepted()
+
+    def test_empty_secrets_refused(self):
+        self.fetch_and_install()
+        self.assertRaises(P.CephxError, self.mgr_ks.install_rotating, EntityType.MGR, P.RotatingSecrets())
+        # and the installed ones stay in force
+        self.assertAccepted()
+
+    def test_other_services_rejected(self):
+        self.fetch_and_install()
+        self.assertRejected(EntityType.OSD)
+
+    def test_no_monitor_role(self):
+        client = CephxClientHandler(ADMIN, P.CryptoKey(ADMIN_SECRET))
+        result = self.mgr.handle_request(request(client.build_request(EntityType.MON)))
+        self.assertIsInstance(result, AuthReject)
+
+    def test_foreign_cluster_ticket_rejected(self):
+        # another authority's secrets under the same ids open nothing
+        other = CephxKeyServer(mgr_keyring(), clock=lambda: NOW)
+        self.mgr_ks.install_rotating(EntityType.MGR, other.rotating_secrets(EntityType.MGR))
+        self.assertEqual(sorted(other.rotating_secrets(EntityType.MGR).secrets),
+                         sorted(self.ks.rotating_secrets(EntityType.MGR).secrets))
+        self.assertRejected()

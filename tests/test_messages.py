@@ -7,6 +7,7 @@ versioned struct headers).
 """
 
 import os
+import struct
 import subprocess
 import sys
 import uuid
@@ -21,9 +22,9 @@ from msgr2tx.core import messages as M
 from msgr2tx.core.messages import (
     CEPH_MSG_MON_MAP, CEPH_MSG_MON_SUBSCRIBE, CEPH_MSG_PING, CEPH_MSG_PRIO_DEFAULT,
     CEPH_SUBSCRIBE_ONETIME, MESSAGE_TYPES,
-    GenericMessage, MAuth, MAuthReply, MConfig, Message, MMonCommand, MMonCommandAck,
-    MMonGetVersion, MMonGetVersionReply, MMonMap, MMonSubscribe, MMonSubscribeAck,
-    MonMap, MPing, SubscribeItem, decode_message, register,
+    GenericMessage, MAuth, MAuthReply, MConfig, Message, MgrMap, MMgrBeacon, MMgrCommand,
+    MMgrCommandReply, MMgrMap, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply,
+    MMonMap, MMonSubscribe, MMonSubscribeAck, MonMap, MPing, SubscribeItem, decode_message, register,
 )
 from msgr2tx.errors import DecodeError
 
@@ -84,6 +85,44 @@ def sample_monmap() -> MonMap:
     return m
 
 
+def _str(text: str) -> bytes:
+    """A std::string, built with struct alone: u32 length, UTF-8 bytes."""
+    data = text.encode("utf-8")
+    return struct.pack("<I", len(data)) + data
+
+
+def _addr_v4(ip: bytes, port: int, nonce: int) -> bytes:
+    """An msgr2 entity_addr_t (MSG_ADDR2 form), built with struct alone."""
+    sockaddr = struct.pack("<H", 2) + struct.pack(">H", port) + ip + bytes(8)
+    body = struct.pack("<III", AddrType.MSGR2, nonce, len(sockaddr)) + sockaddr
+    return struct.pack("<BBBI", 1, 1, 1, len(body)) + body
+
+
+def _addrvec_v4(ip: bytes, port: int, nonce: int) -> bytes:
+    return struct.pack("<BI", 2, 1) + _addr_v4(ip, port, nonce)
+
+
+def _struct(version: int, compat: int, body: bytes) -> bytes:
+    """ENCODE_START: u8 version, u8 compat, u32 length, then the body."""
+    return struct.pack("<BBI", version, compat, len(body)) + body
+
+
+def mgrmap_bytes(version: int = 11, trailing: bytes = b"") -> bytes:
+    """
+    A MgrMap: epoch 12, active x (gid 4107, available) at v2:127.0.0.1:6800/77,
+    one standby (gid 4200) whose StandbyInfo v4 carries fields we skip, then
+    C{trailing} inside the struct length.
+    """
+    standby_info = _struct(4, 1, struct.pack("<Q", 4200) + _str("y") + struct.pack("<I", 0)
+                           + struct.pack("<I", 1) + _str("dashboard") + b"\x99\x98")
+    body = (struct.pack("<I", 12)
+            + _addrvec_v4(bytes([127, 0, 0, 1]), 6800, 77)
+            + struct.pack("<Q", 4107) + struct.pack("<B", 1) + _str("x")
+            + struct.pack("<I", 1) + struct.pack("<Q", 4200) + standby_info
+            + trailing)
+    return _struct(version, 6 if version >= 6 else 1, body)
+
+
 def samples():
     """One populated instance of every registered type."""
     return [
@@ -100,6 +139,11 @@ def samples():
         MConfig({"log_to_stderr": "true", "mon_host": "[v2:10.0.0.1:3300]", "ü": "ß"}),
         MAuth(2, b"\x01\x02\x03", 4),
         MAuthReply(2, -13, 4123, b"ticket", "permission denied"),
+        MMgrBeacon(4107, local_v2(6800), True, "x", FSID, {"hostname": "node1"}, {"dashboard": "http://x/"},
+                   mgr_features=3, paxos_version=2),
+        MMgrMap(mgrmap_bytes()),
+        MMgrCommand(FSID, ['{"prefix": "mgr services"}'], inbl=b"in"),
+        MMgrCommandReply(-22, "invalid", outbl=b"out"),
     ]
 
 
@@ -173,6 +217,8 @@ class RoundTripTests(unittest.TestCase):
             MMonSubscribeAck: (16, 1, 0), MAuth: (17, 1, 0), MAuthReply: (18, 1, 0),
             MMonGetVersion: (19, 1, 0), MMonGetVersionReply: (20, 2, 0),
             MMonCommand: (50, 1, 0), MMonCommandAck: (51, 1, 0), MConfig: (62, 1, 1),
+            MMgrBeacon: (0x703, 9, 8), MMgrMap: (0x704, 1, 0), MMgrCommand: (0x709, 1, 0),
+            MMgrCommandReply: (0x70A, 1, 0),
         }
         for cls, (t, hv, cv) in expected.items():
             self.assertEqual((cls.TYPE, cls.HEAD_VERSION, cls.COMPAT_VERSION), (t, hv, cv), cls)
@@ -488,6 +534,22 @@ class TruncationTests(unittest.TestCase):
         self.assertEveryTruncationFails(
             lambda b: MMonMap.decode(b, b"", b"", 1, 0).monmap(), front)
 
+    def test_mgr_beacon(self):
+        front, _, _ = MMgrBeacon(4107, local_v2(6800), True, "x", FSID, {"a": "b"}, {"c": "d"}, 1).encode()
+        self.assertEveryTruncationFails(lambda b: MMgrBeacon.decode(b, b"", b"", 9, 0), front)
+
+    def test_mgrmap(self):
+        self.assertEveryTruncationFails(MgrMap.decode, mgrmap_bytes(trailing=b"\x00" * 5))
+        self.assertEveryTruncationFails(lambda b: MMgrMap.decode(b, b"", b"", 1, 0).mgrmap(), mgrmap_bytes())
+
+    def test_mgr_command(self):
+        front, _, _ = MMgrCommand(FSID, ["{}", "x"]).encode()
+        self.assertEveryTruncationFails(lambda b: MMgrCommand.decode(b, b"", b"in", 1, 0), front)
+
+    def test_mgr_command_reply(self):
+        front, _, _ = MMgrCommandReply(-1, "rs").encode()
+        self.assertEveryTruncationFails(lambda b: MMgrCommandReply.decode(b, b"", b"out", 1, 0), front)
+
 
 class HostileInputTests(unittest.TestCase):
 
@@ -525,3 +587,150 @@ class HostileInputTests(unittest.TestCase):
         msg = MMonGetVersion.decode(buf[4:], b"", b"", 1, 0)
         self.assertEqual((msg.handle, msg.what), (3, "x"))
         self.assertIsInstance(Decoder(buf).u32(), int)
+
+
+class MgrMessageTests(unittest.TestCase):
+    """MMgrBeacon, MgrMap/MMgrMap, MMgrCommand(Reply), against layouts built with struct."""
+
+    def beacon(self):
+        # metadata given out of order: std::map writes keys sorted
+        return MMgrBeacon(4107, entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:6800/305419896"),)),
+                          True, "x", FSID, {"hostname": "node1", "ceph_version": "msgr2tx"},
+                          {"dashboard": "http://node1:8443/"}, mgr_features=0x5)
+
+    def beacon_front(self, mgr_features=True):
+        front = (struct.pack("<QhQ", 0, -1, 0)                          # PaxosServiceMessage prefix
+                 + _addrvec_v4(bytes([127, 0, 0, 1]), 6800, 305419896)  # server_addrs
+                 + struct.pack("<Q", 4107) + struct.pack("<B", 1)      # gid, available
+                 + _str("x") + FSID.bytes                               # name, fsid
+                 + struct.pack("<I", 0)                                 # module names (set<string>)
+                 + struct.pack("<I", 0)                                 # command descriptions
+                 + struct.pack("<I", 2) + _str("ceph_version") + _str("msgr2tx")
+                 + _str("hostname") + _str("node1")                     # metadata
+                 + struct.pack("<I", 1) + _str("dashboard") + _str("http://node1:8443/")  # services
+                 + struct.pack("<I", 0))                                # ModuleInfo list
+        if mgr_features:
+            front += struct.pack("<Q", 0x5)
+        return front
+
+    def test_beacon_layout(self):
+        msg = self.beacon()
+        front, middle, data = msg.encode(F.CEPH_FEATURES_ALL)
+        self.assertEqual(front, self.beacon_front())
+        self.assertEqual((middle, data), (b"", b""))
+        self.assertEqual((msg.version, msg.compat_version), (9, 8))
+        self.assertEqual(msg.priority, M.CEPH_MSG_PRIO_HIGH)
+
+    def test_beacon_round_trip(self):
+        msg = self.beacon()
+        front, middle, data = msg.encode(F.CEPH_FEATURES_ALL)
+        back = decode_message(M.MSG_MGR_BEACON, front, middle, data, msg.version, F.CEPH_FEATURES_ALL,
+                              compat_version=msg.compat_version)
+        self.assertIsInstance(back, MMgrBeacon)
+        self.assertEqual(back, msg)
+        self.assertEqual((back.gid, back.available, back.name, back.fsid_uuid, back.mgr_features),
+                         (4107, True, "x", FSID, 5))
+        self.assertEqual(back.server_addrs.addrs[0].nonce, 305419896)
+        self.assertEqual(back.server_addrs.addrs[0].port, 6800)
+        self.assertEqual(back.metadata, {"hostname": "node1", "ceph_version": "msgr2tx"})
+        self.assertEqual(back.services, {"dashboard": "http://node1:8443/"})
+        self.assertEqual(back.encode(F.CEPH_FEATURES_ALL)[0], front)
+        text = repr(back)
+        self.assertIn("gid=4107", text)
+        self.assertIn(str(FSID), text)
+
+    def test_beacon_skips_what_ceph_fills_in(self):
+        # Ceph's own beacon: module names, a command description and a
+        # ModuleInfo (both versioned structs), then v10's client list
+        full = (struct.pack("<QhQ", 9, -1, 0)
+                + _addrvec_v4(bytes([10, 0, 0, 2]), 6801, 7)
+                + struct.pack("<Q", 4300) + struct.pack("<B", 0) + _str("y") + FSID.bytes
+                + struct.pack("<I", 2) + _str("balancer") + _str("status")
+                + struct.pack("<I", 1) + _struct(1, 1, _str("balancer status") + _str("help") + b"\x00" * 7)
+                + struct.pack("<I", 1) + _str("k") + _str("v")
+                + struct.pack("<I", 0)
+                + struct.pack("<I", 1) + _struct(2, 1, _str("balancer") + b"\x01" + _str("") + b"\x00" * 4)
+                + struct.pack("<Q", 0x3)
+                + struct.pack("<I", 1) + _str("client.rgw") + b"\x00" * 12)   # clients (v10), ignored
+        msg = decode_message(M.MSG_MGR_BEACON, full, b"", b"", 10, F.CEPH_FEATURES_ALL, compat_version=8)
+        self.assertEqual((msg.paxos_version, msg.gid, msg.available, msg.name, msg.mgr_features),
+                         (9, 4300, False, "y", 3))
+        self.assertEqual(str(msg.server_addrs), "v2:10.0.0.2:6801/7")
+        self.assertEqual((msg.metadata, msg.services), ({"k": "v"}, {}))
+
+    def test_beacon_versions(self):
+        v8 = MMgrBeacon.decode(self.beacon_front(mgr_features=False), b"", b"", 8, F.CEPH_FEATURES_ALL)
+        self.assertEqual((v8.gid, v8.name, v8.mgr_features), (4107, "x", 0))
+        self.assertRaises(DecodeError, MMgrBeacon.decode, self.beacon_front(), b"", b"", 7, F.CEPH_FEATURES_ALL)
+        self.assertRaises(DecodeError, decode_message, M.MSG_MGR_BEACON, self.beacon_front(), b"", b"",
+                          10, F.CEPH_FEATURES_ALL, compat_version=10)
+
+    def test_mgrmap_decode(self):
+        trailing = (struct.pack("<I", 1) + _str("balancer")        # fields after the standbys we skip
+                    + struct.pack("<Q", 99) + _str("more") + b"\xde\xad\xbe\xef")
+        m = MgrMap.decode(mgrmap_bytes(trailing=trailing))
+        self.assertEqual((m.epoch, m.active_gid, m.available, m.active_name), (12, 4107, True, "x"))
+        self.assertEqual(str(m.active_addrs), "v2:127.0.0.1:6800/77")
+        self.assertEqual(m.standby_gids, (4200,))
+        self.assertIn("e12", repr(m))
+        self.assertIn("active=x", repr(m))
+        # the struct length is honoured: what follows the struct is not read
+        self.assertEqual(MgrMap.decode(mgrmap_bytes(trailing=trailing) + b"after").standby_gids, (4200,))
+
+    def test_mgrmap_minimal_v6(self):
+        m = MgrMap.decode(mgrmap_bytes(version=6))
+        self.assertEqual((m.epoch, m.active_name, m.standby_gids), (12, "x", (4200,)))
+
+    def test_mgrmap_no_active(self):
+        body = (struct.pack("<I", 1) + struct.pack("<BI", 2, 0) + struct.pack("<Q", 0) + b"\x00"
+                + _str("") + struct.pack("<I", 0))
+        m = MgrMap.decode(_struct(11, 6, body))
+        self.assertEqual((m.epoch, m.active_gid, m.available, m.active_name, m.standby_gids), (1, 0, False, "", ()))
+        self.assertEqual(m.active_addrs.addrs, ())
+
+    def test_mgrmap_old_versions_refused(self):
+        for version in (1, 5):
+            self.assertRaises(DecodeError, MgrMap.decode, mgrmap_bytes(version=version))
+
+    def test_mgrmap_hostile(self):
+        data = bytearray(mgrmap_bytes())
+        data[2:6] = b"\xff\xff\xff\x7f"  # struct length past the end
+        self.assertRaises(DecodeError, MgrMap.decode, bytes(data))
+        body = struct.pack("<I", 1) + struct.pack("<BI", 2, 0) + struct.pack("<Q", 0) + b"\x00" + _str("")
+        self.assertRaises(DecodeError, MgrMap.decode, _struct(11, 6, body + struct.pack("<I", 0xFFFFFFF)))
+        # a StandbyInfo longer than the map
+        standby = struct.pack("<Q", 1) + struct.pack("<BBI", 4, 1, 1000) + b"\x00" * 8
+        self.assertRaises(DecodeError, MgrMap.decode, _struct(11, 6, body + struct.pack("<I", 1) + standby))
+
+    def test_mgrmap_message(self):
+        mapbl = mgrmap_bytes(trailing=b"\x01\x02")
+        msg = decode_message(M.MSG_MGR_MAP, mapbl, b"", b"", 1, F.CEPH_FEATURES_ALL)
+        self.assertIsInstance(msg, MMgrMap)
+        self.assertEqual(msg.mapbl, mapbl)
+        self.assertEqual(msg.encode(), (mapbl, b"", b""))  # the front is the map itself, no length prefix
+        self.assertEqual(msg.mgrmap().active_gid, 4107)
+        self.assertIn("active=x", repr(msg))
+        self.assertIn("<6 bytes>", repr(MMgrMap(b"\x0b\x06\xff\xff\xff\xff")))
+
+    def test_mgr_command(self):
+        msg = MMgrCommand(str(FSID), ['{"prefix": "mgr services"}', "x"], inbl=b"input\x00data", tid=77)
+        front, middle, data = msg.encode()
+        self.assertEqual(front, FSID.bytes + struct.pack("<I", 2) + _str('{"prefix": "mgr services"}') + _str("x"))
+        self.assertEqual((middle, data), (b"", b"input\x00data"))
+        back = decode_message(M.MSG_MGR_COMMAND, front, middle, data, 1, F.CEPH_FEATURES_ALL)
+        self.assertIsInstance(back, MMgrCommand)
+        self.assertEqual(back, msg)
+        self.assertEqual((back.fsid, back.cmd, back.inbl), (FSID.bytes, ['{"prefix": "mgr services"}', "x"],
+                                                            b"input\x00data"))
+        self.assertNotIn("input", repr(back))
+
+    def test_mgr_command_reply(self):
+        msg = MMgrCommandReply(-22, "bad command", outbl=b"{}" * 100)
+        front, middle, data = msg.encode()
+        self.assertEqual(front, struct.pack("<i", -22) + _str("bad command"))
+        self.assertEqual((middle, data), (b"", b"{}" * 100))
+        back = decode_message(M.MSG_MGR_COMMAND_REPLY, front, middle, data, 1, F.CEPH_FEATURES_ALL)
+        self.assertIsInstance(back, MMgrCommandReply)
+        self.assertEqual(back, msg)
+        self.assertEqual((back.r, back.rs, back.outbl), (-22, "bad command", b"{}" * 100))
+        self.assertNotEqual(back, MMgrCommandReply(-22, "bad command", outbl=b"other"))

@@ -4,6 +4,7 @@ the state directory, cephx and none, secure and crc, and the printed
 instructions that really connect.
 """
 
+import base64
 import os
 import re
 import shlex
@@ -15,9 +16,12 @@ import tempfile
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from msgr2tx.auth.cephx import CephxClientHandler, CephxServerHandler
+from msgr2tx.auth.cephx_proto import CryptoKey
 from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
-from msgr2tx.core.encoding import EntityName
+from msgr2tx.core.encoding import AddrType, EntityName, EntityType
+from msgr2tx.mgr import MgrRegistration
 from msgr2tx.tap import Options, _listen_address, makeService
 from tests import cephlab
 from tests.test_interop_pacific import READY_RE, TwistdServer, tool
@@ -78,6 +82,160 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(_listen_address("tcp:3300:interface=127.0.0.1"), "v2:127.0.0.1:3300")
         self.assertEqual(_listen_address("tcp:port=4000"), "v2:127.0.0.1:4000")
         self.assertEqual(_listen_address("tcp6:3300:interface=\\:\\:1"), "v2:[::1]:3300")
+
+
+MGR_SECRET = b"MGRTAPSECRET-012"
+ADMIN_SECRET = b"ADMTAPSECRET-345"
+
+
+class ManagerOptionTests(SynchronousTestCase):
+    """--mon: options for serving a real cluster as its manager (nothing started)."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="msgr2tx-mgr-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.dir]))
+        self.state = os.path.join(self.dir, "state")
+
+    def keyring(self, *names):
+        path = os.path.join(self.dir, "keyring-" + "-".join(names or ("empty",)))
+        ring = Keyring()
+        ring.add(EntityName.parse("client.admin"), CryptoKey(ADMIN_SECRET))
+        for name in names:
+            ring.add(EntityName.parse(name), CryptoKey(MGR_SECRET), {"mon": "allow profile mgr"})
+        ring.save(path)
+        return path
+
+    def parse(self, *args, listen="tcp:6800:interface=127.0.0.1", entity="mgr.x", mon="v2:127.0.0.1:3300"):
+        argv = ["--state-dir", self.state]
+        if entity:
+            argv += ["--entity", entity]
+        if mon:
+            argv += ["--mon", mon]
+        if listen:
+            argv += ["--listen", listen]
+        options = Options()
+        options.parseOptions(argv + list(args))
+        return options
+
+    def assertUsageError(self, *args, **kwargs):
+        e = self.assertRaises(usage.UsageError, self.parse, *args, **kwargs)
+        text = str(e)
+        for secret in (MGR_SECRET, ADMIN_SECRET):
+            for form in (secret.hex(), base64.b64encode(secret).decode(), CryptoKey(secret).to_base64(),
+                         secret.decode()):
+                self.assertNotIn(form, text)
+        return text
+
+    def test_needs_mgr_entity(self):
+        self.assertIn("mgr.NAME", self.assertUsageError("--auth", "none", entity=None))  # default mon.a
+        self.assertUsageError("--auth", "none", entity="client.x")
+        self.assertUsageError("--auth", "none", entity="osd.1")
+
+    def test_cephx_needs_keyring(self):
+        text = self.assertUsageError("--auth", "cephx")
+        self.assertIn("--keyring", text)
+        # the default auth includes cephx too; no state keyring is generated for --mon
+        self.assertUsageError()
+        self.assertFalse(os.path.exists(self.state))
+
+    def test_keyring_without_our_entity(self):
+        text = self.assertUsageError("--auth", "cephx", "--keyring", self.keyring("mgr.y"))
+        self.assertIn("mgr.x", text)
+        self.assertUsageError("--auth", "cephx", "--keyring", self.keyring())
+        self.assertUsageError("--auth", "cephx", "--keyring", os.path.join(self.dir, "missing"))
+
+    def test_listen_must_be_dialable(self):
+        for listen in ("tcp:0:interface=127.0.0.1", "tcp:6800", "tcp:6800:interface=0.0.0.0",
+                       "tcp6:6800:interface=\\:\\:", "unix:%s" % os.path.join(self.dir, "sock"),
+                       "tcp:port=0:interface=127.0.0.1"):
+            self.assertUsageError("--auth", "none", listen=listen)
+
+    def test_listen_must_be_an_address(self):
+        # a hostname or an impossible port is a usage error, not a traceback
+        for listen in ("tcp:6800:interface=localhost", "tcp:70000:interface=127.0.0.1"):
+            self.assertUsageError("--auth", "none", listen=listen)
+
+    def test_only_the_first_listen_counts(self):
+        options = self.parse("--auth", "none", "--listen", "tcp:0")
+        self.assertEqual(options["registration"]["server_addrs"].addrs[0].port, 6800)
+        self.assertUsageError("--auth", "none", "--listen", "tcp:6800:interface=127.0.0.1", listen="tcp:0")
+
+    def test_bad_monitor_address(self):
+        for mon in ("nonsense", "v1:127.0.0.1:6789", "v2:127.0.0.1:99999"):
+            self.assertUsageError("--auth", "none", mon=mon)
+
+    def test_unknown_auth(self):
+        self.assertUsageError("--auth", "kerberos")
+
+    def assertRegistration(self, options, host, port):
+        reg = options["registration"]
+        self.assertEqual(reg["mon"], "v2:127.0.0.1:3300")
+        (addr,) = reg["server_addrs"].addrs
+        self.assertEqual(addr.type, AddrType.MSGR2)
+        self.assertEqual((str(addr.host), addr.port), (host, port))
+        self.assertNotEqual(options["server_nonce"], 0)
+        self.assertEqual(addr.nonce, options["server_nonce"])
+        self.assertIsNone(options["generated_keyring"])
+        return reg
+
+    def test_auth_none(self):
+        options = self.parse("--auth", "none")
+        reg = self.assertRegistration(options, "127.0.0.1", 6800)
+        self.assertIsNone(reg["key_server"])
+        self.assertEqual([h.method for h in options["auth_handlers"]], [AuthMethod.NONE])
+        self.assertEqual([h.method for h in reg["auth"]], [AuthMethod.NONE])
+        self.assertEqual(str(options["entity_name"]), "mgr.x")
+
+    def test_cephx_with_keyring(self):
+        path = self.keyring("mgr.x")
+        options = self.parse("--auth", "cephx,none", "--keyring", path, "--mode", "crc")
+        reg = self.assertRegistration(options, "127.0.0.1", 6800)
+        server, none = options["auth_handlers"]
+        self.assertIsInstance(server, CephxServerHandler)
+        self.assertEqual(none.method, AuthMethod.NONE)
+        # a service: authorizers for MGR only, no monitor role, our own entity
+        self.assertIsNone(server.authority)
+        self.assertEqual(server.service.service_ids, frozenset([EntityType.MGR]))
+        self.assertIs(reg["key_server"], server.key_server)
+        self.assertEqual(server.key_server.own_name, EntityName.parse("mgr.x"))
+        client = reg["auth"][0]
+        self.assertIsInstance(client, CephxClientHandler)
+        self.assertEqual(client.name, EntityName.parse("mgr.x"))
+        self.assertEqual(client._key, CryptoKey(MGR_SECRET))
+        self.assertEqual([h.method for h in reg["auth"]], [AuthMethod.CEPHX, AuthMethod.NONE])
+
+    def test_cephx_keyring_in_auth_spec(self):
+        options = self.parse("--auth", "cephx:keyring=%s" % self.keyring("mgr.x"))
+        self.assertIsNotNone(self.assertRegistration(options, "127.0.0.1", 6800)["key_server"])
+
+    def test_ipv6(self):
+        options = self.parse("--auth", "none", listen="tcp6:6801:interface=\\:\\:1")
+        self.assertRegistration(options, "::1", 6801)
+
+    def test_nonce_is_random(self):
+        nonces = {self.parse("--auth", "none")["server_nonce"] for _ in range(4)}
+        self.assertGreater(len(nonces), 1)
+
+    def test_make_service(self):
+        options = self.parse("--auth", "cephx", "--keyring", self.keyring("mgr.x"), "--mode", "crc")
+        top = makeService(options)
+        children = list(top)
+        registrations = [s for s in children if isinstance(s, MgrRegistration)]
+        self.assertEqual(len(registrations), 1)
+        self.assertEqual(len(children), 2)  # the listener and the registration
+        reg = registrations[0]
+        self.assertFalse(reg.running)
+        self.assertEqual(reg.entity, EntityName.parse("mgr.x"))
+        self.assertEqual(reg.server_addrs, options["registration"]["server_addrs"])
+        self.assertIs(reg.key_server, options["registration"]["key_server"])
+        listener = [s for s in children if not isinstance(s, MgrRegistration)][0]
+        self.assertEqual(listener.factory.nonce, options["server_nonce"])
+
+    def test_make_service_without_mon(self):
+        options = self.parse("--auth", "none", "--mode", "crc", entity="mon.a", mon=None,
+                             listen="tcp:0:interface=127.0.0.1")
+        self.assertIsNone(options["registration"])
+        self.assertFalse([s for s in makeService(options) if isinstance(s, MgrRegistration)])
 
 
 def _has(name):

@@ -1,0 +1,249 @@
+"""
+The cephx *service* role against real Ceph 16.2 clients: ``twistd msgr2
+--entity mgr.x --mon MON`` registers with a real ceph-mon as the cluster's
+manager (rotating MGR secrets over MAuth, MMgrBeacon), so that the ceph CLI
+and librados find it in the mgrmap and connect with authorizers built from
+the monitor's MGR tickets.  crc and secure, msgr2.0 (our ``--rev 0``) and
+msgr2.1.  One monitor and one manager per revision: a cluster has one active
+manager.
+
+Without Ceph and without root the tests skip; in CI a missing Ceph is a failure.
+"""
+
+import atexit
+import errno
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+from twisted.trial.unittest import TestCase
+
+from msgr2tx.auth.keyring import Keyring
+from msgr2tx.core.encoding import EntityName
+from tests import cephlab
+from tests.test_interop_cephx import our_ready_entities, wait_for_log
+from tests.test_interop_pacific import TwistdServer
+
+MGR = EntityName.parse("mgr.x")
+
+#: a READY line of a Ceph client's ``--debug_ms 1`` log towards a manager: (mode, rev1)
+CEPH_MGR_READY_RE = re.compile(
+    r"conn\(.* (crc|secure) :-?\d+ s=READY .*rev1=(\d).*\)\.ready entity=mgr\.")
+
+
+def ceph_mgr_ready(stderr):
+    return [(mode, int(rev)) for mode, rev in CEPH_MGR_READY_RE.findall(stderr)]
+
+
+def decoded_command(log, entity, prefix):
+    return re.search(r"inspect: message from %s: MMgrCommand\(.*%s" % (re.escape(entity), re.escape(prefix)), log)
+
+
+def commanded_entities(log, mode, rev, prefix):
+    """Clients READY in C{mode}/C{rev} whose MMgrCommand C{prefix} we decoded."""
+    return [e for e in our_ready_entities(log, mode, rev) if decoded_command(log, e, prefix)]
+
+
+LIBRADOS_MGR_SCRIPT = r"""
+import json, os, sys
+import rados
+
+conf, keyring, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+cluster = rados.Rados(conffile=conf, name="client.admin", conf={
+    "keyring": keyring, "ms_mon_client_mode": mode, "debug_ms": "1", "rados_mon_op_timeout": "4",
+    "log_to_stderr": "true", "err_to_stderr": "true", "log_file": ""})
+cluster.connect()
+ret, out, status = cluster.mgr_command(json.dumps({"prefix": "df", "format": "json"}), b"")
+sys.stdout.write("%d\n" % ret)
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
+"""
+
+
+class _Cluster:
+    """A cephx monitor and our manager registered with it, for one revision."""
+
+    def __init__(self, rev):
+        self.rev = rev
+        self.mon = cephlab.CephMonitor(auth="cephx").start()
+        self.keyring = os.path.join(self.mon.dir, "mgr.x.keyring")
+        self.mon.ceph_checked("auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "-o", self.keyring)
+        self.server = TwistdServer("--entity", "mgr.x", "--mon", self.mon.addr, "--auth", "cephx",
+                                   "--keyring", self.keyring, "--mode", "secure,crc", "--service", "inspect",
+                                   "--rev", str(rev)).start()
+        self.mgrmap = self._wait_available()
+
+    def _wait_available(self, timeout=40.0):
+        deadline = time.monotonic() + timeout
+        dump = None
+        while time.monotonic() < deadline:
+            dump = self.mon.ceph_json("mgr", "dump")
+            if dump.get("available") and dump.get("active_name") == "x":
+                return dump
+            time.sleep(0.5)
+        raise AssertionError("our manager never became available: %s\n%s" % (dump, self.server.log()[-3000:]))
+
+    def ceph_argv(self, mode, *args):
+        # Pacific's clients take the modes for a manager from
+        # ms_mon_client_mode, as for a monitor (not ms_client_mode)
+        return self.mon.ceph_argv("--debug_ms", "1", "--ms_mon_client_mode", mode, *args)
+
+    def stop(self):
+        self.server.stop()
+        self.mon.stop()
+
+
+_clusters = {}
+_clusters_lock = threading.Lock()
+
+
+def cluster(rev):
+    with _clusters_lock:
+        c = _clusters.get(rev)
+        if c is None:
+            c = _clusters[rev] = _Cluster(rev)
+        return c
+
+
+def _cleanup():
+    for c in _clusters.values():
+        c.stop()
+    _clusters.clear()
+
+
+atexit.register(_cleanup)
+
+
+class RealClientsToOurManagerTests(TestCase):
+    """
+    The ceph CLI (``ceph pg stat``) and librados (``mgr_command``) reach our
+    manager: READY in their own ``--debug_ms 1`` log in the mode and
+    revision asked for, and our server decodes the MMgrCommand they send.
+    The manager answers nothing (the inspect service), so the CLI is stopped
+    once we saw its command and librados times out.
+    """
+
+    timeout = 240
+    _cli_runs = None
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+
+    def test_registered_in_the_mgrmap(self):
+        c = cluster(1)
+        self.assertEqual(c.mgrmap["active_name"], "x")
+        addrs = c.mgrmap["active_addrs"]["addrvec"]
+        self.assertEqual([(a["type"], a["addr"]) for a in addrs], [("v2", "127.0.0.1:%d" % c.server.port)])
+        self.assertNotEqual(addrs[0]["nonce"], 0)
+        log = c.server.log()
+        self.assertRegex(log, r"mgr: installed \d+ rotating mgr secrets")
+        self.assertRegex(log, r"mgr: mgr\.x registered with monitor mon\.0 as gid %d" % c.mgrmap["active_gid"])
+        # the rotating secrets are ours to use, never to print
+        key = Keyring.load(c.keyring).get(MGR)
+        self.assertNotIn(key.to_base64(), log)
+        self.assertNotIn("Traceback", log)
+
+    @classmethod
+    def _cli_cells(cls):
+        if cls._cli_runs is None:
+            clusters = {rev: cluster(rev) for rev in (0, 1)}
+            starts = {rev: len(c.server.log()) for rev, c in clusters.items()}
+            env = cephlab._clean_env()
+            procs = {(mode, rev): subprocess.Popen(clusters[rev].ceph_argv(mode, "pg", "stat"), env=env,
+                                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE)
+                     for mode in ("crc", "secure") for rev in (0, 1)}
+            runs = {}
+            for (mode, rev), proc in procs.items():
+                c = clusters[rev]
+                log = wait_for_log(c.server, starts[rev],
+                                   lambda text: commanded_entities(text, mode, rev, "pg stat"), timeout=30)
+                proc.terminate()
+                out, err = proc.communicate(timeout=30)
+                runs[mode, rev] = (err.decode("utf-8", "replace"), log)
+            cls._cli_runs = runs
+        return cls._cli_runs
+
+    def _check_cli(self, mode, rev):
+        stderr, log = self._cli_cells()[mode, rev]
+        ready = ceph_mgr_ready(stderr)
+        self.assertTrue(ready, "the ceph CLI logged no READY to a manager:\n" + stderr[-3000:])
+        self.assertEqual(set(ready), {(mode, rev)})
+        self.assertIn("mgr_command(tid", stderr)
+        entities = commanded_entities(log, mode, rev, "pg stat")
+        self.assertTrue(entities, "no decoded MMgrCommand from a %s rev%d client:\n%s" % (mode, rev, log[-3000:]))
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn("Unhandled Error", log)
+
+    def test_ceph_cli_crc_rev1(self):
+        self._check_cli("crc", 1)
+
+    def test_ceph_cli_crc_rev0(self):
+        self._check_cli("crc", 0)
+
+    def test_ceph_cli_secure_rev1(self):
+        self._check_cli("secure", 1)
+
+    def test_ceph_cli_secure_rev0(self):
+        self._check_cli("secure", 0)
+
+    def _check_librados(self, mode, rev):
+        python = cephlab.librados_python()
+        c = cluster(rev)
+        start = len(c.server.log())
+        proc = subprocess.run([python, "-c", LIBRADOS_MGR_SCRIPT, c.mon.conf, c.mon.keyring, mode],
+                              env=cephlab._clean_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=60)
+        stderr = proc.stderr.decode("utf-8", "replace")
+        self.assertEqual(proc.returncode, 0, stderr[-3000:])
+        # the inspect service answers nothing: mgr_command times out
+        # (python3-rados returns the errno positive)
+        self.assertEqual(abs(int(proc.stdout)), errno.ETIMEDOUT, proc.stdout)
+        ready = ceph_mgr_ready(stderr)
+        self.assertTrue(ready, "librados logged no READY to a manager:\n" + stderr[-3000:])
+        self.assertEqual(set(ready), {(mode, rev)})
+        log = wait_for_log(c.server, start, lambda text: commanded_entities(text, mode, rev, '"df"'))
+        self.assertTrue(commanded_entities(log, mode, rev, '"df"'),
+                        "no decoded MMgrCommand df from librados:\n" + log[-3000:])
+
+    def test_librados_crc_rev1(self):
+        self._check_librados("crc", 1)
+
+    def test_librados_secure_rev1(self):
+        self._check_librados("secure", 1)
+
+    def test_librados_secure_rev0(self):
+        self._check_librados("secure", 0)
+
+    def test_librados_crc_rev0(self):
+        self._check_librados("crc", 0)
+
+
+class ManagerSessionTests(TestCase):
+    """What the registration keeps up: the monitor's view follows ours."""
+
+    timeout = 120
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+
+    def test_beacons_keep_us_active(self):
+        c = cluster(1)
+        first = c.mon.ceph_json("mgr", "dump")
+        # mon_mgr_beacon_grace is 30 s; beacons every 2 s keep the same gid active
+        time.sleep(5)
+        later = c.mon.ceph_json("mgr", "dump")
+        self.assertEqual(later["active_gid"], first["active_gid"])
+        self.assertTrue(later["available"])
+        metadata = c.mon.ceph_json("mgr", "metadata", "x")
+        self.assertTrue(metadata.get("ceph_version", "").startswith("msgr2tx "), metadata)
+
+    def test_mgr_stat_json(self):
+        c = cluster(1)
+        stat = json.loads(c.mon.ceph_checked("mgr", "stat", "--format", "json").stdout)
+        self.assertEqual(stat["active_name"], "x")
+        self.assertTrue(stat["available"])
