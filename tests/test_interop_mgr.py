@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 
@@ -247,3 +248,80 @@ class ManagerSessionTests(TestCase):
         stat = json.loads(c.mon.ceph_checked("mgr", "stat", "--format", "json").stdout)
         self.assertEqual(stat["active_name"], "x")
         self.assertTrue(stat["available"])
+
+
+LIBRADOS_COMMANDS_SCRIPT = r"""
+import json, os, sys
+import rados
+
+conf, keyring = sys.argv[1], sys.argv[2]
+cluster = rados.Rados(conffile=conf, name="client.admin", conf={"keyring": keyring, "rados_mon_op_timeout": "10"})
+cluster.connect()
+out = []
+for prefix in ("df", "fail"):
+    ret, outbuf, status = cluster.mgr_command(json.dumps({"prefix": prefix, "format": "json"}), b"12345")
+    out.append({"ret": ret, "out": outbuf.decode(), "status": status})
+sys.stdout.write(json.dumps(out) + "\n")
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+class ManagerExampleTests(TestCase):
+    """
+    examples/manager.py answers real clients: ``ceph pg stat`` prints its
+    JSON, librados' ``mgr_command`` gets its output and its error.
+    """
+
+    timeout = 120
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+        self.mon = cephlab.CephMonitor(auth="cephx").start()
+        self.addCleanup(self.mon.stop)
+        keyring = os.path.join(self.mon.dir, "mgr.x.keyring")
+        self.mon.ceph_checked("auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "-o", keyring)
+        port = cephlab.free_port()
+        example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "manager.py")
+        self.proc = subprocess.Popen([sys.executable, example, "--mon", self.mon.addr, "--keyring", keyring,
+                                      "--port", str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self._stop)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.fail("examples/manager.py printed nothing: %s" % self._stop())
+        self.available = json.loads(line)
+        self.port = port
+
+    def _stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.stderr.read()
+
+    def test_ceph_pg_stat_answered(self):
+        self.assertTrue(self.available["available"])
+        self.assertIn("v2:127.0.0.1:%d/" % self.port, self.available["addrs"])
+        proc = self.mon.ceph("pg", "stat", timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        answer = json.loads(proc.stdout)
+        self.assertEqual(answer["prefix"], "pg stat")
+        self.assertTrue(answer["answered_by"].startswith("msgr2tx "))
+        self.assertRegex(answer["from"], r"^client\.\d+$")
+        printed = json.loads(self.proc.stdout.readline())
+        self.assertEqual(printed, {"command": "pg stat", "from": answer["from"], "result": 0})
+
+    def test_librados_output_and_error(self):
+        python = cephlab.librados_python()
+        proc = subprocess.run([python, "-c", LIBRADOS_COMMANDS_SCRIPT, self.mon.conf, self.mon.keyring],
+                              env=cephlab._clean_env(), capture_output=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        df, fail = json.loads(proc.stdout)
+        self.assertEqual(df["ret"], 0)
+        self.assertEqual(json.loads(df["out"])["inbl_bytes"], 5)
+        self.assertEqual(abs(fail["ret"]), errno.EINVAL)
+        self.assertEqual(fail["status"], "msgr2tx example: asked to fail")
+        self.assertEqual(fail["out"], "")
