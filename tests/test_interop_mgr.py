@@ -11,6 +11,7 @@ Without Ceph and without root the tests skip; in CI a missing Ceph is a failure.
 """
 
 import atexit
+import base64
 import errno
 import json
 import os
@@ -20,10 +21,20 @@ import sys
 import threading
 import time
 
+from twisted.internet import defer, task, utils
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
+from msgr2tx.auth.cephx import CephxAuthProvider, CephxKeyServer
 from msgr2tx.auth.keyring import Keyring
-from msgr2tx.core.encoding import EntityName
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_addrvec_t
+from msgr2tx.core.messages import MMgrCommand, MMgrCommandReply
+from msgr2tx.factory import Msgr2ServerFactory
+from msgr2tx.interfaces import IMsgr2Receiver
+from msgr2tx.mgr import MgrRegistration
 from tests import cephlab
 from tests.test_interop_cephx import our_ready_entities, wait_for_log
 from tests.test_interop_pacific import TwistdServer
@@ -325,3 +336,108 @@ class ManagerExampleTests(TestCase):
         self.assertEqual(abs(fail["ret"]), errno.EINVAL)
         self.assertEqual(fail["status"], "msgr2tx example: asked to fail")
         self.assertEqual(fail["out"], "")
+
+
+@implementer(IMsgr2Receiver)
+class _Answerer:
+    """Answer MMgrCommand with r=0 and the command's prefix."""
+
+    def __init__(self):
+        self.commands = []
+
+    def connectionReady(self, protocol, info):
+        pass
+
+    def messageReceived(self, protocol, message):
+        if isinstance(message, MMgrCommand):
+            self.commands.append((str(message.src), message.cmd))
+            protocol.sendMessage(MMgrCommandReply(0, "", b"answered in-process\n", tid=message.tid))
+
+    def connectionLost(self, protocol, reason):
+        pass
+
+
+class InProcessRegistrationTests(TestCase):
+    """
+    MgrRegistration embedded in this process's reactor against a real
+    ceph-mon: secrets, availability, a refresh, a real CLI answered, and no
+    secret in anything logged at debug level or in a repr.
+    """
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_register_refresh_answer_and_keep_secrets(self):
+        from twisted.internet import reactor
+
+        cephlab.ensure_ceph()
+        mon = cephlab.CephMonitor(auth="cephx").start()
+        self.addCleanup(mon.stop)
+        path = os.path.join(mon.dir, "mgr.y.keyring")
+        mon.ceph_checked("auth", "get-or-create", "mgr.y", "mon", "allow profile mgr", "-o", path)
+        me = EntityName.parse("mgr.y")
+        keyring = Keyring.load(path)
+        cephx = CephxAuthProvider()
+        key_server = CephxKeyServer(keyring, own_name=me)
+        config = ConnectionConfig(entity_type=EntityType.MGR, name=me,
+                                  modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
+        receiver = _Answerer()
+        nonce = 0x5eed
+        factory = Msgr2ServerFactory([cephx.serverHandler(key_server=key_server, authority=False,
+                                                          service_ids=(EntityType.MGR,))],
+                                     receiver, config, nonce=nonce)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        addrs = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (port.getHost().port, nonce)),))
+
+        events = []
+        observer = events.append
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+        registration = MgrRegistration(reactor, mon.addr, [cephx.clientHandler(name=me, keyring=keyring)],
+                                       addrs, key_server=key_server, config=config,
+                                       beacon_interval=0.5, rotating_refresh=1.0)
+        registration.startService()
+        self.addCleanup(registration.stopService)
+        yield registration.whenSecrets()
+        mgrmap = yield registration.whenAvailable()
+        self.assertEqual(mgrmap.active_gid, registration.gid)
+        self.assertEqual(mgrmap.active_name, "y")
+        self.assertEqual(mgrmap.active_addrs, addrs)
+        self.assertTrue(registration.available)
+
+        # the monitor's view, through the real CLI
+        out, err, code = yield utils.getProcessOutputAndValue(
+            "ceph", mon.ceph_argv("mgr", "dump", "--format", "json")[1:], env=cephlab._clean_env())
+        self.assertEqual(code, 0, err)
+        dump = json.loads(out)
+        self.assertEqual(dump["active_gid"], registration.gid)
+        self.assertTrue(dump["available"])
+
+        # a real client with a monitor-issued MGR ticket gets our answer
+        out, err, code = yield utils.getProcessOutputAndValue(
+            "ceph", mon.ceph_argv("pg", "stat")[1:], env=cephlab._clean_env())
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out, b"answered in-process\n")
+        self.assertEqual(len(receiver.commands), 1)
+        self.assertRegex(receiver.commands[0][0], r"^client\.\d+$")
+
+        # the secrets are fetched again on the timer
+        fetched = registration.rotating_fetches
+        deadline = reactor.seconds() + 10
+        while registration.rotating_fetches <= fetched and reactor.seconds() < deadline:
+            yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertGreater(registration.rotating_fetches, fetched)
+
+        # nothing logged (debug included) or repr'd shows a secret
+        secrets = list(key_server._secrets[EntityType.MGR].values())
+        self.assertTrue(secrets)
+        own_key = keyring.get(me)
+        text = "\n".join(formatEvent(e) or "" for e in events)
+        text += repr(registration) + str(registration) + repr(key_server) + repr(registration.monclient.auth_handler)
+        self.assertIn("installed", text)
+        for key in secrets + [own_key]:
+            for form in (key.to_base64(), key.secret_bytes.hex(),
+                         base64.b64encode(key.secret_bytes).decode(), repr(key.secret_bytes)):
+                self.assertNotIn(form, text)
