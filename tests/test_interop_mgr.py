@@ -360,68 +360,78 @@ class _Answerer:
 class InProcessRegistrationTests(TestCase):
     """
     MgrRegistration embedded in this process's reactor against a real
-    ceph-mon: secrets, availability, a refresh, a real CLI answered, and no
-    secret in anything logged at debug level or in a repr.
+    ceph-mon: secrets, availability, a refresh, a real CLI answered, no
+    secret in anything logged at debug level or in a repr, and a monitor
+    restart survived.
     """
 
     timeout = 120
+
+    def _manager(self, rotating_refresh=600.0):
+        from twisted.internet import reactor
+
+        cephlab.ensure_ceph()
+        self.mon = mon = cephlab.CephMonitor(auth="cephx").start()
+        self.addCleanup(mon.stop)
+        path = os.path.join(mon.dir, "mgr.y.keyring")
+        mon.ceph_checked("auth", "get-or-create", "mgr.y", "mon", "allow profile mgr", "-o", path)
+        me = EntityName.parse("mgr.y")
+        self.keyring = keyring = Keyring.load(path)
+        cephx = CephxAuthProvider()
+        self.key_server = key_server = CephxKeyServer(keyring, own_name=me)
+        config = ConnectionConfig(entity_type=EntityType.MGR, name=me,
+                                  modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
+        self.receiver = _Answerer()
+        nonce = 0x5eed
+        factory = Msgr2ServerFactory([cephx.serverHandler(key_server=key_server, authority=False,
+                                                          service_ids=(EntityType.MGR,))],
+                                     self.receiver, config, nonce=nonce)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addrs = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (port.getHost().port, nonce)),))
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        registration = MgrRegistration(reactor, mon.addr, [cephx.clientHandler(name=me, keyring=keyring)],
+                                       self.addrs, key_server=key_server, config=config,
+                                       beacon_interval=0.5, rotating_refresh=rotating_refresh)
+        registration.startService()
+        self.addCleanup(registration.stopService)
+        return registration
+
+    def _ceph(self, *args):
+        return utils.getProcessOutputAndValue("ceph", self.mon.ceph_argv(*args)[1:], env=cephlab._clean_env())
+
+    @defer.inlineCallbacks
+    def _answered(self):
+        """A real client with a monitor-issued MGR ticket gets our answer."""
+        before = len(self.receiver.commands)
+        out, err, code = yield self._ceph("pg", "stat")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out, b"answered in-process\n")
+        self.assertEqual(len(self.receiver.commands), before + 1)
+        self.assertRegex(self.receiver.commands[-1][0], r"^client\.\d+$")
 
     @defer.inlineCallbacks
     def test_register_refresh_answer_and_keep_secrets(self):
         from twisted.internet import reactor
 
-        cephlab.ensure_ceph()
-        mon = cephlab.CephMonitor(auth="cephx").start()
-        self.addCleanup(mon.stop)
-        path = os.path.join(mon.dir, "mgr.y.keyring")
-        mon.ceph_checked("auth", "get-or-create", "mgr.y", "mon", "allow profile mgr", "-o", path)
-        me = EntityName.parse("mgr.y")
-        keyring = Keyring.load(path)
-        cephx = CephxAuthProvider()
-        key_server = CephxKeyServer(keyring, own_name=me)
-        config = ConnectionConfig(entity_type=EntityType.MGR, name=me,
-                                  modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
-        receiver = _Answerer()
-        nonce = 0x5eed
-        factory = Msgr2ServerFactory([cephx.serverHandler(key_server=key_server, authority=False,
-                                                          service_ids=(EntityType.MGR,))],
-                                     receiver, config, nonce=nonce)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        addrs = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (port.getHost().port, nonce)),))
-
-        events = []
-        observer = events.append
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
-
-        registration = MgrRegistration(reactor, mon.addr, [cephx.clientHandler(name=me, keyring=keyring)],
-                                       addrs, key_server=key_server, config=config,
-                                       beacon_interval=0.5, rotating_refresh=1.0)
-        registration.startService()
-        self.addCleanup(registration.stopService)
+        registration = self._manager(rotating_refresh=1.0)
         yield registration.whenSecrets()
         mgrmap = yield registration.whenAvailable()
         self.assertEqual(mgrmap.active_gid, registration.gid)
         self.assertEqual(mgrmap.active_name, "y")
-        self.assertEqual(mgrmap.active_addrs, addrs)
+        self.assertEqual(mgrmap.active_addrs, self.addrs)
         self.assertTrue(registration.available)
 
         # the monitor's view, through the real CLI
-        out, err, code = yield utils.getProcessOutputAndValue(
-            "ceph", mon.ceph_argv("mgr", "dump", "--format", "json")[1:], env=cephlab._clean_env())
+        out, err, code = yield self._ceph("mgr", "dump", "--format", "json")
         self.assertEqual(code, 0, err)
         dump = json.loads(out)
         self.assertEqual(dump["active_gid"], registration.gid)
         self.assertTrue(dump["available"])
 
-        # a real client with a monitor-issued MGR ticket gets our answer
-        out, err, code = yield utils.getProcessOutputAndValue(
-            "ceph", mon.ceph_argv("pg", "stat")[1:], env=cephlab._clean_env())
-        self.assertEqual(code, 0, err)
-        self.assertEqual(out, b"answered in-process\n")
-        self.assertEqual(len(receiver.commands), 1)
-        self.assertRegex(receiver.commands[0][0], r"^client\.\d+$")
+        yield self._answered()
 
         # the secrets are fetched again on the timer
         fetched = registration.rotating_fetches
@@ -431,13 +441,39 @@ class InProcessRegistrationTests(TestCase):
         self.assertGreater(registration.rotating_fetches, fetched)
 
         # nothing logged (debug included) or repr'd shows a secret
-        secrets = list(key_server._secrets[EntityType.MGR].values())
+        secrets = list(self.key_server._secrets[EntityType.MGR].values())
         self.assertTrue(secrets)
-        own_key = keyring.get(me)
-        text = "\n".join(formatEvent(e) or "" for e in events)
-        text += repr(registration) + str(registration) + repr(key_server) + repr(registration.monclient.auth_handler)
+        own_key = self.keyring.get(EntityName.parse("mgr.y"))
+        text = "\n".join(formatEvent(e) or "" for e in self.events)
+        text += repr(registration) + str(registration) + repr(self.key_server)
+        text += repr(registration.monclient.auth_handler)
         self.assertIn("installed", text)
         for key in secrets + [own_key]:
             for form in (key.to_base64(), key.secret_bytes.hex(),
                          base64.b64encode(key.secret_bytes).decode(), repr(key.secret_bytes)):
                 self.assertNotIn(form, text)
+
+    @defer.inlineCallbacks
+    def test_monitor_restart(self):
+        """kill -9 of the monitor: we reconnect, keep our gid, stay the manager, still answer."""
+        from twisted.internet import reactor
+
+        registration = self._manager()
+        yield registration.whenAvailable()
+        gid = registration.gid
+        fetches = registration.rotating_fetches
+        connections = registration.client.connections
+        self.mon.restart()
+        deadline = reactor.seconds() + 30
+        while (registration.client.connections <= connections or registration.rotating_fetches <= fetches) \
+                and reactor.seconds() < deadline:
+            yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertGreater(registration.client.connections, connections)
+        self.assertGreater(registration.rotating_fetches, fetches)
+        # the global_id was reclaimed with our ticket: the same gid, the same manager
+        self.assertEqual(registration.gid, gid)
+        out, err, code = yield self._ceph("mgr", "dump", "--format", "json")
+        self.assertEqual(code, 0, err)
+        dump = json.loads(out)
+        self.assertEqual((dump["active_gid"], dump["active_name"], dump["available"]), (gid, "y", True))
+        yield self._answered()
