@@ -393,8 +393,41 @@ class MPing(Message):
     NAME = "ping"
 
 
+class _CommandBody:
+    """
+    What MMonCommand and MMgrCommand share: the cluster fsid (16 bytes),
+    the command as a list of strings, and C{inbl} in the data segment.
+    """
+
+    fsid: bytes
+    cmd: List[str]
+    inbl: bytes
+
+    def _set_command(self, fsid, cmd: Sequence[str], inbl) -> None:
+        self.fsid = fsid_bytes(fsid)
+        self.cmd = list(cmd)
+        self.inbl = bytes(inbl)
+
+    @property
+    def fsid_uuid(self) -> uuid.UUID:
+        return fsid_uuid(self.fsid)
+
+    def _encode_command(self, enc: Encoder) -> None:
+        enc.raw(self.fsid).string_list(self.cmd)
+
+    def _decode_command(self, dec: Decoder) -> None:
+        self.fsid = dec.raw(16)
+        self.cmd = dec.string_list()
+
+    def data_segment(self) -> bytes:
+        return self.inbl
+
+    def set_data_segment(self, data: bytes) -> None:
+        self.inbl = data
+
+
 @register
-class MMonCommand(PaxosServiceMessage):
+class MMonCommand(_CommandBody, PaxosServiceMessage):
     """
     A command for the monitors: C{cmd} is a list of strings, normally one
     JSON object such as C{'{"prefix": "status"}'}; C{inbl} is the command's
@@ -413,29 +446,15 @@ class MMonCommand(PaxosServiceMessage):
 
     def __init__(self, fsid=bytes(16), cmd: Sequence[str] = (), inbl=b"", **header) -> None:
         super().__init__(**header)
-        self.fsid = fsid_bytes(fsid)
-        self.cmd = list(cmd)
-        self.inbl = bytes(inbl)
-
-    @property
-    def fsid_uuid(self) -> uuid.UUID:
-        return fsid_uuid(self.fsid)
+        self._set_command(fsid, cmd, inbl)
 
     def encode_front(self, enc: Encoder, features: int) -> None:
         self.paxos_encode(enc)
-        enc.raw(self.fsid)
-        enc.string_list(self.cmd)
+        self._encode_command(enc)
 
     def decode_front(self, dec: Decoder, features: int) -> None:
         self.paxos_decode(dec)
-        self.fsid = dec.raw(16)
-        self.cmd = dec.string_list()
-
-    def data_segment(self) -> bytes:
-        return self.inbl
-
-    def set_data_segment(self, data: bytes) -> None:
-        self.inbl = data
+        self._decode_command(dec)
 
 
 @register
@@ -900,7 +919,7 @@ class MMgrMap(Message):
 
 
 @register
-class MMgrCommand(Message):
+class MMgrCommand(_CommandBody, Message):
     """
     A command for the manager (Octopus and later clients send this when the
     mgrmap's active manager has the SERVER_OCTOPUS feature): the cluster
@@ -914,22 +933,13 @@ class MMgrCommand(Message):
 
     def __init__(self, fsid=bytes(16), cmd: Sequence[str] = (), inbl=b"", **header) -> None:
         super().__init__(**header)
-        self.fsid = fsid_bytes(fsid)
-        self.cmd = list(cmd)
-        self.inbl = bytes(inbl)
+        self._set_command(fsid, cmd, inbl)
 
     def encode_front(self, enc: Encoder, features: int) -> None:
-        enc.raw(self.fsid).string_list(self.cmd)
+        self._encode_command(enc)
 
     def decode_front(self, dec: Decoder, features: int) -> None:
-        self.fsid = dec.raw(16)
-        self.cmd = dec.string_list()
-
-    def data_segment(self) -> bytes:
-        return self.inbl
-
-    def set_data_segment(self, data: bytes) -> None:
-        self.inbl = data
+        self._decode_command(dec)
 
 
 @register
