@@ -80,13 +80,15 @@ def manager(reactor, mon_address, keyring, port, name="mgr.x", nonce=None):
                               modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
     nonce = nonce if nonce is not None else int.from_bytes(os.urandom(4), "little") or 1
     top = MultiService()
-    factory = Msgr2ServerFactory([server_auth], CommandAnswerer(), config, nonce=nonce)
-    strports.service("tcp:%d:interface=127.0.0.1" % port, factory).setServiceParent(top)
     # exactly what the server names itself in SERVER_IDENT: clients check
     addrs = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (port, nonce)),))
     registration = MgrRegistration(reactor, mon_address, [cephx.clientHandler(name=me, keyring=keyring)],
                                    addrs, key_server=key_server, config=config)
     registration.setServiceParent(top)
+    # refetch the rotating secrets when a client's ticket names a newer one
+    factory = Msgr2ServerFactory([registration.serverHandler(server_auth)], CommandAnswerer(), config,
+                                 nonce=nonce)
+    strports.service("tcp:%d:interface=127.0.0.1" % port, factory).setServiceParent(top)
     return top, registration
 
 

@@ -26,13 +26,18 @@ from typing import Dict, List, Optional
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from zope.interface import implementer
+
+from msgr2tx.auth import AuthReject
+from msgr2tx.auth.cephx_proto import decode_authorizer
 
 from msgr2tx.client import ReconnectingClient
 from msgr2tx.core.config import ConnectionConfig
-from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t
+from msgr2tx.core.encoding import Decoder, EntityName, EntityType, entity_addrvec_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
 from msgr2tx.core.messages import MgrMap, MMgrBeacon, MMgrMap
 from msgr2tx.errors import Msgr2Error
+from msgr2tx.interfaces import IServerAuthHandler
 from msgr2tx.monclient import MonClient
 
 #: Ceph's mgr_tick_period: a beacon every 2 s (monitors drop a manager after 30 s without one)
@@ -172,6 +177,18 @@ class MgrRegistration(Service):
         self.monclient.whenMonmap().addCallback(lambda _: self._send_beacon()).addErrback(
             lambda f: self.log.debug("no monmap for the first beacon: {e}", e=f.getErrorMessage()))
 
+    def serverHandler(self, inner, min_interval: float = 5.0) -> "FetchingServiceHandler":
+        """
+        Wrap our server's cephx handler so that an authorizer naming a
+        secret we do not hold yet makes us fetch the rotating secrets once
+        and look again (see L{FetchingServiceHandler}).
+        """
+        return FetchingServiceHandler(inner, self, min_interval)
+
+    def fetch_rotating(self) -> defer.Deferred:
+        """Fetch the rotating MGR secrets now; fires (with None) once installed or failed."""
+        return self._fetch_rotating()
+
     def _fetch_rotating(self) -> defer.Deferred:
         if self.monclient.protocol is None:
             return defer.succeed(None)
@@ -230,4 +247,63 @@ class MgrRegistration(Service):
         self.beacons_sent += 1
 
 
-__all__ = ["MgrRegistration", "RegistrationError", "BEACON_INTERVAL", "ROTATING_REFRESH"]
+@implementer(IServerAuthHandler)
+class FetchingServiceHandler:
+    """
+    A cephx server handler for a service in a real cluster.  When an
+    authorizer is refused because its ticket names a secret_id we do not
+    hold (the monitors rotated since our last fetch), fetch the rotating
+    secrets from the monitor and answer the same request again.  At most one
+    such fetch per C{min_interval} seconds, so that clients with made-up
+    secret ids cannot make us flood the monitor.  Everything else goes to
+    the wrapped handler as it is.
+    """
+
+    log = Logger()
+
+    def __init__(self, inner, registration: MgrRegistration, min_interval: float = 5.0) -> None:
+        self.inner = inner
+        self.method = inner.method
+        self.allowed_modes = inner.allowed_modes
+        self.key_server = registration.key_server
+        self.registration = registration
+        self.min_interval = min_interval
+        self._last_fetch: Optional[float] = None
+        #: fetches this handler started
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return "<FetchingServiceHandler %r>" % (self.inner,)
+
+    def _unknown_secret(self, payload: bytes) -> Optional[int]:
+        if self.key_server is None:
+            return None
+        try:
+            _, service_id, blob = decode_authorizer(Decoder(payload))
+        except Msgr2Error:
+            return None
+        if service_id != EntityType.MGR or not blob.blob:
+            return None
+        if self.key_server.get_service_secret(service_id, blob.secret_id) is not None:
+            return None
+        return blob.secret_id
+
+    def handle_request(self, request):
+        result = self.inner.handle_request(request)
+        if request.more or not isinstance(result, AuthReject):
+            return result
+        secret_id = self._unknown_secret(request.payload)
+        if secret_id is None:
+            return result
+        now = self.registration.reactor.seconds()
+        if self._last_fetch is not None and now - self._last_fetch < self.min_interval:
+            return result
+        self._last_fetch = now
+        self.fetches += 1
+        self.log.info("mgr: an authorizer names mgr secret {secret_id}, which we do not hold: "
+                      "fetching the rotating secrets", secret_id=secret_id)
+        return self.registration.fetch_rotating().addCallback(lambda _: self.inner.handle_request(request))
+
+
+__all__ = ["MgrRegistration", "FetchingServiceHandler", "RegistrationError", "BEACON_INTERVAL",
+           "ROTATING_REFRESH"]

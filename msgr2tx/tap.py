@@ -314,12 +314,8 @@ def makeService(options):
     if options["inspect-log"] and options["service_factory"].name == "inspect" and not service_args:
         service_args = "jsonl=" + options["inspect-log"]
     receiver = options["service_factory"].makeReceiver(service_args)
-    factory = Msgr2ServerFactory(options["auth_handlers"], receiver, config,
-                                 handshake_timeout=options["handshake-timeout"],
-                                 nonce=options.get("server_nonce", 0))
     top = MultiService()
-    for description in options["listen"]:
-        strports.service(description, factory).setServiceParent(top)
+    auth_handlers = options["auth_handlers"]
     registration = options.get("registration")
     if registration:
         from twisted.internet import reactor
@@ -327,8 +323,19 @@ def makeService(options):
         from msgr2tx.mgr import MgrRegistration
         mon_config = ConnectionConfig(entity_type=name.type, name=name, modes=options["modes"],
                                       revision1=options["rev"] == "1")
-        MgrRegistration(reactor, registration["mon"], registration["auth"], registration["server_addrs"],
-                        key_server=registration["key_server"], config=mon_config).setServiceParent(top)
+        manager = MgrRegistration(reactor, registration["mon"], registration["auth"],
+                                  registration["server_addrs"], key_server=registration["key_server"],
+                                  config=mon_config)
+        manager.setServiceParent(top)
+        # cephx fetches the rotating secrets again when a ticket names a newer one
+        auth_handlers = [manager.serverHandler(h) if manager.key_server is not None
+                         and getattr(h, "key_server", None) is manager.key_server else h
+                         for h in auth_handlers]
+    factory = Msgr2ServerFactory(auth_handlers, receiver, config,
+                                 handshake_timeout=options["handshake-timeout"],
+                                 nonce=options.get("server_nonce", 0))
+    for description in options["listen"]:
+        strports.service(description, factory).setServiceParent(top)
     if options.get("generated_keyring"):
         _print_how_to_connect(options)
     return top

@@ -26,6 +26,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from msgr2tx.auth import cephx_proto as P
 from msgr2tx.auth.cephx import CephxAuthProvider, CephxKeyServer
 from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core.config import ConnectionConfig
@@ -383,18 +384,19 @@ class InProcessRegistrationTests(TestCase):
                                   modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
         self.receiver = _Answerer()
         nonce = 0x5eed
-        factory = Msgr2ServerFactory([cephx.serverHandler(key_server=key_server, authority=False,
-                                                          service_ids=(EntityType.MGR,))],
-                                     self.receiver, config, nonce=nonce)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.addrs = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (port.getHost().port, nonce)),))
+        port_number = cephlab.free_port()
+        self.addrs = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (port_number, nonce)),))
         self.events = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
         registration = MgrRegistration(reactor, mon.addr, [cephx.clientHandler(name=me, keyring=keyring)],
                                        self.addrs, key_server=key_server, config=config,
                                        beacon_interval=0.5, rotating_refresh=rotating_refresh)
+        self.server_auth = registration.serverHandler(
+            cephx.serverHandler(key_server=key_server, authority=False, service_ids=(EntityType.MGR,)))
+        factory = Msgr2ServerFactory([self.server_auth], self.receiver, config, nonce=nonce)
+        port = reactor.listenTCP(port_number, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
         registration.startService()
         self.addCleanup(registration.stopService)
         return registration
@@ -477,3 +479,22 @@ class InProcessRegistrationTests(TestCase):
         dump = json.loads(out)
         self.assertEqual((dump["active_gid"], dump["active_name"], dump["available"]), (gid, "y", True))
         yield self._answered()
+
+    @defer.inlineCallbacks
+    def test_unknown_secret_fetched_on_demand(self):
+        """
+        As if the monitor had rotated since our last fetch: we hold none of
+        its current secrets, a real client's ticket names one, we fetch and
+        accept it.
+        """
+        registration = self._manager()
+        yield registration.whenAvailable()
+        fetches = registration.rotating_fetches
+        stale = P.RotatingSecrets({10 ** 6: (P.CryptoKey.generate(), 0.0)}, 10 ** 6)
+        self.key_server.install_rotating(EntityType.MGR, stale)
+        yield self._answered()
+        self.assertEqual(self.server_auth.fetches, 1)
+        self.assertEqual(registration.rotating_fetches, fetches + 1)
+        self.assertNotIn(10 ** 6, self.key_server._secrets[EntityType.MGR])
+        text = "\n".join(formatEvent(e) or "" for e in self.events)
+        self.assertRegex(text, r"an authorizer names mgr secret \d+, which we do not hold")

@@ -21,7 +21,7 @@ from msgr2tx.auth.cephx_proto import CryptoKey
 from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.encoding import AddrType, EntityName, EntityType
-from msgr2tx.mgr import MgrRegistration
+from msgr2tx.mgr import FetchingServiceHandler, MgrRegistration
 from msgr2tx.tap import Options, _listen_address, makeService
 from tests import cephlab
 from tests.test_interop_pacific import READY_RE, TwistdServer, tool
@@ -230,6 +230,11 @@ class ManagerOptionTests(SynchronousTestCase):
         self.assertIs(reg.key_server, options["registration"]["key_server"])
         listener = [s for s in children if not isinstance(s, MgrRegistration)][0]
         self.assertEqual(listener.factory.nonce, options["server_nonce"])
+        # cephx refetches the rotating secrets for tickets naming a newer one
+        [handler] = listener.factory.auth_handlers
+        self.assertIsInstance(handler, FetchingServiceHandler)
+        self.assertIs(handler.registration, reg)
+        self.assertIs(handler.key_server, reg.key_server)
 
     def test_make_service_without_mon(self):
         options = self.parse("--auth", "none", "--mode", "crc", entity="mon.a", mon=None,

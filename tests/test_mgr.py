@@ -1,0 +1,142 @@
+"""
+FetchingServiceHandler without I/O: a ticket naming a rotating secret we
+do not hold makes the manager fetch the secrets once and look again, at
+most once per interval; everything else is the wrapped handler's answer.
+"""
+
+import errno
+
+from twisted.internet import defer, task
+from twisted.trial.unittest import TestCase
+
+from msgr2tx.auth import AuthDone, AuthMore, AuthReject, findAuthProvider
+from msgr2tx.auth import cephx_proto as P
+from msgr2tx.auth.cephx import CephxAuthorityHandler, CephxClientHandler, CephxKeyServer, CephxServerHandler
+from msgr2tx.auth.keyring import Keyring
+from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.core.encoding import EntityType
+from msgr2tx.mgr import FetchingServiceHandler
+from tests.test_cephx import ADMIN, ADMIN_SECRET, MGR_SECRET, MGR_X, NOW, mgr_keyring, request
+
+
+class FakeRegistration:
+    """What FetchingServiceHandler uses of a MgrRegistration: a clock, the key server, fetch_rotating()."""
+
+    def __init__(self, key_server, fetch):
+        self.reactor = task.Clock()
+        self.key_server = key_server
+        self._fetch = fetch
+        self.fetch_calls = 0
+        self.pending = None
+
+    def fetch_rotating(self):
+        self.fetch_calls += 1
+        self.pending = defer.Deferred()
+        self.pending.addCallback(lambda _: self._fetch())
+        return self.pending
+
+
+class FetchingServiceHandlerTests(TestCase):
+    def setUp(self):
+        clock = lambda: NOW  # noqa: E731
+        self.ks = CephxKeyServer(mgr_keyring(), clock=clock)
+        self.authority = CephxAuthorityHandler(self.ks)
+        self.mgr_client = CephxClientHandler(MGR_X, P.CryptoKey(MGR_SECRET))
+        self.mgr_ks = CephxKeyServer(Keyring(), own_name=MGR_X, clock=clock)
+        inner = findAuthProvider("cephx").serverHandler(key_server=self.mgr_ks, authority=False,
+                                                        service_ids=(EntityType.MGR,))
+        self.registration = FakeRegistration(self.mgr_ks, self.install)
+        self.handler = FetchingServiceHandler(inner, self.registration, min_interval=5.0)
+        self.admin = self._log_in_admin()
+
+    def _log_in_admin(self):
+        server = CephxServerHandler(self.ks)
+        client = CephxClientHandler(ADMIN, P.CryptoKey(ADMIN_SECRET))
+        state = {}
+        more = server.handle_request(request(client.build_request(EntityType.MON), state=state))
+        done = server.handle_request(request(client.handle_reply_more(more.payload), more=True, state=state))
+        client.handle_done(done.global_id, ConnectionMode.CRC, done.payload)
+        return client
+
+    def install(self):
+        result_bl = self.authority.handle_rotating_request(MGR_X, self.mgr_client.build_rotating_request())
+        self.mgr_ks.install_rotating(EntityType.MGR, self.mgr_client.handle_rotating_reply(result_bl))
+
+    def first_step(self, payload=None):
+        client = self.admin.spawn()
+        state = {}
+        if payload is None:
+            payload = client.build_request(EntityType.MGR)
+        return self.handler.handle_request(request(payload, state=state)), client, state
+
+    def results(self, d):
+        out = []
+        d.addBoth(out.append)
+        return out
+
+    def test_shape(self):
+        self.assertEqual(self.handler.method, self.handler.inner.method)
+        self.assertEqual(self.handler.allowed_modes, self.handler.inner.allowed_modes)
+        self.assertIs(self.handler.key_server, self.mgr_ks)
+
+    def test_unknown_secret_fetches_then_accepts(self):
+        result, client, state = self.first_step()
+        self.assertIsInstance(result, defer.Deferred)
+        self.assertEqual(self.registration.fetch_calls, 1)
+        out = self.results(result)
+        self.assertEqual(out, [])  # waits for the monitor's answer
+        self.registration.pending.callback(None)
+        [more] = out
+        self.assertIsInstance(more, AuthMore)
+        # and the challenge round completes against the same handler
+        done = self.handler.handle_request(request(client.handle_reply_more(more.payload), more=True,
+                                                   state=state))
+        self.assertIsInstance(done, AuthDone)
+        self.assertEqual(done.name, ADMIN)
+        self.assertEqual(self.handler.fetches, 1)
+
+    def test_known_secret_needs_no_fetch(self):
+        self.install()
+        result, _, _ = self.first_step()
+        self.assertIsInstance(result, AuthMore)
+        self.assertEqual(self.registration.fetch_calls, 0)
+
+    def test_one_fetch_per_interval(self):
+        first, _, _ = self.first_step()
+        self.registration._fetch = lambda: None  # the monitor does not have it either
+        self.registration.pending.callback(None)
+        self.assertIsInstance(self.results(first)[0], AuthReject)
+        # a second made-up ticket within the interval: refused at once, no fetch
+        second, _, _ = self.first_step()
+        self.assertIsInstance(second, AuthReject)
+        self.assertEqual(second.result, -errno.EACCES)
+        self.assertEqual(self.registration.fetch_calls, 1)
+        self.registration.reactor.advance(5.0)
+        third, _, _ = self.first_step()
+        self.assertIsInstance(third, defer.Deferred)
+        self.assertEqual(self.registration.fetch_calls, 2)
+
+    def test_garbage_and_other_services_never_fetch(self):
+        for payload in (b"", b"\x01", b"\x01" + b"\xff" * 40, b"\x0b" + bytes(20)):
+            result, _, _ = self.first_step(payload)
+            self.assertIsInstance(result, AuthReject, payload)
+        self.install()
+        result, _, _ = self.first_step(self.admin.spawn().build_request(EntityType.OSD))
+        self.assertIsInstance(result, AuthReject)
+        self.assertEqual(self.registration.fetch_calls, 0)
+
+    def test_continuations_are_not_retried(self):
+        self.install()
+        result, client, state = self.first_step()
+        self.assertIsInstance(result, AuthMore)
+        # a wrong answer to the challenge is a plain rejection
+        rejected = self.handler.handle_request(request(b"\x01" + bytes(30), more=True, state=state))
+        self.assertIsInstance(rejected, AuthReject)
+        self.assertEqual(self.registration.fetch_calls, 0)
+
+    def test_repr_names_no_secret(self):
+        self.install()
+        text = repr(self.handler)
+        for key in self.mgr_ks._secrets[EntityType.MGR].values():
+            self.assertNotIn(key.secret_bytes.hex(), text)
+            self.assertNotIn(key.to_base64(), text)
