@@ -100,20 +100,29 @@ class ReconnectingClient:
         self.factory.onProtocol = self._new_protocol
         # jitter in proportion to the first delay (Twisted's default adds up to a second)
         policy = backoffPolicy(initial_backoff, max_backoff, jitter=lambda: random.random() * initial_backoff)
-        self.service = ClientService(endpoint, self.factory, retryPolicy=policy, clock=reactor)
+        # ClientService counts only failed TCP connects; a handshake that
+        # fails (a refused key, say) counts too, so the delay still grows
+        self.service = ClientService(endpoint, self.factory, clock=reactor,
+                                     retryPolicy=lambda attempt: policy(attempt + self.failed_handshakes))
         self._current = None
         self._ready_waiters = []
         #: READY connections made so far (the first, then every reconnect)
         self.connections = 0
+        #: connections in a row that closed before READY (reset at READY)
+        self.failed_handshakes = 0
 
     def _new_protocol(self, protocol) -> None:
         def ready(info):
             self._current = protocol
             self.connections += 1
+            self.failed_handshakes = 0
             waiters, self._ready_waiters = self._ready_waiters, []
             for d in waiters:
                 d.callback(protocol)
-        protocol.whenReady().addCallbacks(ready, lambda f: None)
+
+        def failed(reason):
+            self.failed_handshakes += 1
+        protocol.whenReady().addCallbacks(ready, failed)
 
     @property
     def protocol(self):

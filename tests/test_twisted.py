@@ -3,6 +3,7 @@ The Twisted layer on real loopback sockets: our client against our server,
 plugin discovery, and a server that survives bad clients.
 """
 
+import errno
 import struct
 
 from twisted.application.service import IServiceMaker
@@ -10,9 +11,10 @@ from twisted.internet import defer, protocol, reactor, task
 from twisted.logger import globalLogPublisher
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from msgr2tx.auth import findAuthProvider, UnknownAuthMethod
+from msgr2tx.auth import AuthReject, findAuthProvider, UnknownAuthMethod
 from msgr2tx.auth.none import NoneAuthProvider, NoneClientHandler, NoneServerHandler
 from msgr2tx.client import connect
 from msgr2tx.core import frames as F
@@ -294,3 +296,48 @@ class BadClientTests(TestCase):
 
     def test_garbage(self):
         return self._expect_close(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "BannerError")
+
+
+@implementer(IServerAuthHandler)
+class RefuseEveryone:
+    """A server auth handler that refuses every request, as a monitor refuses a wrong key."""
+
+    method = NoneServerHandler.method
+    allowed_modes = NoneServerHandler.allowed_modes
+
+    def __init__(self):
+        self.requests = 0
+
+    def handle_request(self, request):
+        self.requests += 1
+        return AuthReject(-errno.EACCES, "refused for the test")
+
+
+class ReconnectBackoffTests(TestCase):
+    """
+    A peer that accepts TCP but refuses the handshake must not be redialled
+    at the first backoff step forever: failed handshakes grow the delay
+    as failed connects do, and READY resets it.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_failed_handshakes_back_off(self):
+        from msgr2tx.client import ReconnectingClient
+
+        refuse = RefuseEveryone()
+        port = reactor.listenTCP(0, Msgr2ServerFactory([refuse], EchoReceiver()), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = ReconnectingClient(reactor, "v2:127.0.0.1:%d" % port.getHost().port,
+                                    [NoneClientHandler(EntityName.parse("client.admin"))],
+                                    initial_backoff=0.05, max_backoff=10.0, timeout=5)
+        client.startService()
+        self.addCleanup(client.stopService)
+        yield task.deferLater(reactor, 1.6, lambda: None)
+        # delays 0.05, 0.1, 0.2, 0.4, 0.8 (plus jitter): about five attempts,
+        # where a fixed first step would have made about twenty
+        self.assertGreaterEqual(refuse.requests, 3)
+        self.assertLessEqual(refuse.requests, 7)
+        self.assertEqual(client.failed_handshakes, refuse.requests)
+        self.assertEqual(client.connections, 0)
