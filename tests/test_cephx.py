@@ -768,6 +768,19 @@ class RotatingFetchTests(TestCase):
             self.fail("%d of %d bytes were accepted" % (n, len(result_bl)))
 
 
+def log_in_admin(key_server):
+    """client.admin authenticated by an authority on C{key_server} (no I/O): its handler, tickets in hand."""
+    server = CephxServerHandler(key_server)
+    client = CephxClientHandler(ADMIN, P.CryptoKey(ADMIN_SECRET))
+    state = {}
+    more = server.handle_request(request(client.build_request(EntityType.MON), state=state))
+    done = server.handle_request(request(client.handle_reply_more(more.payload), more=True, state=state))
+    if not isinstance(done, AuthDone):
+        raise AssertionError("client.admin was not authenticated: %r" % (done,))
+    client.handle_done(done.global_id, ConnectionMode.CRC, done.payload)
+    return client
+
+
 class RotatingServiceTests(TestCase):
     """
     A manager (a second key server, no authority role) checks authorizers
@@ -785,13 +798,7 @@ class RotatingServiceTests(TestCase):
         self.admin = self.log_in_admin()
 
     def log_in_admin(self):
-        server = CephxServerHandler(self.ks)
-        client = CephxClientHandler(ADMIN, P.CryptoKey(ADMIN_SECRET))
-        state = {}
-        more = server.handle_request(request(client.build_request(EntityType.MON), state=state))
-        done = server.handle_request(request(client.handle_reply_more(more.payload), more=True, state=state))
-        self.assertIsInstance(done, AuthDone)
-        client.handle_done(done.global_id, ConnectionMode.CRC, done.payload)
+        client = log_in_admin(self.ks)
         self.assertTrue(client.tickets.have(EntityType.MGR, NOW))
         return client
 

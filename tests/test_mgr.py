@@ -11,12 +11,11 @@ from twisted.trial.unittest import TestCase
 
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, findAuthProvider
 from msgr2tx.auth import cephx_proto as P
-from msgr2tx.auth.cephx import CephxAuthorityHandler, CephxClientHandler, CephxKeyServer, CephxServerHandler
+from msgr2tx.auth.cephx import CephxAuthorityHandler, CephxClientHandler, CephxKeyServer
 from msgr2tx.auth.keyring import Keyring
-from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityType
 from msgr2tx.mgr import FetchingServiceHandler
-from tests.test_cephx import ADMIN, ADMIN_SECRET, MGR_SECRET, MGR_X, NOW, mgr_keyring, request
+from tests.test_cephx import ADMIN, MGR_SECRET, MGR_X, NOW, log_in_admin, mgr_keyring, request
 
 
 class FakeRegistration:
@@ -47,16 +46,7 @@ class FetchingServiceHandlerTests(TestCase):
                                                         service_ids=(EntityType.MGR,))
         self.registration = FakeRegistration(self.mgr_ks, self.install)
         self.handler = FetchingServiceHandler(inner, self.registration, min_interval=5.0)
-        self.admin = self._log_in_admin()
-
-    def _log_in_admin(self):
-        server = CephxServerHandler(self.ks)
-        client = CephxClientHandler(ADMIN, P.CryptoKey(ADMIN_SECRET))
-        state = {}
-        more = server.handle_request(request(client.build_request(EntityType.MON), state=state))
-        done = server.handle_request(request(client.handle_reply_more(more.payload), more=True, state=state))
-        client.handle_done(done.global_id, ConnectionMode.CRC, done.payload)
-        return client
+        self.admin = log_in_admin(self.ks)
 
     def install(self):
         result_bl = self.authority.handle_rotating_request(MGR_X, self.mgr_client.build_rotating_request())
