@@ -18,7 +18,7 @@ from twisted.application.service import MultiService
 from twisted.plugin import getPlugins
 from twisted.python import usage
 
-from msgr2tx.auth import findAuthProviders, makeServerHandler, UnknownAuthMethod
+from msgr2tx.auth import findAuthProviders, makeServerHandler, parseArgString, UnknownAuthMethod
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t
@@ -209,14 +209,16 @@ class Options(usage.Options):
                 raise usage.UsageError(str(e))
             except (ValueError, OSError) as e:
                 raise usage.UsageError("--auth %s: %s" % (spec, e))
-        if not handlers:
-            raise usage.UsageError("--auth needs at least one method")
-        usable = [m for m in self["modes"] if any(m in h.allowed_modes for h in handlers)]
-        if not usable:
-            raise usage.UsageError("no auth method in --auth %s can key any mode in --mode %s"
-                                   % (self["auth"], self["mode"]))
+        self._check_handlers(handlers)
         self["auth_handlers"] = handlers
         self._service_options()
+
+    def _check_handlers(self, handlers):
+        if not handlers:
+            raise usage.UsageError("--auth needs at least one method")
+        if not any(m in h.allowed_modes for m in self["modes"] for h in handlers):
+            raise usage.UsageError("no auth method in --auth %s can key any mode in --mode %s"
+                                   % (self["auth"], self["mode"]))
 
     def _service_options(self):
         name, _, args = self["service"].partition(":")
@@ -264,7 +266,10 @@ class Options(usage.Options):
                 raise usage.UsageError(str(e))
             kwargs = {}
             if name == "cephx":
-                path = dict(a.partition("=")[::2] for a in args.split(":") if a).get("keyring") or self["keyring"]
+                try:
+                    path = parseArgString(args).get("keyring") or self["keyring"]
+                except ValueError as e:
+                    raise usage.UsageError("--auth %s: %s" % (spec, e))
                 if not path:
                     raise usage.UsageError("--mon with cephx needs --keyring with %s's key" % entity)
                 try:
@@ -281,11 +286,7 @@ class Options(usage.Options):
                 client_handlers.append(provider.clientHandler(args, name=entity, keyring=keyring))
             except (ValueError, OSError, Msgr2Error) as e:
                 raise usage.UsageError("--auth %s: %s" % (spec, e))
-        if not server_handlers:
-            raise usage.UsageError("--auth needs at least one method")
-        if not any(m in h.allowed_modes for m in self["modes"] for h in server_handlers):
-            raise usage.UsageError("no auth method in --auth %s can key any mode in --mode %s"
-                                   % (self["auth"], self["mode"]))
+        self._check_handlers(server_handlers)
         nonce = int.from_bytes(os.urandom(4), "little") or 1
         self["server_nonce"] = nonce
         self["auth_handlers"] = server_handlers
