@@ -346,11 +346,10 @@ class CephxKeyServer:
     def rotating_secrets(self, service_id: int) -> RotatingSecrets:
         """What a monitor hands a daemon of type C{service_id}: its service's secrets, oldest first."""
         self.current_secret(service_id)
-        expirations = self._expirations.setdefault(service_id, {})
-        out = {}
-        for secret_id, key in self._secrets[service_id].items():
-            expiration = expirations.setdefault(secret_id, key.created.to_float() + self.service_ttl)
-            out[secret_id] = (key, expiration)
+        known = self._expirations.get(service_id, {})
+        out = {secret_id: (key, known.get(secret_id, key.created.to_float() + self.service_ttl))
+               for secret_id, key in self._secrets[service_id].items()}
+        self._expirations[service_id] = {i: exp for i, (_, exp) in out.items()}
         return RotatingSecrets(out, max(out))
 
     def current_secret(self, service_id: int):
@@ -518,7 +517,6 @@ class CephxAuthorityHandler:
             bit <<= 1
         return (Encoder().u16(CEPHX_GET_PRINCIPAL_SESSION_KEY).i32(0).getvalue()
                 + build_service_ticket_reply(info.session_key, infos))
-
 
     def handle_rotating_request(self, name: EntityName, auth_payload: bytes) -> bytes:
         """
