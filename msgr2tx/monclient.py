@@ -223,6 +223,8 @@ class MonClient:
 
     def get_version(self, what: str) -> defer.Deferred:
         """Fires with C{(newest, oldest)} versions of the named map."""
+        if self.protocol is None:
+            return defer.fail(ConnectionClosed("no monitor connection"))
         handle = self._tid()
         d = defer.Deferred()
         self._versions[handle] = d

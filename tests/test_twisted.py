@@ -341,3 +341,16 @@ class ReconnectBackoffTests(TestCase):
         self.assertLessEqual(refuse.requests, 7)
         self.assertEqual(client.failed_handshakes, refuse.requests)
         self.assertEqual(client.connections, 0)
+
+
+class MonClientWithoutConnectionTests(TestCase):
+    """Calls that need a monitor connection fail their Deferred, not with an AttributeError."""
+
+    def test_get_version_and_renewal_fail_cleanly(self):
+        from msgr2tx.errors import ConnectionClosed
+        from msgr2tx.monclient import MonClient
+
+        monclient = MonClient(resend_on_reconnect=True)
+        self.failureResultOf(monclient.get_version("osdmap"), ConnectionClosed)
+        self.failureResultOf(monclient.request_rotating())
+        self.failureResultOf(monclient._auth_request(b"", lambda bl: bl, "renewal"), ConnectionClosed)
