@@ -781,13 +781,14 @@ def log_in_admin(key_server):
     return client
 
 
-class RotatingServiceTests(TestCase):
+class ManagerFixture:
     """
-    A manager (a second key server, no authority role) checks authorizers
-    for tickets the authority sealed, with the rotating secrets it fetched.
+    An authority (C{ks}, C{authority}) holding mgr.x, and a manager: its
+    client towards the authority (C{mgr_client}), its own key server
+    (C{mgr_ks}) and its service-only cephx handler (C{mgr}).  No I/O.
     """
 
-    def setUp(self):
+    def set_up_manager(self):
         clock = lambda: NOW  # noqa: E731
         self.ks = CephxKeyServer(mgr_keyring(), clock=clock)
         self.authority = CephxAuthorityHandler(self.ks)
@@ -795,18 +796,29 @@ class RotatingServiceTests(TestCase):
         self.mgr_ks = CephxKeyServer(Keyring(), own_name=MGR_X, clock=clock)
         self.mgr = findAuthProvider("cephx").serverHandler(
             key_server=self.mgr_ks, authority=False, service_ids=(EntityType.MGR,))
+
+    def fetch_and_install(self):
+        """The manager fetches the authority's rotating MGR secrets and installs them."""
+        result_bl = self.authority.handle_rotating_request(MGR_X, self.mgr_client.build_rotating_request())
+        secrets = self.mgr_client.handle_rotating_reply(result_bl)
+        self.mgr_ks.install_rotating(EntityType.MGR, secrets)
+        return secrets
+
+
+class RotatingServiceTests(ManagerFixture, TestCase):
+    """
+    A manager (a second key server, no authority role) checks authorizers
+    for tickets the authority sealed, with the rotating secrets it fetched.
+    """
+
+    def setUp(self):
+        self.set_up_manager()
         self.admin = self.log_in_admin()
 
     def log_in_admin(self):
         client = log_in_admin(self.ks)
         self.assertTrue(client.tickets.have(EntityType.MGR, NOW))
         return client
-
-    def fetch_and_install(self):
-        result_bl = self.authority.handle_rotating_request(MGR_X, self.mgr_client.build_rotating_request())
-        secrets = self.mgr_client.handle_rotating_reply(result_bl)
-        self.mgr_ks.install_rotating(EntityType.MGR, secrets)
-        return secrets
 
     def authorize(self, service=EntityType.MGR, con_mode=ConnectionMode.CRC):
         """One authorizer exchange with the manager, challenge round included."""

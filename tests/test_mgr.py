@@ -9,13 +9,10 @@ import errno
 from twisted.internet import defer, task
 from twisted.trial.unittest import TestCase
 
-from msgr2tx.auth import AuthDone, AuthMore, AuthReject, findAuthProvider
-from msgr2tx.auth import cephx_proto as P
-from msgr2tx.auth.cephx import CephxAuthorityHandler, CephxClientHandler, CephxKeyServer
-from msgr2tx.auth.keyring import Keyring
+from msgr2tx.auth import AuthDone, AuthMore, AuthReject
 from msgr2tx.core.encoding import EntityType
 from msgr2tx.mgr import FetchingServiceHandler
-from tests.test_cephx import ADMIN, MGR_SECRET, MGR_X, NOW, log_in_admin, mgr_keyring, request
+from tests.test_cephx import ADMIN, ManagerFixture, log_in_admin, request
 
 
 class FakeRegistration:
@@ -35,22 +32,15 @@ class FakeRegistration:
         return self.pending
 
 
-class FetchingServiceHandlerTests(TestCase):
+class FetchingServiceHandlerTests(ManagerFixture, TestCase):
     def setUp(self):
-        clock = lambda: NOW  # noqa: E731
-        self.ks = CephxKeyServer(mgr_keyring(), clock=clock)
-        self.authority = CephxAuthorityHandler(self.ks)
-        self.mgr_client = CephxClientHandler(MGR_X, P.CryptoKey(MGR_SECRET))
-        self.mgr_ks = CephxKeyServer(Keyring(), own_name=MGR_X, clock=clock)
-        inner = findAuthProvider("cephx").serverHandler(key_server=self.mgr_ks, authority=False,
-                                                        service_ids=(EntityType.MGR,))
+        self.set_up_manager()
         self.registration = FakeRegistration(self.mgr_ks, self.install)
-        self.handler = FetchingServiceHandler(inner, self.registration, min_interval=5.0)
+        self.handler = FetchingServiceHandler(self.mgr, self.registration, min_interval=5.0)
         self.admin = log_in_admin(self.ks)
 
     def install(self):
-        result_bl = self.authority.handle_rotating_request(MGR_X, self.mgr_client.build_rotating_request())
-        self.mgr_ks.install_rotating(EntityType.MGR, self.mgr_client.handle_rotating_reply(result_bl))
+        self.fetch_and_install()
 
     def first_step(self, payload=None):
         client = self.admin.spawn()
