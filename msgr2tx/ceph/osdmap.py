@@ -26,6 +26,9 @@ from msgr2tx.errors import DecodeError, Msgr2Error
 #: C{CEPH_OSD_EXISTS}, C{CEPH_OSD_UP} (src/include/rados.h)
 OSD_EXISTS = 1 << 0
 OSD_UP = 1 << 1
+_OSD_AUTOOUT = 1 << 2
+_OSD_NEW = 1 << 3
+_OSD_STOP = 1 << 12
 #: 16.16 weights: in, out
 OSD_IN = 0x10000
 OSD_OUT = 0
@@ -430,6 +433,27 @@ class OSDMap:
 
     # ---- OSD states -------------------------------------------------------
 
+    def set_max_osd(self, max_osd: int) -> None:
+        """C{OSDMap::set_max_osd}: grow or shrink the per-OSD vectors."""
+        def fit(vec: list, fill) -> list:
+            return vec[:max_osd] + [fill] * (max_osd - len(vec))
+        self.max_osd = max_osd
+        self.osd_state = fit(self.osd_state, 0)
+        self.osd_weight = fit(self.osd_weight, OSD_OUT)
+        self.osd_addrs = self.osd_addrs[:max_osd] + [entity_addrvec_t(())
+                                                      for _ in range(max_osd - len(self.osd_addrs))]
+        if self.primary_affinity is not None:
+            self.primary_affinity = fit(self.primary_affinity, DEFAULT_PRIMARY_AFFINITY)
+
+    def _set_primary_affinity(self, osd: int, affinity: int) -> None:
+        if self.primary_affinity is None:
+            self.primary_affinity = [DEFAULT_PRIMARY_AFFINITY] * self.max_osd
+        self.primary_affinity[osd] = affinity
+
+    def apply(self, inc: "Incremental") -> "OSDMap":
+        """L{apply_incremental} as a method: returns the map for C{inc.epoch}."""
+        return apply_incremental(self, inc)
+
     def exists(self, osd: int) -> bool:
         """The OSD id is in the map (C{CEPH_OSD_EXISTS})."""
         return 0 <= osd < self.max_osd and bool(self.osd_state[osd] & OSD_EXISTS)
@@ -579,7 +603,231 @@ class OSDMap:
         return temp, primary
 
 
+class Incremental:
+    """
+    One OSDMap incremental (C{OSDMap::Incremental}), client-usable part:
+    the changes from epoch C{epoch - 1} to C{epoch}, or a whole map in
+    C{fullmap}.  Absent values are -1 (C{new_pool_max}, C{new_flags},
+    C{new_max_osd}); C{new_state} entries are XORed onto the old state.
+    """
+
+    def __init__(self) -> None:
+        self.fsid = uuid.UUID(int=0)
+        self.epoch = 0
+        self.modified = utime_t(0, 0)
+        self.new_pool_max = -1
+        self.new_flags = -1
+        self.fullmap = b""
+        self.crush = b""
+        self.new_max_osd = -1
+        self.new_pools: Dict[int, Pool] = {}
+        self.new_pool_names: Dict[int, str] = {}
+        self.old_pools: List[int] = []
+        self.new_up_client: Dict[int, entity_addrvec_t] = {}
+        self.new_state: Dict[int, int] = {}
+        self.new_weight: Dict[int, int] = {}
+        self.new_pg_temp: Dict[PgId, List[int]] = {}
+        self.new_primary_temp: Dict[PgId, int] = {}
+        self.new_primary_affinity: Dict[int, int] = {}
+        self.new_erasure_code_profiles: Dict[str, Dict[str, str]] = {}
+        self.old_erasure_code_profiles: List[str] = []
+        self.new_pg_upmap: Dict[PgId, List[int]] = {}
+        self.old_pg_upmap: List[PgId] = []
+        self.new_pg_upmap_items: Dict[PgId, List[Tuple[int, int]]] = {}
+        self.old_pg_upmap_items: List[PgId] = []
+        self.new_pg_upmap_primary: Dict[PgId, int] = {}
+        self.old_pg_upmap_primary: List[PgId] = []
+
+    def __repr__(self) -> str:
+        return "<OSDMap.Incremental e%d%s>" % (self.epoch, " full" if self.fullmap else "")
+
+    @classmethod
+    def decode(cls, data) -> "Incremental":
+        """
+        Decode an incremental (wrapper version 7 or later: Ceph 12 on).
+
+        @raise DecodeError: truncated or malformed, or an older encoding.
+        """
+        dec = Decoder(data)
+        version, end = dec.start(7, "OSDMap::Incremental")
+        if version < 7:
+            raise DecodeError("OSDMap incremental encoding version %d predates Ceph 12" % version)
+        inc = cls()
+        v, cend = dec.start(9, "OSDMap::Incremental client data")
+        inc.fsid = uuid.UUID(bytes=dec.raw(16))
+        inc.epoch = dec.u32()
+        inc.modified = utime_t.decode(dec)
+        inc.new_pool_max = dec.i64()
+        inc.new_flags = dec.i32()
+        inc.fullmap = dec.blob()
+        inc.crush = dec.blob()
+        inc.new_max_osd = dec.i32()
+        for _ in range(dec.count(14)):
+            pool_id = dec.i64()
+            inc.new_pools[pool_id] = Pool.decode(pool_id, dec)
+        inc.new_pool_names = dec.map(Decoder.i64, Decoder.string, 12)
+        inc.old_pools = [dec.i64() for _ in range(dec.count(8))]
+        inc.new_up_client = dec.map(Decoder.i32, entity_addrvec_t.decode, 5)
+        if v >= 5:
+            inc.new_state = dec.map(Decoder.i32, Decoder.u32, 8)
+        else:
+            inc.new_state = dec.map(Decoder.i32, Decoder.u8, 5)
+        inc.new_weight = dec.map(Decoder.i32, Decoder.u32, 8)
+        inc.new_pg_temp = _pg_map(dec, _i32_list)      # type: ignore[assignment]
+        inc.new_primary_temp = _pg_map(dec, Decoder.i32)   # type: ignore[assignment]
+        if v >= 2:
+            inc.new_primary_affinity = dec.map(Decoder.i32, Decoder.u32, 8)
+        if v >= 3:
+            inc.new_erasure_code_profiles = dec.map(
+                Decoder.string, lambda d: d.map(Decoder.string, Decoder.string, 8), 8)
+            inc.old_erasure_code_profiles = dec.string_list()
+        if v >= 4:
+            inc.new_pg_upmap = _pg_map(dec, _i32_list)     # type: ignore[assignment]
+            inc.old_pg_upmap = [PgId.decode(dec) for _ in range(dec.count(17))]
+            inc.new_pg_upmap_items = _pg_map(      # type: ignore[assignment]
+                dec, lambda d: [(d.i32(), d.i32()) for _ in range(d.count(8))])
+            inc.old_pg_upmap_items = [PgId.decode(dec) for _ in range(dec.count(17))]
+        if v >= 6:
+            for _ in range(2):      # new_removed_snaps, new_purged_snaps
+                for _ in range(dec.count(12)):
+                    dec.i64()
+                    _skip_interval_set(dec)
+        if v >= 8:
+            utime_t.decode(dec)     # new_last_up_change
+            utime_t.decode(dec)     # new_last_in_change
+        if v >= 9:
+            inc.new_pg_upmap_primary = _pg_map(dec, Decoder.i32)   # type: ignore[assignment]
+            inc.old_pg_upmap_primary = [PgId.decode(dec) for _ in range(dec.count(17))]
+        dec.finish(cend)
+        dec.finish(end)
+        return inc
+
+
+def apply_incremental(m: "OSDMap", inc: Incremental) -> "OSDMap":
+    """
+    The map one epoch on (C{OSDMap::apply_incremental}, client-usable
+    fields): a new L{OSDMap} when C{inc} carries a full map, else C{m}
+    changed in place.
+
+    @raise PlacementError: the incremental is not for the next epoch or
+        names another cluster.
+    """
+    if inc.epoch != m.epoch + 1:
+        raise PlacementError("incremental for epoch %d does not follow epoch %d" % (inc.epoch, m.epoch))
+    if inc.epoch != 1 and inc.fsid != m.fsid:
+        raise PlacementError("incremental for cluster %s applied to a map of %s" % (inc.fsid, m.fsid))
+    if inc.fullmap:
+        return OSDMap.decode(inc.fullmap)
+    m.fsid = inc.fsid
+    m.epoch = inc.epoch
+    m.modified = inc.modified
+    if inc.new_flags >= 0:
+        m.flags = inc.new_flags
+    if inc.new_max_osd >= 0:
+        m.set_max_osd(inc.new_max_osd)
+    if inc.new_pool_max != -1:
+        m.pool_max = inc.new_pool_max
+    for pool_id, pool in inc.new_pools.items():
+        pool.last_change = m.epoch
+        pool.name = m.pools[pool_id].name if pool_id in m.pools else ""
+        m.pools[pool_id] = pool
+    for pool_id, name in inc.new_pool_names.items():
+        if pool_id in m.pools:
+            m.pools[pool_id].name = name
+    for pool_id in inc.old_pools:
+        m.pools.pop(pool_id, None)
+    for osd, weight in inc.new_weight.items():
+        m.osd_weight[osd] = weight
+        if weight:
+            m.osd_state[osd] = (m.osd_state[osd] | OSD_EXISTS) & ~(_OSD_AUTOOUT | _OSD_NEW)
+    for osd, affinity in inc.new_primary_affinity.items():
+        m._set_primary_affinity(osd, affinity)
+    for name in inc.old_erasure_code_profiles:
+        m.erasure_code_profiles.pop(name, None)
+    m.erasure_code_profiles.update(inc.new_erasure_code_profiles)
+    for osd, change in inc.new_state.items():
+        s = change or OSD_UP
+        if m.osd_state[osd] & OSD_EXISTS and s & OSD_EXISTS:
+            # the OSD is destroyed: forget it
+            m._set_primary_affinity(osd, DEFAULT_PRIMARY_AFFINITY)
+            m.osd_addrs[osd] = entity_addrvec_t(())
+            m.osd_state[osd] = 0
+        else:
+            m.osd_state[osd] ^= s
+    for osd, addrs in inc.new_up_client.items():
+        m.osd_state[osd] = (m.osd_state[osd] | OSD_EXISTS | OSD_UP) & ~_OSD_STOP
+        m.osd_addrs[osd] = addrs
+    for pg, osds in inc.new_pg_temp.items():
+        if osds:
+            m.pg_temp[pg] = list(osds)
+        else:
+            m.pg_temp.pop(pg, None)
+    for pg, osd in inc.new_primary_temp.items():
+        if osd == -1:
+            m.primary_temp.pop(pg, None)
+        else:
+            m.primary_temp[pg] = osd
+    m.pg_upmap.update(inc.new_pg_upmap)
+    for pg in inc.old_pg_upmap:
+        m.pg_upmap.pop(pg, None)
+    m.pg_upmap_items.update(inc.new_pg_upmap_items)
+    for pg in inc.old_pg_upmap_items:
+        m.pg_upmap_items.pop(pg, None)
+    m.pg_upmap_primaries.update(inc.new_pg_upmap_primary)
+    for pg in inc.old_pg_upmap_primary:
+        m.pg_upmap_primaries.pop(pg, None)
+    if inc.crush:
+        m.crush = CrushMap.decode(inc.crush)
+        m.crush_version += 1
+    return m
+
+
+def advance(current: Optional["OSDMap"], fsid: uuid.UUID, incremental_maps: Dict[int, bytes],
+            maps: Dict[int, bytes], oldest_map: int = 0) -> Tuple[Optional["OSDMap"], Optional[int]]:
+    """
+    Bring C{current} (or no map yet) forward with the maps of one MOSDMap,
+    as Ceph's C{Objecter::handle_osd_map} does: incrementals applied in
+    order, a full map taken where it is the next epoch or the first map, a
+    gap below the sender's oldest kept epoch jumped over.
+
+    Returns (the map, now or still None; the epoch to subscribe from when
+    maps are missing, else None): C{0} asks for the newest full map, C{n}
+    for everything from epoch n.  Maps of another cluster are ignored.
+
+    @raise DecodeError: a map in the message does not decode.
+    """
+    epochs = set(incremental_maps) | set(maps)
+    if not epochs:
+        return current, None
+    if current is not None and fsid != current.fsid:
+        return current, None
+    last = max(epochs)
+    if current is None or current.epoch == 0:
+        if last in maps:
+            return OSDMap.decode(maps[last]), None
+        if 1 not in incremental_maps:
+            return current, 0
+        # from the beginning: epoch 1's incremental carries the first map
+        current = OSDMap()
+    if last <= current.epoch:
+        return current, None
+    e = current.epoch + 1
+    while e <= last:
+        if e in incremental_maps and current.epoch == e - 1:
+            current = current.apply(Incremental.decode(incremental_maps[e]))
+        elif e in maps:
+            current = OSDMap.decode(maps[e])
+        elif oldest_map and e < oldest_map:
+            # the sender trimmed these: take what it has from there on
+            e = oldest_map
+            continue
+        else:
+            return current, current.epoch + 1
+        e += 1
+    return current, None
+
+
 __all__ = [
-    "OSDMap", "Pool", "PgId", "Placement", "PlacementError", "str_hash", "str_hash_rjenkins", "str_hash_linux",
-    "stable_mod", "OSD_EXISTS", "OSD_UP", "OSD_IN", "OSD_OUT",
+    "OSDMap", "Incremental", "apply_incremental", "advance", "Pool", "PgId", "Placement", "PlacementError",
+    "str_hash", "str_hash_rjenkins", "str_hash_linux", "stable_mod", "OSD_EXISTS", "OSD_UP", "OSD_IN", "OSD_OUT",
 ]
