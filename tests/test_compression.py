@@ -477,3 +477,42 @@ class BadPeerTests(SynchronousTestCase):
         self.patch(C, "pick_method", lambda client, ours: LZ4 if original(client, (SNAPPY,)) else 0)
         self.assertRaises(UnexpectedFrame, pair.pump)
         self.assertIs(pair.client.state, State.CLOSED)
+
+
+class OptionTests(SynchronousTestCase):
+    """The compression options of ``twistd msgr2`` and the ``msgr2tx`` CLI reach ConnectionConfig."""
+
+    def test_twistd_options(self):
+        from twisted.python import usage
+
+        from msgr2tx.tap import Options, makeService
+        options = Options()
+        options.parseOptions(["--auth", "none", "--mode", "crc", "--entity", "osd.3",
+                              "--listen", "tcp:0:interface=127.0.0.1", "--compress-mode", "force",
+                              "--compress-methods", "zstd,lz4", "--compress-min-size", "64", "--compress-secure"])
+        (listener,) = list(makeService(options))
+        config = listener.factory.config
+        self.assertEqual((config.compression, config.compress_mode, config.compression_methods,
+                          config.compress_min_size, config.compress_secure),
+                         (True, "force", (ZSTD, LZ4), 64, True))
+        options = Options()
+        options.parseOptions(["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1",
+                              "--no-compression"])
+        (listener,) = list(makeService(options))
+        self.assertEqual((listener.factory.config.compression, listener.factory.config.msgr2_supported), (False, 1))
+        for args in (["--compress-mode", "passive"], ["--compress-methods", "brotli"],
+                     ["--compress-min-size", "-1"], ["--compress-mode", "force", "--no-compression"]):
+            self.assertRaises(usage.UsageError, Options().parseOptions, ["--auth", "none", "--mode", "crc"] + args)
+
+    def test_cli_options(self):
+        from msgr2tx import cli
+        parser = cli.build_parser()
+        args = parser.parse_args(["ping", "v2:127.0.0.1:3300", "--name", "osd.1", "--compress-mode", "force",
+                                  "--compress-methods", "lz4 zlib", "--compress-min-size", "0"])
+        _, config = cli._client_setup(args)
+        self.assertEqual((config.compress_mode, config.compression_methods, config.compress_min_size,
+                          config.compression, config.compress_secure), ("force", (LZ4, ZLIB), 0, True, False))
+        args = parser.parse_args(["ping", "v2:127.0.0.1:3300", "--compress-methods", "lzma"])
+        self.assertRaises(ValueError, cli._client_setup, args)
+        args = parser.parse_args(["ping", "v2:127.0.0.1:3300", "--no-compression"])
+        self.assertEqual(cli._client_setup(args)[1].msgr2_supported, 1)
