@@ -13,7 +13,8 @@ import sys
 import tempfile
 import zlib
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgr2tx.auth import AuthDone
 from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
@@ -29,7 +30,8 @@ from msgr2tx.core.crc import segment_crc
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer, build_preamble
 from msgr2tx.core.messages import GenericMessage
 from msgr2tx.errors import CompressionError, FrameTooLarge, UnexpectedFrame
-from msgr2tx.testing import CorePair
+from msgr2tx.testing import CorePair, Interceptor
+from tests import cephlab
 
 SNAPPY, ZLIB, ZSTD, LZ4 = C.SUPPORTED_ALGORITHMS
 SECRET = bytes(range(64))
@@ -516,3 +518,55 @@ class OptionTests(SynchronousTestCase):
         self.assertRaises(ValueError, cli._client_setup, args)
         args = parser.parse_args(["ping", "v2:127.0.0.1:3300", "--no-compression"])
         self.assertEqual(cli._client_setup(args)[1].msgr2_supported, 1)
+
+
+class Pacific16Tests(TestCase):
+    """
+    Ceph 16.2 neither advertises nor speaks compression (its banner says
+    supported=1).  We advertise the bit with compression forced and still
+    interoperate: no COMPRESSION_REQUEST goes out, nothing is compressed.
+    """
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def _connect(self, addr, name, rev1):
+        from twisted.internet import reactor
+
+        from msgr2tx.client import parse_target
+        from msgr2tx.factory import Msgr2ClientFactory
+        config = ConnectionConfig(entity_type=name.type, name=name, revision1=rev1, compress_mode="force",
+                                  compression_methods=(ZSTD, SNAPPY), compress_min_size=0)
+        endpoint, target = parse_target(reactor, addr, 10)
+        factory = Msgr2ClientFactory([NoneClientHandler(name)], config, target_addr=target,
+                                     reactor=reactor, handshake_timeout=10)
+        interceptor = factory.interceptor = Interceptor()
+        p = yield endpoint.connect(factory)
+        self.addCleanup(p.transport.loseConnection)
+        yield p.whenReady()
+        yield p.keepalive()
+        conn = p.conn
+        self.assertEqual(conn.peer_supported, 1)
+        self.assertEqual(conn.config.msgr2_supported, 3 if rev1 else 2)
+        self.assertEqual(conn.compression_method, 0)
+        self.assertIsNone(conn.writer.compressor)
+        writes = {tag for (role, point, tag), n in interceptor.counts.items() if point == "write"}
+        self.assertIn(Tag.CLIENT_IDENT, writes)
+        self.assertIn(Tag.KEEPALIVE2, writes)
+        self.assertNotIn(Tag.COMPRESSION_REQUEST, writes)
+        return p
+
+    @defer.inlineCallbacks
+    def test_monitor(self):
+        mon = cephlab.shared_monitor(auth="none")
+        for rev1 in (True, False):
+            p = yield self._connect(mon.addr, EntityName.parse("client.admin"), rev1)
+            self.assertEqual(str(p.info.peer_name), "mon.0")
+
+    @defer.inlineCallbacks
+    def test_osd_as_an_osd_entity(self):
+        mon = cephlab.shared_monitor(auth="none", osds=1)
+        osd = mon.osds[0]
+        for rev1 in (True, False):
+            p = yield self._connect(osd.addr, EntityName.parse("osd.7"), rev1)
+            self.assertEqual(p.info.peer_name.type, EntityType.OSD)
