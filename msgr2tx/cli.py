@@ -224,6 +224,7 @@ async def _ping(reactor, args):
         protocol.close()
     if args.json:
         print(json.dumps({"peer": str(info.peer_name), "mode": info.mode_name, "revision": info.revision,
+                          "compression": info.compression_name,
                           "handshake_ms": handshake * 1e3, "rtt_ms": [r * 1e3 for r in rtts]}))
     else:
         print("connected to %s (%s) mode=%s rev%d handshake %.3f ms" % (

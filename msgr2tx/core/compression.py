@@ -100,7 +100,7 @@ def parse_algorithms(text: str) -> Tuple[int, ...]:
 
 
 def algorithm_name(method: int) -> str:
-    """C{"zstd"} for 3; the number itself for an unknown id."""
+    """C{"zstd"} for 3, C{"none"} for 0; the number itself for an unknown id."""
     try:
         return CompressionAlgorithm(method).name.lower()
     except ValueError:
