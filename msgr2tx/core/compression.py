@@ -191,11 +191,12 @@ def _exact(name: str, got: int, claimed: int) -> None:
 
 def _decompress_snappy(blob, limit: int) -> bytes:
     # the varint length that starts every raw snappy block
-    claimed = cramjam.snappy.decompress_raw_len(bytes(blob))
+    blob = bytes(blob)
+    claimed = cramjam.snappy.decompress_raw_len(blob)
     if claimed > limit:
         raise _too_large("snappy", claimed, limit)
     out = bytearray(claimed)
-    _exact("snappy", cramjam.snappy.decompress_raw_into(bytes(blob), out), claimed)
+    _exact("snappy", cramjam.snappy.decompress_raw_into(blob, out), claimed)
     return bytes(out)
 
 
