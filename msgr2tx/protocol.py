@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
+from msgr2tx.core.compression import algorithm_name
 from msgr2tx.core.connection import Msgr2Connection, Role
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.session import payload_size
@@ -40,8 +41,17 @@ class PeerInfo(E.Ready):
     """
     What L{Msgr2Protocol.whenReady} fires with: the L{E.Ready} event's
     fields (peer_name, peer_addrs, features, con_mode, rev1, global_id,
-    lossy, reconnected) and two conveniences.
+    lossy, reconnected), the agreed on-wire compression method
+    (C{compression}, a L{msgr2tx.core.compression.CompressionAlgorithm}
+    value, 0 for none) and conveniences.
     """
+
+    compression: int = 0
+
+    @property
+    def compression_name(self) -> str:
+        """C{"zstd"}, or C{"none"}."""
+        return algorithm_name(self.compression)
 
     @property
     def mode_name(self) -> str:
@@ -612,10 +622,12 @@ class Msgr2Protocol(Protocol):
     def _ready(self, event: E.Ready) -> None:
         self._cancel_timeout()
         self.ready_at = time.perf_counter()
-        self.info = PeerInfo(**{f.name: getattr(event, f.name) for f in fields(event)})
-        self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}",
+        self.info = PeerInfo(**{f.name: getattr(event, f.name) for f in fields(event)},
+                             compression=self.conn.compression_method)
+        self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}"
+                      " compression={compression}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
-                      mode=self.info.mode_name, rev=self.info.revision)
+                      mode=self.info.mode_name, rev=self.info.revision, compression=self.info.compression_name)
         self._start_liveness()
         # the receiver first, so it is set up before anyone waiting on READY acts
         if self.receiver is not None:
