@@ -146,3 +146,41 @@ class NoncesExhausted(ProtocolError):
 
 class InjectedFault(ProtocolError):
     """A test breakpoint (L{msgr2tx.testing.Interceptor}) failed the connection on purpose."""
+
+
+class RadosError(Msgr2Error):
+    """
+    An object operation failed.  C{errno} is the positive errno the OSD
+    returned (0 when the failure is ours, as for a timeout); C{pool} and
+    C{oid} name the pool and object (None when not about one object).
+    """
+
+    def __init__(self, message, errno=0, pool=None, oid=None):
+        super().__init__(message)
+        self.errno = errno
+        self.pool = pool
+        self.oid = oid
+
+
+class ObjectNotFound(RadosError):
+    """The object (or the pool it was looked for in) does not exist: ENOENT."""
+
+
+class ObjectExists(RadosError):
+    """An exclusive create found the object already there: EEXIST."""
+
+
+class NoData(RadosError):
+    """The object has no such attribute: ENODATA."""
+
+
+class PermissionDenied(RadosError):
+    """The OSD refused the operation to our entity (its caps): EPERM or EACCES."""
+
+
+class PoolNotFound(RadosError):
+    """No pool of that name or id in the current osdmap."""
+
+
+class OpTimeout(RadosError):
+    """The operation did not complete within its timeout; it may or may not have taken effect."""

@@ -1,0 +1,483 @@
+"""
+The Objecter, Twisted side: object requests sent to the right OSD and
+resent when the map moves them.
+
+An L{Objecter} takes requests (pool, object or PG, a list of
+L{msgr2tx.ceph.osd_types.OSDOp}), finds their PG and its acting primary in
+the current OSDMap (L{msgr2tx.ceph.follower.OSDMapFollower}), and sends an
+L{msgr2tx.messages.osd.MOSDOp} over one lossy msgr2 session per OSD
+(an authorizer from the monitor's service tickets when auth is cephx).
+Replies are matched by tid and by the attempt they answer.  It follows the
+rules of Ceph's C{src/osdc/Objecter.cc}:
+
+ - C{_calc_target}: a request is sent again when a new map changes its PG's
+   interval (up or acting set or primary, pool size or pg_num) or the pool's
+   C{last_force_op_resend} passes what the request last saw; a request with
+   no primary, or paused by the PAUSERD/PAUSEWR map flags, waits for a map
+   that gives it one;
+ - an OSD whose address changed or which went down loses its session; a
+   session that closes under requests reconnects and sends them all again
+   (C{_kick_requests}), as a lossy client session must;
+ - C{handle_osd_op_reply}: a reply to an earlier attempt is dropped;
+   C{-EAGAIN} resubmits with a new tid; a redirect resubmits to the
+   redirected locator;
+ - C{handle_osd_backoff}: BLOCK is acknowledged and requests for that PG are
+   held until UNBLOCK.
+
+Every request has a deadline (C{op_timeout}); when it passes the request
+fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.
+"""
+
+import errno
+import itertools
+import time
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from msgr2tx.ceph.osd_types import (
+    FLAG_IGNORE_CACHE, FLAG_IGNORE_OVERLAY, FLAG_KNOWN_REDIR, FLAG_ONDISK, FLAG_PGOP, FLAG_READ,
+    FLAG_REDIRECTED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, ObjectLocator, OSDOp, op_is_pg, op_is_write,
+)
+from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement
+from msgr2tx.core.encoding import utime_t
+from msgr2tx.core.features import CEPH_FEATURES_ALL
+from msgr2tx.errors import OpTimeout, PoolNotFound
+from msgr2tx.interfaces import IMsgr2Receiver
+from msgr2tx.messages.osd import (
+    BACKOFF_ACK_BLOCK, BACKOFF_BLOCK, BACKOFF_UNBLOCK, MOSDBackoff, MOSDOp, MOSDOpReply,
+)
+
+#: C{CEPH_OSDMAP_PAUSERD}, C{CEPH_OSDMAP_PAUSEWR}
+OSDMAP_PAUSERD = 1 << 2
+OSDMAP_PAUSEWR = 1 << 3
+
+
+class Op:
+    """
+    One request in flight.  C{pgid} is set for PG ops (listing): the
+    folded PG to send to; otherwise the object's name places it.
+    C{deferred} fires with the L{MOSDOpReply} (whatever its result).
+    """
+
+    def __init__(self, locator: ObjectLocator, oid: str, ops: List[OSDOp], flags: int,
+                 pg_seed: Optional[int] = None) -> None:
+        self.locator = locator
+        self.oid = oid
+        self.ops = ops
+        self.flags = flags
+        self.pg_seed = pg_seed
+        self.tid = 0
+        self.attempts = 0
+        self.deferred: defer.Deferred = defer.Deferred()
+        self.timer = None
+        self.session: Optional["OSDSession"] = None
+        # the target as last calculated
+        self.osd = -1
+        self.pg: Optional[PgId] = None
+        self.hash = 0
+        self.interval: Optional[tuple] = None
+        self.last_force_resend = 0
+        self.paused = False
+        self.mtime = utime_t(0, 0)
+        self.done = False
+
+    @property
+    def is_write(self) -> bool:
+        return bool(self.flags & FLAG_WRITE)
+
+    def __repr__(self) -> str:
+        return "<Op tid=%d %d/%r osd.%d [%s]>" % (self.tid, self.locator.pool, self.oid, self.osd,
+                                                  ",".join(o.name for o in self.ops))
+
+
+@implementer(IMsgr2Receiver)
+class OSDSession:
+    """
+    Our lossy msgr2 session to one OSD: the requests sent on it (by tid),
+    the connection (None while connecting or after it closed) and the
+    backoffs the OSD asked for.
+    """
+
+    def __init__(self, objecter: "Objecter", osd: int, addr: str) -> None:
+        self.objecter = objecter
+        self.osd = osd
+        self.addr = addr
+        self.ops: Dict[int, Op] = {}
+        self.protocol = None
+        self.connecting = False
+        self.closed = False
+        self.reconnect_call = None
+        #: PG -> backoff ids in force
+        self.backoffs: Dict[Tuple[int, int], Set[int]] = {}
+
+    def __repr__(self) -> str:
+        return "<OSDSession osd.%d %s ops=%d>" % (self.osd, self.addr, len(self.ops))
+
+    # ---- IMsgr2Receiver ----------------------------------------------------
+
+    def connectionReady(self, protocol, info) -> None:
+        if self.closed:
+            protocol.close()
+            return
+        self.protocol = protocol
+        self.connecting = False
+        for tid in sorted(self.ops):
+            self.objecter._transmit(self.ops[tid])
+
+    def messageReceived(self, protocol, message) -> None:
+        if protocol is not self.protocol:
+            return
+        if isinstance(message, MOSDOpReply):
+            self.objecter._handle_reply(self, message)
+        elif isinstance(message, MOSDBackoff):
+            self._handle_backoff(message)
+        else:
+            self.objecter.log.debug("osd.{osd} sent {msg!r}; ignored", osd=self.osd, msg=message)
+
+    def connectionLost(self, protocol, reason) -> None:
+        if protocol is not None and protocol is not self.protocol and self.protocol is not None:
+            return
+        self.protocol = None
+        self.connecting = False
+        self.backoffs.clear()
+        if not self.closed and self.ops:
+            # a lossy session loses what was in flight: reconnect and send it all again
+            self.objecter.log.info("session to osd.{osd} lost ({why}); {n} requests to resend",
+                                   osd=self.osd, why=reason.getErrorMessage() if reason else "", n=len(self.ops))
+            self.schedule_reconnect()
+
+    # ---- connection ---------------------------------------------------------
+
+    def connect(self) -> None:
+        if self.closed or self.connecting or self.protocol is not None:
+            return
+        self.connecting = True
+        d = self.objecter._connect(self)
+
+        def failed(f):
+            if self.protocol is None:
+                self.connecting = False
+                self.objecter.log.info("cannot reach osd.{osd} at {addr}: {why}",
+                                       osd=self.osd, addr=self.addr, why=f.getErrorMessage())
+                if self.ops:
+                    self.schedule_reconnect()
+        d.addErrback(failed)
+
+    def schedule_reconnect(self) -> None:
+        if self.closed or self.reconnect_call is not None:
+            return
+
+        def again():
+            self.reconnect_call = None
+            if self.ops:
+                self.connect()
+        self.reconnect_call = self.objecter.reactor.callLater(self.objecter.reconnect_delay, again)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.reconnect_call is not None and self.reconnect_call.active():
+            self.reconnect_call.cancel()
+        self.reconnect_call = None
+        protocol, self.protocol = self.protocol, None
+        if protocol is not None:
+            protocol.close()
+
+    def send(self, message) -> bool:
+        if self.protocol is None:
+            self.connect()
+            return False
+        self.protocol.sendMessage(message)
+        return True
+
+    # ---- backoff ---------------------------------------------------------------
+
+    def blocked(self, op: Op) -> bool:
+        return op.pg is not None and bool(self.backoffs.get((op.pg.pool, op.pg.seed)))
+
+    def _handle_backoff(self, m: MOSDBackoff) -> None:
+        pg = (m.pool, m.seed)
+        if m.op == BACKOFF_BLOCK:
+            self.backoffs.setdefault(pg, set()).add(m.id)
+            self.send(MOSDBackoff(m.pool, m.seed, m.shard, m.map_epoch, BACKOFF_ACK_BLOCK, m.id, m.begin, m.end))
+        elif m.op == BACKOFF_UNBLOCK:
+            ids = self.backoffs.get(pg)
+            if ids is not None:
+                ids.discard(m.id)
+                if not ids:
+                    del self.backoffs[pg]
+            for tid in sorted(self.ops):
+                op = self.ops[tid]
+                if op.pg is not None and (op.pg.pool, op.pg.seed) == pg:
+                    self.objecter._transmit(op)
+
+
+class Objecter:
+    """
+    Object requests over per-OSD sessions.
+
+    @param reactor: the reactor (for connections and timers).
+    @param follower: an L{OSDMapFollower} (its map must reach epoch 1 before
+        requests go out; they wait for it, within their timeout).
+    @param auth: the client auth handlers the monitor session authenticated
+        with; OSD sessions use C{handler.spawn()} (cephx: an authorizer from
+        the OSD service ticket) or the handler itself (none: with the
+        global_id the monitor gave).
+    @param config: the L{ConnectionConfig} for OSD sessions (lossy).
+    @param op_timeout: seconds a request may take, resends included.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, follower, auth: Sequence, config, op_timeout: float = 30.0,
+                 connect_timeout: float = 10.0, reconnect_delay: float = 0.2, client_inc: int = 0) -> None:
+        self.reactor = reactor
+        self.follower = follower
+        self.auth = list(auth)
+        self.config = config
+        self.op_timeout = op_timeout
+        self.connect_timeout = connect_timeout
+        self.reconnect_delay = reconnect_delay
+        self.client_inc = client_inc
+        self.sessions: Dict[int, OSDSession] = {}
+        #: requests with no OSD to go to yet (no map, no primary, paused)
+        self.homeless: Dict[int, Op] = {}
+        self._tids = itertools.count(1)
+        self._closed = False
+        follower.add_listener(self._handle_osdmap)
+
+    @property
+    def osdmap(self) -> Optional[OSDMap]:
+        return self.follower.osdmap
+
+    # ---- public ------------------------------------------------------------------
+
+    def submit(self, pool: int, oid: str, ops: List[OSDOp], namespace: str = "", key: str = "",
+               pg_seed: Optional[int] = None, timeout: Optional[float] = None) -> defer.Deferred:
+        """
+        Send one request and fire with its L{MOSDOpReply} (any result: the
+        caller maps C{result} and the ops' C{rval} to errors).  C{pg_seed}
+        sends a PG op (listing) to that folded PG of C{pool}.
+
+        @raise PoolNotFound: (as a failure) no such pool in the current map.
+        @raise OpTimeout: (as a failure) no reply within the timeout.
+        """
+        flags = FLAG_KNOWN_REDIR | FLAG_SUPPORTSPOOLEIO | FLAG_ONDISK
+        if any(op_is_write(o.op) for o in ops):
+            flags |= FLAG_WRITE
+        else:
+            flags |= FLAG_READ
+        if pg_seed is not None or any(op_is_pg(o.op) for o in ops):
+            flags |= FLAG_PGOP | FLAG_IGNORE_OVERLAY
+        op = Op(ObjectLocator(pool, key, namespace), oid, ops, flags, pg_seed)
+        if op.is_write:
+            op.mtime = utime_t.from_float(time.time())
+        if self._closed:
+            op.deferred.errback(OpTimeout("the client is shut down", pool=pool, oid=oid))
+            return op.deferred
+        seconds = self.op_timeout if timeout is None else timeout
+        if seconds:
+            op.timer = self.reactor.callLater(seconds, self._timed_out, op, seconds)
+        op.tid = next(self._tids)
+        self._target_and_send(op, new=True)
+        return op.deferred
+
+    def close(self) -> None:
+        """Close every OSD session and fail what is in flight."""
+        self._closed = True
+        for op in list(self.homeless.values()) + [o for s in self.sessions.values() for o in s.ops.values()]:
+            self._finish(op, failure=OpTimeout("the client shut down before a reply", pool=op.locator.pool,
+                                               oid=op.oid))
+        for s in list(self.sessions.values()):
+            s.close()
+        self.sessions.clear()
+
+    def in_flight(self) -> int:
+        return len(self.homeless) + sum(len(s.ops) for s in self.sessions.values())
+
+    # ---- target calculation (Objecter::_calc_target) ------------------------------------
+
+    def _calc_target(self, op: Op, osdmap: OSDMap) -> bool:
+        """
+        Recompute where C{op} goes.  Returns True when it must be sent
+        (again): a new OSD or interval, or a forced resend.
+
+        @raise PoolNotFound: the pool is gone.
+        """
+        pool = osdmap.pools.get(op.locator.pool)
+        if pool is None:
+            raise PoolNotFound("pool %d is not in osdmap e%d" % (op.locator.pool, osdmap.epoch),
+                               errno.ENOENT, pool=op.locator.pool, oid=op.oid)
+        force = False
+        if pool.last_force_op_resend > op.last_force_resend:
+            if op.last_force_resend:
+                force = True
+            op.last_force_resend = pool.last_force_op_resend
+        if op.pg_seed is not None:
+            raw = PgId(pool.id, op.pg_seed)
+            pg = raw
+            op.hash = op.pg_seed
+        else:
+            raw = osdmap.object_to_pg(pool.id, op.oid.encode("utf-8"), op.locator.nspace.encode("utf-8"),
+                                      op.locator.key.encode("utf-8"))
+            pg = pool.raw_pg_to_pg(raw)
+            op.hash = raw.seed
+        placement: Placement = osdmap.pg_to_up_acting(raw)
+        interval = (pg, tuple(placement.up), placement.up_primary, tuple(placement.acting),
+                    placement.acting_primary, pool.size, pool.min_size, pool.pg_num)
+        paused = bool(osdmap.flags & (OSDMAP_PAUSEWR if op.is_write else OSDMAP_PAUSERD))
+        changed = interval != op.interval or force or paused != op.paused
+        op.pg, op.interval, op.paused = pg, interval, paused
+        primary = placement.acting_primary
+        if primary >= 0 and not osdmap.is_up(primary):
+            primary = -1
+        if primary != op.osd:
+            changed = True
+        op.osd = primary
+        return changed
+
+    def _target_and_send(self, op: Op, new: bool = False) -> None:
+        osdmap = self.osdmap
+        if osdmap is None:
+            self.homeless[op.tid] = op
+            self.follower.when_epoch(1)
+            return
+        try:
+            changed = self._calc_target(op, osdmap)
+        except PoolNotFound as e:
+            self._detach(op)
+            self._finish(op, failure=e)
+            return
+        if not changed and not new:
+            return
+        self._detach(op)
+        if op.osd < 0 or op.paused:
+            self.homeless[op.tid] = op
+            return
+        session = self._session(op.osd, osdmap)
+        op.session = session
+        session.ops[op.tid] = op
+        self._transmit(op)
+
+    def _detach(self, op: Op) -> None:
+        self.homeless.pop(op.tid, None)
+        if op.session is not None:
+            op.session.ops.pop(op.tid, None)
+            op.session = None
+
+    def _session(self, osd: int, osdmap: OSDMap) -> OSDSession:
+        addr = osdmap.osd_addrs[osd].msgr2_addr()
+        text = str(addr) if addr is not None else ""
+        session = self.sessions.get(osd)
+        if session is not None and session.addr != text:
+            self._close_session(session)
+            session = None
+        if session is None:
+            session = self.sessions[osd] = OSDSession(self, osd, text)
+        return session
+
+    def _close_session(self, session: OSDSession) -> None:
+        self.sessions.pop(session.osd, None)
+        ops = list(session.ops.values())
+        session.ops.clear()
+        session.close()
+        for op in ops:
+            op.session = None
+            op.interval = None          # send again wherever it goes now
+            self._target_and_send(op, new=True)
+
+    def _connect(self, session: OSDSession) -> defer.Deferred:
+        from msgr2tx.client import connect
+        if not session.addr:
+            return defer.fail(PoolNotFound("osd.%d has no msgr2 address in the osdmap" % session.osd))
+        handlers = [h.spawn() if hasattr(h, "spawn") else h for h in self.auth]
+        return connect(self.reactor, session.addr, handlers, self.config, receiver=session,
+                       timeout=self.connect_timeout)
+
+    def _transmit(self, op: Op) -> None:
+        session = op.session
+        if session is None or op.done or session.blocked(op):
+            return
+        osdmap = self.osdmap
+        assert op.pg is not None and osdmap is not None
+        message = MOSDOp(pool=op.pg.pool, seed=op.pg.seed, hash=op.hash, osdmap_epoch=osdmap.epoch,
+                         osd_flags=op.flags, oid=op.oid, locator=op.locator, ops=op.ops,
+                         client_inc=self.client_inc, mtime=op.mtime, retry_attempt=op.attempts,
+                         features=CEPH_FEATURES_ALL, tid=op.tid)
+        if session.send(message):
+            op.attempts += 1
+
+    # ---- map changes (Objecter::handle_osd_map / _scan_requests) ---------------------------
+
+    def _handle_osdmap(self, osdmap: OSDMap) -> None:
+        for session in list(self.sessions.values()):
+            osd = session.osd
+            addr = osdmap.osd_addrs[osd].msgr2_addr() if 0 <= osd < osdmap.max_osd else None
+            if not osdmap.is_up(osd) or addr is None or str(addr) != session.addr:
+                self._close_session(session)
+        ops = list(self.homeless.values()) + [o for s in list(self.sessions.values()) for o in s.ops.values()]
+        for op in sorted(ops, key=lambda o: o.tid):
+            if not op.done:
+                self._target_and_send(op)
+
+    # ---- replies (Objecter::handle_osd_op_reply) ------------------------------------------
+
+    def _handle_reply(self, session: OSDSession, reply: MOSDOpReply) -> None:
+        op = session.ops.get(reply.tid)
+        if op is None:
+            self.log.debug("reply for unknown tid {tid} from osd.{osd}", tid=reply.tid, osd=session.osd)
+            return
+        if reply.retry_attempt >= 0 and reply.retry_attempt != op.attempts - 1:
+            self.log.debug("reply to attempt {got} of tid {tid}, {want} is current; dropped",
+                           got=reply.retry_attempt, tid=op.tid, want=op.attempts - 1)
+            return
+        if reply.redirect is not None:
+            loc = reply.redirect.locator
+            op.locator = ObjectLocator(loc.pool if loc.pool != -1 else op.locator.pool,
+                                       loc.key or op.locator.key, loc.nspace or op.locator.nspace, loc.hash)
+            if reply.redirect.object:
+                op.oid = reply.redirect.object
+            op.flags |= FLAG_REDIRECTED | FLAG_IGNORE_CACHE | FLAG_IGNORE_OVERLAY
+            self._resubmit(op)
+            return
+        if reply.result == -errno.EAGAIN:
+            self._resubmit(op)
+            return
+        session.ops.pop(op.tid, None)
+        op.session = None
+        self._finish(op, result=reply)
+
+    def _resubmit(self, op: Op) -> None:
+        self._detach(op)
+        op.tid = next(self._tids)
+        op.interval = None
+        op.osd = -1
+        self._target_and_send(op, new=True)
+
+    # ---- completion -------------------------------------------------------------------
+
+    def _timed_out(self, op: Op, seconds: float) -> None:
+        op.timer = None
+        self._detach(op)
+        where = "osd.%d" % op.osd if op.osd >= 0 else "no OSD (no primary or no map yet)"
+        self._finish(op, failure=OpTimeout(
+            "%s on %r in pool %d got no reply in %g s (last sent to %s, %d attempts)"
+            % ("/".join(o.name for o in op.ops), op.oid, op.locator.pool, seconds, where, op.attempts),
+            pool=op.locator.pool, oid=op.oid))
+
+    def _finish(self, op: Op, result=None, failure=None) -> None:
+        if op.done:
+            return
+        op.done = True
+        if op.timer is not None and op.timer.active():
+            op.timer.cancel()
+        op.timer = None
+        if failure is not None:
+            op.deferred.errback(failure)
+        else:
+            op.deferred.callback(result)
+
+
+__all__ = ["Objecter", "OSDSession", "Op", "OSDMAP_PAUSERD", "OSDMAP_PAUSEWR"]

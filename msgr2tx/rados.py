@@ -1,0 +1,359 @@
+"""
+RADOS objects from Twisted, with no librados.
+
+L{Rados} is a client: a monitor session (L{msgr2tx.monclient.MonClient}),
+the OSDMap kept current (L{msgr2tx.ceph.follower.OSDMapFollower}) and the
+L{msgr2tx.ceph.objecter.Objecter} that sends requests to OSDs.  An
+L{IoCtx} is one pool (and namespace); its methods return Deferreds, so in a
+coroutine run by C{defer.ensureDeferred} they are awaited::
+
+    rados = Rados(reactor, "v2:127.0.0.1:3300", auth="cephx:keyring=/etc/ceph/ceph.client.admin.keyring")
+    await rados.connect()
+    ioctx = rados.open_ioctx("data")
+    await ioctx.write_full("greeting", b"hello")
+    data = await ioctx.read("greeting")
+    rados.close()
+
+Failures are L{msgr2tx.errors.RadosError} subclasses: L{ObjectNotFound}
+(ENOENT), L{ObjectExists} (EEXIST), L{NoData} (ENODATA, no such xattr),
+L{PermissionDenied}, L{PoolNotFound}, L{OpTimeout}.  The operations follow
+librados's (C{src/librados/IoCtxImpl.cc} and C{src/osdc/Objecter.h}
+C{ObjectOperation}): the same ops with the same arguments go on the wire.
+"""
+
+import dataclasses
+import errno
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+from twisted.internet import defer
+
+from msgr2tx.ceph import osd_types as T
+from msgr2tx.ceph.follower import OSDMapFollower
+from msgr2tx.ceph.objecter import Objecter
+from msgr2tx.ceph.osdmap import OSDMap, PgId, PlacementError
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.encoding import Decoder, EntityName
+from msgr2tx.errors import (
+    NoData, ObjectExists, ObjectNotFound, PermissionDenied, PoolNotFound, RadosError,
+)
+
+#: entries asked for per PGNLS request (librados's default listing batch)
+LIST_BATCH = 1024
+#: omap entries asked for per request when reading a whole omap
+OMAP_BATCH = 512
+
+_ERRORS = {
+    errno.ENOENT: (ObjectNotFound, "not found"),
+    errno.EEXIST: (ObjectExists, "already exists"),
+    errno.ENODATA: (NoData, "has no such attribute"),
+    errno.EPERM: (PermissionDenied, "operation not permitted"),
+    errno.EACCES: (PermissionDenied, "permission denied"),
+}
+
+
+def _error(result: int, pool: str, oid: Optional[str], what: str) -> RadosError:
+    code = -result
+    cls, text = _ERRORS.get(code, (RadosError, errno.errorcode.get(code, "error %d" % code)))
+    subject = "object %r in pool %r" % (oid, pool) if oid is not None else "pool %r" % (pool,)
+    return cls("%s: %s %s (%s)" % (what, subject, text, errno.errorcode.get(code, code)),
+               code, pool=pool, oid=oid)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectStat:
+    """What L{IoCtx.stat} returns: size in bytes, mtime in seconds since the epoch."""
+
+    size: int
+    mtime: float
+
+
+class Rados:
+    """
+    A RADOS client.
+
+    @param reactor: the Twisted reactor.
+    @param mon_addrs: a monitor address (C{"v2:127.0.0.1:3300"}) or a list
+        of them, tried in order.
+    @param auth: an auth spec (C{"none"}, C{"cephx:keyring=PATH"}; the
+        entity is C{name}) or a list of client auth handlers.
+    @param name: our entity (C{client.admin}).
+    @param config: a L{ConnectionConfig} for the monitor and OSD sessions
+        (modes, msgr2 revision); lossy sessions are always used.
+    @param op_timeout: seconds an object operation may take (resends
+        included) before it fails with L{msgr2tx.errors.OpTimeout}.
+    """
+
+    def __init__(self, reactor, mon_addrs: Union[str, Sequence[str]], auth: Union[str, Sequence] = "none",
+                 name: str = "client.admin", config: Optional[ConnectionConfig] = None,
+                 op_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+        self.reactor = reactor
+        self.mon_addrs = [mon_addrs] if isinstance(mon_addrs, str) else list(mon_addrs)
+        self.name = EntityName.parse(name)
+        if isinstance(auth, str):
+            from msgr2tx.auth import makeClientHandler
+            self.auth = [makeClientHandler(spec.strip(), name=self.name) for spec in auth.split(",") if spec.strip()]
+        else:
+            self.auth = list(auth)
+        base = config or ConnectionConfig(name=self.name)
+        self.config = dataclasses.replace(base, lossy=True)
+        self.op_timeout = op_timeout
+        self.connect_timeout = connect_timeout
+        self.monclient = None
+        self.follower: Optional[OSDMapFollower] = None
+        self.objecter: Optional[Objecter] = None
+        self._mon_protocol = None
+
+    @defer.inlineCallbacks
+    def connect(self):
+        """
+        Authenticate with a monitor, wait for the first OSDMap, and get ready
+        for object I/O.  Fires with C{self}.
+
+        @raise ConnectionClosed, AuthError, HandshakeTimeout: (as failures)
+            no monitor could be reached or it refused us.
+        """
+        from msgr2tx.client import connect
+        from msgr2tx.monclient import MonClient
+
+        cephx = next((h for h in self.auth if hasattr(h, "need_tickets")), None)
+        last = None
+        for addr in self.mon_addrs:
+            self.monclient = MonClient(auth_handler=cephx, clock=self.reactor)
+            self.follower = OSDMapFollower(self.monclient)
+            try:
+                self._mon_protocol = yield connect(self.reactor, addr, self.auth, self.config,
+                                                   receiver=self.monclient, timeout=self.connect_timeout)
+                break
+            except Exception as e:
+                last = e
+        else:
+            raise last if last is not None else ValueError("no monitor address given")
+        self.objecter = Objecter(self.reactor, self.follower, self.auth, self.config, op_timeout=self.op_timeout)
+        yield self.follower.when_epoch(1)
+        return self
+
+    @property
+    def osdmap(self) -> OSDMap:
+        """The current OSDMap. @raise RadosError: not connected."""
+        if self.follower is None or self.follower.osdmap is None:
+            raise RadosError("not connected: call connect() first")
+        return self.follower.osdmap
+
+    def pool_names(self) -> List[str]:
+        """The pools of the current map, by id."""
+        return [p.name for _, p in sorted(self.osdmap.pools.items())]
+
+    def open_ioctx(self, pool: Union[str, int], namespace: str = "") -> "IoCtx":
+        """
+        An I/O context for a pool (by name or id) and namespace.
+
+        @raise PoolNotFound: no such pool in the current map.
+        """
+        m = self.osdmap
+        if isinstance(pool, int):
+            p = m.pools.get(pool)
+            if p is None:
+                raise PoolNotFound("no pool with id %d in osdmap e%d" % (pool, m.epoch), errno.ENOENT, pool=pool)
+        else:
+            try:
+                p = m.pool_by_name(pool)
+            except PlacementError:
+                raise PoolNotFound("no pool named %r in osdmap e%d (pools: %s)"
+                                   % (pool, m.epoch, ", ".join(self.pool_names()) or "none"),
+                                   errno.ENOENT, pool=pool) from None
+        return IoCtx(self, p.id, p.name, namespace)
+
+    def close(self) -> None:
+        """Fail what is in flight, close the OSD sessions and the monitor session."""
+        if self.objecter is not None:
+            self.objecter.close()
+        if self._mon_protocol is not None:
+            self._mon_protocol.close()
+            self._mon_protocol = None
+
+
+class IoCtx:
+    """
+    Object I/O in one pool and namespace.  Object names are str; data,
+    xattr and omap values are bytes.  Every method returns a Deferred.
+    """
+
+    def __init__(self, rados: Rados, pool_id: int, pool_name: str, namespace: str = "") -> None:
+        self.rados = rados
+        self.pool_id = pool_id
+        self.pool_name = pool_name
+        self.namespace = namespace
+
+    def __repr__(self) -> str:
+        return "<IoCtx pool %d (%s) ns=%r>" % (self.pool_id, self.pool_name, self.namespace)
+
+    def set_namespace(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    @defer.inlineCallbacks
+    def operate(self, oid: str, ops: List[T.OSDOp], what: str, key: str = "",
+                timeout: Optional[float] = None):
+        """
+        Run a compound operation (a list of L{msgr2tx.ceph.osd_types.OSDOp})
+        on one object; fires with the reply's ops (each with C{rval} and
+        C{outdata}).
+
+        @raise RadosError: (as a failure) a negative result, as its subclass.
+        """
+        objecter = self.rados.objecter
+        if objecter is None:
+            raise RadosError("not connected: call connect() first")
+        reply = yield objecter.submit(self.pool_id, oid, ops, namespace=self.namespace, key=key, timeout=timeout)
+        if reply.result < 0:
+            raise _error(reply.result, self.pool_name, oid, what)
+        return reply.ops
+
+    # ---- data ------------------------------------------------------------------
+
+    def write_full(self, oid: str, data: bytes) -> defer.Deferred:
+        """Replace the object's data with C{data} (creating it). Fires with None."""
+        data = bytes(data)
+        op = T.OSDOp.extent(T.OP_WRITEFULL, 0, len(data), data)
+        return self.operate(oid, [op], "write_full").addCallback(lambda _: None)
+
+    def write(self, oid: str, data: bytes, offset: int = 0) -> defer.Deferred:
+        """Write C{data} at byte C{offset} (creating the object). Fires with None."""
+        data = bytes(data)
+        op = T.OSDOp.extent(T.OP_WRITE, offset, len(data), data)
+        return self.operate(oid, [op], "write").addCallback(lambda _: None)
+
+    def append(self, oid: str, data: bytes) -> defer.Deferred:
+        """Append C{data} to the object. Fires with None."""
+        data = bytes(data)
+        op = T.OSDOp.extent(T.OP_APPEND, 0, len(data), data)
+        return self.operate(oid, [op], "append").addCallback(lambda _: None)
+
+    def read(self, oid: str, length: Optional[int] = None, offset: int = 0) -> defer.Deferred:
+        """
+        Fire with up to C{length} bytes from C{offset} (C{None}: to the end
+        of the object).  Short at the end of the object, as in librados.
+
+        @raise ObjectNotFound: (as a failure) no such object.
+        """
+        op = T.OSDOp.extent(T.OP_READ, offset, length or 0)
+        if length == 0:
+            return defer.succeed(b"")
+        return self.operate(oid, [op], "read").addCallback(lambda ops: ops[0].outdata)
+
+    def stat(self, oid: str) -> defer.Deferred:
+        """Fire with an L{ObjectStat} (size, mtime). @raise ObjectNotFound: (as a failure)."""
+        def done(ops):
+            size, mtime = T.decode_stat(ops[0].outdata)
+            return ObjectStat(size, mtime.to_float())
+        return self.operate(oid, [T.OSDOp.plain(T.OP_STAT)], "stat").addCallback(done)
+
+    def remove(self, oid: str) -> defer.Deferred:
+        """Delete the object. @raise ObjectNotFound: (as a failure)."""
+        return self.operate(oid, [T.OSDOp.plain(T.OP_DELETE)], "remove").addCallback(lambda _: None)
+
+    def create(self, oid: str, exclusive: bool = True) -> defer.Deferred:
+        """Create an empty object. @raise ObjectExists: (as a failure) C{exclusive} and it exists."""
+        op = T.OSDOp.plain(T.OP_CREATE, flags=T.OP_FLAG_EXCL if exclusive else 0)
+        return self.operate(oid, [op], "create").addCallback(lambda _: None)
+
+    def truncate(self, oid: str, size: int) -> defer.Deferred:
+        """Cut or extend the object to C{size} bytes."""
+        op = T.OSDOp.extent(T.OP_TRUNCATE, size, 0)
+        return self.operate(oid, [op], "truncate").addCallback(lambda _: None)
+
+    # ---- xattrs ----------------------------------------------------------------
+
+    def getxattr(self, oid: str, name: str) -> defer.Deferred:
+        """Fire with the attribute's value. @raise NoData: (as a failure) no such attribute."""
+        op = T.OSDOp.xattr(T.OP_GETXATTR, name.encode("utf-8"))
+        return self.operate(oid, [op], "getxattr %s" % name).addCallback(lambda ops: ops[0].outdata)
+
+    def setxattr(self, oid: str, name: str, value: bytes) -> defer.Deferred:
+        """Set an attribute (creating the object)."""
+        op = T.OSDOp.xattr(T.OP_SETXATTR, name.encode("utf-8"), bytes(value))
+        return self.operate(oid, [op], "setxattr %s" % name).addCallback(lambda _: None)
+
+    def rmxattr(self, oid: str, name: str) -> defer.Deferred:
+        """Remove an attribute."""
+        op = T.OSDOp.xattr(T.OP_RMXATTR, name.encode("utf-8"))
+        return self.operate(oid, [op], "rmxattr %s" % name).addCallback(lambda _: None)
+
+    # ---- omap ------------------------------------------------------------------
+
+    def omap_set(self, oid: str, values: Dict[str, bytes]) -> defer.Deferred:
+        """Set omap keys (C{omap_set_vals}; creates the object)."""
+        op = T.OSDOp.plain(T.OP_OMAPSETVALS, T.encode_str_bl_map(values))
+        return self.operate(oid, [op], "omap_set").addCallback(lambda _: None)
+
+    def omap_get_vals(self, oid: str, start_after: str = "", filter_prefix: str = "",
+                      max_return: int = OMAP_BATCH) -> defer.Deferred:
+        """
+        One C{omap_get_vals} request: fires with C{(values, more)}, the keys
+        after C{start_after} with C{filter_prefix} (at most C{max_return})
+        and whether more follow.
+        """
+        op = T.OSDOp.plain(T.OP_OMAPGETVALS, T.omap_get_vals_indata(start_after, max_return, filter_prefix))
+        return self.operate(oid, [op], "omap_get_vals").addCallback(lambda ops: T.decode_omap_vals(ops[0].outdata))
+
+    @defer.inlineCallbacks
+    def omap_get(self, oid: str, filter_prefix: str = ""):
+        """Fire with the whole omap (or the keys with C{filter_prefix}) as a dict, in as many requests as it takes."""
+        out: Dict[str, bytes] = {}
+        after = ""
+        while True:
+            values, more = yield self.omap_get_vals(oid, after, filter_prefix)
+            out.update(values)
+            if not more or not values:
+                return out
+            after = max(values, key=lambda k: k.encode("utf-8", "surrogateescape"))
+
+    def omap_get_by_keys(self, oid: str, keys: Iterable[str]) -> defer.Deferred:
+        """Fire with the values of those keys that exist (C{omap_get_vals_by_keys})."""
+        op = T.OSDOp.plain(T.OP_OMAPGETVALSBYKEYS, T.encode_str_set(keys))
+        return self.operate(oid, [op], "omap_get_by_keys").addCallback(
+            lambda ops: T.decode_str_bl_map(Decoder(ops[0].outdata)))
+
+    def omap_rm_keys(self, oid: str, keys: Iterable[str]) -> defer.Deferred:
+        """Remove omap keys."""
+        op = T.OSDOp.plain(T.OP_OMAPRMKEYS, T.encode_str_set(keys))
+        return self.operate(oid, [op], "omap_rm_keys").addCallback(lambda _: None)
+
+    # ---- listing ---------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def list_objects(self, batch: int = LIST_BATCH):
+        """
+        Fire with the L{msgr2tx.ceph.osd_types.ListEntry}s of the pool's
+        objects in this namespace (C{rados ls}), PG by PG (PGNLS), in
+        hash order as Ceph lists them.
+        """
+        objecter = self.rados.objecter
+        if objecter is None:
+            raise RadosError("not connected: call connect() first")
+        entries: List[T.ListEntry] = []
+        cursor = T.HOBJECT_MIN
+        while True:
+            m = self.rados.osdmap
+            pool = m.pools.get(self.pool_id)
+            if pool is None:
+                raise PoolNotFound("pool %r is gone (osdmap e%d)" % (self.pool_name, m.epoch), errno.ENOENT,
+                                   pool=self.pool_name)
+            seed = pool.raw_pg_to_pg(PgId(self.pool_id, cursor.hash)).seed
+            reply = yield objecter.submit(self.pool_id, "", [T.pgnls_op(batch, m.epoch, cursor)],
+                                          namespace=self.namespace, pg_seed=seed)
+            if reply.result < 0:
+                raise _error(reply.result, self.pool_name, None, "list")
+            response = T.NlsResponse.decode(reply.ops[0].outdata)
+            entries.extend(response.entries)
+            cursor = response.handle
+            if cursor.max:
+                return entries
+
+    @defer.inlineCallbacks
+    def list_names(self):
+        """Fire with the names of the pool's objects in this namespace, sorted."""
+        entries = yield self.list_objects()
+        return sorted(e.oid for e in entries)
+
+
+__all__ = ["Rados", "IoCtx", "ObjectStat", "LIST_BATCH", "OMAP_BATCH"]
