@@ -282,7 +282,7 @@ class IoCtx:
 
     def omap_set(self, oid: str, values: Dict[str, bytes]) -> defer.Deferred:
         """Set omap keys (C{omap_set_vals}; creates the object)."""
-        op = T.OSDOp.plain(T.OP_OMAPSETVALS, T.encode_str_bl_map(values))
+        op = T.OSDOp.omap(T.OP_OMAPSETVALS, T.encode_str_bl_map(values))
         return self.operate(oid, [op], "omap_set").addCallback(lambda _: None)
 
     def omap_get_vals(self, oid: str, start_after: str = "", filter_prefix: str = "",
@@ -292,7 +292,7 @@ class IoCtx:
         after C{start_after} with C{filter_prefix} (at most C{max_return})
         and whether more follow.
         """
-        op = T.OSDOp.plain(T.OP_OMAPGETVALS, T.omap_get_vals_indata(start_after, max_return, filter_prefix))
+        op = T.OSDOp.omap(T.OP_OMAPGETVALS, T.omap_get_vals_indata(start_after, max_return, filter_prefix))
         return self.operate(oid, [op], "omap_get_vals").addCallback(lambda ops: T.decode_omap_vals(ops[0].outdata))
 
     @defer.inlineCallbacks
@@ -309,13 +309,13 @@ class IoCtx:
 
     def omap_get_by_keys(self, oid: str, keys: Iterable[str]) -> defer.Deferred:
         """Fire with the values of those keys that exist (C{omap_get_vals_by_keys})."""
-        op = T.OSDOp.plain(T.OP_OMAPGETVALSBYKEYS, T.encode_str_set(keys))
+        op = T.OSDOp.omap(T.OP_OMAPGETVALSBYKEYS, T.encode_str_set(keys))
         return self.operate(oid, [op], "omap_get_by_keys").addCallback(
             lambda ops: T.decode_str_bl_map(Decoder(ops[0].outdata)))
 
     def omap_rm_keys(self, oid: str, keys: Iterable[str]) -> defer.Deferred:
         """Remove omap keys."""
-        op = T.OSDOp.plain(T.OP_OMAPRMKEYS, T.encode_str_set(keys))
+        op = T.OSDOp.omap(T.OP_OMAPRMKEYS, T.encode_str_set(keys))
         return self.operate(oid, [op], "omap_rm_keys").addCallback(lambda _: None)
 
     # ---- listing ---------------------------------------------------------------

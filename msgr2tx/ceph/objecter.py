@@ -38,7 +38,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msgr2tx.ceph.osd_types import (
-    FLAG_IGNORE_CACHE, FLAG_IGNORE_OVERLAY, FLAG_KNOWN_REDIR, FLAG_ONDISK, FLAG_PGOP, FLAG_READ,
+    FLAG_IGNORE_CACHE, FLAG_IGNORE_OVERLAY, FLAG_KNOWN_REDIR, FLAG_ONDISK, FLAG_READ,
     FLAG_REDIRECTED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, ObjectLocator, OSDOp, op_is_pg, op_is_write,
 )
 from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement
@@ -53,6 +53,32 @@ from msgr2tx.messages.osd import (
 #: C{CEPH_OSDMAP_PAUSERD}, C{CEPH_OSDMAP_PAUSEWR}
 OSDMAP_PAUSERD = 1 << 2
 OSDMAP_PAUSEWR = 1 << 3
+
+
+def request_flags(ops: Sequence[OSDOp]) -> int:
+    """
+    The C{flags} of a request, as C{Objecter::_prepare_osd_op} and
+    C{pg_read} set them: KNOWN_REDIR, SUPPORTSPOOLEIO and ONDISK always,
+    WRITE if an op writes else READ, and IGNORE_OVERLAY for PG ops
+    (listing).
+    """
+    flags = FLAG_KNOWN_REDIR | FLAG_SUPPORTSPOOLEIO | FLAG_ONDISK
+    flags |= FLAG_WRITE if any(op_is_write(o.op) for o in ops) else FLAG_READ
+    if any(op_is_pg(o.op) for o in ops):
+        flags |= FLAG_IGNORE_OVERLAY
+    return flags
+
+
+def build_request(op: "Op", epoch: int, client_inc: int = 0, features: int = CEPH_FEATURES_ALL) -> MOSDOp:
+    """The L{MOSDOp} for C{op}'s current target and attempt (C{Objecter::_prepare_osd_op})."""
+    assert op.pg is not None
+    locator = op.locator
+    if op.pg_seed is not None:
+        # a PG op's locator carries the PG's seed as its hash (Objecter::pg_read)
+        locator = ObjectLocator(locator.pool, locator.key, locator.nspace, op.pg_seed)
+    return MOSDOp(pool=op.pg.pool, seed=op.pg.seed, hash=op.hash, osdmap_epoch=epoch, osd_flags=op.flags,
+                  oid=op.oid, locator=locator, ops=op.ops, client_inc=client_inc, mtime=op.mtime,
+                  retry_attempt=op.attempts, features=features, tid=op.tid)
 
 
 class Op:
@@ -264,13 +290,7 @@ class Objecter:
         @raise PoolNotFound: (as a failure) no such pool in the current map.
         @raise OpTimeout: (as a failure) no reply within the timeout.
         """
-        flags = FLAG_KNOWN_REDIR | FLAG_SUPPORTSPOOLEIO | FLAG_ONDISK
-        if any(op_is_write(o.op) for o in ops):
-            flags |= FLAG_WRITE
-        else:
-            flags |= FLAG_READ
-        if pg_seed is not None or any(op_is_pg(o.op) for o in ops):
-            flags |= FLAG_PGOP | FLAG_IGNORE_OVERLAY
+        flags = request_flags(ops)
         op = Op(ObjectLocator(pool, key, namespace), oid, ops, flags, pg_seed)
         if op.is_write:
             op.mtime = utime_t.from_float(time.time())
@@ -402,11 +422,7 @@ class Objecter:
             return
         osdmap = self.osdmap
         assert op.pg is not None and osdmap is not None
-        message = MOSDOp(pool=op.pg.pool, seed=op.pg.seed, hash=op.hash, osdmap_epoch=osdmap.epoch,
-                         osd_flags=op.flags, oid=op.oid, locator=op.locator, ops=op.ops,
-                         client_inc=self.client_inc, mtime=op.mtime, retry_attempt=op.attempts,
-                         features=CEPH_FEATURES_ALL, tid=op.tid)
-        if session.send(message):
+        if session.send(build_request(op, osdmap.epoch, self.client_inc)):
             op.attempts += 1
 
     # ---- map changes (Objecter::handle_osd_map / _scan_requests) ---------------------------
@@ -480,4 +496,4 @@ class Objecter:
             op.deferred.callback(result)
 
 
-__all__ = ["Objecter", "OSDSession", "Op", "OSDMAP_PAUSERD", "OSDMAP_PAUSEWR"]
+__all__ = ["Objecter", "OSDSession", "Op", "request_flags", "build_request", "OSDMAP_PAUSERD", "OSDMAP_PAUSEWR"]

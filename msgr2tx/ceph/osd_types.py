@@ -140,6 +140,11 @@ class OSDOp:
         """An op whose union is unused (stat, delete, create, omap ops)."""
         return cls(op, flags, bytes(_UNION), bytes(indata))
 
+    @classmethod
+    def omap(cls, op: int, indata: bytes) -> "OSDOp":
+        """An omap op: librados puts the indata length in C{extent.length} (offset 0)."""
+        return cls.extent(op, 0, len(indata), indata)
+
     @property
     def extent_args(self) -> Tuple[int, int, int, int]:
         """(offset, length, truncate_size, truncate_seq) read from C{args}."""
