@@ -28,6 +28,7 @@ Every request has a deadline (C{op_timeout}); when it passes the request
 fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.
 """
 
+import dataclasses
 import errno
 import itertools
 import time
@@ -271,6 +272,8 @@ class Objecter:
         #: requests with no OSD to go to yet (no map, no primary, paused)
         self.homeless: Dict[int, Op] = {}
         self._tids = itertools.count(1)
+        #: requests sent again (new map, lost session, unblocked backoff, -EAGAIN, redirect)
+        self.resends = 0
         self._closed = False
         follower.add_listener(self._handle_osdmap)
 
@@ -413,7 +416,15 @@ class Objecter:
         if not session.addr:
             return defer.fail(PoolNotFound("osd.%d has no msgr2 address in the osdmap" % session.osd))
         handlers = [h.spawn() if hasattr(h, "spawn") else h for h in self.auth]
-        return connect(self.reactor, session.addr, handlers, self.config, receiver=session,
+        # CLIENT_IDENT must carry our global_id: the OSD names us client.<gid>
+        # and an op's reqid is (that name, tid); with a shared or unset gid two
+        # clients' writes would look like resends of each other and be dropped
+        # as duplicates
+        global_id = next((h.global_id for h in self.auth if getattr(h, "global_id", 0)), 0)
+        config = self.config
+        if global_id and config.entity_num != global_id:
+            config = dataclasses.replace(config, entity_num=global_id)
+        return connect(self.reactor, session.addr, handlers, config, receiver=session,
                        timeout=self.connect_timeout)
 
     def _transmit(self, op: Op) -> None:
@@ -423,6 +434,8 @@ class Objecter:
         osdmap = self.osdmap
         assert op.pg is not None and osdmap is not None
         if session.send(build_request(op, osdmap.epoch, self.client_inc)):
+            if op.attempts:
+                self.resends += 1
             op.attempts += 1
 
     # ---- map changes (Objecter::handle_osd_map / _scan_requests) ---------------------------

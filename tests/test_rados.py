@@ -1,0 +1,315 @@
+"""
+Object I/O against real Ceph 16.2 (memstore OSDs): what msgr2tx.rados
+writes, the rados tool and librados (python3-rados) read byte for byte, and
+the other way round; xattrs, omap and listings both ways; typed errors;
+cephx in crc and secure modes over msgr2.0 and msgr2.1; and requests that
+keep completing while an OSD is marked out and back in.
+"""
+
+import os
+import subprocess
+import uuid
+
+from twisted.internet import defer, reactor, task, threads
+from twisted.trial.unittest import TestCase
+
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.errors import NoData, ObjectExists, ObjectNotFound, OpTimeout, PoolNotFound
+from msgr2tx.rados import Rados
+from tests import cephlab
+
+POOL = "rados-io"
+
+LIBRADOS_READ = r"""
+import json, sys, rados
+conf, keyring, pool, name = sys.argv[1:5]
+with rados.Rados(conffile=conf, conf={"keyring": keyring}) as r:
+    with r.open_ioctx(pool) as io:
+        size, _ = io.stat(name)
+        out = {"data": io.read(name, max(size, 1)).hex(),
+               "xattrs": {k: v.hex() for k, v in io.get_xattrs(name)},
+               "omap": {}}
+        with rados.ReadOpCtx() as op:
+            it, ret = io.get_omap_vals(op, "", "", 100000)
+            io.operate_read_op(op, name)
+            out["omap"] = {k: v.hex() for k, v in it}
+print(json.dumps(out))
+"""
+
+LIBRADOS_WRITE = r"""
+import sys, rados
+conf, keyring, pool, name, data_hex = sys.argv[1:6]
+with rados.Rados(conffile=conf, conf={"keyring": keyring}) as r:
+    with r.open_ioctx(pool) as io:
+        io.write_full(name, bytes.fromhex(data_hex))
+        io.set_xattr(name, "user.by", b"librados")
+        with rados.WriteOpCtx() as op:
+            io.set_omap(op, ("a", "b"), (b"1", b"2"))
+            io.operate_write_op(op, name)
+"""
+
+
+def _ensure_pool(mon, name=POOL, pg_num=8):
+    pools = {p["pool_name"] for p in mon.osd_dump()["pools"]}
+    if name not in pools:
+        mon.create_pool(name, pg_num)
+    return name
+
+
+def _librados(mon, script, *args):
+    python = cephlab.librados_python()
+    env = {k: v for k, v in os.environ.items() if k not in ("CEPH_ARGS", "CEPH_CONF", "CEPH_KEYRING")}
+    p = subprocess.run([python, "-c", script, mon.conf, mon.keyring, *args], env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("librados script failed: %s" % p.stderr.decode("utf-8", "replace")[-2000:])
+    return p.stdout.decode()
+
+
+def _auth_spec(mon):
+    return "none" if mon.auth == "none" else "cephx:keyring=%s" % mon.keyring
+
+
+class _RadosCase(TestCase):
+    timeout = 120
+    auth = "none"
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+        self.mon = cephlab.shared_monitor(self.auth, osds=1)
+        _ensure_pool(self.mon)
+
+    @defer.inlineCallbacks
+    def client(self, config=None, op_timeout=20.0):
+        rados = Rados(reactor, self.mon.addr, auth=_auth_spec(self.mon), config=config, op_timeout=op_timeout)
+        yield rados.connect()
+        self.addCleanup(rados.close)
+        return rados
+
+    def name(self, what):
+        return "%s-%s" % (what, uuid.uuid4().hex[:8])
+
+
+class InteropTests(_RadosCase):
+    """auth none, crc, msgr2.1: every operation, both ways."""
+
+    @defer.inlineCallbacks
+    def test_we_write_they_read(self):
+        rados = yield self.client()
+        io = rados.open_ioctx(POOL)
+        name = self.name("ours")
+        data = os.urandom(300000)
+        yield io.write_full(name, data)
+        yield io.write(name, b"PATCH", 1000)
+        expect = data[:1000] + b"PATCH" + data[1005:]
+        got = yield threads.deferToThread(self.mon.rados_get, POOL, name)
+        self.assertEqual(got, expect)
+        yield io.setxattr(name, "user.colour", b"blue")
+        yield io.omap_set(name, {"k1": b"v1", "k2": b"\x00\xff"})
+        import json
+        theirs = json.loads((yield threads.deferToThread(_librados, self.mon, LIBRADOS_READ, POOL, name)))
+        self.assertEqual(bytes.fromhex(theirs["data"]), expect)
+        self.assertEqual(bytes.fromhex(theirs["xattrs"]["user.colour"]), b"blue")
+        self.assertEqual({k: bytes.fromhex(v) for k, v in theirs["omap"].items()}, {"k1": b"v1", "k2": b"\x00\xff"})
+        rxattr = yield threads.deferToThread(self.mon.rados, "-p", POOL, "getxattr", name, "user.colour")
+        self.assertEqual(rxattr.stdout, b"blue")
+
+    @defer.inlineCallbacks
+    def test_they_write_we_read(self):
+        rados = yield self.client()
+        io = rados.open_ioctx(POOL)
+        name = self.name("theirs")
+        data = os.urandom(5 << 20)      # more than one 4 MiB read of the rados tool
+        yield threads.deferToThread(self.mon.rados_put, POOL, name, data)
+        self.assertEqual((yield io.read(name)), data)
+        self.assertEqual((yield io.read(name, 10, 4 << 20)), data[4 << 20:(4 << 20) + 10])
+        self.assertEqual((yield io.read(name, 100, len(data) - 7)), data[-7:])
+        st = yield io.stat(name)
+        self.assertEqual(st.size, len(data))
+        small = self.name("lib")
+        yield threads.deferToThread(_librados, self.mon, LIBRADOS_WRITE, POOL, small, b"from librados".hex())
+        self.assertEqual((yield io.read(small)), b"from librados")
+        self.assertEqual((yield io.getxattr(small, "user.by")), b"librados")
+        self.assertEqual((yield io.omap_get(small)), {"a": b"1", "b": b"2"})
+        yield threads.deferToThread(self.mon.rados, "-p", POOL, "setomapval", small, "c", "3")
+        self.assertEqual((yield io.omap_get_by_keys(small, ["c", "zz"])), {"c": b"3"})
+
+    @defer.inlineCallbacks
+    def test_omap_in_pages(self):
+        rados = yield self.client()
+        io = rados.open_ioctx(POOL)
+        name = self.name("omap")
+        values = {"key%04d" % i: b"v%d" % i for i in range(1300)}
+        yield io.omap_set(name, values)
+        page, more = yield io.omap_get_vals(name, max_return=100)
+        self.assertEqual((len(page), more), (100, True))
+        self.assertEqual((yield io.omap_get(name)), values)
+        self.assertEqual(len((yield io.omap_get(name, filter_prefix="key01"))), 100)
+        yield io.omap_rm_keys(name, ["key0000", "key0001"])
+        keys = yield threads.deferToThread(self.mon.rados, "-p", POOL, "listomapkeys", name)
+        self.assertEqual(len(keys.stdout.split()), 1298)
+
+    @defer.inlineCallbacks
+    def test_ls_matches_rados_ls(self):
+        rados = yield self.client()
+        io = rados.open_ioctx(POOL)
+        names = [self.name("ls") for _ in range(40)]
+        yield defer.gatherResults([io.write_full(n, n.encode()) for n in names])
+        ours = yield io.list_names()
+        theirs = yield threads.deferToThread(self.mon.rados, "-p", POOL, "ls")
+        self.assertEqual(ours, sorted(theirs.stdout.decode().split()))
+        self.assertTrue(set(names) <= set(ours))
+        # a namespace lists only its own objects
+        ns = rados.open_ioctx(POOL, namespace="elsewhere")
+        yield ns.write_full("hidden", b"x")
+        self.assertEqual((yield ns.list_names()), ["hidden"])
+        self.assertNotIn("hidden", (yield io.list_names()))
+
+    @defer.inlineCallbacks
+    def test_create_remove_and_typed_errors(self):
+        rados = yield self.client()
+        io = rados.open_ioctx(POOL)
+        name = self.name("life")
+        yield io.create(name)
+        e = yield self.assertFailure(io.create(name), ObjectExists)
+        self.assertEqual((e.errno, e.pool, e.oid), (17, POOL, name))
+        yield io.create(name, exclusive=False)
+        self.assertEqual((yield io.stat(name)).size, 0)
+        yield self.assertFailure(io.getxattr(name, "user.none"), NoData)
+        yield io.remove(name)
+        for d in (io.read(name), io.stat(name), io.remove(name)):
+            e = yield self.assertFailure(d, ObjectNotFound)
+            self.assertEqual((e.errno, e.pool, e.oid), (2, POOL, name))
+            self.assertIn(repr(name), str(e))
+            self.assertIn(repr(POOL), str(e))
+        self.assertRaises(PoolNotFound, rados.open_ioctx, "no-such-pool")
+        stat = yield threads.deferToThread(self.mon.rados, "-p", POOL, "stat", name)
+        self.assertNotEqual(stat.returncode, 0)
+
+    @defer.inlineCallbacks
+    def test_many_in_flight(self):
+        rados = yield self.client()
+        io = rados.open_ioctx(POOL)
+        names = [self.name("many") for _ in range(64)]
+        blobs = {n: os.urandom(4096) for n in names}
+        yield defer.gatherResults([io.write_full(n, blobs[n]) for n in names])
+        got = yield defer.gatherResults([io.read(n) for n in names])
+        self.assertEqual(dict(zip(names, got)), blobs)
+
+    @defer.inlineCallbacks
+    def test_paused_requests_wait_then_time_out(self):
+        # with the pause flags (PAUSERD, PAUSEWR) set a request has nowhere to
+        # go: it waits for a map without them and fails with OpTimeout at its
+        # deadline; one still waiting when the flags go is sent then
+        rados = yield self.client(op_timeout=3.0)
+        io = rados.open_ioctx(POOL)
+        name = self.name("paused")
+        yield io.write_full(name, b"p")
+        yield threads.deferToThread(self.mon.ceph_checked, "osd", "set", "pause")
+        try:
+            epoch = self.mon.osd_dump()["epoch"]
+            yield rados.follower.when_epoch(epoch)
+            e = yield self.assertFailure(io.read(name), OpTimeout)
+            self.assertIn(name, str(e))
+            d = io.write_full(name, b"q")
+            yield task.deferLater(reactor, 0.5, lambda: None)
+            self.assertFalse(d.called)
+        finally:
+            yield threads.deferToThread(self.mon.ceph_checked, "osd", "unset", "pause")
+        yield d
+        self.assertEqual((yield io.read(name)), b"q")
+
+
+class CephxMatrixTests(_RadosCase):
+    """cephx: crc and secure, msgr2.0 and msgr2.1, to the monitor and the OSD."""
+
+    auth = "cephx"
+
+    @defer.inlineCallbacks
+    def _round_trip(self, mode, rev1):
+        config = ConnectionConfig(modes=(mode,), revision1=rev1)
+        rados = yield self.client(config=config)
+        io = rados.open_ioctx(POOL)
+        name = self.name("cell")
+        data = os.urandom(70000)
+        yield io.write_full(name, data)
+        self.assertEqual((yield threads.deferToThread(self.mon.rados_get, POOL, name)), data)
+        yield threads.deferToThread(self.mon.rados_put, POOL, name + "-t", data[::-1])
+        self.assertEqual((yield io.read(name + "-t")), data[::-1])
+        session = next(iter(rados.objecter.sessions.values()))
+        info = session.protocol.info
+        self.assertEqual((info.con_mode, info.revision), (mode, 1 if rev1 else 0))
+        mon_info = rados._mon_protocol.info
+        self.assertEqual((mon_info.con_mode, mon_info.revision), (mode, 1 if rev1 else 0))
+
+    def test_crc_rev1(self):
+        return self._round_trip(ConnectionMode.CRC, True)
+
+    def test_crc_rev0(self):
+        return self._round_trip(ConnectionMode.CRC, False)
+
+    def test_secure_rev1(self):
+        return self._round_trip(ConnectionMode.SECURE, True)
+
+    def test_secure_rev0(self):
+        return self._round_trip(ConnectionMode.SECURE, False)
+
+
+class RetryTests(TestCase):
+    """
+    Three OSDs, a pool of size 2: objects keep being written and read while
+    an OSD is marked out and back in, and while one restarts (new address);
+    every request completes and nothing is lost.
+    """
+
+    timeout = 240
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+        self.mon = cephlab.CephMonitor(auth="none").start()
+        self.addCleanup(self.mon.stop)
+        for _ in range(3):
+            self.mon.add_osd()
+        self.mon.create_pool("r2", 16)
+        self.mon.ceph_checked("osd", "pool", "set", "r2", "size", "2")
+
+    @defer.inlineCallbacks
+    def test_out_in_and_restart_during_io(self):
+        rados = Rados(reactor, self.mon.addr, auth="none", op_timeout=60.0)
+        yield rados.connect()
+        self.addCleanup(rados.close)
+        io = rados.open_ioctx("r2")
+        written = {}
+        stop = []
+
+        @defer.inlineCallbacks
+        def writer():
+            i = 0
+            while not stop:
+                batch = {"obj-%04d" % (i + k): os.urandom(2048) for k in range(8)}
+                yield defer.gatherResults([io.write_full(n, b) for n, b in batch.items()])
+                written.update(batch)
+                got = yield defer.gatherResults([io.read(n) for n in batch])
+                self.assertEqual(got, list(batch.values()))
+                i += 8
+
+        running = writer()
+        epoch0 = rados.osdmap.epoch
+        c = self.mon.ceph_checked
+        for step in (("osd", "out", "0"), ("osd", "in", "0"), ("osd", "out", "1"), ("osd", "in", "1")):
+            yield task.deferLater(reactor, 1.0, lambda: None)
+            yield threads.deferToThread(c, *step)
+        yield threads.deferToThread(self.mon.osds[2].restart)
+        yield task.deferLater(reactor, 2.0, lambda: None)
+        stop.append(True)
+        yield running
+        self.assertGreater(rados.osdmap.epoch, epoch0 + 4)
+        self.assertGreater(len(written), 40)
+        # every object, as the rados tool sees it
+        listed = yield threads.deferToThread(self.mon.rados, "-p", "r2", "ls")
+        self.assertEqual(sorted(listed.stdout.decode().split()), sorted(written))
+        for name in sorted(written)[::7]:
+            got = yield threads.deferToThread(self.mon.rados_get, "r2", name)
+            self.assertEqual(got, written[name], name)
+        self.assertGreater(rados.objecter.resends + len(rados.objecter.sessions), 0)
