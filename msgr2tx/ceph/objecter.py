@@ -335,7 +335,7 @@ class Objecter:
                                errno.ENOENT, pool=op.locator.pool, oid=op.oid)
         force = False
         if pool.last_force_op_resend > op.last_force_resend:
-            if op.last_force_resend:
+            if op.interval is not None:     # not for a request calculated the first time
                 force = True
             op.last_force_resend = pool.last_force_op_resend
         if op.pg_seed is not None:

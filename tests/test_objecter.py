@@ -1,0 +1,262 @@
+"""
+The Objecter's rules (C{src/osdc/Objecter.cc}), checked with maps built in
+memory and connections that record what is sent: a request goes to its PG's
+acting primary; a new map that moves the PG, forces a resend or changes the
+OSD's address sends it again; a reply to an old attempt is dropped; -EAGAIN
+and redirects resubmit; backoffs hold requests; a lost lossy session
+reconnects and resends; nothing waits past its timeout.  (Against real OSDs:
+tests/test_rados.py.)
+"""
+
+import errno
+
+from twisted.internet import defer, task
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgr2tx.ceph import osd_types as T
+from msgr2tx.ceph.objecter import Objecter
+from msgr2tx.ceph.osdmap import OSD_EXISTS, OSD_IN, OSD_UP, OSDMap, PgId, Pool
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.encoding import entity_addr_t, entity_addrvec_t
+from msgr2tx.errors import ConnectionClosed, OpTimeout, PoolNotFound
+from msgr2tx.messages.osd import BACKOFF_ACK_BLOCK, BACKOFF_BLOCK, BACKOFF_UNBLOCK, MOSDBackoff, MOSDOp, MOSDOpReply
+
+
+class Follower:
+    def __init__(self):
+        self.osdmap = None
+        self.listeners = []
+
+    def add_listener(self, listener):
+        self.listeners.append(listener)
+
+    def when_epoch(self, epoch=1):
+        return defer.Deferred()
+
+    def publish(self, osdmap):
+        self.osdmap = osdmap
+        for listener in self.listeners:
+            listener(osdmap)
+
+
+class Wire:
+    """A READY connection that records the messages sent on it."""
+
+    def __init__(self, osd, addr):
+        self.osd = osd
+        self.addr = addr
+        self.sent = []
+        self.closed = False
+
+    def sendMessage(self, message):
+        self.sent.append(message)
+
+    def close(self):
+        self.closed = True
+
+
+class RecordingObjecter(Objecter):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.wires = []
+        self.refuse = False
+
+    def _connect(self, session):
+        if self.refuse:
+            return defer.fail(ConnectionClosed("refused"))
+        wire = Wire(session.osd, session.addr)
+        self.wires.append(wire)
+        session.connectionReady(wire, None)
+        return defer.succeed(wire)
+
+    def wire(self, osd):
+        return [w for w in self.wires if w.osd == osd][-1]
+
+
+def make_map(epoch, primary=lambda seed: 0, down=(), nonce=1, flags=0, force=0, pools=(1, 2)):
+    """Three OSDs; pools of 8 PGs placed by pg_temp (primary(seed) -> OSD)."""
+    m = OSDMap()
+    m.epoch = epoch
+    m.flags = flags
+    m.set_max_osd(3)
+    for o in range(3):
+        m.osd_state[o] = OSD_EXISTS | (0 if o in down else OSD_UP)
+        m.osd_weight[o] = OSD_IN
+        m.osd_addrs[o] = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (6800 + o, nonce)),))
+    for p in pools:
+        m.pools[p] = Pool(p, "pool%d" % p, size=1, min_size=1, crush_rule=-1, pg_num=8, pgp_num=8, flags=1,
+                          last_force_op_resend=force)
+        for seed in range(8):
+            m.pg_temp[PgId(p, seed)] = [primary(seed)]
+    return m
+
+
+def reply_to(request, result=0, attempt=None, outdata=(), redirect=None):
+    ops = [T.OSDOp(o.op, o.flags, o.args, outdata=d) for o, d in zip(request.ops, list(outdata) + [b""] * 9)]
+    return MOSDOpReply(request.oid, request.pool, request.seed, request.osd_flags, result, request.osdmap_epoch,
+                       ops, request.retry_attempt if attempt is None else attempt, redirect=redirect,
+                       tid=request.tid)
+
+
+class ObjecterRuleTests(SynchronousTestCase):
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.follower = Follower()
+        self.objecter = RecordingObjecter(self.clock, self.follower, [], ConnectionConfig(), op_timeout=30.0)
+        self.follower.publish(make_map(10))
+
+    def read(self, name="obj", pool=1):
+        return self.objecter.submit(pool, name, [T.OSDOp.extent(T.OP_READ, 0, 0)])
+
+    def session(self, osd):
+        return self.objecter.sessions[osd]
+
+    def deliver(self, osd, message):
+        session = self.session(osd)
+        session.messageReceived(session.protocol, message)
+
+    def test_sent_to_the_primary_and_matched_by_tid(self):
+        d1, d2 = self.read("a"), self.read("b")
+        sent = self.objecter.wire(0).sent
+        self.assertEqual([m.oid for m in sent], ["a", "b"])
+        self.assertEqual([m.tid for m in sent], [1, 2])
+        m = sent[1]
+        self.assertEqual((m.osdmap_epoch, m.retry_attempt, m.pool), (10, 0, 1))
+        self.assertEqual(m.osd_flags & (T.FLAG_READ | T.FLAG_WRITE), T.FLAG_READ)
+        self.deliver(0, reply_to(m, outdata=[b"B"]))
+        self.assertEqual(self.successResultOf(d2).ops[0].outdata, b"B")
+        self.assertNoResult(d1)
+
+    def test_new_primary_resends_and_old_attempts_are_dropped(self):
+        d = self.read()
+        first = self.objecter.wire(0).sent[-1]
+        seed = first.seed
+        self.follower.publish(make_map(11, primary=lambda s: 1 if s == seed else 0))
+        again = self.objecter.wire(1).sent[-1]
+        self.assertEqual((again.tid, again.retry_attempt, again.osdmap_epoch), (first.tid, 1, 11))
+        # osd.0 answers the first attempt late: the request is no longer there
+        self.deliver(0, reply_to(first))
+        # osd.1 answers an attempt that is not the current one: dropped
+        self.deliver(1, reply_to(again, attempt=0))
+        self.assertNoResult(d)
+        self.deliver(1, reply_to(again))
+        self.successResultOf(d)
+        self.assertEqual(self.objecter.resends, 1)
+
+    def test_unrelated_map_sends_nothing(self):
+        self.read()
+        self.follower.publish(make_map(11))
+        self.assertEqual(len(self.objecter.wire(0).sent), 1)
+
+    def test_last_force_op_resend(self):
+        self.read()
+        self.follower.publish(make_map(11, force=11))
+        sent = self.objecter.wire(0).sent
+        self.assertEqual([m.retry_attempt for m in sent], [0, 1])
+
+    def test_eagain_resubmits_with_a_new_tid(self):
+        d = self.read()
+        first = self.objecter.wire(0).sent[-1]
+        self.deliver(0, reply_to(first, result=-errno.EAGAIN))
+        second = self.objecter.wire(0).sent[-1]
+        self.assertNotEqual(second.tid, first.tid)
+        self.assertNoResult(d)
+        self.deliver(0, reply_to(second))
+        self.assertEqual(self.successResultOf(d).result, 0)
+
+    def test_redirect_resubmits_to_the_new_locator(self):
+        d = self.read("obj", pool=1)
+        first = self.objecter.wire(0).sent[-1]
+        self.deliver(0, reply_to(first, redirect=T.Redirect(T.ObjectLocator(2), "elsewhere")))
+        second = self.objecter.wire(0).sent[-1]
+        self.assertEqual((second.pool, second.oid, second.locator.pool), (2, "elsewhere", 2))
+        self.assertTrue(second.osd_flags & T.FLAG_REDIRECTED)
+        self.deliver(0, reply_to(second))
+        self.successResultOf(d)
+
+    def test_backoff_holds_requests_until_unblock(self):
+        first = self.read("x")
+        m = self.objecter.wire(0).sent[-1]
+        self.deliver(0, reply_to(m))
+        self.successResultOf(first)
+        begin, end = T.HObject(pool=1), T.HObject(pool=1, max=True)
+        self.deliver(0, MOSDBackoff(1, m.seed, -1, 10, BACKOFF_BLOCK, 99, begin, end))
+        ack = self.objecter.wire(0).sent[-1]
+        self.assertIsInstance(ack, MOSDBackoff)
+        self.assertEqual((ack.op, ack.id, ack.seed), (BACKOFF_ACK_BLOCK, 99, m.seed))
+        d = self.read("x")
+        self.assertIsInstance(self.objecter.wire(0).sent[-1], MOSDBackoff)
+        self.deliver(0, MOSDBackoff(1, m.seed, -1, 10, BACKOFF_UNBLOCK, 99, begin, end))
+        held = self.objecter.wire(0).sent[-1]
+        self.assertIsInstance(held, MOSDOp)
+        self.deliver(0, reply_to(held))
+        self.successResultOf(d)
+
+    def test_lost_session_reconnects_and_resends(self):
+        d = self.read()
+        session = self.session(0)
+        old = session.protocol
+        session.connectionLost(old, Failure(ConnectionClosed("reset")))
+        self.assertEqual(len(self.objecter.wires), 1)
+        self.clock.advance(self.objecter.reconnect_delay)
+        new = self.objecter.wire(0)
+        self.assertIsNot(new, old)
+        self.assertEqual([m.retry_attempt for m in new.sent], [1])
+        self.deliver(0, reply_to(new.sent[-1]))
+        self.successResultOf(d)
+
+    def test_unreachable_osd_is_retried_until_the_timeout(self):
+        self.objecter.refuse = True
+        d = self.read()
+        for _ in range(10):
+            self.clock.advance(1.0)
+        self.assertNoResult(d)
+        self.objecter.refuse = False
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.objecter.wire(0).sent), 1)
+        self.clock.advance(30.0)
+        e = self.failureResultOf(d, OpTimeout).value
+        self.assertIn("osd.0", str(e))
+
+    def test_down_primary_waits_for_a_map(self):
+        d = self.read()
+        self.follower.publish(make_map(11, down=(0,)))
+        self.assertTrue(self.objecter.wire(0).closed)
+        self.assertEqual(self.objecter.in_flight(), 1)
+        self.follower.publish(make_map(12, primary=lambda s: 2, down=(0,)))
+        m = self.objecter.wire(2).sent[-1]
+        self.deliver(2, reply_to(m))
+        self.successResultOf(d)
+
+    def test_nothing_waits_forever(self):
+        d = self.read()
+        self.follower.publish(make_map(11, primary=lambda s: -1))
+        self.clock.advance(29.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.2)
+        self.failureResultOf(d, OpTimeout)
+        self.assertEqual(self.objecter.in_flight(), 0)
+
+    def test_new_address_reopens_the_session(self):
+        d = self.read()
+        old = self.objecter.wire(0)
+        self.follower.publish(make_map(11, nonce=2))
+        self.assertTrue(old.closed)
+        new = self.objecter.wire(0)
+        self.assertEqual(new.addr, "v2:127.0.0.1:6800/2")
+        self.deliver(0, reply_to(new.sent[-1]))
+        self.successResultOf(d)
+
+    def test_deleted_pool(self):
+        d = self.read(pool=2)
+        self.follower.publish(make_map(11, pools=(1,)))
+        self.failureResultOf(d, PoolNotFound)
+        self.failureResultOf(self.read(pool=2), PoolNotFound)
+
+    def test_close_fails_what_is_in_flight(self):
+        d = self.read()
+        self.objecter.close()
+        self.failureResultOf(d, OpTimeout)
+        self.assertTrue(self.objecter.wires[0].closed)
