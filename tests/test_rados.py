@@ -6,8 +6,10 @@ cephx in crc and secure modes over msgr2.0 and msgr2.1; and requests that
 keep completing while an OSD is marked out and back in.
 """
 
+import json
 import os
 import subprocess
+import sys
 import uuid
 
 from twisted.internet import defer, reactor, task, threads
@@ -107,7 +109,6 @@ class InteropTests(_RadosCase):
         self.assertEqual(got, expect)
         yield io.setxattr(name, "user.colour", b"blue")
         yield io.omap_set(name, {"k1": b"v1", "k2": b"\x00\xff"})
-        import json
         theirs = json.loads((yield threads.deferToThread(_librados, self.mon, LIBRADOS_READ, POOL, name)))
         self.assertEqual(bytes.fromhex(theirs["data"]), expect)
         self.assertEqual(bytes.fromhex(theirs["xattrs"]["user.colour"]), b"blue")
@@ -316,3 +317,26 @@ class RetryTests(TestCase):
         self.assertGreater(rados.objecter.resends, 0)
         self.assertGreater(len(rados.objecter.sessions), 1)
         self.assertEqual(rados.objecter.in_flight(), 0)
+
+
+class ExampleTests(_RadosCase):
+    """examples/objects.py (shown in docs/objects.md) runs as a user runs it."""
+
+    auth = "cephx"
+
+    def test_example(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=root)
+        _ensure_pool(self.mon, "example")
+        argv = [sys.executable, os.path.join(root, "examples", "objects.py"), "--mon", self.mon.addr,
+                "--auth", "cephx:keyring=%s" % self.mon.keyring]
+        p = subprocess.run(argv + ["--pool", "example"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual((lines[0]["read"], lines[0]["size"]), ("Hello, RADOS", 12))
+        self.assertEqual(lines[1], {"xattr": "en", "omap": {"farewell": "bye", "greeting": "hi"}})
+        self.assertIn("hello", lines[2]["objects"])
+        self.assertEqual(lines[3], {"after_remove": "ObjectNotFound", "errno": 2})
+        p = subprocess.run(argv + ["--pool", "no-such-pool"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no pool named 'no-such-pool'", p.stderr)

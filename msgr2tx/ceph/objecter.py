@@ -79,7 +79,7 @@ def build_request(op: "Op", epoch: int, client_inc: int = 0, features: int = CEP
         locator = ObjectLocator(locator.pool, locator.key, locator.nspace, op.pg_seed)
     return MOSDOp(pool=op.pg.pool, seed=op.pg.seed, hash=op.hash, osdmap_epoch=epoch, osd_flags=op.flags,
                   oid=op.oid, locator=locator, ops=op.ops, client_inc=client_inc, mtime=op.mtime,
-                  retry_attempt=op.attempts, features=features, tid=op.tid)
+                  retry_attempt=op.attempts, features=features, shard=op.shard, tid=op.tid)
 
 
 class Op:
@@ -108,6 +108,7 @@ class Op:
         self.interval: Optional[tuple] = None
         self.last_force_resend = 0
         self.paused = False
+        self.shard = -1
         self.mtime = utime_t(0, 0)
         self.done = False
 
@@ -354,6 +355,10 @@ class Objecter:
         changed = interval != op.interval or force or paused != op.paused
         op.pg, op.interval, op.paused = pg, interval, paused
         primary = placement.acting_primary
+        # an erasure-coded PG is addressed by the primary's shard (its position in the acting set)
+        op.shard = -1
+        if pool.type == pool.TYPE_ERASURE and primary in placement.acting:
+            op.shard = placement.acting.index(primary)
         if primary >= 0 and not osdmap.is_up(primary):
             primary = -1
         if primary != op.osd:

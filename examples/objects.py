@@ -1,0 +1,69 @@
+"""
+Write, read and list RADOS objects from Twisted, with no librados.
+
+    python examples/objects.py --mon v2:127.0.0.1:3300 --pool data
+    python examples/objects.py --mon v2:10.0.0.1:3300 --pool data \\
+        --auth cephx:keyring=/etc/ceph/ceph.client.admin.keyring
+
+Prints one JSON line per step; exits 0, or 1 with the error on stderr.
+"""
+
+import argparse
+import json
+import sys
+
+from twisted.internet import defer, task
+
+from msgr2tx.errors import Msgr2Error, ObjectNotFound
+from msgr2tx.rados import Rados
+
+
+async def main(reactor, args):
+    rados = Rados(reactor, args.mon, auth=args.auth, name=args.name)
+    await rados.connect()
+    try:
+        ioctx = rados.open_ioctx(args.pool)
+
+        await ioctx.write_full("hello", b"Hello, world")
+        await ioctx.write("hello", b"RADOS", 7)               # overwrite 5 bytes at offset 7
+        data = await ioctx.read("hello")
+        st = await ioctx.stat("hello")
+        print(json.dumps({"read": data.decode(), "size": st.size, "mtime": st.mtime}))
+
+        await ioctx.setxattr("hello", "user.lang", b"en")
+        await ioctx.omap_set("hello", {"greeting": b"hi", "farewell": b"bye"})
+        print(json.dumps({"xattr": (await ioctx.getxattr("hello", "user.lang")).decode(),
+                          "omap": {k: v.decode() for k, v in (await ioctx.omap_get("hello")).items()}}))
+
+        print(json.dumps({"objects": await ioctx.list_names()}))
+
+        await ioctx.remove("hello")
+        try:
+            await ioctx.read("hello")
+        except ObjectNotFound as e:
+            print(json.dumps({"after_remove": type(e).__name__, "errno": e.errno}))
+    finally:
+        rados.close()
+
+
+def run(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--mon", required=True, help="a monitor's address, e.g. v2:127.0.0.1:3300")
+    parser.add_argument("--pool", required=True, help="the pool to use")
+    parser.add_argument("--auth", default="none", help="none (default) or cephx:keyring=PATH")
+    parser.add_argument("--name", default="client.admin", help="our entity (default client.admin)")
+    args = parser.parse_args(argv)
+
+    def failed(failure):
+        failure.trap(Msgr2Error)
+        print("error: %s" % failure.value, file=sys.stderr)
+        raise SystemExit(1)
+
+    def go(reactor):
+        return defer.ensureDeferred(main(reactor, args)).addErrback(failed)
+
+    task.react(go)
+
+
+if __name__ == "__main__":
+    run()
