@@ -98,7 +98,11 @@ class Rados:
         self.config = dataclasses.replace(base, lossy=True)
         self.op_timeout = op_timeout
         self.connect_timeout = connect_timeout
+        #: seconds between rounds of monitor hunting after the monitor session closed
+        self.mon_retry_interval = 1.0
         self.monclient = None
+        self._closing = False
+        self._mon_retry = None
         self.follower: Optional[OSDMapFollower] = None
         self.objecter: Optional[Objecter] = None
         self._mon_protocol = None
@@ -112,25 +116,52 @@ class Rados:
         @raise ConnectionClosed, AuthError, HandshakeTimeout: (as failures)
             no monitor could be reached or it refused us.
         """
-        from msgr2tx.client import connect
         from msgr2tx.monclient import MonClient
 
         cephx = next((h for h in self.auth if hasattr(h, "need_tickets")), None)
-        last = None
-        for addr in self.mon_addrs:
-            self.monclient = MonClient(auth_handler=cephx, clock=self.reactor)
-            self.follower = OSDMapFollower(self.monclient)
-            try:
-                self._mon_protocol = yield connect(self.reactor, addr, self.auth, self.config,
-                                                   receiver=self.monclient, timeout=self.connect_timeout)
-                break
-            except Exception as e:
-                last = e
-        else:
-            raise last if last is not None else ValueError("no monitor address given")
+        self.monclient = MonClient(auth_handler=cephx, clock=self.reactor)
+        self.follower = OSDMapFollower(self.monclient)
+        self._closing = False
+        yield self._connect_monitor()
         self.objecter = Objecter(self.reactor, self.follower, self.auth, self.config, op_timeout=self.op_timeout)
         yield self.follower.when_epoch(1)
         return self
+
+    @defer.inlineCallbacks
+    def _connect_monitor(self):
+        from msgr2tx.client import connect
+
+        last: Optional[Exception] = None
+        for addr in self.mon_addrs:
+            try:
+                protocol = yield connect(self.reactor, addr, self.auth, self.config,
+                                         receiver=self.monclient, timeout=self.connect_timeout)
+            except Exception as e:
+                last = e
+                continue
+            self._mon_protocol = protocol
+            protocol.notifyOnLost(lambda: self._monitor_lost(protocol))
+            return protocol
+        raise last if last is not None else ValueError("no monitor address given")
+
+    def _monitor_lost(self, protocol) -> None:
+        """
+        The monitor session closed: hunt for a monitor again (every address
+        in turn, then again after C{mon_retry_interval} seconds), as
+        MonClient does, so that the OSDMap keeps moving; the subscription
+        resumes from the next epoch we lack.
+        """
+        if self._closing or protocol is not self._mon_protocol:
+            return
+        self._mon_protocol = None
+
+        def again(_=None):
+            if self._closing:
+                return None
+            d = self._connect_monitor()
+            d.addErrback(lambda f: self.reactor.callLater(self.mon_retry_interval, again) and None)
+            return d
+        self._mon_retry = self.reactor.callLater(self.mon_retry_interval, again)
 
     @property
     def osdmap(self) -> OSDMap:
@@ -165,6 +196,9 @@ class Rados:
 
     def close(self) -> None:
         """Fail what is in flight, close the OSD sessions and the monitor session."""
+        self._closing = True
+        if self._mon_retry is not None and self._mon_retry.active():
+            self._mon_retry.cancel()
         if self.objecter is not None:
             self.objecter.close()
         if self._mon_protocol is not None:

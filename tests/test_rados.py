@@ -260,8 +260,9 @@ class CephxMatrixTests(_RadosCase):
 class RetryTests(TestCase):
     """
     Three OSDs, a pool of size 2: objects keep being written and read while
-    an OSD is marked out and back in, and while one restarts (new address);
-    every request completes and nothing is lost.
+    an OSD is marked out and back in, while one restarts (new address) and
+    while the monitor is killed and started again; every request completes
+    and nothing is lost.
     """
 
     timeout = 240
@@ -276,8 +277,9 @@ class RetryTests(TestCase):
         self.mon.ceph_checked("osd", "pool", "set", "r2", "size", "2")
 
     @defer.inlineCallbacks
-    def test_out_in_and_restart_during_io(self):
+    def test_out_in_and_restarts_during_io(self):
         rados = Rados(reactor, self.mon.addr, auth="none", op_timeout=60.0)
+        rados.mon_retry_interval = 0.5
         yield rados.connect()
         self.addCleanup(rados.close)
         io = rados.open_ioctx("r2")
@@ -302,6 +304,13 @@ class RetryTests(TestCase):
             yield task.deferLater(reactor, 1.0, lambda: None)
             yield threads.deferToThread(c, *step)
         yield threads.deferToThread(self.mon.osds[2].restart)
+        yield task.deferLater(reactor, 2.0, lambda: None)
+        # the monitor dies and comes back: we find it again and the map keeps moving
+        yield threads.deferToThread(self.mon.restart)
+        yield threads.deferToThread(c, "osd", "out", "2")
+        epoch = (yield threads.deferToThread(self.mon.osd_dump))["epoch"]
+        yield rados.follower.when_epoch(epoch).addTimeout(30, reactor)
+        yield threads.deferToThread(c, "osd", "in", "2")
         yield task.deferLater(reactor, 2.0, lambda: None)
         stop.append(True)
         yield running
