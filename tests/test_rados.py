@@ -349,3 +349,41 @@ class ExampleTests(_RadosCase):
         p = subprocess.run(argv + ["--pool", "no-such-pool"], capture_output=True, text=True, timeout=60, env=env)
         self.assertEqual(p.returncode, 1)
         self.assertIn("no pool named 'no-such-pool'", p.stderr)
+
+
+class ReleaseTests(TestCase):
+    """Both ways with the rados tool, cephx in secure mode, on each Ceph release."""
+
+    timeout = 180
+    release = "pacific"
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+        self.mon = cephlab.shared_monitor("cephx", osds=1, release=self.release)
+        _ensure_pool(self.mon)
+
+    @defer.inlineCallbacks
+    def test_both_ways(self):
+        config = ConnectionConfig(modes=(ConnectionMode.SECURE,))
+        rados = Rados(reactor, self.mon.addr, auth=_auth_spec(self.mon), config=config, op_timeout=20.0)
+        yield rados.connect()
+        self.addCleanup(rados.close)
+        io = rados.open_ioctx(POOL)
+        name = "rel-%s" % uuid.uuid4().hex[:8]
+        data = os.urandom(100000)
+        yield io.write_full(name, data)
+        yield io.omap_set(name, {"k": b"v"})
+        yield io.setxattr(name, "user.x", b"y")
+        self.assertEqual((yield threads.deferToThread(self.mon.rados_get, POOL, name)), data)
+        vals = yield threads.deferToThread(self.mon.rados, "-p", POOL, "listomapvals", name)
+        self.assertTrue(vals.stdout.startswith(b"k\n"), vals.stdout)
+        self.assertIn(b"|v|", vals.stdout)
+        got = yield threads.deferToThread(self.mon.rados, "-p", POOL, "getxattr", name, "user.x")
+        self.assertEqual(got.stdout, b"y")
+        yield threads.deferToThread(self.mon.rados_put, POOL, name + "-t", data[::-1])
+        self.assertEqual((yield io.read(name + "-t")), data[::-1])
+        listed = yield threads.deferToThread(self.mon.rados, "-p", POOL, "ls")
+        self.assertEqual((yield io.list_names()), sorted(listed.stdout.decode().split()))
+
+
+cephlab.release_variants(globals(), ReleaseTests)
