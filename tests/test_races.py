@@ -146,6 +146,47 @@ class RaceTests(PairMixin, TestCase):
         self.assertEqual(len(a.outgoing), 1)
 
 
+class WaitTests(PairMixin, TestCase):
+
+    @defer.inlineCallbacks
+    def test_after_wait_the_loser_waits_for_the_winners_connection(self):
+        """
+        Ceph's WAIT: the side told to wait does not redial with a short
+        backoff; the other side's connection carries its session.  With a
+        30 s max_backoff everything still arrives at once, over the one
+        connection the lower address opened.
+        """
+        (a, addr_a, inbox_a), (b, addr_b, inbox_b) = yield self.make_pair(1, 2)
+        low, addr_low, inbox_low, high, addr_high, inbox_high = (
+            (a, addr_a, inbox_a, b, addr_b, inbox_b)
+            if addr_sort_key(entity_addr_t.parse(addr_a)) < addr_sort_key(entity_addr_t.parse(addr_b))
+            else (b, addr_b, inbox_b, a, addr_a, inbox_a))
+        high.max_backoff = 30.0
+        # the lower address's CLIENT_IDENT is late: the higher one's arrives
+        # at the lower side first, while its own attempt is in the handshake
+        low.interceptor = Interceptor()
+        low.interceptor.add(("write", Tag.CLIENT_IDENT), role="client", nth=1, action=STALL(0.3))
+        low.factory.interceptor = low.interceptor
+        count = 20
+        for n in range(1, count + 1):
+            low.send(addr_high, GenericMessage(0x7FF0, struct.pack("<Q", n)))
+            high.send(addr_low, GenericMessage(0x7FF0, struct.pack("<Q", n)))
+        for _ in range(300):
+            if len(inbox_low.got) == count and len(inbox_high.got) == count:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(inbox_low.got, list(range(1, count + 1)))
+        self.assertEqual(inbox_high.got, list(range(1, count + 1)))
+        # the higher side dialled once, was told to WAIT, and did not dial again
+        self.assertEqual(len(high.outgoing), 1)
+        self.assertTrue(high.outgoing[0].conn.waited)
+        self.assertTrue(high.link(addr_low)._retry.active())
+        # its session went over the lower side's connection
+        conn = high.link(addr_low).session.connection
+        self.assertIs(conn.state, State.READY)
+        self.assertEqual(conn.role.value, "server")
+
+
 class PeerFaultTests(PairMixin, TestCase):
 
     @defer.inlineCallbacks
