@@ -75,6 +75,8 @@ class PeerLink:
         conn = self.session.connection
         if conn is not None and conn.state not in (State.READY, State.CLOSED):
             return  # a connection (either way) is on its way to READY
+        if self.policy.server and self.session.server_cookie:
+            return  # a server side waits in standby for the peer to come back
         self.connecting = True
         self.attempts += 1
         m = self.messenger

@@ -192,6 +192,36 @@ class GlobalIdTests(SynchronousTestCase):
         self.assertEqual(a.global_ids.allocate(), 500)
 
 
+class TwistdGlobalIdTests(TestCase):
+    """`twistd msgr2 --auth cephx,none` over sockets: a cephx client and an auth-none client."""
+
+    @defer.inlineCallbacks
+    def test_cephx_and_none_clients_get_their_own_global_ids(self):
+        import shutil
+        import tempfile
+
+        from msgr2tx.tap import Options
+        state = tempfile.mkdtemp(prefix="msgr2tx-session-")
+        self.addCleanup(shutil.rmtree, state, True)
+        options = Options()
+        options.parseOptions(["--state-dir", os.path.join(state, "s"), "--auth", "cephx,none", "--mode", "crc"])
+        keyring_path, _ = options["generated_keyring"]
+        factory = Msgr2ServerFactory(options["auth_handlers"],
+                                     config=ConnectionConfig(entity_type=EntityType.MON, entity_num=0))
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        address = "v2:127.0.0.1:%d" % port.getHost().port
+        key = Keyring.load(keyring_path).get(ADMIN)
+        ids = []
+        for auth in ([CephxClientHandler(ADMIN, key)], [NoneClientHandler(ADMIN)],
+                     [CephxClientHandler(ADMIN, key)], [NoneClientHandler(ADMIN)]):
+            protocol = yield connect(reactor, address, auth, ConnectionConfig(), timeout=20)
+            ids.append(protocol.info.global_id)
+            protocol.abort()
+        self.assertEqual(len(set(ids)), 4, ids)
+        self.assertEqual(sorted(ids), [4100, 4101, 4102, 4103])
+
+
 def _tags_sent(wire):
     from msgr2tx.core.framing import FrameReader, ReceiveBuffer
     rbuf = ReceiveBuffer()

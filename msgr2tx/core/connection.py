@@ -861,7 +861,7 @@ class Msgr2Connection:
 
     def _fresh_session(self, frame: F.ClientIdent, peer_key: str, register: bool) -> Session:
         session = self.session
-        session.reset(frame.cookie)
+        session.client_cookie = frame.cookie
         session.lossy = self.policy.lossy
         session.server_cookie = 0 if session.lossy else (self.cookie or _new_cookie())
         session.peer_key = peer_key
