@@ -243,12 +243,13 @@ class _Peer:
         self.nonce = 0x5EED
         self.cookie = 0xC00C1E
 
-    def attempt(self, global_seq, config=None, interceptor=None):
+    def attempt(self, global_seq, config=None, interceptor=None, session=None, receiver=None):
         config = config or ConnectionConfig(entity_type=EntityType.OSD, entity_num=9, lossy=False,
                                             peer_type=EntityType.OSD, policy=Policy.lossless_peer())
         factory = Msgr2ClientFactory([NoneClientHandler(EntityName.parse("osd.9"))], config,
                                      target_addr=self.target, reactor=reactor, handshake_timeout=10,
-                                     session=Session(self.cookie), global_seqs=GlobalSeq(global_seq - 1))
+                                     session=session or Session(self.cookie), global_seqs=GlobalSeq(global_seq - 1),
+                                     receiver=receiver)
         factory.nonce = self.nonce
         factory.interceptor = interceptor
         endpoint = TCP4ClientEndpoint(reactor, str(self.target.host), self.target.port, timeout=10)
@@ -299,7 +300,63 @@ class StaleIdentMixin:
         self.assertGreater(rtt, 0)
 
 
+    @defer.inlineCallbacks
+    def check_unknown_reconnect_is_reset(self, target):
+        """SESSION_RECONNECT for a session the server never had: SESSION_RESET(full=true), then a new session."""
+        peer = _Peer(target)
+        peer.nonce = 0xFACE
+        session = Session(0xABCDEF)
+        session.server_cookie = 0x1234567
+        session.lossy = False
+        receiver = _Resets()
+        seen = Interceptor()
+        protocol = yield peer.attempt(30, session=session, receiver=receiver, interceptor=seen)
+        self.addCleanup(protocol.abort)
+        info = yield protocol.whenReady()
+        self.assertFalse(info.lossy)
+        self.assertEqual(seen.counts.get(("client", "write", Tag.SESSION_RECONNECT)), 1)
+        self.assertEqual(receiver.resets, [True])
+        # a full reset: a new client cookie, and the server's new cookie
+        self.assertNotEqual(session.client_cookie, 0xABCDEF)
+        self.assertNotEqual(session.server_cookie, 0x1234567)
+        self.assertEqual(seen.counts.get(("client", "write", Tag.CLIENT_IDENT)), 1)
+
+
+class _Resets:
+    def __init__(self):
+        self.resets = []
+
+    def connectionReady(self, protocol, info):
+        pass
+
+    def connectionLost(self, protocol, reason):
+        pass
+
+    def messageReceived(self, protocol, message):
+        pass
+
+    def sessionReset(self, protocol, full):
+        self.resets.append(full)
+
+
 class StaleIdentOurServerTests(StaleIdentMixin, TestCase):
+
+    def serve(self):
+        config = ConnectionConfig(entity_type=EntityType.OSD, entity_num=0, policy=Policy.stateless_server(),
+                                  policies=policy_map(osd=Policy.lossless_peer()))
+        factory = Msgr2ServerFactory([NoneServerHandler()], config=config, nonce=4242)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return factory, entity_addr_t.parse("v2:127.0.0.1:%d/4242" % port.getHost().port)
+
+    @defer.inlineCallbacks
+    def test_unknown_reconnect_is_reset_by_our_server(self):
+        factory, target = self.serve()
+        accepted = []
+        factory.onProtocol = accepted.append
+        yield self.check_unknown_reconnect_is_reset(target)
+        self.assertEqual(accepted[0].conn.decisions, [Decision.RECONNECT_UNKNOWN, Decision.IDENT_NEW])
+
 
     @defer.inlineCallbacks
     def test_stale_ident_is_dropped_by_our_server(self):
@@ -327,6 +384,12 @@ class StaleIdentRealOSDTests(StaleIdentMixin, TestCase):
         osd = mon.osds[0]
         cluster = entity_addrvec_t.parse(osd.addrs["cluster_addrs"][0]).msgr2_addr()
         yield self.check_stale_ident_is_dropped(cluster)
+
+    @defer.inlineCallbacks
+    def test_unknown_reconnect_is_reset_by_a_real_osd(self):
+        mon = cephlab.shared_monitor("none", osds=1)
+        cluster = entity_addrvec_t.parse(mon.osds[0].addrs["cluster_addrs"][0]).msgr2_addr()
+        yield self.check_unknown_reconnect_is_reset(cluster)
 
 
 class PeerTypeRealOSDTests(TestCase):
