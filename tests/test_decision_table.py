@@ -428,6 +428,7 @@ class SessionReconnectRows(DecisionTableMixin, SynchronousTestCase):
         kept.connect_seq = 1                   # we are reconnecting too: our attempt counted one
         pair = self._resume(bench, client_session, my_addrs=HIGHER_PEER)
         self.assertAnswer(pair, Decision.RECONNECT_RACE_EXISTING_WINS, (F.Wait, {}))
+        self.assertEqual(pair.events_of("server", E.WaitSent), [E.WaitSent(str(HIGHER_PEER))])
         self.assertTrue(pair.client.waited)
         self.assertIs(bench.table.for_peer(str(HIGHER_PEER)), kept)
         self.assertEqual(delivered(pair, "server"), [])

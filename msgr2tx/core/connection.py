@@ -970,6 +970,8 @@ class Msgr2Connection:
             if (not self.policy.server and ours is not None and ours.addrs
                     and _race_key(frame.addrs) > _race_key(ours)):
                 self._decide(Decision.RECONNECT_RACE_EXISTING_WINS)
+                # our own attempt carries the session: the I/O layer makes sure it goes on
+                self._events.append(E.WaitSent(peer_key))
                 self._send(F.Wait())
                 return
             self._decide(Decision.RECONNECT_RACE_INCOMING_WINS)
