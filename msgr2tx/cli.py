@@ -169,7 +169,10 @@ def _fail(message):
 
 
 async def _command(reactor, args):
+    import dataclasses
+
     from msgr2tx.client import connect
+    from msgr2tx.core.encoding import EntityType
     from msgr2tx.monclient import MonClient
 
     try:
@@ -178,6 +181,8 @@ async def _command(reactor, args):
         print("msgr2tx: error: the command is not JSON: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     handlers, config = _client_setup(args)
+    # --mon must name a monitor: another daemon's HELLO ends the connection at once
+    config = dataclasses.replace(config, peer_type=EntityType.MON)
     monclient = MonClient()
     protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout,
                              via=args.via)
@@ -199,7 +204,10 @@ async def _command(reactor, args):
 
 
 async def _ping(reactor, args):
+    import dataclasses
+
     from msgr2tx.client import connect
+    from msgr2tx.core.encoding import EntityType
 
     if args.count < 0:
         print("msgr2tx: error: --count must not be negative", file=sys.stderr)
@@ -209,7 +217,8 @@ async def _ping(reactor, args):
         # a daemon other than a monitor wants an authorizer: get its ticket first
         from msgr2tx.monclient import MonClient
         monclient = MonClient()
-        mon = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout)
+        mon = await connect(reactor, args.mon, handlers, dataclasses.replace(config, peer_type=EntityType.MON),
+                            receiver=monclient, timeout=args.timeout)
         mon.close()
         handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
     started = time.perf_counter()

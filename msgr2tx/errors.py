@@ -110,6 +110,19 @@ class IdentMismatch(RemoteProtocolError):
     """The peer's ident frame names an address or entity we did not expect."""
 
 
+class PeerTypeMismatch(IdentMismatch):
+    """
+    The peer's HELLO names an entity type other than the one we meant to
+    reach (say an OSD where we dialled a monitor): the connection ends
+    before auth.  C{expected} and C{actual} are CEPH_ENTITY_TYPE_* values.
+    """
+
+    def __init__(self, message, expected=0, actual=0):
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
 class SessionReset(Msgr2Error):
     """The peer reset our session; queued messages were dropped."""
 

@@ -1,9 +1,11 @@
 """Factories for both roles."""
 
+import random
 from typing import Optional, Sequence
 
 from twisted.internet.protocol import ClientFactory, Factory
 
+from msgr2tx.auth import share_global_ids
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.connection import Role
 from msgr2tx.core.encoding import EntityType, entity_addr_t
@@ -25,6 +27,9 @@ class Msgr2ServerFactory(Factory):
     interceptor = None
     #: called with each new protocol
     onProtocol = None
+    #: called with a peer's address key when we answered its connection
+    #: with WAIT because our own attempt to reach it wins the race
+    onWaitSent = None
 
     def __init__(self, auth_handlers: Sequence, receiver=None,
                  config: Optional[ConnectionConfig] = None, reactor=None,
@@ -39,9 +44,12 @@ class Msgr2ServerFactory(Factory):
         self.reactor = reactor
         self.handshake_timeout = handshake_timeout
         self.nonce = nonce
-        #: lossless sessions by client cookie, shared by all connections
+        #: registered sessions by peer address, shared by all connections
         self.sessions = SessionTable()
         self.global_seqs = GlobalSeq()
+        #: one global_id counter for every auth handler of this server, so
+        #: that clients of different auth methods never share a global_id
+        self.global_ids = share_global_ids(self.auth_handlers)
 
     def buildProtocol(self, addr):
         p = self.protocol(Role.SERVER, self.config, self.auth_handlers, self.receiver,
@@ -78,6 +86,9 @@ class Msgr2ClientFactory(ClientFactory):
         #: where a lossless session is registered once READY; a messenger
         #: shares its server's table so that the peer can resume it either way
         self.sessions = sessions
+        #: our address nonce for every connection this factory makes (Ceph's
+        #: messenger nonce): a peer finds our session by our address
+        self.nonce = random.getrandbits(32) or 1
 
     #: called with each new protocol (ReconnectingClient watches READY this way)
     onProtocol = None
@@ -89,7 +100,7 @@ class Msgr2ClientFactory(ClientFactory):
                           target_addr=self.target_addr, clock=self.reactor,
                           handshake_timeout=self.handshake_timeout,
                           session=self.session, global_seqs=self.global_seqs,
-                          sessions=self.sessions)
+                          sessions=self.sessions, nonce=self.nonce)
         p.factory = self
         if self.onProtocol is not None:
             self.onProtocol(p)

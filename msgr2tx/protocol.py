@@ -84,7 +84,7 @@ class Msgr2Protocol(Protocol):
     def __init__(self, role: Role, config, auth_handlers, receiver=None,
                  target_addr: Optional[entity_addr_t] = None, clock=None,
                  handshake_timeout: Optional[float] = None, server_nonce: int = 0,
-                 session=None, sessions=None, global_seqs=None) -> None:
+                 session=None, sessions=None, global_seqs=None, nonce: int = 0) -> None:
         self.role = role
         self.config = config
         self.auth_handlers = list(auth_handlers)
@@ -93,6 +93,9 @@ class Msgr2Protocol(Protocol):
         self.clock = clock
         self.handshake_timeout = handshake_timeout
         self.server_nonce = server_nonce
+        #: a client's address nonce; one per client factory, so that its
+        #: reconnections come from the same address (0: a random one)
+        self.nonce = nonce
         self.session = session
         self.sessions = sessions
         self.global_seqs = global_seqs
@@ -262,7 +265,7 @@ class Msgr2Protocol(Protocol):
             self.conn = Msgr2Connection(
                 self.config, Role.CLIENT, local or entity_addr_t(), target,
                 session=self.session, global_seqs=self.global_seqs, sessions=self.sessions,
-                nonce=_random_u32() or 1, cookie=_random_u64() or 1)
+                nonce=self.nonce or _random_u32() or 1, cookie=_random_u64() or 1)
         else:
             server_addr = (local.with_type(AddrType.MSGR2) if local else entity_addr_t())
             server_addr = entity_addr_t(AddrType.MSGR2, self.server_nonce, server_addr.host, server_addr.port)
@@ -484,8 +487,16 @@ class Msgr2Protocol(Protocol):
             self._notify("sessionReset", event.full)
         elif kind is E.ConnectionReplaced:
             old = event.old.owner
+            if event.session_lost:
+                self.log.info("{peer}: a new connection replaces the lossy session of an older one",
+                              peer=str(self.conn.peer_addr))
             if old is not None and old is not self:
                 old._replaced()
+        elif kind is E.WaitSent:
+            # a connect race our own attempt wins: make sure it goes on
+            hook = getattr(getattr(self, "factory", None), "onWaitSent", None)
+            if hook is not None:
+                hook(event.peer_key)
         elif kind is E.RemoteReset:
             self.log.info("{peer} restarted: its old session is gone", peer=str(self.conn.peer_addr))
             self._notify("remoteReset")

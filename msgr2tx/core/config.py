@@ -1,7 +1,7 @@
 """One validated configuration object shared by the core, factories and twistd."""
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple, Union
 
 from msgr2tx.core.compression import (
     COMPRESS_MODES, DEFAULT_ALGORITHMS, DEFAULT_MIN_SIZE, SUPPORTED_ALGORITHMS,
@@ -11,6 +11,7 @@ from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t
 from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT_MAX_SEGMENT
 
 from msgr2tx.core.features import CEPH_FEATURES_ALL, MSGR2_REQUIRED
+from msgr2tx.core.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,20 @@ class ConnectionConfig:
     @ivar name: our auth entity name (C{client.admin}).
     @ivar modes: connection modes in order of preference.
     @ivar revision1: offer msgr2.1 (REVISION_1) in the banner.
-    @ivar lossy: ask for a lossy session (client side; the server decides).
+    @ivar lossy: the shorthand for the policy when C{policy} is not given:
+        a server grants lossy sessions (Ceph's C{stateless_server}) or
+        lossless ones (C{stateful_server}); a client asks for a lossy
+        session (C{lossy_client}) or a lossless one (C{lossless_client}).
+    @ivar policy: our L{Policy} towards peers that C{policies} does not name.
+    @ivar policies: a L{Policy} per peer entity type (CEPH_ENTITY_TYPE_*),
+        as Ceph's C{Messenger::set_policy}; a mapping or (type, policy) pairs.
+    @ivar peer_type: the entity type a client means to reach (0: any); a
+        HELLO naming another type ends the connection with
+        L{msgr2tx.errors.PeerTypeMismatch} before auth.
+    @ivar learn_addr_from_peer: while our address is blank, learn its IP
+        from the address the peer's HELLO says it sees for us (Ceph's
+        C{ms_learn_addr_from_peer}, on by default); when False, from our
+        socket's local address.
     @ivar compression: advertise on-wire compression (the banner's
         COMPRESSION bit), as every Ceph since 17.2 does.  The COMPRESSION_*
         exchange then happens with any peer that advertises it too, even
@@ -53,6 +67,10 @@ class ConnectionConfig:
     features_supported: int = CEPH_FEATURES_ALL
     features_required: int = MSGR2_REQUIRED
     lossy: bool = True
+    policy: Optional[Policy] = None
+    policies: Union[Mapping[int, Policy], Tuple[Tuple[int, Policy], ...]] = ()
+    peer_type: int = 0
+    learn_addr_from_peer: bool = True
     #: our bound addresses, for a peer that listens as well as connects
     #: (lossless peers); CLIENT_IDENT then carries them, not an "any" address
     my_addrs: Optional[entity_addrvec_t] = None
@@ -73,6 +91,12 @@ class ConnectionConfig:
     receive_window_bytes: int = 256 << 20
 
     def __post_init__(self):
+        if isinstance(self.policies, Mapping):
+            # stored as sorted pairs: the config stays hashable and comparable
+            object.__setattr__(self, "policies", tuple(sorted(self.policies.items())))
+        for peer_type, policy in self.policies.items() if isinstance(self.policies, Mapping) else self.policies:
+            if not isinstance(policy, Policy):
+                raise ValueError("the policy for peer type %r is not a Policy" % (peer_type,))
         if not self.modes:
             raise ValueError("at least one connection mode is needed")
         for m in self.modes:
@@ -93,6 +117,22 @@ class ConnectionConfig:
             raise ValueError("compress_mode %r needs at least one compression method" % self.compress_mode)
         if min(self.keepalive_interval, self.keepalive_timeout, self.idle_timeout) < 0:
             raise ValueError("timeouts must not be negative")
+
+    def policy_for(self, peer_type: int, server: bool) -> Policy:
+        """
+        Our policy towards a peer of entity type C{peer_type}, for the
+        accepting (C{server}) or the connecting side: the peer type's own
+        policy, else C{policy}, else the one C{lossy} names.
+        """
+        pairs = self.policies.items() if isinstance(self.policies, Mapping) else self.policies
+        for t, p in pairs:
+            if t == peer_type:
+                return p
+        if self.policy is not None:
+            return self.policy
+        if server:
+            return Policy.stateless_server() if self.lossy else Policy.stateful_server()
+        return Policy.lossy_client() if self.lossy else Policy.lossless_client()
 
     @property
     def effective_keepalive_timeout(self) -> float:

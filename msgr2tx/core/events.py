@@ -139,9 +139,14 @@ class RemoteReset(Event):
 
 @dataclass(frozen=True, eq=False)
 class ConnectionReplaced(Event):
-    """Server: a reconnect took the session over; close the old connection."""
+    """
+    Server: a newer connection took the session over; close the old one.
+    With C{session_lost} the old connection's (lossy) session ended with it:
+    what Ceph reports to the application as a reset.
+    """
 
     old: object
+    session_lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,16 @@ class Intercepted(Event):
     tag: Optional[int]
     action: str
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class WaitSent(Event):
+    """
+    Server: a connect race that our own attempt wins; the peer was told to
+    WAIT, and our attempt to reach C{peer_key} must go on (Ceph kicks it).
+    """
+
+    peer_key: str
 
 
 @dataclass(frozen=True)
