@@ -1,0 +1,372 @@
+"""
+Memory stays bounded against hostile and slow peers, and the liveness
+defaults are Ceph's (issue 10, items 7 and 8).
+
+Core tests check what the connection buffers; process tests run an echo
+server in a child process (tests/hostile.py) and measure its RSS while a
+peer misbehaves.
+"""
+
+import os
+import resource
+import select
+import signal
+import socket
+import struct
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.connection import (
+    SMALL_CONTROL_LIMIT, TRANSITIONS, Msgr2Connection, Role, State,
+)
+from msgr2tx.core.constants import PREAMBLE_SIZE, Tag
+from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t
+from msgr2tx.core.framing import build_preamble
+from msgr2tx.core.messages import GenericMessage, MPing
+from msgr2tx.errors import DecodeError, FrameTooLarge, UnexpectedFrame
+from msgr2tx.testing import CLIENT_ADDR, SERVER_ADDR, CorePair
+from tests.hostile import ServerProcess, SyncClient, closed_within
+
+ADMIN = EntityName.parse("client.admin")
+MiB = 1 << 20
+
+#: the preamble of the issue's hostile frame: MESSAGE, 4 segments of 32 MiB
+#: (each within max_segment, 128 MiB in all: within max_frame)
+HOSTILE_MESSAGE = build_preamble(Tag.MESSAGE, [32 * MiB] * 4, [8, 8, 8, 4096])
+
+
+def client_banner() -> bytes:
+    client = Msgr2Connection(ConnectionConfig(), Role.CLIENT, CLIENT_ADDR, SERVER_ADDR)
+    client.initiate()
+    return b"".join(client.data_to_send())
+
+
+def server_after_banner() -> Msgr2Connection:
+    server = Msgr2Connection(ConnectionConfig(entity_type=EntityType.MON, entity_num=0), Role.SERVER,
+                             SERVER_ADDR, CLIENT_ADDR, server_addrs=entity_addrvec_t((SERVER_ADDR,)))
+    server.initiate()
+    server.receive_data(client_banner())
+    assert server.state is State.HELLO_ACCEPTING
+    return server
+
+
+def ready_pair() -> CorePair:
+    pair = CorePair([NoneClientHandler(ADMIN)], [NoneServerHandler()])
+    pair.handshake()
+    assert pair.server.state is State.READY and pair.client.state is State.READY
+    return pair
+
+
+class PreambleGateTests(SynchronousTestCase):
+    """A frame the state does not accept is refused at its preamble."""
+
+    def test_message_before_auth_refused_at_preamble(self):
+        server = server_after_banner()
+        with self.assertRaises(UnexpectedFrame) as cm:
+            server.receive_data(HOSTILE_MESSAGE)
+        self.assertIn("MESSAGE frame is not allowed in state HELLO_ACCEPTING", str(cm.exception))
+        self.assertLessEqual(server.buffered, PREAMBLE_SIZE)
+        self.assertIs(server.state, State.CLOSED)
+
+    def test_message_preamble_with_body_bytes_refused_at_once(self):
+        # the body the peer sends with the preamble is never collected
+        server = server_after_banner()
+        self.assertRaises(UnexpectedFrame, server.receive_data, HOSTILE_MESSAGE + bytes(1 * MiB))
+
+    def test_every_unexpected_tag_refused_in_every_reachable_state(self):
+        # server: after the banner, after HELLO, at READY; client: at READY
+        def hello_done():
+            pair = CorePair([NoneClientHandler(ADMIN)], [NoneServerHandler()])
+            pair.start()
+            server = pair.server
+            server.receive_data(b"".join(pair.client.data_to_send()))  # banner
+            # the client's HELLO goes out when it sees the server's banner
+            pair.client.receive_data(b"".join(server.data_to_send()))
+            server.receive_data(b"".join(pair.client.data_to_send()))
+            assert server.state is State.AUTH_ACCEPTING, server.state
+            return server
+        makers = {
+            "server HELLO_ACCEPTING": server_after_banner,
+            "server AUTH_ACCEPTING": hello_done,
+            "server READY": lambda: ready_pair().server,
+            "client READY": lambda: ready_pair().client,
+        }
+        checked = 0
+        for where, make in makers.items():
+            for tag in Tag:
+                conn = make()
+                state = conn.state
+                if tag in TRANSITIONS[state]:
+                    continue
+                # declared lengths far above anything that will arrive
+                lengths = [41, 16 * MiB, 0, 16 * MiB] if tag == Tag.MESSAGE else [MiB // 2]
+                try:
+                    conn.receive_data(build_preamble(tag, lengths, [8] * len(lengths)))
+                except UnexpectedFrame as e:
+                    self.assertIn(Tag(tag).name, str(e))
+                else:
+                    self.fail("%s accepted the preamble of %s" % (where, Tag(tag).name))
+                checked += 1
+        self.assertGreater(checked, 60)
+
+    def test_message_in_ready_is_admitted_within_max_frame(self):
+        pair = ready_pair()
+        # 4 x 32 MiB is within the defaults: the preamble is accepted and the
+        # body awaited, nothing is buffered beyond what arrived
+        self.assertEqual(pair.server.receive_data(HOSTILE_MESSAGE + bytes(1000)), [])
+        self.assertLessEqual(pair.server.buffered, PREAMBLE_SIZE + 1000)
+        pair = ready_pair()
+        too_big = build_preamble(Tag.MESSAGE, [41, 64 * MiB, 64 * MiB, 1], [8, 8, 8, 4096])
+        self.assertRaises(FrameTooLarge, pair.server.receive_data, too_big)
+
+    def test_handshake_control_frames_have_a_small_limit(self):
+        server = server_after_banner()
+        hello = build_preamble(Tag.HELLO, [SMALL_CONTROL_LIMIT + 1], [8])
+        with self.assertRaises(FrameTooLarge) as cm:
+            server.receive_data(hello)
+        self.assertIn("HELLO", str(cm.exception))
+        # KEEPALIVE2 at READY likewise
+        pair = ready_pair()
+        self.assertRaises(FrameTooLarge, pair.server.receive_data,
+                          build_preamble(Tag.KEEPALIVE2, [SMALL_CONTROL_LIMIT + 1], [8]))
+
+    def test_auth_frames_may_use_max_control(self):
+        # cephx tickets can be large: AUTH_REQUEST gets the whole max_control
+        server = server_after_banner()
+        pair = CorePair([NoneClientHandler(ADMIN)], [NoneServerHandler()])
+        pair.start()
+        server = pair.server
+        server.receive_data(b"".join(pair.client.data_to_send()))
+        pair.client.receive_data(b"".join(server.data_to_send()))
+        server.receive_data(b"".join(pair.client.data_to_send()))
+        limit = server.config.max_control
+        self.assertEqual(server.receive_data(build_preamble(Tag.AUTH_REQUEST, [limit], [8])), [])
+        server = server_after_banner()
+        self.assertRaises(UnexpectedFrame, server.receive_data, build_preamble(Tag.AUTH_REQUEST, [limit], [8]))
+
+
+class CompatVersionTests(SynchronousTestCase):
+    """Received messages whose compat_version is newer than we decode are refused."""
+
+    def test_newer_compat_version_refused(self):
+        pair = ready_pair()
+        ping = MPing()
+        ping.compat_version = MPing.HEAD_VERSION + 1
+        pair.client.send_message(ping)
+        with self.assertRaises(DecodeError) as cm:
+            pair.server.receive_data(b"".join(pair.client.data_to_send()))
+        self.assertIn("compat_version 2 is newer than our version 1", str(cm.exception))
+
+    def test_known_compat_version_and_unknown_types_accepted(self):
+        pair = ready_pair()
+        ping = MPing()
+        ping.compat_version = MPing.HEAD_VERSION
+        pair.client.send_message(ping)
+        # a type we do not decode is passed on whatever its compat_version
+        generic = GenericMessage(0x7FF0, b"front", compat_version=99)
+        pair.client.send_message(generic)
+        events = pair.server.receive_data(b"".join(pair.client.data_to_send()))
+        got = [e.message for e in events if hasattr(e, "message")]
+        self.assertEqual([type(m) for m in got], [MPing, GenericMessage])
+        self.assertEqual(got[1].compat_version, 99)
+
+
+def _raise_nofile(n: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
+
+
+class ServerProcessTests(SynchronousTestCase):
+    """An echo server in its own process against hostile peers."""
+
+    def start(self, **kwargs) -> ServerProcess:
+        log = self.mktemp()
+        server = ServerProcess(log_path=log, **kwargs)
+        self.addCleanup(server.stop)
+        return server
+
+    def assertCleanLog(self, server: ServerProcess) -> None:
+        text = server.log_text()
+        for bad in ("Traceback", "Unhandled", "internal error"):
+            self.assertNotIn(bad, text)
+
+    def test_pre_auth_message_preambles_cost_no_memory(self):
+        # ten connections each declare a 128 MiB MESSAGE before auth and
+        # push 64 MiB: each is refused at the preamble
+        server = self.start()
+        time.sleep(0.3)
+        before = server.rss()
+        socks = []
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(client_banner() + HOSTILE_MESSAGE)
+            socks.append(s)
+        chunk = bytes(MiB)
+        for s in socks:
+            s.settimeout(5)
+            try:
+                for _ in range(64):
+                    s.sendall(chunk)
+            except OSError:
+                pass  # the server closed on us, as it should
+        peak = server.rss()
+        for s in socks:
+            self.assertIsNotNone(closed_within(s, 5.0), "the server kept a hostile connection open")
+            s.close()
+        growth = max(peak, server.rss()) - before
+        self.assertLess(growth, 16 * MiB, "server RSS grew by %.1f MiB" % (growth / MiB))
+        # and it still serves
+        client = SyncClient(server.port)
+        client.handshake()
+        client.close()
+        self.assertIn("UnexpectedFrame: MESSAGE frame is not allowed in state", server.log_text())
+        self.assertCleanLog(server)
+
+    def test_peer_that_never_reads_cannot_grow_the_server(self):
+        # 128 MiB of 1 MiB messages to the echo service, reading nothing:
+        # the server queues at most send_queue_bytes, then stops reading
+        limit = 8 * MiB
+        server = self.start(send_queue_bytes=limit)
+        client = SyncClient(server.port)
+        client.handshake()
+        time.sleep(0.3)
+        before = server.rss()
+        count = 128
+        payload = bytes(MiB)
+        out = bytearray()
+        for n in range(count):
+            client.conn.send_message(GenericMessage(0x7FF0, struct.pack("<Q", n), data=payload))
+            out += b"".join(client.conn.data_to_send())
+        sock = client.sock
+        sock.setblocking(False)
+        sent = 0
+        peak = before
+        stalled_since = None
+        while sent < len(out):
+            _, w, _ = select.select([], [sock], [], 0.1)
+            if w:
+                sent += sock.send(out[sent:sent + (1 << 20)])
+                stalled_since = None
+            elif stalled_since is None:
+                stalled_since = time.monotonic()
+            elif time.monotonic() - stalled_since > 1.5:
+                break
+            peak = max(peak, server.rss())
+        self.assertLess(sent, len(out) // 2, "the server read %d of %d bytes without being read" % (sent, len(out)))
+        growth = peak - before
+        self.assertLess(growth, 48 * MiB, "server RSS grew by %.1f MiB" % (growth / MiB))
+        # now read: everything is echoed, in order, and the flood completes
+        deadline = time.monotonic() + 60
+        while len(client.messages) < count and time.monotonic() < deadline:
+            r, w, _ = select.select([sock], [sock] if sent < len(out) else [], [], 0.5)
+            if r:
+                data = sock.recv(1 << 20)
+                self.assertTrue(data, "server closed the connection")
+                # our ACKs go after the last whole frame we have to send
+                client.feed(data, flush=False)
+                out += b"".join(client.conn.data_to_send())
+            if w:
+                sent += sock.send(out[sent:sent + (1 << 20)])
+        self.assertEqual([struct.unpack_from("<Q", m.front)[0] for m in client.messages], list(range(count)))
+        client.close()
+        self.assertCleanLog(server)
+
+    def test_listen_backlog_is_cephs(self):
+        # with the server stopped, the kernel completes as many connects as
+        # the listen backlog allows: 1,000 at once lose none of the first 512
+        with open("/proc/sys/net/core/somaxconn") as f:
+            if int(f.read()) < 512:
+                raise self.skipTest("net.core.somaxconn is below 512")
+        _raise_nofile(1200)
+        server = self.start()
+        os.kill(server.pid, signal.SIGSTOP)
+        socks = []
+        try:
+            for _ in range(1000):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", server.port))
+                socks.append(s)
+            time.sleep(0.5)
+            connected = 0
+            for s in socks:
+                _, w, _ = select.select([], [s], [], 0)
+                if w and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    connected += 1
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+            for s in socks:
+                s.close()
+        # Twisted's default backlog of 50 lets 51 through here
+        self.assertGreaterEqual(connected, 500)
+        self.assertLessEqual(connected, 600)
+
+    def test_handshake_timeout(self):
+        server = self.start(handshake_timeout=1.0)
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(client_banner())  # and then nothing
+        took = closed_within(s, 5.0)
+        self.assertIsNotNone(took, "a silent client was kept past the handshake timeout")
+        self.assertGreater(took, 0.8)
+
+    def test_vanished_client_is_closed_after_the_idle_timeout(self):
+        # the client reaches READY, then neither sends nor closes its socket
+        server = self.start(idle_timeout=1.0)
+        client = SyncClient(server.port)
+        self.addCleanup(client.close)
+        client.handshake()
+        took = closed_within(client.sock, 5.0)
+        self.assertIsNotNone(took, "an idle connection was kept past the idle timeout")
+        self.assertGreater(took, 0.8)
+
+    def test_active_client_is_not_idle(self):
+        server = self.start(idle_timeout=1.0)
+        client = SyncClient(server.port)
+        self.addCleanup(client.close)
+        client.handshake()
+        for n in range(8):
+            time.sleep(0.3)
+            client.conn.send_message(GenericMessage(0x7FF0, struct.pack("<Q", n)))
+            client.flush()
+        client.sock.settimeout(5)
+        while len(client.messages) < 8:
+            data = client.sock.recv(1 << 16)
+            self.assertTrue(data, "an active connection was closed as idle")
+            client.feed(data)
+
+
+class DefaultsTests(SynchronousTestCase):
+    """Ceph's liveness defaults (ceph-conf 16.2: ms_connection_ready_timeout 10,
+    ms_connection_idle_timeout 900, ms_tcp_listen_backlog 512)."""
+
+    def test_config_idle_timeout_defaults(self):
+        config = ConnectionConfig()
+        self.assertEqual(config.effective_idle_timeout(server=True), 900.0)
+        self.assertEqual(config.effective_idle_timeout(server=False), 0.0)
+        self.assertEqual(ConnectionConfig(idle_timeout=0).effective_idle_timeout(server=True), 0.0)
+        self.assertEqual(ConnectionConfig(idle_timeout=5).effective_idle_timeout(server=False), 5.0)
+
+    def test_twistd_defaults(self):
+        from msgr2tx.tap import Options, makeService
+        options = Options()
+        options.parseOptions(["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1"])
+        top = makeService(options)
+        (service,) = list(top)
+        self.assertEqual(service.factory.handshake_timeout, 10.0)
+        self.assertEqual(service.factory.config.effective_idle_timeout(server=True), 900.0)
+        self.assertEqual(service.endpoint._backlog, 512)
+
+    def test_twistd_options_change_them(self):
+        from msgr2tx.tap import Options, makeService
+        options = Options()
+        options.parseOptions(["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1",
+                              "--idle-timeout", "0", "--handshake-timeout", "3", "--backlog", "64"])
+        (service,) = list(makeService(options))
+        self.assertEqual(service.factory.handshake_timeout, 3.0)
+        self.assertEqual(service.factory.config.effective_idle_timeout(server=True), 0.0)
+        self.assertEqual(service.endpoint._backlog, 64)
