@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
-from msgr2tx.core.connection import Msgr2Connection, Role
+from msgr2tx.core.connection import Msgr2Connection, Role, State
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.session import payload_size
 from msgr2tx.core.encoding import (
@@ -146,7 +146,9 @@ class Msgr2Protocol(Protocol):
         whose connection has failed, the message goes to the connection that
         now carries the session, or waits in the session for the next one.
         """
-        if self._closed:
+        if self._closed or (self.conn is not None and self.conn.state is State.CLOSED):
+            # (the core closes first when the peer broke the protocol: the
+            # receiver may still answer the messages that came before)
             session = self.conn.session if self.conn is not None else None
             if session is None or session.lossy:
                 raise ConnectionClosed("connection is closed")
@@ -193,6 +195,8 @@ class Msgr2Protocol(Protocol):
             return False
         if self.conn is None:
             return True
+        if self.conn.state is State.CLOSED:
+            return False
         pending = self.conn.session.pending
         return pending.bytes < self.config.send_queue_bytes and len(pending) < self.config.send_queue_messages
 
@@ -443,6 +447,8 @@ class Msgr2Protocol(Protocol):
                 return
             try:
                 self._dispatch(event)
+            except ConnectionClosed:
+                continue  # the receiver answered a message on the connection that is closing
             except Exception:
                 self.log.failure("while delivering events before {error_type}", error_type=type(error).__name__)
                 return
