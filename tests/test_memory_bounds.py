@@ -15,7 +15,8 @@ import socket
 import struct
 import time
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
 from msgr2tx.core.config import ConnectionConfig
@@ -370,3 +371,86 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(service.factory.handshake_timeout, 3.0)
         self.assertEqual(service.factory.config.effective_idle_timeout(server=True), 0.0)
         self.assertEqual(service.endpoint._backlog, 64)
+
+
+class _SlowAuth(NoneServerHandler):
+    """Auth none that answers only when the test fires its Deferred."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = []
+
+    def handle_request(self, request):
+        from twisted.internet import defer
+        d = defer.Deferred()
+        self.waiting.append((d, request))
+        return d
+
+    def answer_all(self):
+        waiting, self.waiting = self.waiting, []
+        for d, request in waiting:
+            d.callback(NoneServerHandler.handle_request(self, request))
+
+
+class BlockedReadTests(TestCase):
+    """While the server waits for its auth handler, a peer cannot make it buffer without end."""
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_reading_pauses_while_auth_is_pending(self):
+        from msgr2tx.factory import Msgr2ServerFactory
+        from msgr2tx.protocol import BLOCKED_READ_LIMIT
+        from msgr2tx.services import EchoReceiver
+        from tests.fuzzing import capture, split_stream
+
+        auth = _SlowAuth()
+        protocols = []
+        factory = Msgr2ServerFactory([auth], EchoReceiver(),
+                                     ConnectionConfig(entity_type=EntityType.MON, entity_num=0))
+        factory.onProtocol = protocols.append
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        c2s, _ = capture(True, port.getHost().port)
+        banner, frames = split_stream(c2s, True)
+        from tests.fuzzing import assemble
+        head = banner + assemble(frames[0], True) + assemble(frames[1], True)  # HELLO, AUTH_REQUEST
+        # then AUTH_SIGNATURE (zeros with auth none), CLIENT_IDENT and 10 MiB
+        # of one MESSAGE repeated (the repeats are duplicates, dropped by seq)
+        big = next(f for f in frames if f.tag == Tag.MESSAGE and sum(len(x) for x in f.segments) > 5000)
+        flood = (assemble(frames[2], True) + assemble(frames[3], True)
+                 + assemble(big, True) * (10 * MiB // 5100))
+        s = socket.create_connection(("127.0.0.1", port.getHost().port))
+        self.addCleanup(s.close)
+        s.setblocking(False)
+        s.send(head)
+        sent = 0
+        for _ in range(100):
+            try:
+                sent += s.send(flood[sent:sent + MiB])
+            except BlockingIOError:
+                pass
+            yield task.deferLater(reactor, 0.01, lambda: None)
+            if sent >= len(flood):
+                break
+        (server,) = protocols
+        self.assertTrue(auth.waiting, "the auth request never reached the handler")
+        self.assertIn("blocked", server._read_pauses)
+        # what the server holds: at most the limit plus one read
+        self.assertLessEqual(server.conn.buffered, BLOCKED_READ_LIMIT + (256 << 10) + len(head))
+        self.assertLess(sent, len(flood), "the server read everything while blocked")
+        # the answer comes: reading resumes and the rest of the stream is read
+        auth.answer_all()
+        for _ in range(500):
+            try:
+                if sent < len(flood):
+                    sent += s.send(flood[sent:sent + MiB])
+            except BlockingIOError:
+                pass
+            if sent >= len(flood) and server.conn.buffered == 0:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertFalse(server._closed)
+        self.assertEqual(server._read_pauses, set())
+        self.assertEqual(sent, len(flood))
+        self.assertIs(server.conn.state, State.READY)
