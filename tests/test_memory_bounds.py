@@ -454,3 +454,44 @@ class BlockedReadTests(TestCase):
         self.assertEqual(server._read_pauses, set())
         self.assertEqual(sent, len(flood))
         self.assertIs(server.conn.state, State.READY)
+
+
+class RealCephTests(SynchronousTestCase):
+    """What a real Ceph 16.2 monitor does with the same input (tests/cephlab.py)."""
+
+    def setUp(self):
+        from tests import cephlab
+        cephlab.ensure_ceph()
+        self.mon = cephlab.CephMonitor(auth="none").start()
+        self.addCleanup(self.mon.stop)
+
+    def test_mon_refuses_a_pre_auth_message_at_its_preamble(self):
+        # as our server does: closed at once, after a few MiB in socket buffers
+        s = socket.create_connection(("127.0.0.1", self.mon.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(client_banner() + HOSTILE_MESSAGE)
+        pushed = 0
+        try:
+            for _ in range(64):
+                s.sendall(bytes(MiB))
+                pushed += 1
+        except OSError:
+            pass
+        self.assertLess(pushed, 32)
+        self.assertIsNotNone(closed_within(s, 5.0))
+
+    def test_mon_ignores_bytes_after_known_control_frame_fields(self):
+        # every control frame we send carries 11 bytes more: the monitor
+        # still completes the handshake, as our decoders now do
+        from msgr2tx.core import frames as F
+        original = F.ControlFrame.encode
+
+        def padded(frame):
+            return original(frame) + b"\x01\x02\x03\x04\x05future"
+        F.ControlFrame.encode = padded
+        self.addCleanup(setattr, F.ControlFrame, "encode", original)
+        client = SyncClient(self.mon.port)
+        self.addCleanup(client.close)
+        client.handshake()
+        self.assertIs(client.conn.state, State.READY)
+        self.assertEqual(client.conn.peer_name.type, EntityType.MON)
