@@ -24,7 +24,8 @@ from msgr2tx.core.connection import (
     SMALL_CONTROL_LIMIT, TRANSITIONS, Msgr2Connection, Role, State,
 )
 from msgr2tx.core.constants import PREAMBLE_SIZE, Tag
-from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t
+from msgr2tx.core import events as E
+from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t, utime_t
 from msgr2tx.core.framing import build_preamble
 from msgr2tx.core.messages import GenericMessage, MPing
 from msgr2tx.errors import DecodeError, FrameTooLarge, UnexpectedFrame
@@ -147,6 +148,29 @@ class PreambleGateTests(SynchronousTestCase):
         self.assertEqual(server.receive_data(build_preamble(Tag.AUTH_REQUEST, [limit], [8])), [])
         server = server_after_banner()
         self.assertRaises(UnexpectedFrame, server.receive_data, build_preamble(Tag.AUTH_REQUEST, [limit], [8]))
+
+
+class KeepaliveFloodTests(SynchronousTestCase):
+    """A peer that sends KEEPALIVE2 and reads nothing cannot queue acks without end."""
+
+    def test_acks_coalesce_while_the_transport_is_full(self):
+        pair = ready_pair()
+        pair.server.pause_tx()  # as the transport does when the peer does not read
+        for n in range(1, 1001):
+            pair.client.send_keepalive(utime_t(1700000000, n))
+        events = pair.server.receive_data(b"".join(pair.client.data_to_send()))
+        self.assertEqual(len([e for e in events if isinstance(e, E.KeepaliveReceived)]), 1000)
+        self.assertEqual(pair.server.data_to_send(), [])
+        pair.server.resume_tx()
+        acks = pair.client.receive_data(b"".join(pair.server.data_to_send()))
+        self.assertEqual([e.timestamp for e in acks if isinstance(e, E.KeepaliveAckReceived)],
+                         [utime_t(1700000000, 1000)])
+        # with room, each one is answered
+        pair.client.send_keepalive(utime_t(1700000001, 0))
+        pair.server.receive_data(b"".join(pair.client.data_to_send()))
+        acks = pair.client.receive_data(b"".join(pair.server.data_to_send()))
+        self.assertEqual([e.timestamp for e in acks if isinstance(e, E.KeepaliveAckReceived)],
+                         [utime_t(1700000001, 0)])
 
 
 class CompatVersionTests(SynchronousTestCase):

@@ -250,6 +250,8 @@ class Msgr2Connection:
         self._held_frame = None
         self._held_out: Optional[List[bytes]] = None
         self._banner_held = False
+        # the newest KEEPALIVE2 timestamp not answered yet (while paused)
+        self._keepalive_ack_due: Optional[utime_t] = None
 
     # ---- introspection -------------------------------------------------
 
@@ -894,6 +896,9 @@ class Msgr2Connection:
         self.tx_paused = False
         if self.state is not State.READY:
             return
+        if self._keepalive_ack_due is not None:
+            stamp, self._keepalive_ack_due = self._keepalive_ack_due, None
+            self._send(F.Keepalive2Ack(stamp))
         if limit is None:
             self._drain_pending()
             return
@@ -971,7 +976,13 @@ class Msgr2Connection:
         self._events.append(E.MessageReceived(message))
 
     def _ready_keepalive(self, frame: F.Keepalive2) -> None:
-        self._send(F.Keepalive2Ack(frame.timestamp))
+        if self.tx_paused:
+            # the transport is full (the peer is not reading): answer only
+            # the newest one when it drains, so that a peer sending
+            # keepalives and reading nothing cannot queue acks without end
+            self._keepalive_ack_due = frame.timestamp
+        else:
+            self._send(F.Keepalive2Ack(frame.timestamp))
         self._events.append(E.KeepaliveReceived(frame.timestamp))
 
     def _ready_keepalive_ack(self, frame: F.Keepalive2Ack) -> None:
