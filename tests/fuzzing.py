@@ -31,6 +31,7 @@ from msgr2tx.core.constants import PREAMBLE_SIZE, Tag
 from msgr2tx.core.crc import preamble_crc, segment_crc
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_addrvec_t, utime_t
 from msgr2tx.core.messages import MESSAGE_TYPES, GenericMessage
+from msgr2tx.core.session import Session, SessionTable
 from msgr2tx.errors import ProtocolError
 
 ADMIN = EntityName.parse("client.admin")
@@ -125,14 +126,16 @@ def assemble(frame: RawFrame, rev1: bool, bad_preamble_crc: bool = False, bad_cr
     return bytes(out)
 
 
-def _pair(rev1: bool, server_port: int):
+def _pair(rev1: bool, server_port: int, lossless: bool = False, session: Optional[Session] = None,
+          sessions: Optional[SessionTable] = None):
     server_addr = entity_addr_t.parse("v2:127.0.0.1:%d/0" % server_port)
     client_addr = entity_addr_t.parse("v2:127.0.0.1:40000/0")
-    client = Msgr2Connection(ConnectionConfig(revision1=rev1), Role.CLIENT, client_addr, server_addr,
-                             nonce=99, cookie=0x1111)
-    server = Msgr2Connection(ConnectionConfig(entity_type=EntityType.MON, entity_num=0, revision1=rev1),
+    client = Msgr2Connection(ConnectionConfig(revision1=rev1, lossy=not lossless), Role.CLIENT, client_addr,
+                             server_addr, nonce=99, cookie=0x1111, session=session)
+    server = Msgr2Connection(ConnectionConfig(entity_type=EntityType.MON, entity_num=0, revision1=rev1,
+                                              lossy=not lossless),
                              Role.SERVER, server_addr, client_addr, server_addrs=entity_addrvec_t((server_addr,)),
-                             cookie=0x2222)
+                             cookie=0x2222, sessions=sessions)
     return client, server
 
 
@@ -145,13 +148,17 @@ def sample_messages() -> list:
     return messages
 
 
-def capture(rev1: bool = True, server_port: int = 3300) -> Tuple[bytes, bytes]:
+def capture(rev1: bool = True, server_port: int = 3300, lossless: bool = False,
+            session: Optional[Session] = None, sessions: Optional[SessionTable] = None,
+            leave_unacked: bool = False) -> Tuple[bytes, bytes]:
     """
     What a client (auth none) and a server send each other in a valid
     session: handshake, every sample message both ways, KEEPALIVE2 and ACK.
-    Returns (client to server, server to client).
+    Returns (client to server, server to client).  C{lossless}: a lossless
+    session (CLIENT_IDENT with a cookie; with a C{session} that has one, the
+    client resumes it with SESSION_RECONNECT).
     """
-    client, server = _pair(rev1, server_port)
+    client, server = _pair(rev1, server_port, lossless, session, sessions)
     c2s, s2c = bytearray(), bytearray()
     cauth = NoneClientHandler(ADMIN)
     sauth = NoneServerHandler()
@@ -194,7 +201,26 @@ def capture(rev1: bool = True, server_port: int = 3300) -> Tuple[bytes, bytes]:
     client.send_keepalive(utime_t(1700000000, 1))
     server.send_keepalive(utime_t(1700000000, 2))
     pump()
+    if leave_unacked:
+        # something unacknowledged for a reconnect to replay
+        client.send_message(GenericMessage(0x7FF2, b"after", data=b"x" * 100))
+        client.data_to_send()
+    client.connection_lost()
+    server.connection_lost()
     return bytes(c2s), bytes(s2c)
+
+
+def capture_reconnect(rev1: bool = True, server_port: int = 3300) -> Tuple[bytes, bytes]:
+    """
+    A lossless session and its resumption: (the first connection's client
+    stream, the second one's, which starts with SESSION_RECONNECT).  Feed
+    the first to a server to give it the session the second resumes.
+    """
+    session = Session()
+    sessions = SessionTable()
+    first = capture(rev1, server_port, True, session, sessions, leave_unacked=True)[0]
+    second = capture(rev1, server_port, True, session, sessions)[0]
+    return first, second
 
 
 _INTERESTING_U32 = (0, 1, 2, 3, 4, 7, 8, 16, 255, 256, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
@@ -208,10 +234,18 @@ class Fuzzer:
     def __init__(self, seed: int = 0, server_port: int = 3300) -> None:
         self.rnd = random.Random(seed)
         self.corpus: Dict[Tuple[str, bool], Tuple[bytes, List[RawFrame]]] = {}
+        #: per revision, the stream that gives a server the session that
+        #: the "reconnect" streams resume
+        self.prime: Dict[bool, bytes] = {}
         for rev1 in (True, False):
             c2s, s2c = capture(rev1, server_port)
             self.corpus[("c2s", rev1)] = split_stream(c2s, rev1)
             self.corpus[("s2c", rev1)] = split_stream(s2c, rev1)
+            c2s, s2c = capture(rev1, server_port, lossless=True)
+            self.corpus[("c2s-lossless", rev1)] = split_stream(c2s, rev1)
+            self.corpus[("s2c-lossless", rev1)] = split_stream(s2c, rev1)
+            self.prime[rev1], again = capture_reconnect(rev1, server_port)
+            self.corpus[("c2s-reconnect", rev1)] = split_stream(again, rev1)
         self.message_types = sorted(MESSAGE_TYPES)
 
     def cases(self, n: int, direction: str = "c2s") -> Iterator[Tuple[bool, bytes, str]]:
@@ -372,35 +406,49 @@ class _Driver:
                 conn.send_message(event.message)
 
 
+def _feed(conn: Msgr2Connection, driver: "_Driver", data: bytes, step: int) -> None:
+    pos = 0
+    while pos < len(data) and conn.state is not State.CLOSED:
+        piece = data[pos:pos + step]
+        pos += step
+        events = conn.receive_data(piece)
+        while events:
+            driver.handle(events)
+            events = conn.receive_data()
+        conn.data_to_send()
+
+
 def run_core_case(data: bytes, rev1: bool, role: Role = Role.SERVER, chunk: Optional[int] = None,
-                  server_port: int = 3300) -> Optional[ProtocolError]:
+                  server_port: int = 3300, lossless: bool = False,
+                  prime: Optional[bytes] = None) -> Optional[ProtocolError]:
     """
     Feed C{data} (what the peer sends) to a fresh core of C{role} in pieces
     of C{chunk} bytes (None: all at once), answering auth and echoing
     messages.  Returns the L{ProtocolError} that closed the connection, or
     None if it is still open.  Any other exception is a bug and propagates.
+
+    C{lossless}: both sides' policies allow lossless sessions.  C{prime}: a
+    valid stream fed first to another server core sharing the session table
+    (the session a SESSION_RECONNECT in C{data} resumes).
     """
-    client, server = _pair(rev1, server_port)
+    sessions = SessionTable()
+    if prime is not None:
+        _, first = _pair(rev1, server_port, True, sessions=sessions)
+        first.initiate()
+        first.data_to_send()
+        _feed(first, _Driver(first), prime, len(prime))
+        first.connection_lost()
+    client, server = _pair(rev1, server_port, lossless or prime is not None, sessions=sessions)
     conn = server if role is Role.SERVER else client
     conn.initiate()
     conn.data_to_send()
     driver = _Driver(conn)
-    pos = 0
-    step = chunk or len(data) or 1
     try:
-        while pos < len(data):
-            piece = data[pos:pos + step]
-            pos += step
-            events = conn.receive_data(piece)
-            while events:
-                driver.handle(events)
-                events = conn.receive_data()
-            conn.data_to_send()
+        _feed(conn, driver, data, chunk or len(data) or 1)
     except ProtocolError as e:
         # the events before the error still reach the application
-        driver_events = getattr(e, "events", ())
         try:
-            driver.handle(driver_events)
+            driver.handle(getattr(e, "events", ()))
         except ProtocolError:
             pass
         return e

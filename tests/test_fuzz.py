@@ -37,21 +37,22 @@ from tests.hostile import rss_of
 ADMIN = EntityName.parse("client.admin")
 SEED = int(os.environ.get("MSGR2TX_FUZZ_SEED", "20261130"))
 SCALE = float(os.environ.get("MSGR2TX_FUZZ_SCALE", "1"))
-CORE_CASES = int(1500 * SCALE)
+CORE_CASES = int(800 * SCALE)
 LIVE_CASES = int(1000 * SCALE)
 
 
 class CoreFuzzTests(SynchronousTestCase):
     """Mutated streams fed to fresh cores in pieces of varying size."""
 
-    def run_cases(self, direction: str, role: Role) -> collections.Counter:
+    def run_cases(self, direction: str, role: Role, lossless: bool = False) -> collections.Counter:
         fuzzer = Fuzzer(SEED)
         outcomes: collections.Counter = collections.Counter()
         for n in range(CORE_CASES):
             rev1, data, notes = fuzzer.case(direction)
             chunk = fuzzer.rnd.choice((None, 1, 7, 100, 4096))
+            prime = fuzzer.prime[rev1] if direction == "c2s-reconnect" else None
             try:
-                error = run_core_case(data, rev1, role, chunk)
+                error = run_core_case(data, rev1, role, chunk, lossless=lossless, prime=prime)
             except Exception as e:
                 self.fail("case %d (seed %d, %s, rev%d, chunk %s: %s) raised %s: %s"
                           % (n, SEED, direction, rev1, chunk, notes, type(e).__name__, e))
@@ -66,6 +67,23 @@ class CoreFuzzTests(SynchronousTestCase):
 
     def test_client_core(self):
         outcomes = self.run_cases("s2c", Role.CLIENT)
+        for kind in ("DecodeError", "UnexpectedFrame", "open"):
+            self.assertGreater(outcomes[kind], 0, outcomes)
+
+    def test_lossless_server_core(self):
+        # CLIENT_IDENT with a cookie: the session table's paths
+        outcomes = self.run_cases("c2s-lossless", Role.SERVER, lossless=True)
+        for kind in ("DecodeError", "UnexpectedFrame", "open"):
+            self.assertGreater(outcomes[kind], 0, outcomes)
+
+    def test_lossless_client_core(self):
+        outcomes = self.run_cases("s2c-lossless", Role.CLIENT, lossless=True)
+        for kind in ("DecodeError", "UnexpectedFrame", "open"):
+            self.assertGreater(outcomes[kind], 0, outcomes)
+
+    def test_reconnect_server_core(self):
+        # SESSION_RECONNECT of a session the server holds, and its replay
+        outcomes = self.run_cases("c2s-reconnect", Role.SERVER)
         for kind in ("DecodeError", "UnexpectedFrame", "open"):
             self.assertGreater(outcomes[kind], 0, outcomes)
 

@@ -28,6 +28,11 @@ from tests.fuzzing import Fuzzer, run_core_case  # noqa: E402
 from tests.hostile import ServerProcess, SyncClient, closed_within  # noqa: E402
 
 
+#: (stream, the core fed with it, lossless policies)
+KINDS = [("c2s", Role.SERVER, False), ("s2c", Role.CLIENT, False), ("c2s-lossless", Role.SERVER, True),
+         ("s2c-lossless", Role.CLIENT, True), ("c2s-reconnect", Role.SERVER, False)]
+
+
 def core(seconds: float, seed: int, per_seed: int) -> int:
     deadline = time.monotonic() + seconds
     outcomes: collections.Counter = collections.Counter()
@@ -36,11 +41,12 @@ def core(seconds: float, seed: int, per_seed: int) -> int:
     while time.monotonic() < deadline:
         fuzzer = Fuzzer(seed)
         for n in range(per_seed):
-            direction, role = (("c2s", Role.SERVER), ("s2c", Role.CLIENT))[n % 2]
+            direction, role, lossless = KINDS[n % len(KINDS)]
             rev1, data, notes = fuzzer.case(direction)
             chunk = fuzzer.rnd.choice((None, 1, 7, 100, 4096))
+            prime = fuzzer.prime[rev1] if direction == "c2s-reconnect" else None
             try:
-                error = run_core_case(data, rev1, role, chunk)
+                error = run_core_case(data, rev1, role, chunk, lossless=lossless, prime=prime)
             except Exception:
                 failures += 1
                 if failures <= 10:
