@@ -99,10 +99,12 @@ def live(seconds: float, seed: int) -> int:
             if bad in text:
                 failures += 1
                 print("FAIL the server log has %r (%s)" % (bad, log))
-        print("live: %d cases, %d failures; server RSS %.1f -> %.1f MiB; log %s"
-              % (cases, failures, rss0 / 2**20, rss1 / 2**20, log))
+        print("live: %d cases, %d failures; server RSS %.1f -> %.1f MiB%s"
+              % (cases, failures, rss0 / 2**20, rss1 / 2**20, "; log %s" % log if failures else ""))
     finally:
         server.stop()
+    if not failures:
+        os.unlink(log)
     return failures
 
 
