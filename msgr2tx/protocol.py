@@ -187,15 +187,18 @@ class Msgr2Protocol(Protocol):
     @property
     def writable(self) -> bool:
         """
-        True when the connection is open and its queue of messages waiting
-        for the transport is below C{send_queue_bytes} and
-        C{send_queue_messages} (L{whenWritable} would fire at once).
+        True when its queue of messages waiting for the transport is below
+        C{send_queue_bytes} and C{send_queue_messages} (L{whenWritable} would
+        fire at once).  False once the connection is closed, except that a
+        lossless session whose connection the peer just broke still takes
+        messages for its next connection.
         """
         if self._closed:
             return False
         if self.conn is None:
             return True
-        if self.conn.state is State.CLOSED:
+        if self.conn.state is State.CLOSED and self.conn.session.lossy:
+            # (a lossless session keeps what is sent for its next connection)
             return False
         pending = self.conn.session.pending
         return pending.bytes < self.config.send_queue_bytes and len(pending) < self.config.send_queue_messages
