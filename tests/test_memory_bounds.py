@@ -150,6 +150,28 @@ class PreambleGateTests(SynchronousTestCase):
         self.assertRaises(UnexpectedFrame, server.receive_data, build_preamble(Tag.AUTH_REQUEST, [limit], [8]))
 
 
+class SecurePreambleGateTests(SynchronousTestCase):
+    """In secure mode the gate sees the decrypted preamble, before the rest is read."""
+
+    def check(self, rev1):
+        from tests.test_secure import secure_pair
+        pair = secure_pair(rev1)
+        pair.handshake()
+        self.assertIs(pair.server.state, State.READY)
+        # an auth frame of 1 MiB at READY: only its first block is sent
+        parts = pair.client.writer.assemble(Tag.AUTH_REQUEST_MORE, (bytes(MiB),), (8,))
+        first = parts[0][:PREAMBLE_SIZE + 64] if rev1 else parts[0][:PREAMBLE_SIZE]
+        with self.assertRaises(UnexpectedFrame) as cm:
+            pair.server.receive_data(first)
+        self.assertIn("AUTH_REQUEST_MORE frame is not allowed in state READY", str(cm.exception))
+
+    def test_rev1(self):
+        self.check(True)
+
+    def test_rev0(self):
+        self.check(False)
+
+
 class KeepaliveFloodTests(SynchronousTestCase):
     """A peer that sends KEEPALIVE2 and reads nothing cannot queue acks without end."""
 
