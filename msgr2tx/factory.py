@@ -20,6 +20,10 @@ class Msgr2ServerFactory(Factory):
     @param auth_handlers: server auth handlers (L{IServerAuthHandler}), in
         the order they are offered.
     @param receiver: the L{IMsgr2Receiver} that gets messages and events.
+    @param handshake_timeout: seconds a client has from accept to READY
+        before its connection is aborted (Ceph's ms_connection_ready_timeout,
+        10 s; None: no limit).  Idle READY connections are closed after the
+        config's C{idle_timeout} (900 s by default on a server).
     """
 
     protocol = Msgr2Protocol
@@ -33,7 +37,7 @@ class Msgr2ServerFactory(Factory):
 
     def __init__(self, auth_handlers: Sequence, receiver=None,
                  config: Optional[ConnectionConfig] = None, reactor=None,
-                 handshake_timeout: Optional[float] = 30.0, nonce: int = 0) -> None:
+                 handshake_timeout: Optional[float] = 10.0, nonce: int = 0) -> None:
         if not auth_handlers:
             raise ValueError("a server needs at least one auth handler")
         self.config = config or ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=True)

@@ -38,6 +38,7 @@ from msgr2tx.core.encoding import AF_INET6, AddrType, EntityType, entity_addr_t,
 from msgr2tx.core.policy import Policy
 from msgr2tx.core.session import GlobalSeq, Session
 from msgr2tx.factory import Msgr2ClientFactory, Msgr2ServerFactory
+from msgr2tx.service import DEFAULT_BACKLOG
 
 
 class PeerLink:
@@ -186,7 +187,8 @@ class Msgr2Messenger:
 
     def start(self) -> defer.Deferred:
         self.factory.interceptor = self.interceptor
-        endpoint = TCP4ServerEndpoint(self.reactor, self.my_addr.port, interface=str(self.my_addr.host))
+        endpoint = TCP4ServerEndpoint(self.reactor, self.my_addr.port, backlog=DEFAULT_BACKLOG,
+                                      interface=str(self.my_addr.host))
 
         def listening(port):
             self._port = port

@@ -23,7 +23,7 @@ from zope.interface import implementer
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
 from msgr2tx.core.compression import algorithm_name
-from msgr2tx.core.connection import Msgr2Connection, Role
+from msgr2tx.core.connection import Msgr2Connection, Role, State
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.session import payload_size
 from msgr2tx.core.encoding import (
@@ -65,6 +65,10 @@ class PeerInfo(E.Ready):
 #: the transport's read size and write-buffer threshold
 TRANSPORT_BUFFER = 256 << 10
 
+#: received bytes held while the core waits for an auth answer, beyond
+#: which reading pauses until the answer is in
+BLOCKED_READ_LIMIT = 1 << 20
+
 
 @implementer(IPushProducer)
 class Msgr2Protocol(Protocol):
@@ -74,9 +78,18 @@ class Msgr2Protocol(Protocol):
 
     Backpressure: the protocol is the transport's streaming producer.  When
     the transport's buffer fills, new messages wait in the session queue
-    (in priority order) and L{whenWritable} holds callers back.  When the
-    receiver's C{messageReceived} returns Deferreds that have not fired for
-    more than the configured window, the protocol stops reading.
+    (in priority order) and L{whenWritable} holds callers back.  The protocol
+    stops reading from the peer (as Ceph's throttles stop reading the
+    socket) while any of these holds, and reads again once all are clear:
+
+      - the receiver's C{messageReceived} returned Deferreds that have not
+        fired for more than C{receive_window_messages} or
+        C{receive_window_bytes};
+      - the session queue holds C{send_queue_bytes} or
+        C{send_queue_messages} (a peer that sends and never reads cannot
+        make us queue replies without end); reading resumes below half;
+      - the core waits for an auth answer and more than L{BLOCKED_READ_LIMIT}
+        bytes arrived meanwhile.
     """
 
     log = Logger()
@@ -115,8 +128,11 @@ class Msgr2Protocol(Protocol):
         self._rx_inflight_messages = 0
         self._rx_inflight_bytes = 0
         self._rx_throttled = False
+        #: why reading from the peer is paused ("window", "queue", "blocked")
+        self._read_pauses: set = set()
         self._last_rx = 0.0
         self._last_message = 0.0
+        self._idle_timeout = 0.0
         self._liveness_calls = {}
         self._started = False
         self._early: List[bytes] = []
@@ -143,7 +159,9 @@ class Msgr2Protocol(Protocol):
         whose connection has failed, the message goes to the connection that
         now carries the session, or waits in the session for the next one.
         """
-        if self._closed:
+        if self._closed or (self.conn is not None and self.conn.state is State.CLOSED):
+            # (the core closes first when the peer broke the protocol: the
+            # receiver may still answer the messages that came before)
             session = self.conn.session if self.conn is not None else None
             if session is None or session.lossy:
                 raise ConnectionClosed("connection is closed")
@@ -165,6 +183,11 @@ class Msgr2Protocol(Protocol):
             raise
         if self.clock is not None:
             self._last_message = self.clock.seconds()
+        pending = self.conn.session.pending
+        if pending and self.info is not None and (pending.bytes >= self.config.send_queue_bytes
+                                                  or len(pending) >= self.config.send_queue_messages):
+            # (before READY the queue waits for the handshake, which needs reading)
+            self._pause_reading("queue")
         if self.conn.interceptor is not None:
             self._pump()  # a breakpoint may have queued an event
         elif self._pumping and self._unflushed < 16 and payload_size(message) < (64 << 10):
@@ -174,15 +197,35 @@ class Msgr2Protocol(Protocol):
         else:
             self._flush()
 
+    @property
+    def writable(self) -> bool:
+        """
+        True when its queue of messages waiting for the transport is below
+        C{send_queue_bytes} and C{send_queue_messages} (L{whenWritable} would
+        fire at once).  False once the connection is closed, except that a
+        lossless session whose connection the peer just broke still takes
+        messages for its next connection.
+        """
+        if self._closed:
+            return False
+        if self.conn is None:
+            return True
+        if self.conn.state is State.CLOSED and self.conn.session.lossy:
+            # (a lossless session keeps what is sent for its next connection)
+            return False
+        pending = self.conn.session.pending
+        return pending.bytes < self.config.send_queue_bytes and len(pending) < self.config.send_queue_messages
+
     def whenWritable(self) -> defer.Deferred:
         """
         Fires when the queue of messages waiting for the transport is below
-        the configured byte limit; a sender that waits for it before each
-        L{sendMessage} keeps memory bounded however slow the peer reads.
+        the configured byte and message limits; a sender that waits for it
+        before each L{sendMessage} keeps memory bounded however slow the peer
+        reads.  Fails with L{ConnectionClosed} once the connection is closed.
         """
         if self._closed:
             return defer.fail(ConnectionClosed("connection is closed"))
-        if self.conn is None or self.conn.session.pending.bytes < self.config.send_queue_bytes:
+        if self.writable:
             return defer.succeed(None)
         d = defer.Deferred()
         self._writable_waiters.append(d)
@@ -206,7 +249,12 @@ class Msgr2Protocol(Protocol):
         while pending and not conn.tx_paused and not self._closed:
             conn.resume_tx(limit=1)
             self._flush()
-        if self.conn.session.pending.bytes < self.config.send_queue_bytes:
+        pending = conn.session.pending
+        cfg = self.config
+        if "queue" in self._read_pauses and (pending.bytes <= cfg.send_queue_bytes // 2
+                                             and len(pending) <= cfg.send_queue_messages // 2):
+            self._resume_reading("queue")
+        if self.writable:
             waiters, self._writable_waiters = self._writable_waiters, []
             for d in waiters:
                 d.callback(None)
@@ -368,6 +416,8 @@ class Msgr2Protocol(Protocol):
         finally:
             self._pumping = False
             self._pump_again = False
+        if not self._closed:
+            self._check_blocked_input()
 
     def _pump_once(self, data=b"") -> None:
         try:
@@ -413,6 +463,8 @@ class Msgr2Protocol(Protocol):
                 return
             try:
                 self._dispatch(event)
+            except ConnectionClosed:
+                continue  # the receiver answered a message on the connection that is closing
             except Exception:
                 self.log.failure("while delivering events before {error_type}", error_type=type(error).__name__)
                 return
@@ -523,7 +575,7 @@ class Msgr2Protocol(Protocol):
         if (not self._rx_throttled and (self._rx_inflight_messages > cfg.receive_window_messages
                                         or self._rx_inflight_bytes > cfg.receive_window_bytes)):
             self._rx_throttled = True
-            self.transport.pauseProducing()
+            self._pause_reading("window")
 
         def done(result):
             self._rx_inflight_messages -= 1
@@ -532,12 +584,39 @@ class Msgr2Protocol(Protocol):
                     and self._rx_inflight_messages <= cfg.receive_window_messages // 2
                     and self._rx_inflight_bytes <= cfg.receive_window_bytes // 2):
                 self._rx_throttled = False
-                self.transport.resumeProducing()
+                self._resume_reading("window")
             if isinstance(result, Failure):
                 self.log.failure("receiver failed to handle {msg!r}", result, msg=message)
             return None
 
         d.addBoth(done)
+
+    def _pause_reading(self, reason: str) -> None:
+        """Stop reading from the peer until every reason is cleared."""
+        if not self._read_pauses and self.transport is not None:
+            self.transport.pauseProducing()
+        self._read_pauses.add(reason)
+
+    def _resume_reading(self, reason: str) -> None:
+        if reason not in self._read_pauses:
+            return
+        self._read_pauses.discard(reason)
+        if not self._read_pauses and not self._closed and self.transport is not None:
+            self.transport.resumeProducing()
+
+    def _check_blocked_input(self) -> None:
+        """
+        While the core waits for an auth answer it parses nothing: a peer
+        that goes on sending meanwhile is not read beyond
+        L{BLOCKED_READ_LIMIT} bytes until the answer is in.
+        """
+        conn = self.conn
+        if conn is None:
+            return
+        if not conn.reading and conn.buffered > BLOCKED_READ_LIMIT:
+            self._pause_reading("blocked")
+        elif "blocked" in self._read_pauses and conn.reading:
+            self._resume_reading("blocked")
 
     # ---- liveness ---------------------------------------------------------------
 
@@ -551,8 +630,9 @@ class Msgr2Protocol(Protocol):
             self._liveness_calls["keepalive"] = self.clock.callLater(cfg.keepalive_interval, self._keepalive_tick)
             self._liveness_calls["silence"] = self.clock.callLater(
                 cfg.effective_keepalive_timeout, self._silence_check)
-        if cfg.idle_timeout:
-            self._liveness_calls["idle"] = self.clock.callLater(cfg.idle_timeout, self._idle_check)
+        idle_timeout = self._idle_timeout = cfg.effective_idle_timeout(self.role is Role.SERVER)
+        if idle_timeout:
+            self._liveness_calls["idle"] = self.clock.callLater(idle_timeout, self._idle_check)
 
     def _keepalive_tick(self) -> None:
         if self._closed:
@@ -582,12 +662,13 @@ class Msgr2Protocol(Protocol):
     def _idle_check(self) -> None:
         if self._closed:
             return
-        idle = self.clock.seconds() - self._last_message
-        if idle >= self.config.idle_timeout:
+        # as Ceph's last_active: any bytes read or any message sent
+        idle = self.clock.seconds() - max(self._last_message, self._last_rx)
+        if idle >= self._idle_timeout:
             self.log.info("closing idle connection to {peer}", peer=str(self.conn.peer_addr))
             self.close()
             return
-        self._liveness_calls["idle"] = self.clock.callLater(self.config.idle_timeout - idle, self._idle_check)
+        self._liveness_calls["idle"] = self.clock.callLater(self._idle_timeout - idle, self._idle_check)
 
     def _fault(self, error: BaseException) -> None:
         """Drop the connection at once (no FIN exchange is waited for)."""

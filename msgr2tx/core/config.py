@@ -13,6 +13,10 @@ from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT
 from msgr2tx.core.features import CEPH_FEATURES_ALL, MSGR2_REQUIRED
 from msgr2tx.core.policy import Policy
 
+#: Ceph's ms_connection_idle_timeout default (seconds): what a server uses
+#: when C{idle_timeout} is left at None
+DEFAULT_SERVER_IDLE_TIMEOUT = 900.0
+
 
 @dataclass(frozen=True)
 class ConnectionConfig:
@@ -82,10 +86,15 @@ class ConnectionConfig:
     keepalive_interval: float = 0.0
     #: fault a peer we heard nothing from for this long (0: 1.5 x the interval)
     keepalive_timeout: float = 0.0
-    #: close a connection that carried no MESSAGE for this long (0: never)
-    idle_timeout: float = 0.0
-    #: queued outgoing payload bytes above which whenWritable() waits
+    #: close a READY connection that read nothing and sent no message for
+    #: this long (Ceph's ms_connection_idle_timeout; 0: never; None: 900 s
+    #: on a server, never on a client)
+    idle_timeout: Optional[float] = None
+    #: queued outgoing payload bytes at which whenWritable() waits and the
+    #: connection stops reading from its peer until half of it is written
     send_queue_bytes: int = 64 << 20
+    #: the same bound counted in messages
+    send_queue_messages: int = 1024
     #: received messages whose dispatch has not finished, above which we stop reading
     receive_window_messages: int = 1024
     receive_window_bytes: int = 256 << 20
@@ -115,8 +124,16 @@ class ConnectionConfig:
                              % self.compress_mode)
         if self.compress_mode != "none" and not self.compression_methods:
             raise ValueError("compress_mode %r needs at least one compression method" % self.compress_mode)
-        if min(self.keepalive_interval, self.keepalive_timeout, self.idle_timeout) < 0:
+        if min(self.keepalive_interval, self.keepalive_timeout, self.idle_timeout or 0) < 0:
             raise ValueError("timeouts must not be negative")
+        if self.send_queue_bytes <= 0 or self.send_queue_messages <= 0:
+            raise ValueError("send queue limits must be positive")
+
+    def effective_idle_timeout(self, server: bool) -> float:
+        """C{idle_timeout}, or for None Ceph's 900 s on a server and 0 (never) on a client."""
+        if self.idle_timeout is not None:
+            return self.idle_timeout
+        return DEFAULT_SERVER_IDLE_TIMEOUT if server else 0.0
 
     def policy_for(self, peer_type: int, server: bool) -> Policy:
         """

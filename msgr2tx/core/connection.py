@@ -175,6 +175,17 @@ BANNER_TRANSITIONS: Dict[State, State] = {
 }
 
 
+#: control frames that carry an auth method's payload (tickets, which can be
+#: large): they may use the whole C{max_control}
+AUTH_PAYLOAD_TAGS = frozenset({Tag.AUTH_REQUEST, Tag.AUTH_BAD_METHOD, Tag.AUTH_REPLY_MORE,
+                               Tag.AUTH_REQUEST_MORE, Tag.AUTH_DONE})
+
+#: the most bytes any other control frame may have (HELLO, the idents, the
+#: session frames, keepalives, ACK): their known fields take well under
+#: 1 KiB; the rest leaves room for fields a newer peer may append
+SMALL_CONTROL_LIMIT = 64 << 10
+
+
 def _next_states() -> Dict[State, Tuple[State, ...]]:
     result: Dict[State, Tuple[State, ...]] = {s: (t,) for s, t in BANNER_TRANSITIONS.items()}
     for state, rules in TRANSITIONS.items():
@@ -283,6 +294,8 @@ class Msgr2Connection:
         self._held_frame = None
         self._held_out: Optional[List[bytes]] = None
         self._banner_held = False
+        # the newest KEEPALIVE2 timestamp not answered yet (while paused)
+        self._keepalive_ack_due: Optional[utime_t] = None
 
     # ---- introspection -------------------------------------------------
 
@@ -371,6 +384,32 @@ class Msgr2Connection:
             getattr(self, rule.handler)(value)
             self._check_transition()
 
+    def _admit_frame(self, tag: int) -> int:
+        """
+        The preamble of a frame has arrived: refuse a tag the current state
+        does not accept before its segments are read (a MESSAGE before READY
+        is refused here, as Ceph refuses it at the preamble), else return the
+        most bytes it may have.
+        """
+        if tag not in TRANSITIONS.get(self.state, _NO_RULES):
+            raise UnexpectedFrame("%s frame is not allowed in state %s" % (Tag(tag).name, self.state.value))
+        cfg = self.config
+        if tag == Tag.MESSAGE:
+            return cfg.max_frame
+        if tag in AUTH_PAYLOAD_TAGS:
+            return cfg.max_control
+        return min(cfg.max_control, SMALL_CONTROL_LIMIT)
+
+    @property
+    def buffered(self) -> int:
+        """Received bytes not parsed yet (at most one frame's worth, plus one read)."""
+        return len(self._rbuf)
+
+    @property
+    def reading(self) -> bool:
+        """False while the connection waits for an answer (auth) before it parses more."""
+        return not self._blocked and self.state is not State.CLOSED
+
     def _check_transition(self) -> None:
         """A settled transition must be one the table lists."""
         transition = self._transition
@@ -412,6 +451,7 @@ class Msgr2Connection:
         self.reader = FrameReader(self.rev1, cfg.data_crc, cfg.max_segment, cfg.max_frame, cfg.max_control)
         self.writer.recording = self._pre_auth_tx
         self.reader.recording = self._pre_auth_rx
+        self.reader.gate = self._admit_frame
         self._events.append(E.BannerExchanged(supported, required, self.rev1))
         if self.interceptor is not None and self._intercept("banner"):
             # hold our HELLO and stop reading until release()
@@ -1053,6 +1093,9 @@ class Msgr2Connection:
         self.tx_paused = False
         if self.state is not State.READY:
             return
+        if self._keepalive_ack_due is not None:
+            stamp, self._keepalive_ack_due = self._keepalive_ack_due, None
+            self._send(F.Keepalive2Ack(stamp))
         if limit is None:
             self._drain_pending()
             return
@@ -1116,7 +1159,8 @@ class Msgr2Connection:
             return  # a duplicate after replay
         n = len(segments)
         message = decode_message(msg_type, segments[1] if n > 1 else b"", segments[2] if n > 2 else b"",
-                                 segments[3] if n > 3 else b"", version, self.features)
+                                 segments[3] if n > 3 else b"", version, self.features,
+                                 compat_version=compat_version)
         message.seq = seq
         message.tid = tid
         message.priority = priority
@@ -1129,7 +1173,13 @@ class Msgr2Connection:
         self._events.append(E.MessageReceived(message))
 
     def _ready_keepalive(self, frame: F.Keepalive2) -> None:
-        self._send(F.Keepalive2Ack(frame.timestamp))
+        if self.tx_paused:
+            # the transport is full (the peer is not reading): answer only
+            # the newest one when it drains, so that a peer sending
+            # keepalives and reading nothing cannot queue acks without end
+            self._keepalive_ack_due = frame.timestamp
+        else:
+            self._send(F.Keepalive2Ack(frame.timestamp))
         self._events.append(E.KeepaliveReceived(frame.timestamp))
 
     def _ready_keepalive_ack(self, frame: F.Keepalive2Ack) -> None:
