@@ -10,6 +10,15 @@ from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT
 from msgr2tx.core.features import CEPH_FEATURES_ALL, MSGR2_REQUIRED
 
 
+#: seconds of silence after which a peer is suspected when C{keepalive_timeout}
+#: is 0: Ceph's C{mon_client_ping_timeout} (30 s), with which a MonClient
+#: gives up on a monitor that did not answer its keepalives
+DEFAULT_KEEPALIVE_TIMEOUT = 30.0
+#: ... or this many keepalive intervals, if that is longer: Ceph's ratio of
+#: C{mon_client_ping_timeout} to C{mon_client_ping_interval} (30 s / 10 s)
+KEEPALIVE_TIMEOUT_INTERVALS = 3.0
+
+
 @dataclass(frozen=True)
 class ConnectionConfig:
     """
@@ -40,7 +49,9 @@ class ConnectionConfig:
     max_control: int = DEFAULT_MAX_CONTROL
     #: seconds between KEEPALIVE2 frames on a READY connection (0: none)
     keepalive_interval: float = 0.0
-    #: fault a peer we heard nothing from for this long (0: 1.5 x the interval)
+    #: suspect a peer we heard nothing from for this long, and fault it if it
+    #: does not answer a probe either (0: 30 s, or 3 intervals if longer,
+    #: as Ceph's mon_client_ping_timeout / mon_client_ping_interval)
     keepalive_timeout: float = 0.0
     #: close a connection that carried no MESSAGE for this long (0: never)
     idle_timeout: float = 0.0
@@ -59,12 +70,20 @@ class ConnectionConfig:
             raise ValueError("frame limits must be positive")
         if min(self.keepalive_interval, self.keepalive_timeout, self.idle_timeout) < 0:
             raise ValueError("timeouts must not be negative")
+        if self.keepalive_timeout and self.keepalive_timeout <= self.keepalive_interval:
+            raise ValueError("keepalive_timeout (%gs) must be longer than keepalive_interval (%gs), or a "
+                             "healthy peer is faulted between two keepalives"
+                             % (self.keepalive_timeout, self.keepalive_interval))
 
     @property
     def effective_keepalive_timeout(self) -> float:
+        """
+        Seconds of silence before a peer is suspected (see
+        L{DEFAULT_KEEPALIVE_TIMEOUT}); only used with keepalives on.
+        """
         if self.keepalive_timeout:
             return self.keepalive_timeout
-        return 1.5 * self.keepalive_interval
+        return max(DEFAULT_KEEPALIVE_TIMEOUT, KEEPALIVE_TIMEOUT_INTERVALS * self.keepalive_interval)
 
     @property
     def msgr2_supported(self) -> int:
