@@ -456,7 +456,8 @@ class Msgr2Protocol(Protocol):
         waiters = self._ready_waiters
         self._ready_waiters = []
         for d in waiters:
-            d.errback(failure)
+            if not d.called:  # a waiter cancelled meanwhile (a caller's own timeout) has fired
+                d.errback(failure)
 
     def _handshake_timed_out(self) -> None:
         self._timeout_call = None

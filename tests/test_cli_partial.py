@@ -13,7 +13,7 @@ import sys
 import time
 
 from twisted.internet import defer, protocol, reactor, utils
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgr2tx import cli
 from msgr2tx.auth.none import NoneServerHandler
@@ -200,3 +200,35 @@ class PartialSummaryTests(TestCase):
 def deferLater(seconds):
     from twisted.internet import task
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+class CancelledReadyWaiterTests(SynchronousTestCase):
+    """
+    A caller's own timeout (the CLI's --timeout) cancels whenReady(); the
+    handshake timeout that comes due at the same moment must not fire the
+    cancelled Deferred again (it used to log AlreadyCalledError).
+    """
+
+    def test_handshake_timeout_after_a_cancelled_wait(self):
+        from twisted.internet.defer import CancelledError
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
+        from msgr2tx.auth.none import NoneClientHandler
+        from msgr2tx.core.encoding import EntityName
+        from msgr2tx.factory import Msgr2ClientFactory
+
+        clock = Clock()
+        factory = Msgr2ClientFactory([NoneClientHandler(EntityName.parse("client.admin"))], ConnectionConfig(),
+                                     reactor=clock, handshake_timeout=2.0)
+        p = factory.buildProtocol(None)
+        p.makeConnection(StringTransport())
+        d = p.whenReady()
+        failures = []
+        d.addErrback(failures.append)
+        clock.advance(1.0)
+        d.cancel()               # aborts the transport; connectionLost comes later
+        clock.advance(1.0)       # the handshake timer fires first
+        self.assertEqual(len(failures), 1)
+        self.assertTrue(failures[0].check(CancelledError))
+        self.assertEqual(self.flushLoggedErrors(), [])
