@@ -124,7 +124,7 @@ class PartialSummaryTests(TestCase):
     def test_echo_test_timeout_prints_the_partial_summary(self):
         address, via = self.silent_after(40)
         out, err, code = yield msgr2tx("echo-test", "--target", address, "--via", via, "--count", "100000",
-                                       "--window", "8", "--timeout", "4")
+                                       "--window", "8", "--timeout", "8")
         self.assertEqual(code, cli.EXIT_FAILED, err)
         result = json.loads(out.strip().splitlines()[-1])
         self.assertIs(result["complete"], False)
@@ -132,7 +132,7 @@ class PartialSummaryTests(TestCase):
         self.assertLess(result["sent"], 100000)
         self.assertGreater(result["received"], 0)
         self.assertLessEqual(result["received"], 40)
-        self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 4s")
+        self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 8s")
 
     @defer.inlineCallbacks
     def test_echo_test_interrupt_prints_the_partial_summary_and_exits_130(self):
@@ -160,41 +160,45 @@ class PartialSummaryTests(TestCase):
     @defer.inlineCallbacks
     def test_ping_timeout_prints_the_round_trips_so_far(self):
         address = self.start_server()
-        proxy, via = self.start_proxy()
-        reactor.callLater(2.0, proxy.go_silent)
-        out, err, code = yield msgr2tx("ping", address, "--via", via, "--count", "100000000", "--timeout", "4",
-                                       "--json")
-        self.assertEqual(code, cli.EXIT_FAILED, err)
-        result = json.loads(out.strip().splitlines()[-1])
-        self.assertIs(result["complete"], False)
-        self.assertEqual(result["peer"], "mon.0")
-        self.assertGreater(len(result["rtt_ms"]), 0)
-        self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 4s")
-        # and the same as text
-        proxy, via = self.start_proxy()
-        reactor.callLater(2.0, proxy.go_silent)
-        out, err, code = yield msgr2tx("ping", address, "--via", via, "--count", "100000000", "--timeout", "4")
-        self.assertEqual(code, cli.EXIT_FAILED, err)
+        for as_json in (True, False):
+            proxy, via = self.start_proxy()
+            run = msgr2tx("ping", address, "--via", via, "--count", "100000000", "--timeout", "8",
+                          *(["--json"] if as_json else []))
+            # silent half a second after the connection came in: keepalives answered until then
+            deadline = time.monotonic() + 8
+            while not proxy.accepts and time.monotonic() < deadline:
+                yield deferLater(0.05)
+            yield deferLater(0.5)
+            proxy.go_silent()
+            out, err, code = yield run
+            self.assertEqual(code, cli.EXIT_FAILED, err)
+            self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 8s")
+            if as_json:
+                result = json.loads(out.strip().splitlines()[-1])
+                self.assertIs(result["complete"], False)
+                self.assertEqual(result["peer"], "mon.0")
+                self.assertGreater(len(result["rtt_ms"]), 0)
         lines = out.strip().splitlines()
         self.assertTrue(lines[0].startswith("connected to %s" % address), lines[0])
+        self.assertRegex(lines[1], r"^keepalive 1: [0-9.]+ ms$")
         self.assertRegex(lines[-1], r"^\d+ of 100000000 keepalives answered$")
 
     @defer.inlineCallbacks
     def test_command_without_a_reply_says_how_far_it_got(self):
         # the echo service sends the MMonCommand back: never an MMonCommandAck
         address = self.start_server()
-        out, err, code = yield msgr2tx("command", "--mon", address, '{"prefix": "version"}', "--timeout", "3",
+        out, err, code = yield msgr2tx("command", "--mon", address, '{"prefix": "version"}', "--timeout", "6",
                                        "--json")
         self.assertEqual(code, cli.EXIT_FAILED, err)
         result = json.loads(out.strip().splitlines()[-1])
         self.assertEqual((result["complete"], result["stage"], result["peer"]),
                          (False, "waiting for the reply", "mon.0"))
-        self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 3s")
-        out, err, code = yield msgr2tx("command", "--mon", address, '{"prefix": "version"}', "--timeout", "3")
+        self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 6s")
+        out, err, code = yield msgr2tx("command", "--mon", address, '{"prefix": "version"}', "--timeout", "6")
         self.assertEqual(code, cli.EXIT_FAILED, err)
         lines = err.strip().splitlines()
         self.assertIn("no reply after", lines[0])
-        self.assertEqual(lines[-1], "msgr2tx: error: timed out after 3s")
+        self.assertEqual(lines[-1], "msgr2tx: error: timed out after 6s")
 
 
 def deferLater(seconds):
