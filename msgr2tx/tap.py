@@ -11,6 +11,7 @@ server then prints how to connect to it.
 
 import os
 import re
+import shutil
 import sys
 
 from twisted.application import strports
@@ -342,19 +343,36 @@ def makeService(options):
     return top
 
 
+def _command_path(name: str) -> str:
+    """How to run the console script *name* from here: its bare name when the
+    shell finds this installation's copy, else its path (e.g. C{.venv/bin/msgr2tx})."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    if not os.path.exists(path) or shutil.which(name) == path:
+        return name
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
+
+
 def _print_how_to_connect(options) -> None:
     path, created = options["generated_keyring"]
     address = _listen_address(options["listen"][0])
+    tool = _command_path("msgr2tx")
     lines = [
         "msgr2: %s keyring %s (keys for client.admin and %s)"
         % ("created" if created else "using", path, options["entity_name"]),
         "msgr2: connect with msgr2tx:",
-        "    msgr2tx ping %s --auth cephx --keyring %s --mode secure" % (address, path),
-        "    msgr2tx ping %s                      # auth none, crc mode" % (address,),
-        "msgr2: connect with the ceph CLI:",
-        "    ceph -c /dev/null -m %s -n client.admin --keyring %s --debug_ms 1 status" % (address, path),
-        "    ceph -c /dev/null -m %s --auth_client_required none --debug_ms 1 status" % (address,),
+        "    %s ping %s --auth cephx --keyring %s --mode secure" % (tool, address, path),
+        "    %s ping %s                      # auth none, crc mode" % (tool, address),
     ]
+    if shutil.which("ceph"):
+        lines += [
+            "msgr2: connect with the ceph CLI (each sends one ping, exits 0 and prints None,"
+            " because the echo service returns the ping empty):",
+            "    ceph -c /dev/null -m %s -n client.admin --keyring %s ping mon.noname-a" % (address, path),
+            "    ceph -c /dev/null -m %s --auth_client_required none ping mon.noname-a" % (address,),
+        ]
+    else:
+        lines.append("msgr2: the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
     # stdout, before twistd takes it over for logging
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
