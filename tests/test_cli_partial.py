@@ -158,27 +158,44 @@ class PartialSummaryTests(TestCase):
         self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: interrupted")
 
     @defer.inlineCallbacks
+    def _ping_until_silent(self, address, *extra):
+        proxy, via = self.start_proxy()
+        proc = _Collect()
+        transport = reactor.spawnProcess(
+            proc, sys.executable, [sys.executable, "-m", "msgr2tx", "ping", address, "--via", via,
+                                   "--count", "100000000"] + list(extra), env=env())
+        # silent half a second after the connection came in: keepalives answered until then
+        deadline = time.monotonic() + 8
+        while not proxy.accepts and time.monotonic() < deadline:
+            yield deferLater(0.05)
+        yield deferLater(0.5)
+        proxy.go_silent()
+        return proc, transport
+
+    @defer.inlineCallbacks
     def test_ping_timeout_prints_the_round_trips_so_far(self):
         address = self.start_server()
-        for as_json in (True, False):
-            proxy, via = self.start_proxy()
-            run = msgr2tx("ping", address, "--via", via, "--count", "100000000", "--timeout", "8",
-                          *(["--json"] if as_json else []))
-            # silent half a second after the connection came in: keepalives answered until then
-            deadline = time.monotonic() + 8
-            while not proxy.accepts and time.monotonic() < deadline:
-                yield deferLater(0.05)
-            yield deferLater(0.5)
-            proxy.go_silent()
-            out, err, code = yield run
-            self.assertEqual(code, cli.EXIT_FAILED, err)
-            self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 8s")
-            if as_json:
-                result = json.loads(out.strip().splitlines()[-1])
-                self.assertIs(result["complete"], False)
-                self.assertEqual(result["peer"], "mon.0")
-                self.assertGreater(len(result["rtt_ms"]), 0)
-        lines = out.strip().splitlines()
+        proc, _ = yield self._ping_until_silent(address, "--timeout", "8", "--json")
+        code = yield proc.ended
+        err = proc.err.decode()
+        self.assertEqual(code, cli.EXIT_FAILED, err)
+        self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 8s")
+        result = json.loads(proc.out.decode().strip().splitlines()[-1])
+        self.assertIs(result["complete"], False)
+        self.assertEqual(result["peer"], "mon.0")
+        self.assertGreater(len(result["rtt_ms"]), 0)
+
+    @defer.inlineCallbacks
+    def test_ping_interrupt_prints_the_round_trips_so_far(self):
+        address = self.start_server()
+        proc, transport = yield self._ping_until_silent(address, "--timeout", "60")
+        yield deferLater(0.3)
+        transport.signalProcess("INT")
+        code = yield proc.ended
+        err = proc.err.decode()
+        self.assertEqual(code, cli.EXIT_INTERRUPTED, err)
+        self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: interrupted")
+        lines = proc.out.decode().strip().splitlines()
         self.assertTrue(lines[0].startswith("connected to %s" % address), lines[0])
         self.assertRegex(lines[1], r"^keepalive 1: [0-9.]+ ms$")
         self.assertRegex(lines[-1], r"^\d+ of 100000000 keepalives answered$")
@@ -194,11 +211,27 @@ class PartialSummaryTests(TestCase):
         self.assertEqual((result["complete"], result["stage"], result["peer"]),
                          (False, "waiting for the reply", "mon.0"))
         self.assertEqual(err.strip().splitlines()[-1], "msgr2tx: error: timed out after 6s")
-        out, err, code = yield msgr2tx("command", "--mon", address, '{"prefix": "version"}', "--timeout", "6")
-        self.assertEqual(code, cli.EXIT_FAILED, err)
+
+    @defer.inlineCallbacks
+    def test_command_interrupted_says_how_far_it_got(self):
+        arrived = []
+        address = self.start_server(receiver=Countdown(1, lambda: arrived.append(True)))
+        proc = _Collect()
+        transport = reactor.spawnProcess(
+            proc, sys.executable, [sys.executable, "-m", "msgr2tx", "command", "--mon", address,
+                                   '{"prefix": "version"}', "--timeout", "60"], env=env())
+        deadline = time.monotonic() + 20
+        while not arrived and time.monotonic() < deadline:
+            yield deferLater(0.05)
+        transport.signalProcess("INT")
+        code = yield proc.ended
+        err = proc.err.decode()
+        self.assertEqual(code, cli.EXIT_INTERRUPTED, err)
+        self.assertEqual(proc.out.decode(), "")
         lines = err.strip().splitlines()
-        self.assertIn("no reply after", lines[0])
-        self.assertEqual(lines[-1], "msgr2tx: error: timed out after 6s")
+        self.assertEqual(len(lines), 2, err)
+        self.assertRegex(lines[0], r"^msgr2tx: sent the command to mon\.0 at v2:127\.0\.0\.1:\d+; no reply after")
+        self.assertEqual(lines[1], "msgr2tx: interrupted")
 
 
 def deferLater(seconds):
