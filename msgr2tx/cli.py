@@ -43,6 +43,31 @@ def _common(parser):
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole operation")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="log protocol events to stderr")
+    _compression_args(parser)
+
+
+def _compression_args(parser):
+    """On-wire compression, with Ceph's option names (it applies only when the peer is an OSD)."""
+    parser.add_argument("--compress-mode", choices=("none", "force"), default="none",
+                        help="compress frames to OSD peers (Ceph's ms_osd_compress_mode; default none)")
+    parser.add_argument("--compress-methods", default="snappy",
+                        help="methods in order of preference: snappy, zlib, zstd, lz4 "
+                             "(Ceph's ms_osd_compression_algorithm; default snappy)")
+    parser.add_argument("--compress-min-size", type=int, default=1024,
+                        help="smaller frames go out uncompressed (Ceph's ms_osd_compress_min_size; default 1024)")
+    parser.add_argument("--compress-secure", action="store_true",
+                        help="compress secure connections too (Ceph's ms_compress_secure)")
+    parser.add_argument("--no-compression", action="store_true",
+                        help="leave the COMPRESSION bit out of the banner")
+
+
+def _compression_config(args) -> dict:
+    """The ConnectionConfig fields of the compression options; ValueError for bad values."""
+    from msgr2tx.core.compression import parse_algorithms
+
+    return dict(compression=not args.no_compression, compress_mode=args.compress_mode,
+                compression_methods=parse_algorithms(args.compress_methods),
+                compress_min_size=args.compress_min_size, compress_secure=args.compress_secure)
 
 
 def build_parser():
@@ -138,7 +163,7 @@ def _client_setup(args):
     if not handlers:
         raise ValueError("--auth needs at least one method")
     config = ConnectionConfig(entity_type=name.type, name=name, modes=parse_modes(args.mode),
-                              revision1=args.rev == "1")
+                              revision1=args.rev == "1", **_compression_config(args))
     return handlers, config
 
 
@@ -215,6 +240,7 @@ async def _ping(reactor, args):
             result = {"peer": str(info.peer_name) if info else None,
                       "mode": info.mode_name if info else None,
                       "revision": info.revision if info else None,
+                      "compression": info.compression_name if info else None,
                       "handshake_ms": handshake * 1e3 if handshake is not None else None,
                       "rtt_ms": [r * 1e3 for r in rtts]}
             if not complete:

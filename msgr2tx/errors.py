@@ -72,6 +72,13 @@ class UnknownTag(FramingError):
     """The preamble names a frame tag that msgr2 does not define."""
 
 
+class CompressionError(FramingError):
+    """
+    A compressed frame the peer should not have sent: compression was not
+    agreed on this connection, or a segment does not decompress.
+    """
+
+
 class UnexpectedFrame(RemoteProtocolError):
     """A frame arrived in a state where the protocol does not allow it."""
 

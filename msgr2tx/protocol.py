@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
+from msgr2tx.core.compression import algorithm_name
 from msgr2tx.core.connection import Msgr2Connection, Role
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.session import payload_size
@@ -40,7 +41,9 @@ class PeerInfo(E.Ready):
     """
     What L{Msgr2Protocol.whenReady} fires with: the L{E.Ready} event's
     fields (peer_name, peer_addrs, features, con_mode, rev1, global_id,
-    lossy, reconnected), what we asked for, and a few conveniences.
+    lossy, reconnected), the agreed on-wire compression method
+    (C{compression}, a L{msgr2tx.core.compression.CompressionAlgorithm}
+    value, 0 for none), what we asked for, and conveniences.
 
     C{lossy} is the policy the session was I{granted}: the server's policy
     decides it, whatever the client asked for.  On the connecting side
@@ -49,8 +52,14 @@ class PeerInfo(E.Ready):
     accepting side it is None.
     """
 
+    compression: int = 0
     #: client side: we asked for a lossy session; None on the server side
     requested_lossy: Optional[bool] = None
+
+    @property
+    def compression_name(self) -> str:
+        """C{"zstd"}, or C{"none"}."""
+        return algorithm_name(self.compression)
 
     @property
     def policy(self) -> str:
@@ -681,11 +690,13 @@ class Msgr2Protocol(Protocol):
     def _ready(self, event: E.Ready) -> None:
         self._cancel_timeout()
         self.ready_at = time.perf_counter()
-        self.info = PeerInfo(requested_lossy=self._requested_lossy,
-                             **{f.name: getattr(event, f.name) for f in fields(event)})
-        self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev} {policy}",
+        self.info = PeerInfo(**{f.name: getattr(event, f.name) for f in fields(event)},
+                             compression=self.conn.compression_method, requested_lossy=self._requested_lossy)
+        self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}"
+                      " compression={compression} {policy}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
-                      mode=self.info.mode_name, rev=self.info.revision, policy=self.info.policy)
+                      mode=self.info.mode_name, rev=self.info.revision, compression=self.info.compression_name,
+                      policy=self.info.policy)
         self._start_liveness()
         # the receiver first, so it is set up before anyone waiting on READY acts
         if self.receiver is not None:

@@ -20,6 +20,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 
 from msgr2tx.auth import findAuthProviders, makeServerHandler, parseArgString, UnknownAuthMethod
+from msgr2tx.core.compression import COMPRESS_MODES, parse_algorithms
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t
@@ -139,12 +140,24 @@ class Options(usage.Options):
         ["max-control", None, 1 << 20, "Largest control frame accepted, in bytes.", int],
         ["handshake-timeout", None, 30.0, "Seconds a client has to reach READY.", float],
         ["rev", None, "1", "Highest msgr2 revision to offer: 0 or 1."],
+        ["compress-mode", None, "none", "On-wire compression towards OSD peers, as Ceph's "
+                                        "ms_osd_compress_mode: none or force."],
+        ["compress-methods", None, "snappy", "Compression methods in order of preference, as Ceph's "
+                                             "ms_osd_compression_algorithm: snappy, zlib, zstd, lz4."],
+        ["compress-min-size", None, 1024, "Frames smaller than this many bytes go out uncompressed "
+                                          "(Ceph's ms_osd_compress_min_size).", int],
         ["mon", None, None, "Serve a real cluster as its manager: register with the monitor at this "
                             "address (--entity mgr.NAME, whose key --keyring holds for cephx) so that "
                             "Ceph clients find this server in the mgrmap."],
     ]
 
+    optFlags = [
+        ["compress-secure", None, "Compress secure connections too (Ceph's ms_compress_secure)."],
+        ["no-compression", None, "Do not advertise on-wire compression in the banner."],
+    ]
+
     compData = usage.Completions(optActions={
+        "compress-mode": usage.CompleteList(["none", "force"]),
         "mode": usage.CompleteList(["crc", "secure", "secure,crc", "crc,secure"]),
         "rev": usage.CompleteList(["0", "1"]),
     })
@@ -170,6 +183,19 @@ class Options(usage.Options):
             print("%-8s %s" % (s.name, s.description))
         sys.exit(0)
 
+    def _compression_options(self):
+        if self["compress-mode"] not in COMPRESS_MODES:
+            raise usage.UsageError("--compress-mode must be none or force")
+        if self["compress-mode"] != "none" and self["no-compression"]:
+            raise usage.UsageError("--compress-mode %s needs compression advertised (drop --no-compression)"
+                                   % self["compress-mode"])
+        if self["compress-min-size"] < 0:
+            raise usage.UsageError("--compress-min-size must not be negative")
+        try:
+            self["compression_methods"] = parse_algorithms(self["compress-methods"])
+        except ValueError as e:
+            raise usage.UsageError("--compress-methods: %s" % (e,))
+
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
@@ -184,6 +210,7 @@ class Options(usage.Options):
             raise usage.UsageError("--keepalive and --idle-timeout must not be negative")
         if self["rev"] not in ("0", "1"):
             raise usage.UsageError("--rev must be 0 or 1")
+        self._compression_options()
         specs = [s.strip() for s in self["auth"].split(",") if s.strip()]
         self["generated_keyring"] = None
         self["registration"] = None
@@ -311,6 +338,11 @@ def makeService(options):
         max_segment=options["max-segment"],
         max_frame=options["max-frame"],
         max_control=options["max-control"],
+        compression=not options["no-compression"],
+        compress_mode=options["compress-mode"],
+        compression_methods=options["compression_methods"],
+        compress_min_size=options["compress-min-size"],
+        compress_secure=bool(options["compress-secure"]),
     )
     service_args = options["service_args"]
     if options["inspect-log"] and options["service_factory"].name == "inspect" and not service_args:

@@ -3,6 +3,9 @@
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from msgr2tx.core.compression import (
+    COMPRESS_MODES, DEFAULT_ALGORITHMS, DEFAULT_MIN_SIZE, SUPPORTED_ALGORITHMS,
+)
 from msgr2tx.core.constants import ConnectionMode, Msgr2Feature
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t
 from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT_MAX_SEGMENT
@@ -29,6 +32,21 @@ class ConnectionConfig:
     @ivar modes: connection modes in order of preference.
     @ivar revision1: offer msgr2.1 (REVISION_1) in the banner.
     @ivar lossy: ask for a lossy session (client side; the server decides).
+    @ivar compression: advertise on-wire compression (the banner's
+        COMPRESSION bit), as every Ceph since 17.2 does.  The COMPRESSION_*
+        exchange then happens with any peer that advertises it too, even
+        when nothing is compressed.
+    @ivar compress_mode: Ceph's C{ms_osd_compress_mode}: C{"none"} or
+        C{"force"}.  As in Ceph it applies only to connections whose peer is
+        an OSD (HELLO entity type); towards anything else nothing is
+        compressed.
+    @ivar compression_methods: Ceph's C{ms_osd_compression_algorithm}: method
+        ids (L{msgr2tx.core.compression.CompressionAlgorithm}) in order of
+        preference; a client's order wins.
+    @ivar compress_min_size: Ceph's C{ms_osd_compress_min_size}: frames whose
+        segments add up to fewer bytes go out uncompressed.
+    @ivar compress_secure: Ceph's C{ms_compress_secure}: compress secure
+        connections too (compression happens before encryption).
     """
 
     entity_type: int = EntityType.CLIENT
@@ -36,7 +54,11 @@ class ConnectionConfig:
     entity_num: int = -1
     modes: Tuple[int, ...] = (ConnectionMode.CRC,)
     revision1: bool = True
-    compression: bool = False
+    compression: bool = True
+    compress_mode: str = "none"
+    compression_methods: Tuple[int, ...] = DEFAULT_ALGORITHMS
+    compress_min_size: int = DEFAULT_MIN_SIZE
+    compress_secure: bool = False
     features_supported: int = CEPH_FEATURES_ALL
     features_required: int = MSGR2_REQUIRED
     lossy: bool = True
@@ -68,6 +90,18 @@ class ConnectionConfig:
             ConnectionMode(m)
         if self.max_segment <= 0 or self.max_frame <= 0 or self.max_control <= 0:
             raise ValueError("frame limits must be positive")
+        if self.compress_mode not in COMPRESS_MODES:
+            raise ValueError("unknown compress mode %r (%s)" % (self.compress_mode, ", ".join(COMPRESS_MODES)))
+        for method in self.compression_methods:
+            if method not in SUPPORTED_ALGORITHMS:
+                raise ValueError("unknown compression method %r (1 snappy, 2 zlib, 3 zstd, 4 lz4)" % (method,))
+        if self.compress_min_size < 0:
+            raise ValueError("compress_min_size must not be negative")
+        if self.compress_mode != "none" and not self.compression:
+            raise ValueError("compress_mode %r needs compression=True (the banner's COMPRESSION bit)"
+                             % self.compress_mode)
+        if self.compress_mode != "none" and not self.compression_methods:
+            raise ValueError("compress_mode %r needs at least one compression method" % self.compress_mode)
         if min(self.keepalive_interval, self.keepalive_timeout, self.idle_timeout) < 0:
             raise ValueError("timeouts must not be negative")
         if self.keepalive_timeout and self.keepalive_timeout <= self.keepalive_interval:

@@ -18,6 +18,7 @@ import struct
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from msgr2tx.core import frames as F
+from msgr2tx.core import compression as C
 from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.crypto import RxCipher, TxCipher, split_connection_secret
@@ -26,7 +27,7 @@ from msgr2tx.core.constants import (
     ConnectionMode, Msgr2Feature, Tag,
 )
 from msgr2tx.core.encoding import (
-    AddrType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
+    AddrType, EntityType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
 )
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import decode_message
@@ -224,6 +225,9 @@ class Msgr2Connection:
         self.con_mode = ConnectionMode.UNKNOWN
         self.auth_method = 0
         self.features = 0
+        #: the agreed on-wire compression method (0: none)
+        self.compression_method = 0
+        self._compression_requested: Tuple[int, ...] = ()
         self._session_key = b""
         self._last_ack_sent = 0
         self._transition = None
@@ -422,7 +426,19 @@ class Msgr2Connection:
             self._check_transition()
 
     def _compression_agreed(self) -> bool:
+        """Both banners have the COMPRESSION bit: the COMPRESSION_* exchange must happen."""
         return bool(self.config.msgr2_supported & self.peer_supported & Msgr2Feature.COMPRESSION)
+
+    def _compress_mode(self) -> str:
+        cfg = self.config
+        return C.compress_mode_for(cfg.compress_mode, cfg.compress_secure, self.peer_entity_type,
+                                   self.con_mode == ConnectionMode.SECURE)
+
+    def _start_compression(self, method: int) -> None:
+        """From the next frame on, both directions are (de)compressed with C{method}."""
+        self.compression_method = method
+        self.writer.compressor = C.TxCompressor(method, self.config.compress_min_size)
+        self.reader.decompressor = C.RxDecompressor(method)
 
     # ---- client handshake ---------------------------------------------
 
@@ -499,14 +515,23 @@ class Msgr2Connection:
     def _client_auth_signature(self, frame: F.AuthSignature) -> None:
         self._check_signature(frame)
         if self._compression_agreed():
-            self._send(F.CompressionRequest(False, ()))
+            # sent even with compression off: a Reef or Tentacle server in
+            # COMPRESSION_ACCEPTING faults on anything else
+            is_compress = self._compress_mode() != "none"
+            methods = tuple(self.config.compression_methods) if self.peer_entity_type == EntityType.OSD else ()
+            self._compression_requested = methods if is_compress else ()
+            self._send(F.CompressionRequest(is_compress, methods))
             self.state = State.COMPRESSION_CONNECTING
         else:
             self._start_session()
 
     def _client_compression_done(self, frame: F.CompressionDone) -> None:
         if frame.is_compress:
-            raise UnexpectedFrame("server enabled compression that we did not ask for")
+            if frame.method not in self._compression_requested:
+                raise UnexpectedFrame("server enabled compression method %s that we did not ask for"
+                                      % C.algorithm_name(frame.method))
+            # the server compresses from its next frame on, we from CLIENT_IDENT on
+            self._start_compression(frame.method)
         self._start_session()
 
     def _start_session(self) -> None:
@@ -674,7 +699,15 @@ class Msgr2Connection:
                       else State.SESSION_ACCEPTING)
 
     def _server_compression_request(self, frame: F.CompressionRequest) -> None:
-        self._send(F.CompressionDone(False, 0))
+        # Ceph answers "on" only if it would compress for the client's type
+        # too; the client's order of methods wins
+        method = 0
+        if frame.is_compress and self._compress_mode() != "none":
+            method = C.pick_method(frame.preferred_methods, self.config.compression_methods)
+        self._send(F.CompressionDone(bool(method), method))
+        if method:
+            # COMPRESSION_DONE itself went out uncompressed
+            self._start_compression(method)
         self.state = State.SESSION_ACCEPTING
 
     def _server_client_ident(self, frame: F.ClientIdent) -> None:
