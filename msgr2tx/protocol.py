@@ -43,15 +43,33 @@ class PeerInfo(E.Ready):
     fields (peer_name, peer_addrs, features, con_mode, rev1, global_id,
     lossy, reconnected), the agreed on-wire compression method
     (C{compression}, a L{msgr2tx.core.compression.CompressionAlgorithm}
-    value, 0 for none) and conveniences.
+    value, 0 for none), what we asked for, and conveniences.
+
+    C{lossy} is the policy the session was I{granted}: the server's policy
+    decides it, whatever the client asked for.  On the connecting side
+    C{requested_lossy} is what we asked for (C{ConnectionConfig.lossy}), so
+    C{downgraded} tells a lossless request that got a lossy session; on the
+    accepting side it is None.
     """
 
     compression: int = 0
+    #: client side: we asked for a lossy session; None on the server side
+    requested_lossy: Optional[bool] = None
 
     @property
     def compression_name(self) -> str:
         """C{"zstd"}, or C{"none"}."""
         return algorithm_name(self.compression)
+
+    @property
+    def policy(self) -> str:
+        """The granted session policy: C{"lossy"} or C{"lossless"}."""
+        return "lossy" if self.lossy else "lossless"
+
+    @property
+    def downgraded(self) -> bool:
+        """We asked for a lossless session and the server granted a lossy one."""
+        return self.requested_lossy is False and self.lossy
 
     @property
     def mode_name(self) -> str:
@@ -68,6 +86,9 @@ TRANSPORT_BUFFER = 256 << 10
 #: received bytes held while the core waits for an auth answer, beyond
 #: which reading pauses until the answer is in
 BLOCKED_READ_LIMIT = 1 << 20
+#: after the keepalive timeout, a silent peer gets this fraction of it more
+#: to answer a KEEPALIVE2 probe before it is faulted
+PROBE_FRACTION = 0.25
 
 
 @implementer(IPushProducer)
@@ -137,6 +158,10 @@ class Msgr2Protocol(Protocol):
         self._started = False
         self._early: List[bytes] = []
         self._lost_callbacks: list = []
+        #: when the keepalive timeout ran out and we probed the silent peer
+        self._probe_at: Optional[float] = None
+        #: client side: the policy we asked for, from the core's PolicyGranted
+        self._requested_lossy: Optional[bool] = None
         self._pumping = False
         self._pump_again = False
         self._unflushed = 0
@@ -494,7 +519,8 @@ class Msgr2Protocol(Protocol):
         waiters = self._ready_waiters
         self._ready_waiters = []
         for d in waiters:
-            d.errback(failure)
+            if not d.called:  # a waiter cancelled meanwhile (a caller's own timeout) has fired
+                d.errback(failure)
 
     def _handshake_timed_out(self) -> None:
         self._timeout_call = None
@@ -524,6 +550,13 @@ class Msgr2Protocol(Protocol):
             self._keepalive_acked(event.timestamp)
         elif kind is E.Ready:
             self._ready(event)
+        elif kind is E.PolicyGranted:
+            self._requested_lossy = event.requested_lossy
+            if event.differs:
+                self.log.warn(
+                    "asked {peer} for a {asked} session and was granted a {granted} one",
+                    peer=str(self.conn.peer_addr), asked="lossy" if event.requested_lossy else "lossless",
+                    granted="lossy" if event.lossy else "lossless", downgraded=event.downgraded)
         elif kind is E.AuthRequestNeeded:
             self._client_auth_request(event)
         elif kind is E.AuthReplyMoreReceived:
@@ -650,14 +683,48 @@ class Msgr2Protocol(Protocol):
                                                                  self._keepalive_tick)
 
     def _silence_check(self) -> None:
+        """
+        Suspect, probe, then fault.  A peer silent for the keepalive
+        timeout is only suspected: our own event loop may have been too
+        busy to read (a timer runs before the reads that queued up while
+        the loop was blocked) or to send our keepalives.  We send a
+        KEEPALIVE2 at once and fault only if nothing at all arrives within
+        L{PROBE_FRACTION} of the timeout, judged after one more turn of the
+        loop so that whatever is already in the socket is read first.
+        """
         if self._closed:
             return
         timeout = self.config.effective_keepalive_timeout
-        silent = self.clock.seconds() - self._last_rx
-        if silent >= timeout:
-            self._fault(KeepaliveTimeout("%s sent nothing for %.1fs" % (self.conn.peer_addr, silent)))
+        now = self.clock.seconds()
+        silent = now - self._last_rx
+        if silent < timeout:
+            self._probe_at = None
+            self._liveness_calls["silence"] = self.clock.callLater(timeout - silent, self._silence_check)
             return
-        self._liveness_calls["silence"] = self.clock.callLater(timeout - silent, self._silence_check)
+        if self._probe_at is None:
+            self._probe_at = now
+            try:
+                self.conn.send_keepalive(utime_t.from_float(time.time()))
+            except InjectedFault as e:
+                self._fault(e)
+                return
+            if self.conn.interceptor is not None:
+                self._pump()
+            else:
+                self._flush()
+            self._liveness_calls["silence"] = self.clock.callLater(timeout * PROBE_FRACTION, self._silence_check)
+            return
+        self._liveness_calls["silence"] = self.clock.callLater(0, self._silence_verdict)
+
+    def _silence_verdict(self) -> None:
+        if self._closed:
+            return
+        if self._probe_at is not None and self._last_rx >= self._probe_at:
+            self._silence_check()  # the peer answered: all is well
+            return
+        silent = self.clock.seconds() - self._last_rx
+        self._fault(KeepaliveTimeout("%s sent nothing for %.1fs, not even an answer to a KEEPALIVE2 probe"
+                                     % (self.conn.peer_addr, silent)))
 
     def _idle_check(self) -> None:
         if self._closed:
@@ -715,11 +782,12 @@ class Msgr2Protocol(Protocol):
         self._cancel_timeout()
         self.ready_at = time.perf_counter()
         self.info = PeerInfo(**{f.name: getattr(event, f.name) for f in fields(event)},
-                             compression=self.conn.compression_method)
+                             compression=self.conn.compression_method, requested_lossy=self._requested_lossy)
         self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}"
-                      " compression={compression}",
+                      " compression={compression} {policy}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
-                      mode=self.info.mode_name, rev=self.info.revision, compression=self.info.compression_name)
+                      mode=self.info.mode_name, rev=self.info.revision, compression=self.info.compression_name,
+                      policy=self.info.policy)
         self._start_liveness()
         # the receiver first, so it is set up before anyone waiting on READY acts
         if self.receiver is not None:

@@ -18,6 +18,15 @@ from msgr2tx.core.policy import Policy
 DEFAULT_SERVER_IDLE_TIMEOUT = 900.0
 
 
+#: seconds of silence after which a peer is suspected when C{keepalive_timeout}
+#: is 0: Ceph's C{mon_client_ping_timeout} (30 s), with which a MonClient
+#: gives up on a monitor that did not answer its keepalives
+DEFAULT_KEEPALIVE_TIMEOUT = 30.0
+#: ... or this many keepalive intervals, if that is longer: Ceph's ratio of
+#: C{mon_client_ping_timeout} to C{mon_client_ping_interval} (30 s / 10 s)
+KEEPALIVE_TIMEOUT_INTERVALS = 3.0
+
+
 @dataclass(frozen=True)
 class ConnectionConfig:
     """
@@ -84,7 +93,9 @@ class ConnectionConfig:
     max_control: int = DEFAULT_MAX_CONTROL
     #: seconds between KEEPALIVE2 frames on a READY connection (0: none)
     keepalive_interval: float = 0.0
-    #: fault a peer we heard nothing from for this long (0: 1.5 x the interval)
+    #: suspect a peer we heard nothing from for this long, and fault it if it
+    #: does not answer a probe either (0: 30 s, or 3 intervals if longer,
+    #: as Ceph's mon_client_ping_timeout / mon_client_ping_interval)
     keepalive_timeout: float = 0.0
     #: close a READY connection that read nothing and sent no message for
     #: this long (Ceph's ms_connection_idle_timeout; 0: never; None: 900 s
@@ -126,6 +137,10 @@ class ConnectionConfig:
             raise ValueError("compress_mode %r needs at least one compression method" % self.compress_mode)
         if min(self.keepalive_interval, self.keepalive_timeout, self.idle_timeout or 0) < 0:
             raise ValueError("timeouts must not be negative")
+        if self.keepalive_timeout and self.keepalive_timeout <= self.keepalive_interval:
+            raise ValueError("keepalive_timeout (%gs) must be longer than keepalive_interval (%gs), or a "
+                             "healthy peer is faulted between two keepalives"
+                             % (self.keepalive_timeout, self.keepalive_interval))
         if self.send_queue_bytes <= 0 or self.send_queue_messages <= 0:
             raise ValueError("send queue limits must be positive")
 
@@ -153,9 +168,13 @@ class ConnectionConfig:
 
     @property
     def effective_keepalive_timeout(self) -> float:
+        """
+        Seconds of silence before a peer is suspected (see
+        L{DEFAULT_KEEPALIVE_TIMEOUT}); only used with keepalives on.
+        """
         if self.keepalive_timeout:
             return self.keepalive_timeout
-        return 1.5 * self.keepalive_interval
+        return max(DEFAULT_KEEPALIVE_TIMEOUT, KEEPALIVE_TIMEOUT_INTERVALS * self.keepalive_interval)
 
     @property
     def msgr2_supported(self) -> int:

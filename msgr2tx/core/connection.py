@@ -694,6 +694,7 @@ class Msgr2Connection:
         self.peer_global_id = session.peer_global_id
         self.peer_addrs = session.peer_addrs
         self.features = session.features
+        self._events.append(E.PolicyGranted(False, self.config.lossy))
         self._become_ready(False, reconnected=True, replay=session.replay_after(frame.msg_seq))
 
     def _client_session_retry(self, frame: F.SessionRetry) -> None:
@@ -741,6 +742,7 @@ class Msgr2Connection:
             # a peer that also listens may resume this session by connecting
             # to us (SESSION_RECONNECT with these cookies): let our server find it
             self.sessions.add(session)
+        self._events.append(E.PolicyGranted(lossy, self.config.lossy))
         # a new session on the server: whatever we sent before is sent again
         self._become_ready(lossy, replay=() if lossy else list(session.unacked))
 
