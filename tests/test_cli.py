@@ -189,3 +189,55 @@ class CephAuthtoolTests(SynchronousTestCase, _TempDir):
         # a key ceph-authtool generated is accepted by 'keyring add --key'
         self.assertEqual(run("keyring", "add", path, "-n", "client.w", "--key", key).returncode, 0)
         self.assertEqual(authtool(path, "-p", "-n", "client.w").stdout.strip(), key)
+
+
+class ReadyFiresOnceTests(SynchronousTestCase):
+    """
+    A handshake waiter cancelled by an overall timeout has fired: the
+    handshake timeout (or the connection dropping) that comes next must not
+    fire it again (it used to raise AlreadyCalledError from _fail_ready).
+    """
+
+    def make(self):
+        from twisted.internet import defer, task
+        from twisted.internet.testing import StringTransport
+
+        from msgr2tx.auth.none import NoneClientHandler
+        from msgr2tx.core.config import ConnectionConfig
+        from msgr2tx.core.connection import Role
+        from msgr2tx.core.encoding import EntityName
+        from msgr2tx.protocol import Msgr2Protocol
+
+        clock = task.Clock()
+        handler = NoneClientHandler(EntityName.parse("client.admin"))
+        p = Msgr2Protocol(Role.CLIENT, ConnectionConfig(), [handler], clock=clock, handshake_timeout=10.0)
+        p.makeConnection(StringTransport())
+        d = p.whenReady()
+        errors = []
+        d.addErrback(errors.append)
+        return p, d, clock, errors, defer
+
+    def test_cancel_then_handshake_timeout(self):
+        p, d, clock, errors, defer = self.make()
+        d.cancel()
+        self.assertEqual(len(errors), 1)
+        self.assertTrue(errors[0].check(defer.CancelledError))
+        clock.advance(11)  # the handshake timer fires into no waiter
+        p.connectionLost(None)
+        self.assertEqual(len(errors), 1)
+
+    def test_cancel_then_connection_lost(self):
+        p, d, clock, errors, defer = self.make()
+        d.cancel()
+        p.connectionLost(None)
+        clock.advance(11)
+        self.assertEqual(len(errors), 1)
+
+    def test_timeout_then_cancel(self):
+        from msgr2tx.errors import HandshakeTimeout
+        p, d, clock, errors, defer = self.make()
+        clock.advance(11)
+        d.cancel()  # already fired: a no-op
+        p.connectionLost(None)
+        self.assertEqual(len(errors), 1)
+        self.assertTrue(errors[0].check(HandshakeTimeout))
