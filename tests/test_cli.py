@@ -20,11 +20,13 @@ from msgr2tx.auth.keyring import CryptoKey, Keyring
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*args, timeout=60):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+def run(*args, timeout=60, env=None, cwd=None):
+    """Run msgr2tx; CEPH_CONF and CEPH_ARGS come only from C{env} (not from the test runner's environment)."""
+    full = {k: v for k, v in os.environ.items() if k not in ("CEPH_CONF", "CEPH_ARGS")}
+    full.update(env or {})
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, full.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "msgr2tx"] + list(args), capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=full, cwd=cwd)
 
 
 def authtool(*args):
@@ -241,3 +243,272 @@ class ReadyFiresOnceTests(SynchronousTestCase):
         p.connectionLost(None)
         self.assertEqual(len(errors), 1)
         self.assertTrue(errors[0].check(HandshakeTimeout))
+
+
+class FakePeer:
+    """
+    A TCP listener on loopback that answers each connection with fixed
+    bytes (None: never says anything), in a thread, for peers that are not
+    Ceph daemons: a silent socket, an HTTP server, a msgr1 daemon.
+    """
+
+    def __init__(self, reply=None, close=False):
+        import socket
+        import threading
+        self.reply = reply
+        self.close_after = close
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr(self):
+        return "v2:127.0.0.1:%d" % self.port
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.reply is not None:
+                conn.sendall(self.reply)
+            if self.close_after:
+                conn.close()
+
+    def stop(self):
+        import socket
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class ErrorMessageTests(SynchronousTestCase):
+    """
+    Each failure as the user reads it: one line on stderr, exit 1, the
+    address and the stage, what to do; with --json a JSON error object on
+    stdout.  These peers need no Ceph.
+    """
+
+    def peer(self, reply=None, close=False):
+        p = FakePeer(reply, close)
+        self.addCleanup(p.stop)
+        return p
+
+    def check(self, p, message):
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (cli.EXIT_FAILED, "", "msgr2tx: error: %s\n" % message))
+
+    def test_connection_refused(self):
+        with socket_closed_port() as port:
+            p = run("ping", "v2:127.0.0.1:%d" % port, "--auth", "none")
+        self.check(p, "could not connect to v2:127.0.0.1:%d: connection refused (nothing listens there: check "
+                      "the address and port, and that the daemon runs)" % port)
+
+    def test_silent_peer(self):
+        # the overall --timeout and the handshake timeout both end at 2s:
+        # whichever fires first, one line and no AlreadyCalledError
+        peer = self.peer()
+        for args in (["--timeout", "2"], ["--connect-timeout", "2"]):
+            p = run("ping", peer.addr, "--auth", "none", *args)
+            self.check(p, "%s accepted the connection but sent nothing in 2s (is this a Ceph daemon's msgr2 "
+                          "port? monitors use 3300)" % peer.addr)
+
+    def test_http_peer(self):
+        peer = self.peer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        p = run("ping", peer.addr, "--auth", "none")
+        self.check(p, "%s does not speak msgr2: it sent 'HTTP/1.1 400 Bad' where the banner 'ceph v2' belongs "
+                      "(is this a Ceph daemon's msgr2 port? monitors use 3300)" % peer.addr)
+
+    def test_msgr1_peer(self):
+        peer = self.peer(b"ceph v027" + bytes(136))
+        p = run("ping", peer.addr, "--auth", "none")
+        self.check(p, "%s speaks only Ceph's legacy msgr1 protocol: give its v2 address (monitors listen for "
+                      "msgr2 on port 3300)" % peer.addr)
+
+    def test_closed_during_banner(self):
+        peer = self.peer(close=True)
+        p = run("ping", peer.addr, "--auth", "none")
+        self.check(p, "the peer at %s closed the connection during the msgr2 banner exchange before sending "
+                      "anything (is this a Ceph daemon's msgr2 port?)" % peer.addr)
+
+    def test_json_error_object(self):
+        peer = self.peer()
+        p = run("ping", peer.addr, "--auth", "none", "--connect-timeout", "1", "--json")
+        self.assertEqual(p.returncode, cli.EXIT_FAILED)
+        message = ("%s accepted the connection but sent nothing in 1s (is this a Ceph daemon's msgr2 port? "
+                   "monitors use 3300)" % peer.addr)
+        self.assertEqual(json.loads(p.stdout), {"error": "timeout", "message": message, "address": peer.addr,
+                                                "stage": "banner"})
+        self.assertEqual(p.stderr, "msgr2tx: error: %s\n" % message)
+
+    def test_every_monitor_tried_in_order(self):
+        silent, http = self.peer(), self.peer(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        with socket_closed_port() as port:
+            p = run("command", "-m", "%s,%s 127.0.0.1:%d" % (silent.addr, http.addr, port), "--auth", "none",
+                    "--connect-timeout", "1", '{"prefix": "version"}')
+        self.check(p, "no monitor answered: %s accepted the connection but sent nothing in 1s (is this a Ceph "
+                      "daemon's msgr2 port? monitors use 3300); %s does not speak msgr2: it sent "
+                      "'HTTP/1.1 400 Bad' where the banner 'ceph v2' belongs (is this a Ceph daemon's msgr2 "
+                      "port? monitors use 3300); could not connect to v2:127.0.0.1:%d: connection refused "
+                      "(nothing listens there: check the address and port, and that the daemon runs)"
+                      % (silent.addr, http.addr, port))
+
+    def test_no_monitor_address(self):
+        d = tempfile.mkdtemp(prefix="msgr2tx-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        conf = os.path.join(d, "ceph.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\nfsid = 11111111-1111-1111-1111-111111111111\n")
+        p = run("command", "-c", conf, "--auth", "none", '{"prefix": "version"}')
+        self.check(p, "no monitor address: give -m/--mon-host, or -c a ceph.conf with mon_host (searched %s)" % conf)
+        p = run("command", "-c", os.path.join(d, "missing.conf"), '{"prefix": "version"}')
+        self.check(p, "cannot read the conf file %s" % os.path.join(d, "missing.conf"))
+
+    def test_ctrl_c(self):
+        import signal
+        import time
+        peer = self.peer()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        proc = subprocess.Popen([sys.executable, "-m", "msgr2tx", "ping", peer.addr, "--auth", "none"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 20
+        while not peer.conns and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait until it is connected and waiting
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual((proc.returncode, out, err), (cli.EXIT_INTERRUPTED, "", "msgr2tx: interrupted\n"))
+
+
+class SecureOnlyMonitor:
+    """A cephlab monitor that serves clients in secure mode only (ms_mon_service_mode = secure)."""
+
+    def __new__(cls):
+        from tests import cephlab
+
+        class Mon(cephlab.CephMonitor):
+            def _conf_text(self):
+                return super()._conf_text().replace("[mon]\n", "[mon]\nms mon service mode = secure\n", 1)
+
+        return Mon(auth="cephx")
+
+
+class RealMonitorTests(SynchronousTestCase, _TempDir):
+    """ceph.conf, CEPH_ARGS and Ceph's options against a real Ceph 16.2 monitor (cephx)."""
+
+    def setUp(self):
+        from tests import cephlab
+        self.mon = cephlab.shared_monitor("cephx")
+        self.version = ["{\"prefix\": \"version\"}"]
+
+    def test_conf_finds_monitor_and_keyring(self):
+        p = run("command", "-c", self.mon.conf, *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("ceph version 16.2"), p.stdout)
+
+    def test_ceph_conf_env_and_ceph_args(self):
+        p = run("command", *self.version, env={"CEPH_CONF": self.mon.conf})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", *self.version, env={"CEPH_ARGS": "-c %s --id admin" % self.mon.conf})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # the command line wins over CEPH_ARGS
+        with socket_closed_port() as port:
+            p = run("command", "-m", self.mon.addr, *self.version,
+                    env={"CEPH_ARGS": "-c %s -m v2:127.0.0.1:%d" % (self.mon.conf, port)})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_default_search_path_dot_conf(self):
+        # ./$cluster.conf is the last place Ceph looks; its keyring path uses $cluster and $name
+        d = self.mktemp_dir()
+        shutil.copy(self.mon.keyring, os.path.join(d, "ceph.client.admin.keyring"))
+        with open(os.path.join(d, "ceph.conf"), "w") as f:
+            f.write("[global]\n\tmon host = %s\n[client]\n  keyring = %s/$cluster.$name.keyring ; ours\n"
+                    % (self.mon.addr.replace("v2:", ""), d))
+        p = run("command", *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", "--cluster", "other", *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no monitor address", p.stderr)
+
+    def test_mon_host_and_keyring_flags(self):
+        p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, "-n", "client.admin", *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_format_json_prints_the_monitors_json(self):
+        p = run("command", "-c", self.mon.conf, '{"prefix": "mon dump"}', "--format", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        dump = json.loads(p.stdout)
+        self.assertEqual(dump["fsid"], self.mon.fsid)
+        theirs = self.mon.ceph_json("mon", "dump")
+        self.assertEqual(dump["mons"], theirs["mons"])
+
+    def test_wrong_key(self):
+        ring = os.path.join(self.mktemp_dir(), "keyring")
+        self.assertEqual(run("keyring", "create", ring, "-n", "client.admin", "--gen-key").returncode, 0)
+        p = run("command", "-m", self.mon.addr, "-k", ring, *self.version)
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s refused our key for client.admin: check the "
+                                   "keyring (the key must be the one 'ceph auth get client.admin' shows, and "
+                                   "client.admin must exist)\n" % self.mon.addr)
+
+    def test_unknown_entity(self):
+        ring = os.path.join(self.mktemp_dir(), "keyring")
+        self.assertEqual(run("keyring", "create", ring, "-n", "client.nobody", "--gen-key").returncode, 0)
+        p = run("command", "-m", self.mon.addr, "--id", "nobody", "-k", ring, "--json", *self.version)
+        self.assertEqual(p.returncode, 1)
+        message = ("the monitor at %s refused our key for client.nobody: check the keyring (the key must be the "
+                   "one 'ceph auth get client.nobody' shows, and client.nobody must exist)" % self.mon.addr)
+        self.assertEqual(json.loads(p.stdout), {"error": "key-refused", "message": message,
+                                                "address": self.mon.addr, "stage": "auth"})
+        self.assertEqual(p.stderr, "msgr2tx: error: %s\n" % message)
+
+    def test_auth_none_against_cephx(self):
+        for args in (["--auth", "none"], []):  # no keyring found: cephx is left out, as Ceph does
+            p = run("command", "-m", self.mon.addr, *args, *self.version, env={"HOME": self.mktemp_dir()},
+                    cwd=self.mktemp_dir())
+            self.assertEqual((p.returncode, p.stdout), (1, ""))
+            self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s does not accept auth none; it allows "
+                                       "cephx: use --auth cephx with -k KEYRING\n" % self.mon.addr)
+
+    def test_cephx_required_without_a_key(self):
+        p = run("command", "-m", self.mon.addr, "--auth", "cephx", *self.version, cwd=self.mktemp_dir(),
+                env={"HOME": self.mktemp_dir()})
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: cephx needs a key for client.admin and none was found "
+                                   "(searched /etc/ceph/ceph.client.admin.keyring, /etc/ceph/ceph.keyring, "
+                                   "/etc/ceph/keyring, /etc/ceph/keyring.bin): give -k KEYRING\n")
+
+    def test_keyring_means_cephx(self):
+        # no --auth: the keyring makes cephx the first method (auth_client_required's default)
+        p = run("ping", self.mon.addr, "-k", self.mon.keyring, "--count", "1", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["peer"], "mon.0")
+
+
+class ModeMismatchTests(SynchronousTestCase):
+    """A real Ceph 16.2 monitor with ms_mon_service_mode = secure refuses crc."""
+
+    def setUp(self):
+        from tests import cephlab
+        cephlab.ensure_ceph()
+        self.mon = SecureOnlyMonitor()
+        self.mon.start()
+        self.addCleanup(self.mon.stop)
+
+    def test_crc_refused(self):
+        p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, "--mode", "crc", '{"prefix": "version"}')
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s allows only secure mode: use --mode secure\n"
+                         % self.mon.addr)
+        # Ceph's default for monitors (secure crc) works
+        p = run("command", "-c", self.mon.conf, '{"prefix": "version"}')
+        self.assertEqual(p.returncode, 0, p.stderr)
