@@ -761,6 +761,10 @@ def _run(coro_fn, args):
             attempt = args.attempt
             if attempt is not None and not attempt.ready and isinstance(e, (E.Msgr2Error, OSError)):
                 e = _explain(e, attempt, args)
+            elif attempt is not None and isinstance(e, E.ConnectionClosed):
+                e = E.PeerClosed("the %s at %s closed the connection while we waited for %s"
+                                 % (attempt.peer, attempt.address, args.waiting_for or "it"),
+                                 attempt.address, "ready")
             outcome["code"] = _fail_json(args, e if isinstance(e, E.Msgr2Error) else
                                          E.OperatorError("%s: %s" % (type(e).__name__, e)))
         finally:
