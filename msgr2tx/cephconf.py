@@ -256,6 +256,8 @@ class MonHost:
 
     host: str
     addrs: Tuple[Tuple[str, int], ...]
+    #: the nonce written after a C{/} (0 for monitors)
+    nonce: int = 0
 
     @property
     def is_name(self) -> bool:
@@ -276,7 +278,7 @@ class MonHost:
         """Ceph's text form, e.g. C{[v2:10.0.0.1:3300/0,v1:10.0.0.1:6789/0]}."""
         host = host or self.host
         h = "[%s]" % host if ":" in host else host
-        parts = ["%s:%s:%d/0" % (kind, h, port) for kind, port in self.addrs]
+        parts = ["%s:%s:%d/%d" % (kind, h, port, self.nonce) for kind, port in self.addrs]
         return parts[0] if len(parts) == 1 else "[" + ",".join(parts) + "]"
 
     def __str__(self) -> str:
@@ -298,24 +300,25 @@ def parse_mon_host(text: str) -> List[MonHost]:
         if entry.startswith("[") and (entry[1:3] in ("v1", "v2") or entry.startswith("[any")):
             pairs: List[Tuple[str, int]] = []
             host = None
+            nonce = 0
             for part in filter(None, entry[1:-1].split(",")):
-                h, kind, port = _parse_one(part, vec=True)
+                h, kind, port, nonce = _parse_one(part, vec=True)
                 if host is not None and h != host:
                     raise ConfError("mon_host: %s mixes hosts in one address vector" % entry)
                 host = h
                 pairs.append((kind, port))
             if host is None:
                 raise ConfError("mon_host: empty address vector %s" % entry)
-            hosts.append(MonHost(host, tuple(pairs)))
+            hosts.append(MonHost(host, tuple(pairs), nonce))
             continue
-        h, kind, port = _parse_one(entry, vec=False)
+        h, kind, port, nonce = _parse_one(entry, vec=False)
         if kind == "any":
             if port == 0:
-                hosts.append(MonHost(h, (("v2", MON_PORT_V2), ("v1", MON_PORT_V1))))
+                hosts.append(MonHost(h, (("v2", MON_PORT_V2), ("v1", MON_PORT_V1)), nonce))
             else:
-                hosts.append(MonHost(h, (("v1" if port == MON_PORT_V1 else "v2", port),)))
+                hosts.append(MonHost(h, (("v1" if port == MON_PORT_V1 else "v2", port),), nonce))
         else:
-            hosts.append(MonHost(h, ((kind, port or (MON_PORT_V2 if kind == "v2" else MON_PORT_V1)),)))
+            hosts.append(MonHost(h, ((kind, port or (MON_PORT_V2 if kind == "v2" else MON_PORT_V1)),), nonce))
     if not hosts:
         raise ConfError("mon_host is empty")
     return hosts
@@ -343,8 +346,8 @@ def _split_mon_host(text: str) -> List[str]:
     return entries
 
 
-def _parse_one(text: str, vec: bool) -> Tuple[str, str, int]:
-    """C{v2:1.2.3.4:3300/0}, C{[::1]:3300}, C{host} -> (host, type, port; 0 = none given)."""
+def _parse_one(text: str, vec: bool) -> Tuple[str, str, int, int]:
+    """C{v2:1.2.3.4:3300/0}, C{[::1]:3300}, C{host} -> (host, type, port (0: none given), nonce)."""
     kind = "any"
     rest = text
     for prefix in ("v2:", "v1:", "any:"):
@@ -353,7 +356,12 @@ def _parse_one(text: str, vec: bool) -> Tuple[str, str, int]:
             break
     if vec and kind == "any" and not text.startswith("any:"):
         raise ConfError("mon_host: %s inside [...] needs a v2: or v1: prefix" % text)
-    rest = rest.rpartition("/")[0] if "/" in rest else rest  # a nonce
+    nonce = 0
+    if "/" in rest:
+        rest, _, nonce_text = rest.rpartition("/")
+        if not nonce_text.isdigit() or int(nonce_text) >= 1 << 32:
+            raise ConfError("mon_host: bad nonce in %r" % text)
+        nonce = int(nonce_text)
     port_text = ""
     if rest.startswith("["):
         host, _, after = rest[1:].partition("]")
@@ -376,7 +384,7 @@ def _parse_one(text: str, vec: bool) -> Tuple[str, str, int]:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ConfError("mon_host: bad port in %r" % text)
         port = int(port_text)
-    return host, kind, port
+    return host, kind, port, nonce
 
 
 def _not_ip(host: str) -> bool:
@@ -479,5 +487,5 @@ def read_keyfile(path: str) -> str:
 
 def mon_targets(hosts: Sequence[MonHost]) -> List[str]:
     """The v2 address of each monitor that has one, in C{mon_host} order (IP literals only)."""
-    return [MonHost(h.host, (("v2", h.v2_port),)).addrvec_text() for h in hosts
+    return [MonHost(h.host, (("v2", h.v2_port),), h.nonce).addrvec_text() for h in hosts
             if h.v2_port is not None and not h.is_name]

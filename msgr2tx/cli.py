@@ -418,6 +418,9 @@ def _explain(error, attempt, args):
             hint = " (a monitor out of quorum does this; try another monitor)"
         elif stage == "banner" and attempt.received == 0:
             hint = " before sending anything (is this a Ceph daemon's msgr2 port?)"
+        elif stage == "session" and "/" not in addr:
+            hint = (" (a daemon other than a monitor does this when the address lacks its nonce: "
+                    "give the address as the map shows it, ADDR:PORT/NONCE)")
         return E.PeerClosed("%s closed the connection during %s%s" % (peer, stage_words, hint), addr, stage)
     if isinstance(error, E.Msgr2Error):
         return E.OperatorError("%s broke the protocol during %s: %s" % (peer, stage_words, error), addr, stage)
@@ -516,8 +519,9 @@ async def _mon_targets(reactor, hosts):
         port = host.v2_port
         if port is None:
             continue
+        nonce = "/%d" % host.nonce if host.nonce else ""
         if not host.is_name:
-            targets.append("v2:[%s]:%d" % (host.host, port) if ":" in host.host else "v2:%s:%d" % (host.host, port))
+            targets.append(("v2:[%s]:%d%s" if ":" in host.host else "v2:%s:%d%s") % (host.host, port, nonce))
             continue
         try:
             infos = await threads.deferToThread(socket.getaddrinfo, host.host, port, 0, socket.SOCK_STREAM)
@@ -526,7 +530,7 @@ async def _mon_targets(reactor, hosts):
                                   host.host, "connect") from None
         for family, _, _, _, sockaddr in infos:
             ip = sockaddr[0]
-            t = "v2:[%s]:%d" % (ip, port) if family == socket.AF_INET6 else "v2:%s:%d" % (ip, port)
+            t = ("v2:[%s]:%d%s" if family == socket.AF_INET6 else "v2:%s:%d%s") % (ip, port, nonce)
             if t not in targets:
                 targets.append(t)
     return targets

@@ -121,6 +121,11 @@ class MonHostTests(SynchronousTestCase):
         self.assertEqual([h.is_name for h in hosts], [True, False])
         self.assertEqual(hosts[0], MonHost("localhost", (("v2", 4000),)))
 
+    def test_nonce_kept(self):
+        self.assertEqual([str(h) for h in parse_mon_host("v2:10.0.0.1:6800/1234")], ["v2:10.0.0.1:6800/1234"])
+        self.assertEqual(cephconf.mon_targets(parse_mon_host("[v2:10.0.0.1:6800/7,v1:10.0.0.1:6801/7]")),
+                         ["v2:10.0.0.1:6800/7"])
+
     def test_v2_targets(self):
         self.assertEqual(cephconf.mon_targets(parse_mon_host("1.2.3.4, 1.2.3.5:6789, [::1]:3301")),
                          ["v2:1.2.3.4:3300/0", "v2:[::1]:3301/0"])

@@ -512,3 +512,30 @@ class ModeMismatchTests(SynchronousTestCase):
         # Ceph's default for monitors (secure crc) works
         p = run("command", "-c", self.mon.conf, '{"prefix": "version"}')
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class WrongPeerTests(SynchronousTestCase):
+    """A real Ceph 16.2 OSD (auth none) given where a monitor belongs, or without its nonce."""
+
+    def setUp(self):
+        from tests import cephlab
+        self.mon = cephlab.shared_monitor("none", osds=1)
+        self.osd = self.mon.osds[0]
+
+    def test_osd_is_not_a_monitor(self):
+        p = run("command", "-m", self.osd.addr, "--auth", "none", '{"prefix": "version"}', "--json")
+        self.assertEqual(p.returncode, 1)
+        message = "%s is osd.0, not a monitor: give a monitor's address with -m" % self.osd.addr
+        self.assertEqual(json.loads(p.stdout), {"error": "wrong-peer", "message": message,
+                                                "address": self.osd.addr, "stage": "ready"})
+        self.assertEqual(p.stderr, "msgr2tx: error: %s\n" % message)
+
+    def test_address_without_nonce(self):
+        bare = self.osd.addr.rpartition("/")[0]
+        p = run("ping", bare, "--auth", "none")
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: the peer at %s closed the connection during session setup (a "
+                                   "daemon other than a monitor does this when the address lacks its nonce: give "
+                                   "the address as the map shows it, ADDR:PORT/NONCE)\n" % bare)
+        p = run("ping", self.osd.addr, "--auth", "none", "--count", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
