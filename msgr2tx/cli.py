@@ -1,16 +1,23 @@
 """
 The C{msgr2tx} command line (also C{python -m msgr2tx})::
 
+    msgr2tx command -c /etc/ceph/ceph.conf '{"prefix": "version"}'
     msgr2tx command --mon v2:127.0.0.1:3300 '{"prefix": "version"}'
     msgr2tx ping v2:127.0.0.1:3300 --count 5
     msgr2tx keyring create ./keyring --name client.admin --gen-key --cap mon 'allow *'
     msgr2tx keyring print ./keyring --name client.admin
     msgr2tx version
 
+The connecting subcommands take the C{ceph} CLI's options (C{-c}, C{-m},
+C{-n}, C{--id}, C{-k}, C{--format}, C{--connect-timeout}, also from
+C{CEPH_ARGS}) and read ceph.conf as Ceph does (L{msgr2tx.cephconf}).
+
 Every subcommand takes C{--json} for machine-readable output on stdout.
 Exit codes: 0 success, 1 the operation failed (refused command, lost
-connection, protocol error, unreadable keyring), 2 bad usage.  Errors are
-one line on stderr: C{msgr2tx: error: ...}.
+connection, protocol error, unreadable keyring or conf), 2 bad usage, 130
+interrupted.  Errors are one line on stderr, C{msgr2tx: error: ...}, saying
+what happened, where and what to do (L{msgr2tx.errors.OperatorError}); with
+C{--json} a JSON error object goes to stdout as well.
 """
 
 import argparse
