@@ -81,9 +81,14 @@ def build_parser():
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("command", help="run a monitor command and print its output")
+    p = sub.add_parser("command", help="run a monitor command and print its output",
+                       description="Run a monitor command, typed as words as for 'ceph' (osd pool ls detail; "
+                                   "named arguments as --NAME=VALUE, flags as --yes-i-really-mean-it) "
+                                   "or as one JSON object.")
     _common(p)
-    p.add_argument("command", help="the command as JSON, e.g. '{\"prefix\": \"version\"}'")
+    p.add_argument("command", nargs="+", metavar="WORD",
+                   help="the command as words (status, osd pool create p1 8), checked against the monitor's "
+                        "own command descriptions, or as JSON, e.g. '{\"prefix\": \"version\"}'")
 
     p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips")
     p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300")
@@ -548,22 +553,36 @@ def _remember(args, handlers, config):
     args.modes = config.modes
 
 
+def _json_command(words):
+    """The command as JSON if it is one argument that looks like JSON, else None (words)."""
+    if len(words) == 1 and words[0].lstrip().startswith(("{", "[")):
+        return json.loads(words[0])
+    return None
+
+
 async def _command(reactor, args):
+    from msgr2tx.moncommands import build_command, parse_descriptions
     from msgr2tx.monclient import MonClient
 
     try:
-        cmd = json.loads(args.command)
+        cmd = _json_command(args.command)
     except ValueError as e:
         print("msgr2tx: error: the command is not JSON: %s" % e, file=sys.stderr)
         return EXIT_USAGE
-    if args.format in ("json", "json-pretty") and isinstance(cmd, dict) and "format" not in cmd:
-        cmd["format"] = args.format
     handlers, config = _client_setup(args, peer_is_mon=True)
     _remember(args, handlers, config)
     monclient = MonClient()
     protocol = await _dial_monitors(reactor, args, handlers, config, monclient)
     args.waiting_for = "the monitor at %s to answer the command" % args.attempt.address
     try:
+        if cmd is None:
+            # words: as the ceph CLI does, match them against the monitor's own command table
+            result, status, output = await monclient.command({"prefix": "get_command_descriptions"})
+            if result != 0:
+                return _fail("the monitor did not describe its commands (%d: %s)" % (result, status))
+            cmd = build_command(args.command, parse_descriptions(output))
+        if args.format in ("json", "json-pretty") and isinstance(cmd, dict) and "format" not in cmd:
+            cmd["format"] = args.format
         result, status, output = await monclient.command(cmd)
     finally:
         protocol.close()
@@ -762,6 +781,9 @@ def _run(coro_fn, args):
                 outcome["code"] = EXIT_INTERRUPTED
             else:
                 outcome["code"] = _fail_json(args, _timed_out(args))
+        except E.CommandUsageError as e:
+            _fail_json(args, e)
+            outcome["code"] = EXIT_USAGE
         except E.OperatorError as e:
             outcome["code"] = _fail_json(args, e)
         except Exception as e:
@@ -918,7 +940,11 @@ def _main(argv=None):
     from msgr2tx.errors import ConfError, Msgr2Error
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.cmd != "command" or not all(u.startswith("--") for u in unknown):
+            parser.error("unrecognized arguments: %s" % " ".join(unknown))
+        args.command += unknown  # a monitor command's --NAME=VALUE and --flag arguments
     if args.cmd == "version":
         print(json.dumps({"version": __version__}) if args.json else "msgr2tx %s" % __version__)
         return EXIT_OK

@@ -216,3 +216,9 @@ class NoCredentials(OperatorError):
     """cephx is required but no key was found (no keyring, key or keyfile)."""
 
     kind = "no-key"
+
+
+class CommandUsageError(OperatorError):
+    """Monitor command words that match none of the monitor's command descriptions (or their arguments)."""
+
+    kind = "usage"

@@ -66,7 +66,7 @@ class ConventionsTests(SynchronousTestCase, _TempDir):
         for args in (["nosuch"], [], ["ping"], ["ping", "v2:127.0.0.1:1", "--count", "-1"],
                      ["ping", "v2:127.0.0.1:1", "--timeout", "0"], ["keyring"],
                      ["keyring", "print", "k"], ["keyring", "add", "k", "-n", "nodot", "--gen-key"],
-                     ["command", "--mon", "v2:127.0.0.1:1", "not json"]):
+                     ["command", "--mon", "v2:127.0.0.1:1", "{not json"]):
             p = run(*args)
             self.assertEqual(p.returncode, cli.EXIT_USAGE, (args, p.stderr))
             self.assertEqual(p.stdout, "", args)
@@ -539,3 +539,90 @@ class WrongPeerTests(SynchronousTestCase):
                                    "the address as the map shows it, ADDR:PORT/NONCE)\n" % bare)
         p = run("ping", self.osd.addr, "--auth", "none", "--count", "1")
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class CommandWordsTests(SynchronousTestCase):
+    """
+    Monitor commands typed as words, matched against a real Ceph 16.2
+    monitor's own command descriptions, compared with what the ceph CLI
+    prints for the same words.
+    """
+
+    _descriptions = {}
+
+    def setUp(self):
+        from tests import cephlab
+        self.mon = cephlab.shared_monitor("cephx")
+        if self.mon.addr not in self._descriptions:
+            p = run("command", "-c", self.mon.conf, '{"prefix": "get_command_descriptions"}')
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self._descriptions[self.mon.addr] = p.stdout
+        from msgr2tx.moncommands import parse_descriptions
+        self.sigs = parse_descriptions(self._descriptions[self.mon.addr])
+
+    def build(self, *words):
+        from msgr2tx.moncommands import build_command
+        return build_command(words, self.sigs)
+
+    def test_build_against_the_real_table(self):
+        self.assertEqual(self.build("status"), {"prefix": "status"})
+        self.assertEqual(self.build("osd", "pool", "ls", "detail"), {"prefix": "osd pool ls", "detail": "detail"})
+        self.assertEqual(self.build("osd", "pool", "ls"), {"prefix": "osd pool ls"})
+        self.assertEqual(self.build("osd", "pool", "create", "p1", "8"),
+                         {"prefix": "osd pool create", "pool": "p1", "pg_num": 8})
+        self.assertEqual(self.build("osd", "pool", "create", "p1", "8", "8", "erasure"),
+                         {"prefix": "osd pool create", "pool": "p1", "pg_num": 8, "pgp_num": 8,
+                          "pool_type": "erasure"})
+        self.assertEqual(self.build("osd", "pool", "rm", "p1", "p1", "--yes-i-really-really-mean-it"),
+                         {"prefix": "osd pool rm", "pool": "p1", "pool2": "p1",
+                          "yes_i_really_really_mean_it": True})
+        self.assertEqual(self.build("mon", "dump", "--epoch=1"), {"prefix": "mon dump", "epoch": 1})
+        self.assertEqual(self.build("osd", "down", "osd.3", "4"), {"prefix": "osd down", "ids": ["osd.3", "4"]})
+
+    def test_build_refusals(self):
+        from msgr2tx.errors import CommandUsageError
+        e = self.assertRaises(CommandUsageError, self.build, "osd", "pool", "create")
+        self.assertTrue(str(e).startswith("invalid arguments for 'osd pool create': <pool> is missing; usage: "
+                                          "osd pool create <pool> [<pg_num:int>] [<pgp_num:int>] "
+                                          "[replicated|erasure] "), str(e))
+        e = self.assertRaises(CommandUsageError, self.build, "mon", "dump", "-1")
+        self.assertEqual(str(e), "invalid arguments for 'mon dump': unexpected '-1'; usage: mon dump [<epoch:int>]")
+        e = self.assertRaises(CommandUsageError, self.build, "nosuch")
+        self.assertEqual(str(e), "'nosuch' is not a command of this monitor")
+        e = self.assertRaises(CommandUsageError, self.build, "mon", "dumpp")
+        self.assertTrue(str(e).startswith("'mon dumpp' is not a command of this monitor; commands beginning with "
+                                          "'mon': "), str(e))
+
+    def test_status_as_ceph_prints_it(self):
+        p = run("command", "-c", self.mon.conf, "status")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        theirs = self.mon.ceph("status").stdout.decode()
+        # the first lines (cluster id, health) are the same; ages and counters may move
+        self.assertEqual(p.stdout.splitlines()[:3], theirs.splitlines()[:3])
+        self.assertIn("id:     %s" % self.mon.fsid, p.stdout)
+
+    def test_format_json_matches_ceph(self):
+        name = "words%d" % os.getpid()
+        p = run("command", "-c", self.mon.conf, "osd", "pool", "create", name, "8")
+        self.assertEqual((p.returncode, p.stderr), (0, "pool '%s' created\n" % name))
+        self.addCleanup(self.mon.ceph, "osd", "pool", "rm", name, name, "--yes-i-really-really-mean-it")
+        for fmt in ("json", "json-pretty"):
+            ours = run("command", "-c", self.mon.conf, "osd", "pool", "ls", "detail", "--format", fmt)
+            self.assertEqual(ours.returncode, 0, ours.stderr)
+            theirs = self.mon.ceph("osd", "pool", "ls", "detail", "--format", fmt).stdout.decode()
+            # ceph writes a newline before the monitor's output; we end it with one instead
+            self.assertTrue(theirs.startswith("\n"), theirs[:20])
+            self.assertEqual(ours.stdout, theirs[1:] + ("" if theirs.endswith("\n") else "\n"))
+            self.assertIn(name, [pool["pool_name"] for pool in json.loads(ours.stdout)])
+        plain = run("command", "-c", self.mon.conf, "osd", "pool", "ls", "detail")
+        self.assertEqual(plain.stdout, self.mon.ceph("osd", "pool", "ls", "detail").stdout.decode())
+        # JSON still works and says the same
+        p = run("command", "-c", self.mon.conf, '{"prefix": "osd pool ls", "detail": "detail", "format": "json"}')
+        self.assertEqual(json.loads(p.stdout), json.loads(ours.stdout))
+
+    def test_words_usage_error_exit_2(self):
+        p = run("command", "-c", self.mon.conf, "osd", "pool", "lsx", "--json")
+        self.assertEqual(p.returncode, cli.EXIT_USAGE)
+        self.assertEqual(json.loads(p.stdout)["error"], "usage")
+        self.assertTrue(p.stderr.startswith("msgr2tx: error: 'osd pool lsx' is not a command of this monitor; "
+                                            "commands beginning with 'osd pool': "), p.stderr)
