@@ -2,8 +2,9 @@
 Monitor commands typed as words (C{osd pool create p1 8}), turned into the
 JSON command a monitor takes, using the monitor's own command table.
 
-A monitor answers C{{"prefix": "get_command_descriptions"}} with its
-commands: C{{"cmd000": {"sig": [...], "help": ..., "flags": ...}, ...}}.
+A monitor answers the command C{get_command_descriptions} with a JSON
+object holding each of its commands under a key C{cmd000}, C{cmd001}, ...,
+as C{sig} (its signature), C{help}, C{module}, C{perm} and C{flags}.
 Each signature is a list of literal words (the prefix, e.g. C{"osd",
 "pool", "create"}) followed by argument descriptors: dicts with C{name},
 C{type} (C{CephInt}, C{CephChoices}, C{CephString}, ...), and optionally
@@ -74,7 +75,7 @@ class Signature:
 def parse_descriptions(data) -> List[Signature]:
     """
     The monitor's answer to C{get_command_descriptions} (bytes, text or
-    the decoded dict) as L{Signature}s, in the monitor's order.
+    the decoded dict) as a list of L{Signature}, in the monitor's order.
     """
     if isinstance(data, (bytes, bytearray)):
         data = data.decode("utf-8")
