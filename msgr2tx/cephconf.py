@@ -25,7 +25,7 @@ checked line by line against C{ceph-conf --show-config-value}:
 Precedence for an entity C{TYPE.ID}: C{[TYPE.ID]}, then C{[TYPE]}, then
 C{[global]}; the command line comes first of all, then C{CEPH_ARGS}.
 Values may use Ceph's metavariables C{$cluster}, C{$type}, C{$id},
-C{$name}, C{$host} and C{$home} (also as C{${name}}); other C{$words} are
+C{$name}, C{$host} and C{$home} (also in braces, as ${name}); other C{$words} are
 left as they are (Ceph would expand references to other options; we do
 not).
 """

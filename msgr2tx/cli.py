@@ -52,9 +52,10 @@ def _ceph_options(parser, mon_help="monitor addresses in Ceph's mon_host syntax 
     parser.add_argument("-k", "--keyring", help="Ceph keyring with our key (default: the conf's keyring, else "
                                                 "/etc/ceph/$cluster.$name.keyring and Ceph's other defaults)")
     parser.add_argument("--keyfile", help="a file holding just our base64 key")
-    parser.add_argument("--auth", help="auth methods in order, comma separated, each NAME[:ARGS] "
-                                       "(default: the conf's auth_client_required, else cephx, none; "
-                                       "cephx is left out when no key is found)")
+    parser.add_argument("--auth", "--auth-client-required", dest="auth",
+                        help="auth methods in order, comma separated, each NAME[:ARGS] "
+                             "(default: the conf's auth_client_required, else cephx, none; "
+                             "cephx is left out when no key is found)")
     parser.add_argument("--mode", help="connection modes in order of preference: crc, secure (default: the conf's "
                                        "ms_mon_client_mode for monitors, secure crc; ms_client_mode otherwise, "
                                        "crc secure)")
@@ -166,7 +167,7 @@ def _merge_ceph_args(args, env):
     """Fill the ceph options not given on the command line from CEPH_ARGS (unknown ones are ignored)."""
     from msgr2tx.cephconf import ceph_args
 
-    tokens = ceph_args(env)
+    tokens = _dashes(ceph_args(env))
     if not tokens:
         return []
     parser = argparse.ArgumentParser(add_help=False)
@@ -176,6 +177,17 @@ def _merge_ceph_args(args, env):
         if getattr(args, dest, None) is None and getattr(known, dest, None) is not None:
             setattr(args, dest, getattr(known, dest))
     return unknown
+
+
+def _dashes(argv):
+    """C{--mon_host} is C{--mon-host}, as Ceph's option parser has it (the value is left alone)."""
+    out = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            name, eq, value = token.partition("=")
+            token = name.replace("_", "-") + eq + value
+        out.append(token)
+    return out
 
 
 def _resolve_settings(args, env):
@@ -940,7 +952,7 @@ def _main(argv=None):
     from msgr2tx.errors import ConfError, Msgr2Error
 
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    args, unknown = parser.parse_known_args(_dashes(sys.argv[1:] if argv is None else argv))
     if unknown:
         if args.cmd != "command" or not all(u.startswith("--") for u in unknown):
             parser.error("unrecognized arguments: %s" % " ".join(unknown))

@@ -626,3 +626,19 @@ class CommandWordsTests(SynchronousTestCase):
         self.assertEqual(json.loads(p.stdout)["error"], "usage")
         self.assertTrue(p.stderr.startswith("msgr2tx: error: 'osd pool lsx' is not a command of this monitor; "
                                             "commands beginning with 'osd pool': "), p.stderr)
+
+
+class UnderscoreOptionTests(SynchronousTestCase):
+    """Ceph's options take underscores or dashes on the command line and in CEPH_ARGS."""
+
+    def test_underscores(self):
+        from tests import cephlab
+        mon = cephlab.shared_monitor("cephx")
+        p = run("command", "--mon_host", mon.addr, "--keyring", mon.keyring, "--connect_timeout=5",
+                '{"prefix": "version"}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", '{"prefix": "version"}', env={"CEPH_ARGS": "--mon_host=%s --auth_client_required=none"
+                                                                      % mon.addr})
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s does not accept auth none; it allows cephx: "
+                                   "use --auth cephx with -k KEYRING\n" % mon.addr)
