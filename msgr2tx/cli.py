@@ -479,6 +479,10 @@ def _explain_auth(error, attempt, args, peer):
         return E.KeyRefused("%s refused our key for %s: check the keyring (the key must be the one "
                             "'ceph auth get %s' shows, and %s must exist)" % (peer, args.name, args.name, args.name),
                             addr, "auth")
+    if error.result == -13 and error.method in allowed_methods:
+        return E.KeyRefused("%s refused %s (auth %s: permission denied): check --name, or have the peer let %s in"
+                            % (peer, args.name, _METHOD_WORDS.get(error.method, error.method), args.name),
+                            addr, "auth")
     if allowed_methods and error.method in allowed_methods and allowed_modes \
             and not set(ours_modes) & set(allowed_modes):
         if len(allowed_modes) == 1:
