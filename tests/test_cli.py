@@ -373,6 +373,24 @@ class ErrorMessageTests(SynchronousTestCase):
         p = run("command", "-c", os.path.join(d, "missing.conf"), '{"prefix": "version"}')
         self.check(p, "cannot read the conf file %s" % os.path.join(d, "missing.conf"))
 
+    def test_no_answer_to_the_command(self):
+        # our echo server completes the handshake as mon.a but answers no command
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        server = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", "echo_server.py"), "--listen",
+                                   "tcp:0:interface=127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        self.addCleanup(lambda: (server.poll() is None and server.kill(), server.wait(), server.stdout.close(),
+                                 server.stderr.close()))
+        line = server.stdout.readline()
+        self.assertTrue(line.startswith("listening on v2:127.0.0.1:"), line)
+        address = line.split()[-1]
+        p = run("command", "-m", address, "--auth", "none", "--timeout", "3", '{"prefix": "version"}', "--json")
+        message = "timed out after 3s waiting for the monitor at %s to answer the command" % address
+        self.assertEqual((p.returncode, p.stderr), (cli.EXIT_FAILED, "msgr2tx: error: %s\n" % message))
+        self.assertEqual(json.loads(p.stdout), {"error": "timeout", "message": message, "address": address,
+                                                "stage": "ready"})
+
     def test_ctrl_c(self):
         import signal
         import time
