@@ -461,6 +461,14 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, "-n", "client.admin", *self.version)
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_mon_host_dns_name(self):
+        p = run("command", "-m", "localhost:%d" % self.mon.port, "-k", self.mon.keyring, *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", "-m", "nosuch.invalid:%d" % self.mon.port, "-k", self.mon.keyring, *self.version)
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertTrue(p.stderr.startswith("msgr2tx: error: could not resolve the monitor host name "
+                                            "nosuch.invalid: "), p.stderr)
+
     def test_format_json_prints_the_monitors_json(self):
         p = run("command", "-c", self.mon.conf, '{"prefix": "mon dump"}', "--format", "json")
         self.assertEqual(p.returncode, 0, p.stderr)
