@@ -461,6 +461,20 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, "-n", "client.admin", *self.version)
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_key_and_keyfile(self):
+        d = self.mktemp_dir()
+        key = Keyring.load(self.mon.keyring).get("client.admin").to_base64()
+        conf = os.path.join(d, "ceph.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\nmon host = %s\nkeyring = %s/none\n[client.admin]\nkey = %s\n" % (self.mon.addr, d, key))
+        p = run("command", "-c", conf, *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        keyfile = os.path.join(d, "admin.key")
+        with open(keyfile, "w") as f:
+            f.write(key + "\n")
+        p = run("command", "-m", self.mon.addr, "--keyfile", keyfile, *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_mon_host_dns_name(self):
         p = run("command", "-m", "localhost:%d" % self.mon.port, "-k", self.mon.keyring, *self.version)
         self.assertEqual(p.returncode, 0, p.stderr)
