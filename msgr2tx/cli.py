@@ -272,10 +272,18 @@ def _find_key(settings, name, CryptoKey, Keyring):
     from msgr2tx.cephconf import read_keyfile
 
     text = settings.get("key")
+    source = "the key option (%s)" % settings.sources.get("key")
     if not text and settings.get("keyfile"):
         text = read_keyfile(settings.get("keyfile"))
+        source = "the keyfile %s" % settings.get("keyfile")
     if text:
-        return CryptoKey.from_base64(text.strip())
+        from msgr2tx.auth.keyring import KeyringError
+        from msgr2tx.errors import Msgr2Error
+        try:
+            return CryptoKey.from_base64(text.strip())
+        except (Msgr2Error, ValueError):
+            raise KeyringError("%s does not hold a valid cephx key (base64, as 'ceph auth print-key' prints it)"
+                               % source) from None
     explicit = settings.sources.get("keyring") == "command line"
     path, searched = settings.keyring_path()
     if path is None:

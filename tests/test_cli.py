@@ -391,6 +391,17 @@ class ErrorMessageTests(SynchronousTestCase):
         self.assertEqual(json.loads(p.stdout), {"error": "timeout", "message": message, "address": address,
                                                 "stage": "ready"})
 
+    def test_bad_key_material_is_not_echoed(self):
+        d = tempfile.mkdtemp(prefix="msgr2tx-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        keyfile = os.path.join(d, "key")
+        with open(keyfile, "w") as f:
+            f.write("AQBnotbase64!secretish\n")
+        p = run("command", "-m", "v2:127.0.0.1:1", "--keyfile", keyfile, '{"prefix": "version"}')
+        self.check(p, "the keyfile %s does not hold a valid cephx key (base64, as 'ceph auth print-key' prints it)"
+                   % keyfile)
+        self.assertNotIn("secretish", p.stderr)
+
     def test_ctrl_c(self):
         import signal
         import time
