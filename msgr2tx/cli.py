@@ -794,7 +794,10 @@ def _run(coro_fn, args):
             outcome["interrupted"] = True
             reactor.callFromThread(d.cancel)
 
-        signal.signal(signal.SIGINT, interrupt)
+        try:
+            signal.signal(signal.SIGINT, interrupt)
+        except ValueError:
+            pass  # not the main thread (an embedding program): its own handler stays
         timer = reactor.callLater(args.timeout, lambda: d.cancel())
         try:
             d = defer.ensureDeferred(coro_fn(reactor, args))
