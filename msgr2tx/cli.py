@@ -501,8 +501,8 @@ def _explain_auth(error, attempt, args, peer):
                                  _MODE_WORDS.get(allowed_modes[0])), addr, "auth")
     if not allowed_methods:
         # no mode of ours works with the method we would try
-        return E.ModeMismatch("auth %s does not work in mode %s: use --mode crc"
-                              % (_METHOD_WORDS.get(error.method, error.method), words(ours_modes, _MODE_WORDS)),
+        return E.ModeMismatch("cannot talk to %s: auth %s does not work in mode %s: use --mode crc"
+                              % (peer, _METHOD_WORDS.get(error.method, error.method), words(ours_modes, _MODE_WORDS)),
                               addr, "auth")
     first = _METHOD_WORDS.get(allowed_methods[0], str(allowed_methods[0]))
     todo = "use --auth cephx with -k KEYRING" if first == "cephx" else "use --auth %s" % first

@@ -530,6 +530,12 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
             self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s does not accept auth none; it allows "
                                        "cephx: use --auth cephx with -k KEYRING\n" % self.mon.addr)
 
+    def test_auth_none_in_secure_mode(self):
+        p = run("ping", self.mon.addr, "--auth", "none", "--mode", "secure")
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: cannot talk to the peer at %s: auth none does not work in mode "
+                                   "secure: use --mode crc\n" % self.mon.addr)
+
     def test_cephx_required_without_a_key(self):
         p = run("command", "-m", self.mon.addr, "--auth", "cephx", *self.version, cwd=self.mktemp_dir(),
                 env={"HOME": self.mktemp_dir()})
