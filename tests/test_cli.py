@@ -699,3 +699,69 @@ class UnderscoreOptionTests(SynchronousTestCase):
         self.assertEqual(p.returncode, 1)
         self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s does not accept auth none; it allows cephx: "
                                    "use --auth cephx with -k KEYRING\n" % mon.addr)
+
+
+def out_of_quorum_monitor():
+    """
+    A real Ceph 16.2 monitor whose monmap names a second monitor that never
+    runs, so it never forms a quorum (and drops clients during auth).
+    """
+    import time
+
+    from tests import cephlab
+
+    class OutOfQuorum(cephlab.CephMonitor):
+        def _conf_text(self):
+            return super()._conf_text().replace("mon initial members = a", "mon initial members = a, b")
+
+        def _create(self):
+            real_run = cephlab._run
+            absent = "[v2:127.0.0.1:%d]" % cephlab.free_port()
+
+            def run(cmd, *a, **kw):
+                if cmd[0] == "monmaptool":
+                    cmd = cmd[:-1] + ["--addv", "b", absent, cmd[-1]]
+                return real_run(cmd, *a, **kw)
+
+            cephlab._run = run
+            try:
+                super()._create()
+            finally:
+                cephlab._run = real_run
+
+        def _wait_ready(self, deadline):
+            # no quorum, so no 'ceph status': listening is all we wait for
+            while not cephlab.port_open(self.port):
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise cephlab.CephLabError("ceph-mon did not listen on %s in time" % self.addr)
+                time.sleep(0.02)
+
+    return OutOfQuorum(auth="cephx")
+
+
+class OutOfQuorumTests(SynchronousTestCase):
+    """A monitor out of quorum closes the connection during auth: said so, and the next monitor is tried."""
+
+    def setUp(self):
+        from tests import cephlab
+        cephlab.ensure_ceph()
+        self.lonely = out_of_quorum_monitor()
+        self.lonely.start()
+        self.addCleanup(self.lonely.stop)
+
+    def test_closed_during_auth(self):
+        p = run("command", "-m", self.lonely.addr, "-k", self.lonely.keyring, "status", "--json")
+        message = ("the monitor at %s closed the connection during authentication (a monitor out of quorum does "
+                   "this; try another monitor)" % self.lonely.addr)
+        self.assertEqual((p.returncode, p.stderr), (1, "msgr2tx: error: %s\n" % message))
+        self.assertEqual(json.loads(p.stdout), {"error": "closed", "message": message,
+                                                "address": self.lonely.addr, "stage": "auth"})
+
+    def test_next_monitor_is_tried(self):
+        from tests import cephlab
+        good = cephlab.shared_monitor("cephx")
+        p = run("command", "-m", "%s,%s" % (self.lonely.addr, good.addr), "-k", good.keyring,
+                '{"prefix": "version"}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("ceph version 16.2"), p.stdout)
