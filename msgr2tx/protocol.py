@@ -174,7 +174,14 @@ class Msgr2Protocol(Protocol):
             return defer.succeed(self.info)
         if self._failure is not None:
             return defer.fail(self._failure)
-        d = defer.Deferred(lambda _: self.abort())
+        def cancel(d):
+            # a cancelled waiter has fired (CancelledError): it must not
+            # be failed again when the connection then times out or drops
+            if d in self._ready_waiters:
+                self._ready_waiters.remove(d)
+            self.abort()
+
+        d = defer.Deferred(cancel)
         self._ready_waiters.append(d)
         return d
 
@@ -282,7 +289,8 @@ class Msgr2Protocol(Protocol):
         if self.writable:
             waiters, self._writable_waiters = self._writable_waiters, []
             for d in waiters:
-                d.callback(None)
+                if not d.called:
+                    d.callback(None)
 
     def stopProducing(self) -> None:
         pass
@@ -402,7 +410,8 @@ class Msgr2Protocol(Protocol):
         self._liveness_calls = {}
         waiters, self._writable_waiters = self._writable_waiters, []
         for d in waiters:
-            d.errback(Failure(ConnectionClosed("connection lost")))
+            if not d.called:  # a cancelled waiter has fired already
+                d.errback(Failure(ConnectionClosed("connection lost")))
         if self.conn is not None:
             self.conn.connection_lost()
         failure = self._failure or (reason if reason is not None else Failure(ConnectionClosed("connection lost")))
@@ -412,7 +421,8 @@ class Msgr2Protocol(Protocol):
         self._keepalive_waiters = {}
         for lst in waiters.values():
             for d, _ in lst:
-                d.errback(Failure(ConnectionClosed("connection lost before KEEPALIVE2_ACK")))
+                if not d.called:
+                    d.errback(Failure(ConnectionClosed("connection lost before KEEPALIVE2_ACK")))
         if self.receiver is not None:
             try:
                 self.receiver.connectionLost(self, failure)
@@ -519,7 +529,7 @@ class Msgr2Protocol(Protocol):
         waiters = self._ready_waiters
         self._ready_waiters = []
         for d in waiters:
-            if not d.called:  # a waiter cancelled meanwhile (a caller's own timeout) has fired
+            if not d.called:  # every Deferred fires once, whatever comes first
                 d.errback(failure)
 
     def _handshake_timed_out(self) -> None:
@@ -804,7 +814,8 @@ class Msgr2Protocol(Protocol):
         d, started = lst.pop(0)
         if not lst:
             del self._keepalive_waiters[(stamp.sec, stamp.nsec)]
-        d.callback(time.perf_counter() - started)
+        if not d.called:  # cancelled while the ack was on its way
+            d.callback(time.perf_counter() - started)
 
     # ---- auth bridging -----------------------------------------------------------
 
