@@ -750,11 +750,11 @@ class MonClient:
                 return
             if self.monmap is None or monmap.epoch >= self.monmap.epoch:
                 self.monmap = monmap
+            if self._reactor is not None:
+                self._update_monitors(self.monmap)
             waiters, self._monmap_waiters = self._monmap_waiters, []
             for d in waiters:
                 d.callback(self.monmap)
-            if self._reactor is not None:
-                self._update_monitors(self.monmap)
         else:
             self.log.debug("ignoring {msg!r}", msg=message)
 
