@@ -1,0 +1,184 @@
+"""
+MonClient hunting and failover against a real three-monitor Ceph 16.2
+cluster on loopback (tests/cephcluster.py), cephx in secure mode:
+
+- the first listed monitor dead;
+- the monitor of our session killed with SIGKILL in the middle of a run,
+  with a command and a version request outstanding;
+- a monitor added with ``ceph mon add``, learnt through the monmap and used;
+- the AUTH ticket renewed inside the session (CEPHX_GET_AUTH_SESSION_KEY)
+  when a moved clock says it is due.
+
+The tests print the failover times they measure (``failover ...``).
+Without Ceph and without root they skip; in CI a missing Ceph is a failure.
+"""
+
+import json
+import time
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from msgr2tx.auth.cephx import CephxAuthProvider
+from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.core.encoding import EntityType
+from msgr2tx.monclient import MonClient
+from tests import cephlab
+from tests.cephcluster import CephCluster
+
+SECURE = ConnectionConfig(modes=(ConnectionMode.SECURE,))
+
+
+@defer.inlineCallbacks
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %gs" % timeout)
+        yield task.deferLater(reactor, 0.02, lambda: None)
+
+
+def report(what, seconds):
+    print("\nfailover %s: %.3f s" % (what, seconds))
+
+
+class ThreeMonitorTests(TestCase):
+
+    timeout = 120
+
+    def setUp(self):
+        cephlab.ensure_ceph()
+        self.cluster = CephCluster(auth="cephx")
+        self.cluster.start()
+        self.addCleanup(self.cluster.stop)
+
+    def monclient(self, monitors, **kwargs):
+        handler = CephxAuthProvider().clientHandler("keyring=%s" % self.cluster.keyring)
+        mc = MonClient(**kwargs)
+        self.addCleanup(mc.stop)
+        d = mc.start(reactor, monitors, [handler], SECURE, connect_timeout=10)
+        return mc, d
+
+    def in_order(self):
+        return [self.cluster.addrs[i] for i in ("a", "b", "c")]
+
+    @defer.inlineCallbacks
+    def test_first_listed_monitor_dead(self):
+        self.cluster.kill9("a")
+        self.cluster.wait_quorum(["b", "c"])
+        for parallel in (3, 1):
+            started = time.monotonic()
+            mc, _ = self.monclient(self.in_order(), hunt_parallel=parallel)
+            yield mc.authenticate(timeout=30)
+            result, _, out = yield mc.command({"prefix": "mon dump", "format": "json"}, timeout=30)
+            took = time.monotonic() - started
+            report("first listed monitor dead, hunt_parallel=%d (start to first answer)" % parallel, took)
+            self.assertEqual(result, 0)
+            self.assertIn(mc.active_name, ("b", "c"))
+            self.assertEqual(sorted(m["name"] for m in json.loads(out)["mons"]), ["a", "b", "c"])
+            mc.stop()
+
+    @defer.inlineCallbacks
+    def _kill_active(self, leader):
+        mc, _ = self.monclient(self.in_order())
+        yield mc.authenticate(timeout=30)
+        yield mc.whenMonmap()
+        # put the session on the leader or on a peon
+        leader_name = self.cluster.leader()
+        if (mc.active_name == leader_name) != leader:
+            target = leader_name if leader else [n for n in ("a", "b", "c") if n != leader_name][0]
+            mc.reopen_session(target)
+            yield wait_for(lambda: mc.active_name == target and mc.protocol is not None)
+        for _ in range(3):
+            result, _, _ = yield mc.command({"prefix": "status"})
+            self.assertEqual(result, 0)
+        victim = mc.active_name
+        killed_at = self.cluster.kill9(victim)
+        # a command and a version request outstanding while the session drops
+        cmd = mc.command({"prefix": "status"}, timeout=90)
+        version = mc.get_version("osdmap", timeout=90)
+        p = yield mc.authenticate(timeout=90)
+        session_at = time.monotonic()
+        result, _, out = yield cmd
+        answered_at = time.monotonic()
+        newest, oldest = yield version
+        role = "leader" if leader else "peon"
+        report("%s mon.%s killed: kill to new session" % (role, victim), session_at - killed_at)
+        report("%s mon.%s killed: kill to the outstanding command's answer" % (role, victim),
+               answered_at - killed_at)
+        self.assertIsNotNone(p)
+        self.assertNotEqual(mc.active_name, victim)
+        self.assertEqual(result, 0)
+        self.assertGreaterEqual(newest, 1)
+        self.assertGreaterEqual(mc.sessions, 2)
+        # a write (a paxos commit, so it needs a leader) goes through on the
+        # new session once the survivors have a quorum without the victim
+        result, status, _ = yield mc.command({"prefix": "config-key set", "key": "failover", "val": victim},
+                                             timeout=90)
+        written_at = time.monotonic()
+        self.assertEqual(result, 0, status)
+        report("%s mon.%s killed: kill to a committed write" % (role, victim), written_at - killed_at)
+        result, _, out = yield mc.command({"prefix": "config-key get", "key": "failover"})
+        self.assertEqual(out, victim.encode())
+        while True:
+            result, _, out = yield mc.command({"prefix": "quorum_status", "format": "json"}, timeout=90)
+            self.assertEqual(result, 0)
+            if victim not in json.loads(out)["quorum_names"]:
+                break
+            yield task.deferLater(reactor, 0.2, lambda: None)
+        report("%s mon.%s killed: kill to a quorum without it (the monitors' own election)" % (role, victim),
+               time.monotonic() - killed_at)
+        self.assertEqual(sorted(json.loads(out)["quorum_names"]), sorted({"a", "b", "c"} - {victim}))
+
+    def test_peon_of_our_session_killed_mid_run(self):
+        return self._kill_active(leader=False)
+
+    def test_leader_of_our_session_killed_mid_run(self):
+        return self._kill_active(leader=True)
+
+    @defer.inlineCallbacks
+    def test_monitor_added_with_ceph_mon_add_is_followed(self):
+        mc, _ = self.monclient([self.cluster.addrs["a"]])   # we are told of one monitor only
+        yield mc.authenticate(timeout=30)
+        yield wait_for(lambda: sorted(n for n, _ in mc.monitors) == ["a", "b", "c"])
+        addr = self.cluster.add_mon("d")
+        self.cluster.wait_quorum(["a", "b", "c", "d"])
+        yield wait_for(lambda: "d" in [n for n, _ in mc.monitors])
+        self.assertEqual(dict((n, str(a)) for n, a in mc.monitors)["d"], addr + "/0")
+        mc.reopen_session("d")
+        yield wait_for(lambda: mc.active_name == "d" and mc.protocol is not None)
+        result, _, out = yield mc.command({"prefix": "mon dump", "format": "json"})
+        self.assertEqual(result, 0)
+        self.assertIn("d", [m["name"] for m in json.loads(out)["mons"]])
+        # and removed: ceph mon remove d drops our session with d; we hunt among a, b, c
+        result, _, _ = yield mc.command({"prefix": "mon remove", "name": "d"}, timeout=60)
+        self.assertEqual(result, 0)
+        yield wait_for(lambda: sorted(n for n, _ in mc.monitors) == ["a", "b", "c"], timeout=60)
+        yield wait_for(lambda: mc.active_name in ("a", "b", "c"), timeout=60)
+        result, _, _ = yield mc.command({"prefix": "status"}, timeout=60)
+        self.assertEqual(result, 0)
+
+    @defer.inlineCallbacks
+    def test_auth_ticket_renewed_in_session_when_the_clock_says_so(self):
+        clock = task.Clock()
+        clock.advance(time.time())
+        mc, _ = self.monclient(self.in_order(), clock=clock, ping_timeout=0)
+        yield mc.authenticate(timeout=30)
+        store = mc.auth_handler.tickets
+        before = store.get(EntityType.AUTH)
+        self.assertFalse(mc.auth_handler.need_auth_ticket(clock.seconds()))
+        # Pacific's auth_mon_ticket_ttl is 72 h; at 3/4 of it the ticket is due
+        clock.advance(before.renew_after - clock.seconds() + 1)
+        yield wait_for(lambda: store.get(EntityType.AUTH) is not before)
+        after = store.get(EntityType.AUTH)
+        self.assertNotEqual(after.blob.blob, before.blob.blob)
+        self.assertGreater(after.expires, before.expires - 1)
+        # renewed in the same session, not by a new handshake
+        self.assertEqual(mc.sessions, 1)
+        self.assertIsNotNone(mc.protocol)
+        result, _, _ = yield mc.command({"prefix": "status"})
+        self.assertEqual(result, 0)
+        # the service tickets came along (other_keys) and still make authorizers
+        for service in (EntityType.MON, EntityType.OSD, EntityType.MGR):
+            self.assertTrue(store.have(service), EntityType.name(service))
