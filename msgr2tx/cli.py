@@ -153,13 +153,20 @@ async def _command(reactor, args):
         print("msgr2tx: error: the command is not JSON: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     handlers, config = _client_setup(args)
-    monclient = MonClient()
-    protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout,
-                             via=args.via)
-    try:
-        result, status, output = await monclient.command(cmd)
-    finally:
-        protocol.close()
+    if args.via is None:
+        # --mon may list several monitors (mon_host syntax): hunt as ceph does;
+        # give up a little before --timeout so the error names the monitors tried
+        from msgr2tx.monclient import mon_command
+        result, status, output = await mon_command(reactor, args.mon, handlers, config, cmd,
+                                                   timeout=args.timeout * 0.95)
+    else:
+        monclient = MonClient()
+        protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout,
+                                 via=args.via)
+        try:
+            result, status, output = await monclient.command(cmd)
+        finally:
+            protocol.close()
     if args.json:
         print(json.dumps({"result": result, "status": status,
                           "output": output.decode("utf-8", "replace")}))

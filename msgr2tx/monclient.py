@@ -47,7 +47,10 @@ from msgr2tx.core.messages import (
 from msgr2tx.errors import AuthError, CommandError, ConnectionClosed, Msgr2Error
 from msgr2tx.interfaces import IMsgr2Receiver
 
-__all__ = ["MonClient", "CommandTimeout", "NoMonitors", "resolve_monitors", "command_result"]
+__all__ = [
+    "MonClient", "CommandTimeout", "NoMonitors", "command_result", "mon_command", "resolve_monitors",
+    "split_mon_list",
+]
 
 #: Ceph 16.2 defaults (see the module docstring)
 HUNT_PARALLEL = 3
@@ -97,14 +100,42 @@ def _split_host_port(text: str) -> Tuple[str, int]:
     return text, MON_PORT
 
 
+def split_mon_list(text: str) -> List[str]:
+    """
+    Split a list of monitors as C{mon_host} writes it: entries separated by
+    commas, semicolons or white space, where an entry may be an address
+    vector in brackets (C{[v2:a:3300,v1:a:6789]}, whose commas stay) or a
+    bracketed IPv6 address.  A minimal splitter for L{resolve_monitors};
+    L{msgr2tx.cephconf} reads whole ceph.conf files.
+    """
+    out: List[str] = []
+    current = ""
+    depth = 0
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(0, depth - 1)
+        if depth == 0 and (ch in ",;" or ch.isspace()):
+            if current:
+                out.append(current)
+            current = ""
+            continue
+        current += ch
+    if current:
+        out.append(current)
+    return out
+
+
 @defer.inlineCallbacks
 def resolve_monitors(reactor, monitors) -> Any:
     """
     Turn monitor addresses into a list of C{(name, entity_addr_t)}, one per
     msgr2 address.
 
-    @param monitors: a L{MonMap} (its monitors in rank order), or a sequence
-        of entries, each an L{entity_addrvec_t}, an L{entity_addr_t}, a
+    @param monitors: a L{MonMap} (its monitors in rank order), a
+        C{mon_host} string (see L{split_mon_list}), or a sequence of
+        entries, each an L{entity_addrvec_t}, an L{entity_addr_t}, a
         C{(host, port)} pair or a string: an address vector in Ceph's syntax
         (C{[v2:10.0.0.1:3300,v1:10.0.0.1:6789]}), an address
         (C{v2:[::1]:3300}, C{10.0.0.1}, C{10.0.0.1:3300}) or a DNS name
@@ -122,7 +153,9 @@ def resolve_monitors(reactor, monitors) -> Any:
     if isinstance(monitors, MonMap):
         out = list(monitors.msgr2_addrs())
     else:
-        if isinstance(monitors, (str, entity_addrvec_t, entity_addr_t)):
+        if isinstance(monitors, str):
+            monitors = split_mon_list(monitors)
+        elif isinstance(monitors, (entity_addrvec_t, entity_addr_t)):
             monitors = [monitors]
         found: List[entity_addr_t] = []
         for entry in monitors:
@@ -893,6 +926,36 @@ class MonClient:
         if self.protocol is not None:
             self.protocol.sendMessage(message)
         return op.d.addCallback(lambda reply: (reply.map_version, reply.oldest_version))
+
+
+@defer.inlineCallbacks
+def mon_command(reactor, monitors, auth: Sequence, config: Optional[ConnectionConfig] = None, cmd: Any = None,
+                inbl: bytes = b"", timeout: float = 30.0, connect_timeout: float = 10.0, clock=None) -> Any:
+    """
+    Run one monitor command the way the C{ceph} CLI does: hunt among
+    C{monitors} (see L{resolve_monitors}) for a session, send the command
+    (again on a new session if the first drops), close.  For programs and
+    the CLI's C{command}.
+
+    @param cmd: the command, a JSON string or a dict.
+    @param timeout: seconds for everything (session and answer).
+    @return: a Deferred firing with C{(result, status, output)}; it fails
+        with the auth error when the monitors refuse our credentials,
+        L{ConnectionClosed} when no monitor answers within C{timeout}
+        (naming the monitors tried), L{CommandTimeout} when the command
+        gets no answer in time, L{NoMonitors} or ValueError for bad addresses.
+    """
+    mc = MonClient(clock=clock, op_timeout=timeout)
+    clock = mc._clock()
+    started = clock.seconds()
+    try:
+        yield mc.start(reactor, monitors, auth, config, connect_timeout=min(connect_timeout, timeout))
+        yield mc.authenticate(timeout=timeout)
+        left = max(0.001, timeout - (clock.seconds() - started))
+        result = yield mc.command(cmd, inbl, timeout=left)
+    finally:
+        mc.stop()
+    return result
 
 
 def command_result(ack) -> Tuple[int, str, bytes]:

@@ -14,6 +14,10 @@ Without Ceph and without root they skip; in CI a missing Ceph is a failure.
 """
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 
 from twisted.internet import defer, reactor, task
@@ -37,6 +41,12 @@ def wait_for(predicate, timeout=30.0):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within %gs" % timeout)
         yield task.deferLater(reactor, 0.02, lambda: None)
+
+
+def tool(name):
+    """A console script installed next to this interpreter, else on PATH."""
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.exists(candidate) else shutil.which(name)
 
 
 def report(what, seconds):
@@ -182,3 +192,41 @@ class ThreeMonitorTests(TestCase):
         # the service tickets came along (other_keys) and still make authorizers
         for service in (EntityType.MON, EntityType.OSD, EntityType.MGR):
             self.assertTrue(store.have(service), EntityType.name(service))
+
+    def _cli(self, mon, *extra, timeout=30):
+        argv = [tool("msgr2tx"), "command", "--mon", mon, "--auth", "cephx", "--keyring", self.cluster.keyring,
+                "--mode", "secure", "--timeout", str(timeout), *extra, json.dumps({"prefix": "mon dump",
+                                                                                   "format": "json"})]
+        started = time.monotonic()
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout + 15)
+        return p, time.monotonic() - started
+
+    def test_cli_command_with_the_first_listed_monitor_dead(self):
+        self.cluster.kill9("a")
+        self.cluster.wait_quorum(["b", "c"])
+        # the mon_host form of ceph.conf: address vectors, comma separated
+        mon_host = self.cluster.mon_host
+        self.assertTrue(mon_host.startswith("[%s]," % self.cluster.addrs["a"]))
+        p, took = self._cli(mon_host)
+        report("msgr2tx command, first listed monitor dead (whole run)", took)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(m["name"] for m in json.loads(p.stdout)["mons"]), ["a", "b", "c"])
+        # for comparison, the ceph CLI with the same list
+        started = time.monotonic()
+        c = subprocess.run(["ceph", "-m", mon_host, "-n", "client.admin", "--keyring", self.cluster.keyring,
+                            "-c", "/dev/null", "mon", "dump", "--format", "json"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        report("ceph CLI mon dump, first listed monitor dead (whole run)", time.monotonic() - started)
+        self.assertEqual(c.returncode, 0, c.stderr)
+
+    def test_cli_command_with_every_monitor_dead_says_which_were_tried(self):
+        for i in ("a", "b", "c"):
+            self.cluster.kill9(i)
+        p, took = self._cli(self.cluster.mon_host, timeout=4)
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("no monitor session within 3.8s", err)
+        for i in ("a", "b", "c"):
+            self.assertIn(self.cluster.addrs[i], err)
+        self.assertNotIn("Traceback", err)
