@@ -16,6 +16,7 @@ Without Ceph and without root they skip; in CI a missing Ceph is a failure.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -104,6 +105,7 @@ class ThreeMonitorTests(TestCase):
             result, _, _ = yield mc.command({"prefix": "status"})
             self.assertEqual(result, 0)
         victim = mc.active_name
+        first_gid = mc.protocol.info.global_id
         killed_at = self.cluster.kill9(victim)
         # a command and a version request outstanding while the session drops
         cmd = mc.command({"prefix": "status"}, timeout=90)
@@ -122,6 +124,13 @@ class ThreeMonitorTests(TestCase):
         self.assertEqual(result, 0)
         self.assertGreaterEqual(newest, 1)
         self.assertGreaterEqual(mc.sessions, 2)
+        # tickets across the hunt: the store holds the new session's
+        # global_id (reclaimed: the same as before) and every service ticket
+        store = mc.auth_handler.tickets
+        self.assertEqual(store.global_id, p.info.global_id)
+        self.assertEqual(store.global_id, first_gid)
+        for service in (EntityType.MON, EntityType.OSD, EntityType.MGR):
+            self.assertTrue(store.have(service), EntityType.name(service))
         # a write (a paxos commit, so it needs a leader) goes through on the
         # new session once the survivors have a quorum without the victim
         result, status, _ = yield mc.command({"prefix": "config-key set", "key": "failover", "val": victim},
@@ -146,6 +155,43 @@ class ThreeMonitorTests(TestCase):
 
     def test_leader_of_our_session_killed_mid_run(self):
         return self._kill_active(leader=True)
+
+    @defer.inlineCallbacks
+    def test_monitor_that_hangs_is_left_after_the_ping_timeout(self):
+        clock = task.Clock()
+        clock.advance(time.time())
+        mc, _ = self.monclient(self.in_order(), clock=clock)
+        yield mc.authenticate(timeout=30)
+        yield mc.whenMonmap()
+        hung = mc.active_name
+        # SIGSTOP: the socket stays open, but no KEEPALIVE2_ACK comes back
+        proc = self.cluster.procs[hung]
+        proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(proc.send_signal, signal.SIGCONT)
+        self.assertEqual(mc.sessions, 1)
+        stopped_at = clock.seconds()
+        for _ in range(8):
+            clock.advance(10)   # mon_client_ping_interval
+            yield task.deferLater(reactor, 0.1, lambda: None)
+            if mc.active_name != hung:
+                break
+        silent = clock.seconds() - stopped_at
+        # left at the first tick past mon_client_ping_timeout (30 s)
+        self.assertEqual(silent, 40, "%s %s" % (mc.active_name, mc.sessions))
+        yield mc.authenticate(timeout=30)
+        self.assertNotEqual(mc.active_name, hung)
+        self.assertEqual(mc.sessions, 2)
+        result, _, _ = yield mc.command({"prefix": "status"})
+        self.assertEqual(result, 0)
+
+    @defer.inlineCallbacks
+    def test_monitor_given_by_dns_name(self):
+        port = self.cluster.ports["b"]
+        mc, _ = self.monclient("localhost:%d" % port)
+        yield mc.authenticate(timeout=30)
+        self.assertEqual(mc.protocol.target_addr.port, port)
+        result, _, _ = yield mc.command({"prefix": "status"})
+        self.assertEqual(result, 0)
 
     @defer.inlineCallbacks
     def test_monitor_added_with_ceph_mon_add_is_followed(self):
