@@ -96,6 +96,8 @@ def _split_host_port(text: str) -> Tuple[str, int]:
         return host, int(rest[1:]) if rest.startswith(":") else MON_PORT
     if text.count(":") == 1:
         host, _, port = text.partition(":")
+        if not port.isdigit():
+            raise ValueError("%r is not a monitor address or HOST[:PORT]" % (text,))
         return host, int(port)
     return text, MON_PORT
 
@@ -173,6 +175,8 @@ def resolve_monitors(reactor, monitors) -> Any:
                 try:
                     a = entity_addrvec_t.parse(text).msgr2_addr()
                 except ValueError:
+                    if text.startswith(("v1:", "v2:", "any:", "[")):
+                        raise ValueError("%r is not a monitor address (e.g. v2:10.0.0.1:3300)" % (text,)) from None
                     host, port = _split_host_port(text)
                 else:
                     if a is not None:
@@ -382,6 +386,7 @@ class MonClient:
             return found
 
         def failed(f):
+            self._auth_error = f.value   # authenticate() fails with it too
             self._fail_auth_waiters(f.value)
             return f
         return resolve_monitors(reactor, monitors).addCallbacks(resolved, failed)

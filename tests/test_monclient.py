@@ -21,7 +21,7 @@ from msgr2tx.core.messages import (
 )
 from msgr2tx.errors import AuthError, ConnectionClosed
 from msgr2tx.factory import Msgr2ServerFactory
-from msgr2tx.monclient import CommandTimeout, MonClient, NoMonitors, resolve_monitors
+from msgr2tx.monclient import CommandTimeout, MonClient, NoMonitors, resolve_monitors, split_mon_list
 
 ADMIN = EntityName.parse("client.admin")
 FSID = bytes(range(16))
@@ -356,6 +356,15 @@ class ResolveTests(TestCase):
         m.add("y", entity_addrvec_t.parse("v1:127.0.0.1:6790"))
         found = self.successResultOf(resolve_monitors(reactor, m))
         self.assertEqual([(n, str(a)) for n, a in found], [("x", "v2:127.0.0.1:3300/0")])
+
+    def test_bad_address_fails_authenticate_too(self):
+        mc = MonClient(clock=task.Clock())
+        self.failureResultOf(mc.start(reactor, ["v2:127.0.0.1:notaport"], [NoneClientHandler(ADMIN)]), ValueError)
+        self.failureResultOf(mc.authenticate(timeout=5), ValueError)
+
+    def test_split_mon_list(self):
+        self.assertEqual(split_mon_list("[v2:1.2.3.4:3300,v1:1.2.3.4:6789],[v2:[::1]:3300] 10.0.0.1;mon.x:3300"),
+                         ["[v2:1.2.3.4:3300,v1:1.2.3.4:6789]", "[v2:[::1]:3300]", "10.0.0.1", "mon.x:3300"])
 
     def test_nothing_to_dial(self):
         self.failureResultOf(resolve_monitors(reactor, []), NoMonitors)
