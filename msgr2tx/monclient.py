@@ -443,6 +443,8 @@ class MonClient:
     def _reopen_session(self, name: Optional[str] = None) -> None:
         if self._reactor is None or not self._running:
             return
+        if name is not None and name not in [n for n, _ in self.monitors]:
+            raise ValueError("no monitor %r in %s" % (name, [n for n, _ in self.monitors]))
         if self.protocol is not None:
             p, self.protocol = self.protocol, None
             self.active_name = None
@@ -458,8 +460,6 @@ class MonClient:
             self._multiplier = min(self._multiplier * self.hunt_backoff, self.hunt_max_multiple)
         if name is not None:
             batch = [(n, a) for n, a in self.monitors if n == name]
-            if not batch:
-                raise ValueError("no monitor %r in %s" % (name, [n for n, _ in self.monitors]))
         else:
             batch = [(n, a) for n, a in self.monitors if n not in self._tried]
             if not batch:

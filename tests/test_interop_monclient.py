@@ -185,6 +185,32 @@ class ThreeMonitorTests(TestCase):
         self.assertEqual(result, 0)
 
     @defer.inlineCallbacks
+    def test_monitor_out_of_quorum_dropping_us_during_auth_is_retried(self):
+        # b and c hang: a loses its quorum (about 10-15 s) and then closes
+        # every connection during auth
+        for i in ("b", "c"):
+            self.cluster.procs[i].send_signal(signal.SIGSTOP)
+            self.addCleanup(self.cluster.procs[i].send_signal, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while self.cluster.quorum(timeout=3) is not None:
+            self.assertLess(time.monotonic(), deadline)
+            yield task.deferLater(reactor, 0.5, lambda: None)
+        mc, _ = self.monclient([self.cluster.addrs["a"]], hunt_interval=0.5)
+        failures = []
+        d = mc.authenticate(timeout=60)
+        d.addErrback(failures.append)
+        yield task.deferLater(reactor, 3, lambda: None)
+        self.assertEqual(mc.sessions, 0)
+        self.assertEqual(failures, [])   # not fatal: still hunting
+        for i in ("b", "c"):
+            self.cluster.procs[i].send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        yield d
+        report("monitor out of quorum until its peers resumed: resume to session", time.monotonic() - resumed)
+        result, _, _ = yield mc.command({"prefix": "status"})
+        self.assertEqual(result, 0)
+
+    @defer.inlineCallbacks
     def test_monitor_given_by_dns_name(self):
         port = self.cluster.ports["b"]
         mc, _ = self.monclient("localhost:%d" % port)
