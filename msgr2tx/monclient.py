@@ -44,7 +44,7 @@ from msgr2tx.core.messages import (
     MAuth, MAuthReply, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap,
     MMonSubscribe, MonMap,
 )
-from msgr2tx.errors import AuthError, CommandError, ConnectionClosed, Msgr2Error
+from msgr2tx.errors import AuthError, CommandError, CommandTimeout, ConnectionClosed, Msgr2Error, NoMonitors
 from msgr2tx.interfaces import IMsgr2Receiver
 
 __all__ = [
@@ -64,14 +64,6 @@ PING_TIMEOUT = 30.0
 #: C{rados_mon_op_timeout} is 0, "wait forever"; we never do)
 OP_TIMEOUT = 120.0
 MON_PORT = 3300
-
-
-class CommandTimeout(CommandError):
-    """A command or version request got no answer within its overall timeout."""
-
-
-class NoMonitors(Msgr2Error):
-    """No monitor address to dial (an empty list, or names that resolve to nothing)."""
 
 
 @implementer(IResolutionReceiver)
