@@ -10,7 +10,7 @@ import errno
 import json
 
 from twisted.internet import defer, reactor, task
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from msgr2tx.auth import AuthReject
 from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
@@ -334,6 +334,50 @@ class HuntingTests(TestCase):
         f = self.failureResultOf(d, ConnectionClosed)
         self.assertIn("no monitor session within 5s", str(f.value))
         self.assertIn("noname-a (v2:127.0.0.1:", str(f.value))
+
+
+class IPv6Tests(TestCase):
+
+    @defer.inlineCallbacks
+    def test_hunt_over_ipv6(self):
+        cluster = Cluster()
+        mon = FakeMonitor(cluster, "a")
+        self.addCleanup(mon.kill)
+        try:
+            port6 = reactor.listenTCP(0, mon.factory, interface="::1")
+        except Exception as e:
+            raise SkipTest("no IPv6 loopback: %s" % e)
+        self.addCleanup(port6.stopListening)
+        mc = MonClient(clock=task.Clock())
+        self.addCleanup(mc.stop)
+        mc.start(reactor, "[v2:[::1]:%d]" % port6.getHost().port, [NoneClientHandler(ADMIN)])
+        p = yield mc.authenticate(timeout=10)
+        self.assertEqual(p.target_addr.host.version, 6)
+        result, _, out = yield mc.command({"prefix": "status"})
+        self.assertEqual(json.loads(out)["mon"], "a")
+
+
+class ReceiverModeTests(TestCase):
+    """MonClient as the receiver of a connection made elsewhere (MgrRegistration, ReconnectingClient)."""
+
+    @defer.inlineCallbacks
+    def test_get_version_outstanding_when_the_connection_drops_fails_at_its_timeout(self):
+        from msgr2tx.client import connect
+
+        cluster = Cluster()
+        mon = FakeMonitor(cluster, "a")
+        self.addCleanup(mon.kill)
+        mon.hold = True
+        clock = task.Clock()
+        mc = MonClient(resend_on_reconnect=True, clock=clock)
+        p = yield connect(reactor, str(mon.addr), [NoneClientHandler(ADMIN)], receiver=mc, timeout=10)
+        version = mc.get_version("osdmap", timeout=15)
+        yield wait_for(lambda: len(mon.held) == 1)
+        p.abort()
+        yield wait_for(lambda: mc.protocol is None)
+        self.assertNoResult(version)   # kept for the next connection ...
+        clock.advance(15)
+        self.failureResultOf(version, CommandTimeout)   # ... but not forever
 
 
 class ResolveTests(TestCase):
