@@ -536,6 +536,10 @@ class MonClient:
             self._session_auth = winner[0]
         else:
             self._session_auth = None
+        # other methods (auth none) remember the global_id for the next session, as Ceph passes it
+        for mine, used in zip(self._auth_handlers, attempt.handlers):
+            if not hasattr(mine, "tickets") and isinstance(getattr(used, "global_id", None), int):
+                mine.global_id = used.global_id
         self.log.info("monclient: session with mon {name} ({addr}), global_id {gid}", name=attempt.name,
                       addr=str(attempt.addr), gid=info.global_id)
         now = self._now()

@@ -210,6 +210,7 @@ class HuntingTests(TestCase):
         yield mc.authenticate(timeout=10)
         yield mc.whenMonmap()
         active = self.cluster.mons[mc.active_name]
+        first_gid = mc.protocol.info.global_id
         active.hold = True
         cmd = mc.command({"prefix": "status"})
         version = mc.get_version("osdmap")
@@ -223,6 +224,8 @@ class HuntingTests(TestCase):
         self.assertEqual((newest, oldest), (7, 1))
         self.assertEqual(mc.sessions, 2)
         self.assertEqual(len(mc.failover_times), 1)
+        # the global_id of the first session was offered again and kept
+        self.assertEqual(mc.protocol.info.global_id, first_gid)
 
     @defer.inlineCallbacks
     def test_get_version_outstanding_when_all_monitors_go_fails_at_its_timeout(self):
