@@ -369,6 +369,7 @@ class MonClient:
         self._connect_timeout = connect_timeout
         self.resend_on_reconnect = True
         self._running = True
+        self._auth_error = None
 
         def resolved(found):
             if not self._running:
@@ -579,6 +580,8 @@ class MonClient:
                 self._reopen_session()
                 return
             self._send_keepalive()
+            # Ceph's tick un-backs-off while the session is healthy
+            self._multiplier = max(self.hunt_min_multiple, self._multiplier / self.hunt_backoff)
         self._schedule_tick()
 
     def _send_keepalive(self) -> None:
