@@ -149,6 +149,14 @@ class CommandError(Msgr2Error):
         self.output = output
 
 
+class CommandTimeout(CommandError):
+    """A monitor command or version request got no answer within its overall timeout."""
+
+
+class NoMonitors(Msgr2Error):
+    """No monitor address to dial: an empty list, only v1 addresses, or names that resolve to nothing."""
+
+
 class NoncesExhausted(ProtocolError):
     """
     The AES-GCM nonce counter came back to where it started: the connection

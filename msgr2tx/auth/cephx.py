@@ -171,6 +171,18 @@ class CephxClientHandler:
     def spawn(self) -> "CephxClientHandler":
         return CephxClientHandler(self.name, self._key, want_keys=self.want_keys, tickets=self.tickets)
 
+    def clone(self) -> "CephxClientHandler":
+        """
+        Another handler with the same key and a I{copy} of our tickets and
+        global_id (Ceph's C{AuthClientHandler::clone}): one per monitor a
+        hunting MonClient dials, so that parallel handshakes do not
+        overwrite each other's tickets.
+        """
+        tickets = TicketStore()
+        tickets.tickets = dict(self.tickets.tickets)
+        tickets.global_id = self.tickets.global_id
+        return CephxClientHandler(self.name, self._key, want_keys=self.want_keys, tickets=tickets)
+
     def _reset(self) -> None:
         self._role = None
         self._server_challenge = 0
@@ -255,6 +267,41 @@ class CephxClientHandler:
 
     def need_tickets(self, now: Optional[float] = None) -> int:
         return self.tickets.need(self.want_keys & ~EntityType.AUTH, now)
+
+    def need_auth_ticket(self, now: Optional[float] = None) -> bool:
+        """True when the AUTH ticket is missing or due for renewal (past 3/4 of its validity)."""
+        return bool(self.tickets.need(EntityType.AUTH, now))
+
+    def build_auth_renewal_request(self) -> bytes:
+        """
+        The C{auth_payload} of an MAuth that renews the AUTH ticket inside
+        the monitor session (CEPHX_GET_AUTH_SESSION_KEY + CephXAuthenticate),
+        as Ceph's C{CephxClientHandler::build_request} does when C{need}
+        includes AUTH: the proof answers the server challenge of this
+        connection's handshake, the old ticket goes along and the other
+        wanted tickets are asked for in the same request.  Only the handler
+        that ran the monitor handshake of the live session can build it.
+        """
+        if self._role != "mon" or not self._server_challenge:
+            raise AuthRejected("cephx: no monitor handshake on this handler to renew the AUTH ticket in")
+        client_challenge = random_u64()
+        old = self.tickets.get(EntityType.AUTH)
+        req = Authenticate(
+            client_challenge,
+            calc_client_server_challenge(self._key, self._server_challenge, client_challenge),
+            old.blob if old is not None else None,
+            self.want_keys)
+        return encode_get_auth_session_key(req)
+
+    def handle_auth_renewal_reply(self, result_bl: bytes) -> int:
+        """Take the tickets of the MAuthReply to L{build_auth_renewal_request}; returns the services renewed."""
+        before = {sid: t.blob for sid, t in self.tickets.tickets.items()}
+        self._handle_mon_done(result_bl)
+        mask = 0
+        for sid, t in self.tickets.tickets.items():
+            if before.get(sid) is not t.blob:
+                mask |= sid
+        return mask
 
     def build_renewal_request(self, keys: Optional[int] = None) -> bytes:
         """
