@@ -47,11 +47,35 @@ librados from Python.  python3-rados only imports in Debian's
 ``librados_python()`` returns that interpreter's path (or skips, or fails
 in CI); run scripts with it against ``mon.conf`` and ``mon.keyring`` as
 ``client.admin``.
+
+Releases.  ``RELEASES`` has ``pacific`` (16.2, the host's Ceph from
+Debian bookworm, the default), ``reef`` (18.2 from Debian trixie) and
+``tentacle`` (20.2 from Debian sid).  The newer two run in debootstrap
+chroots (minbase plus CHROOT_PACKAGES) cached machine-wide in
+``/var/cache/msgr2tx/chroots/RELEASE-SUITE`` (``MSGR2TX_CHROOT_CACHE``
+overrides it); ``python3 -m tests.cephlab build`` (``make ceph-releases``)
+builds both in parallel, about two minutes from scratch.  Then::
+
+    mon = cephlab.CephMonitor(auth="cephx", release="tentacle", key_type="aes").start()
+    mon.add_osd()
+    mon.ceph("version")                    # chroot ROOT ceph -c ... version
+    subprocess.run(mon.librados_argv() + ["-c", SCRIPT, mon.conf, mon.keyring])
+    cephlab.shared_monitor("cephx", osds=1, release="reef")
+
+A missing chroot is built on first use as root; as non-root the test is
+skipped with a message saying how to build it, and in CI it fails.
+``release_tmpdir(release)`` gives a directory whose path is the same on
+the host and in the chroot, for files the release's tools must read.
 """
 
 import atexit
+import contextlib
+import errno
+import fcntl
+import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -62,7 +86,9 @@ import threading
 import time
 import uuid
 
-from twisted.trial.unittest import SkipTest
+# the same class as twisted.trial.unittest.SkipTest; the stdlib import keeps
+# this module usable without Twisted (``python3 -m tests.cephlab build``)
+from unittest import SkipTest
 
 __all__ = [
     "CEPH_PACKAGES",
@@ -71,7 +97,22 @@ __all__ = [
     "CephMonitor",
     "CephOSD",
     "LIBRADOS_PYTHON",
+    "CHROOT_RELEASES",
+    "DEFAULT_RELEASE",
+    "RELEASES",
+    "build_chroot",
+    "build_chroots",
+    "chroot_path",
+    "chroot_ready",
+    "debian_mirror",
     "ensure_ceph",
+    "ensure_release",
+    "librados_argv",
+    "release_argv",
+    "release_info",
+    "release_tmpdir",
+    "release_variants",
+    "remove_release_tmpdir",
     "librados_python",
     "missing_tools",
     "shared_monitor",
@@ -238,6 +279,403 @@ def librados_python():
 
 
 # --------------------------------------------------------------------------
+# Releases: the host's Ceph, and newer ones in debootstrap chroots
+
+
+class Release:
+    """One Ceph release the tests can run.
+
+    ``name`` is Ceph's release name, ``version`` the "major.minor" prefix
+    of its ``ceph version`` output.  ``suite`` is the Debian suite whose
+    packages provide it in a debootstrap chroot, or None for the Ceph
+    installed on the host (``apt-get install`` of CEPH_PACKAGES).
+    """
+
+    def __init__(self, name, version, suite=None, apt_options=(), cipher_policy=False):
+        self.name = name
+        self.version = version
+        self.suite = suite
+        #: ``-o`` options for apt inside the chroot
+        self.apt_options = tuple(apt_options)
+        #: the monmap carries auth_allowed_ciphers/auth_service_cipher and
+        #: keys have a type (Tentacle: aes256k by default)
+        self.cipher_policy = cipher_policy
+
+    @property
+    def in_chroot(self):
+        return self.suite is not None
+
+    def __repr__(self):
+        return "<Release %s %s %s>" % (self.name, self.version, self.suite or "host")
+
+
+#: Every release the interop tests run.  Debian has no 19.x (Squid).
+RELEASES = {
+    "pacific": Release("pacific", "16.2"),
+    "reef": Release("reef", "18.2", "trixie"),
+    # sid's Release file may look expired (its Valid-Until passed) on a
+    # machine whose clock or mirror lags behind.
+    "tentacle": Release("tentacle", "20.2", "sid",
+                        apt_options=("Acquire::Check-Valid-Until=false",), cipher_policy=True),
+}
+#: the release of the Ceph on the host
+DEFAULT_RELEASE = "pacific"
+#: releases that run in a chroot
+CHROOT_RELEASES = tuple(r for r, rel in RELEASES.items() if rel.in_chroot)
+#: what is installed in a release's chroot (python3-rados for librados from Python)
+CHROOT_PACKAGES = ("ceph-mon", "ceph-osd", "ceph-common", "ceph-base", "python3-rados")
+#: the machine-wide cache of built chroots (MSGR2TX_CHROOT_CACHE overrides it)
+DEFAULT_CHROOT_CACHE = "/var/cache/msgr2tx/chroots"
+#: the marker a finished chroot carries (its ``ceph-mon --version``)
+_READY_MARKER = ".msgr2tx-ready"
+_FALLBACK_MIRROR = "http://deb.debian.org/debian"
+
+
+def release_info(release):
+    """The Release for a name (``"pacific"``, ``"reef"``, ``"tentacle"``);
+    ValueError for any other."""
+    try:
+        return RELEASES[release]
+    except KeyError:
+        raise ValueError("unknown Ceph release %r; known: %s" % (release, ", ".join(RELEASES))) from None
+
+
+def chroot_cache():
+    return os.environ.get("MSGR2TX_CHROOT_CACHE") or DEFAULT_CHROOT_CACHE
+
+
+def chroot_path(release):
+    """Where the chroot of *release* lives once built (it may not exist)."""
+    rel = release_info(release)
+    return os.path.join(chroot_cache(), "%s-%s" % (rel.name, rel.suite))
+
+
+def chroot_ready(release):
+    """The chroot's path if it is built and finished, else None."""
+    path = chroot_path(release)
+    return path if os.path.isfile(os.path.join(path, _READY_MARKER)) else None
+
+
+def debian_mirror():
+    """The Debian mirror apt uses on this machine (the first ``deb`` source
+    for a Debian suite that is not debian-security), from
+    /etc/apt/sources.list and /etc/apt/sources.list.d/ (one-line and deb822
+    formats).  MSGR2TX_DEBIAN_MIRROR overrides it; deb.debian.org if none."""
+    if os.environ.get("MSGR2TX_DEBIAN_MIRROR"):
+        return os.environ["MSGR2TX_DEBIAN_MIRROR"]
+    files = ["/etc/apt/sources.list"]
+    files += sorted(glob.glob("/etc/apt/sources.list.d/*.list"))
+    files += sorted(glob.glob("/etc/apt/sources.list.d/*.sources"))
+    uris = []
+    for path in files:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if path.endswith(".sources"):
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line:
+                        continue
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.split()
+                if "deb" in fields.get("types", ()) and fields.get("enabled", ["yes"])[0] != "no":
+                    uris.extend((u, fields.get("components", [])) for u in fields.get("uris", ()))
+        else:
+            for line in text.splitlines():
+                words = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
+                if len(words) >= 3 and words[0] == "deb":
+                    uris.append((words[1], words[3:]))
+    for uri, components in uris:
+        if "main" in components and uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    return _FALLBACK_MIRROR
+
+
+@contextlib.contextmanager
+def _file_lock(path, timeout):
+    """An exclusive flock on *path*, held for the with-block; CephLabError
+    if another process holds it longer than *timeout* seconds."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if not waiting:
+                sys.stderr.write("cephlab: waiting for %s (another process builds)\n" % path)
+                waiting = True
+            if time.monotonic() > deadline:
+                raise CephLabError("%s was held for more than %d s" % (path, timeout))
+            time.sleep(0.5)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _mounts_under(path):
+    path = os.path.realpath(path)
+    found = []
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                target = line.split()[1].replace("\\040", " ")
+                if target == path or target.startswith(path + "/"):
+                    found.append(target)
+    except OSError:
+        pass
+    return sorted(found, reverse=True)
+
+
+def _remove_tree(path):
+    """rm -rf *path*, unmounting anything mounted below it first (an
+    interrupted build may have left its /proc mounted)."""
+    for target in _mounts_under(path):
+        subprocess.run(["umount", "-l", target], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if _mounts_under(path):
+        raise CephLabError("cannot remove %s: something is still mounted below it" % path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_step(log, cmd, env=None, timeout=900, check=True):
+    started = time.monotonic()
+    try:
+        p = subprocess.run(cmd, env=env or _clean_env(), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CephLabError("%s: %s\n%s" % (" ".join(cmd), e, "\n".join(log))) from None
+    out = p.stdout.decode("utf-8", "replace").strip().splitlines()
+    log.append("$ %s -> exit %d in %.0f s\n%s" % (
+        " ".join(cmd), p.returncode, time.monotonic() - started, "\n".join(out[-12:])))
+    if check and p.returncode != 0:
+        raise CephLabError("building a chroot failed:\n%s" % "\n".join(log))
+    return p
+
+
+def _ensure_debootstrap(log):
+    if shutil.which("debootstrap"):
+        return
+    env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive")
+    _build_step(log, ["apt-get", "update"], env)
+    _build_step(log, ["apt-get", "install", "-y", "debootstrap"], env)
+
+
+def _write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def _build_chroot(release, target, log):
+    """debootstrap *release*'s suite into *target* and install Ceph there."""
+    rel = release_info(release)
+    _ensure_debootstrap(log)
+    mirror = debian_mirror()
+    _build_step(log, ["debootstrap", "--variant=minbase", rel.suite, target, mirror], timeout=1200)
+    conf = "".join('%s "%s";\n' % tuple(o.split("=", 1)) for o in rel.apt_options)
+    conf += 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n'
+    _write(os.path.join(target, "etc/apt/apt.conf.d/99msgr2tx"), conf)
+    # no package may start a daemon in the chroot
+    _write(os.path.join(target, "usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n", 0o755)
+    env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+    _build_step(log, ["chroot", target, "apt-get", "update"], env)
+    # Without /proc first: ceph-mon's postinst fails with it mounted; then
+    # with /proc for whatever wants it (sid's cryptsetup-bin).
+    _build_step(log, ["chroot", target, "apt-get", "install", "-y", *CHROOT_PACKAGES],
+                env, timeout=1200, check=False)
+    proc = os.path.join(target, "proc")
+    _build_step(log, ["mount", "-t", "proc", "proc", proc], env)
+    try:
+        _build_step(log, ["chroot", target, "dpkg", "--configure", "-a"], env)
+    finally:
+        _build_step(log, ["umount", proc], env, check=False)
+    _build_step(log, ["chroot", target, "apt-get", "install", "-y", *CHROOT_PACKAGES], env)
+    _build_step(log, ["chroot", target, "apt-get", "clean"], env)
+    version = _build_step(log, ["chroot", target, "ceph-mon", "--version"], env).stdout.decode().strip()
+    if "ceph version %s." % rel.version not in version:
+        raise CephLabError("%s: the chroot has %r, not Ceph %s" % (release, version, rel.version))
+    _write(os.path.join(target, _READY_MARKER), version + "\n")
+    return version
+
+
+def build_chroot(release, timeout=1800):
+    """Build *release*'s chroot in the cache unless it is there already, and
+    return its path.  Needs root.
+
+    Atomic: it is built in a temporary directory next to its final place and
+    renamed when finished, so an interrupted build is never taken for a
+    finished one (it is removed by the next build).  A lock file per release
+    in the cache dir keeps two processes from building it at once; the
+    second waits (up to *timeout* seconds) and then finds it built.
+    Raises CephLabError if the build fails.
+    """
+    rel = release_info(release)
+    if not rel.in_chroot:
+        raise ValueError("%s is the host's Ceph; it has no chroot" % release)
+    done = chroot_ready(release)
+    if done:
+        return done
+    cache = chroot_cache()
+    os.makedirs(cache, exist_ok=True)
+    final = chroot_path(release)
+    with _file_lock(os.path.join(cache, ".%s.lock" % release), timeout):
+        done = chroot_ready(release)
+        if done:
+            return done
+        # leftovers of interrupted builds (we hold the lock: nobody builds)
+        for stale in glob.glob(os.path.join(cache, ".building-%s-*" % release)):
+            _remove_tree(stale)
+        if os.path.lexists(final):
+            _remove_tree(final)
+        tmp = tempfile.mkdtemp(prefix=".building-%s-" % release, dir=cache)
+        os.chmod(tmp, 0o755)
+        started = time.monotonic()
+        sys.stderr.write("cephlab: building the %s chroot (Debian %s) in %s\n" % (release, rel.suite, final))
+        log = []
+        try:
+            version = _build_chroot(release, tmp, log)
+            os.rename(tmp, final)
+        except BaseException:
+            _remove_tree(tmp)
+            raise
+        sys.stderr.write("cephlab: built the %s chroot in %.0f s: %s\n"
+                         % (release, time.monotonic() - started, version))
+    return final
+
+
+def build_chroots(releases=CHROOT_RELEASES):
+    """Build the chroots of *releases* in parallel (see build_chroot);
+    returns {release: path or the exception it raised}."""
+    results = {}
+
+    def one(release):
+        try:
+            results[release] = build_chroot(release)
+        except Exception as e:  # reported by the caller
+            results[release] = e
+
+    threads = [threading.Thread(target=one, args=(r,)) for r in releases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def ensure_release(release=DEFAULT_RELEASE):
+    """Make *release* runnable and return its chroot's path (None for the
+    host's Ceph, after ensure_ceph()).
+
+    A chroot that is not built yet is built as root (a few minutes; see
+    build_chroot).  If it cannot be, this raises RuntimeError in CI (the CI
+    variable is set) and SkipTest otherwise, with a message saying why.
+    """
+    rel = release_info(release)
+    if not rel.in_chroot:
+        ensure_ceph()
+        return None
+    done = chroot_ready(release)
+    if done:
+        return done
+    if not _is_root():
+        _unavailable(
+            "Ceph %s (%s, Debian %s) runs in a chroot that is not built in %s, and only root can "
+            "build it: run 'make ceph-releases' (or 'python3 -m tests.cephlab build %s') as root"
+            % (rel.version, release, rel.suite, chroot_cache(), release))
+    try:
+        return build_chroot(release)
+    except CephLabError as e:
+        _unavailable("building the %s chroot failed: %s" % (release, e))
+
+
+def release_argv(release=DEFAULT_RELEASE):
+    """The prefix that runs a command of *release*: ``[]`` for the host's
+    Ceph, ``["chroot", ROOT]`` for a chroot (built on demand, see
+    ensure_release()).  E.g. ``release_argv("reef") + ["ceph", "-v"]``."""
+    root = ensure_release(release)
+    return [] if root is None else ["chroot", root]
+
+
+_release_dirs = []
+
+
+def release_tmpdir(release=DEFAULT_RELEASE, prefix="msgr2tx-"):
+    """A new scratch directory whose path works on the host and inside
+    *release*'s chroot: a real directory in ROOT/tmp with a symlink of the
+    same name in /tmp (a plain /tmp directory for the host's Ceph).  Files
+    written there (keyrings, confs) are seen by both.  remove_release_tmpdir()
+    (or process exit) removes it."""
+    root = ensure_release(release)
+    if root is None:
+        path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    else:
+        while True:
+            inside = tempfile.mkdtemp(prefix=prefix, dir=os.path.join(root, "tmp"))
+            path = os.path.join("/tmp", os.path.basename(inside))
+            try:
+                os.symlink(inside, path)
+                break
+            except FileExistsError:
+                os.rmdir(inside)
+    _release_dirs.append(path)
+    return path
+
+
+def remove_release_tmpdir(path):
+    """Remove a directory from release_tmpdir() (and its symlink)."""
+    real = os.path.realpath(path)
+    if os.path.islink(path):
+        os.unlink(path)
+    shutil.rmtree(real, ignore_errors=True)
+    if path in _release_dirs:
+        _release_dirs.remove(path)
+
+
+def _remove_release_tmpdirs():
+    for path in list(_release_dirs):
+        remove_release_tmpdir(path)
+
+
+atexit.register(_remove_release_tmpdirs)
+
+
+def ceph_argv(release, *args):
+    """argv of the ``ceph`` CLI of *release* (no conf or name of its own)."""
+    return release_argv(release) + ["ceph", *args]
+
+
+def librados_argv(release=DEFAULT_RELEASE):
+    """The argv prefix of a Python that can ``import rados`` for *release*:
+    ``[librados_python()]`` for the host's Ceph, ``["chroot", ROOT,
+    "/usr/bin/python3"]`` for a chroot.  Paths handed to the script must be
+    visible in the chroot (release_tmpdir())."""
+    if not release_info(release).in_chroot:
+        return [librados_python()]
+    return release_argv(release) + ["/usr/bin/python3"]
+
+
+def release_variants(namespace, base, releases=CHROOT_RELEASES):
+    """Parametrize a test class over releases: for each of *releases*, put
+    into *namespace* (a module's ``globals()``) a subclass of *base* with
+    ``release`` set, named after it (``FooTests`` -> ``FooReefTests``).
+    *base* itself keeps its own ``release`` (normally ``"pacific"``)."""
+    stem = base.__name__[:-5] if base.__name__.endswith("Tests") else base.__name__
+    for release in releases:
+        name = "%s%sTests" % (stem, release.capitalize())
+        doc = "%s\n\n    On Ceph %s (%s)." % ((base.__doc__ or name).rstrip(), release_info(release).version, release)
+        namespace[name] = type(name, (base,), {"release": release, "__doc__": doc,
+                                               "__module__": namespace.get("__name__", base.__module__)})
+
+
+# --------------------------------------------------------------------------
 # Helpers
 
 
@@ -361,16 +799,42 @@ class CephMonitor:
 
     ``auth`` is ``"none"`` or ``"cephx"``.  ``port`` is picked at
     ``start()`` if not given.
+
+    ``release`` is a name from RELEASES: ``"pacific"`` (the host's Ceph,
+    the default), ``"reef"`` or ``"tentacle"`` (run in their chroots with
+    ``chroot ROOT ceph-mon ...``, built on first use; see ensure_release()).
+    The daemons share the host's loopback, and the scratch directory has the
+    same path on the host and in the chroot (release_tmpdir()), so ``conf``,
+    ``keyring`` and ``addr`` mean the same thing to host and chroot tools.
+    ``ceph()``, ``rados()``, ``add_osd()`` and ``librados_argv()`` use the
+    release's own binaries.
+
+    ``key_type`` is the cephx key type of the keys made with ceph-authtool
+    (``mon.``, ``client.admin``) and of the rotating service secrets
+    (``auth_service_cipher``): ``"aes"`` (the default, type 1) or, from
+    Tentacle on, ``"aes256k"`` (type 2).  On Tentacle the monmap allows both
+    (``auth_allowed_ciphers aes,aes256k``).
     """
 
     mon_id = "a"
     start_timeout = 30.0
 
-    def __init__(self, auth="none", port=None):
+    def __init__(self, auth="none", port=None, release=DEFAULT_RELEASE, key_type=None):
         if auth not in ("none", "cephx"):
             raise ValueError("auth must be 'none' or 'cephx', not %r" % (auth,))
+        rel = release_info(release)
+        key_type = key_type or "aes"
+        if key_type not in ("aes", "aes256k"):
+            raise ValueError("key_type must be 'aes' or 'aes256k', not %r" % (key_type,))
+        if key_type != "aes" and not rel.cipher_policy:
+            raise ValueError("Ceph %s (%s) has only aes keys" % (rel.version, release))
+        self.release = release
+        self.version = rel.version
+        self.key_type = key_type
         self.auth = auth
         self.port = port
+        #: the argv prefix of this release's tools (set at the first start())
+        self.argv_prefix = None
         self.fsid = str(uuid.uuid4())
         self.dir = None
         self.conf = None
@@ -401,8 +865,9 @@ class CephMonitor:
         return "mon." + self.mon_id
 
     def __repr__(self):
-        return "<CephMonitor %s auth=%s dir=%s %s>" % (
+        return "<CephMonitor %s %s auth=%s dir=%s %s>" % (
             self.addr if self.port else "?",
+            self.release,
             self.auth,
             self.dir,
             "running" if self.running else "stopped",
@@ -471,9 +936,11 @@ class CephMonitor:
 
     def _create(self):
         """Scratch dir, conf, keyring, monmap and mkfs.  Done once."""
+        if self.argv_prefix is None:
+            self.argv_prefix = release_argv(self.release)
         if self.port is None:
             self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="msgr2tx-ceph-", dir="/tmp")
+        self.dir = release_tmpdir(self.release, prefix="msgr2tx-ceph-")
         for sub in ("run", "crash", "log"):
             os.mkdir(os.path.join(self.dir, sub))
         self.conf = os.path.join(self.dir, "ceph.conf")
@@ -483,18 +950,29 @@ class CephMonitor:
         with open(self.conf, "w") as f:
             f.write(self._conf_text())
 
-        _run(["ceph-authtool", "--create-keyring", self.keyring, "--gen-key",
-              "-n", "mon.", "--cap", "mon", "allow *"])
-        _run(["ceph-authtool", self.keyring, "--gen-key", "-n", "client.admin",
-              "--cap", "mon", "allow *", "--cap", "osd", "allow *",
-              "--cap", "mds", "allow *", "--cap", "mgr", "allow *"])
+        key_type = ["--key-type", self.key_type] if release_info(self.release).cipher_policy else []
+        self._tool("ceph-authtool", "--create-keyring", self.keyring, "--gen-key", *key_type,
+                   "-n", "mon.", "--cap", "mon", "allow *")
+        self._tool("ceph-authtool", self.keyring, "--gen-key", *key_type, "-n", "client.admin",
+                   "--cap", "mon", "allow *", "--cap", "osd", "allow *",
+                   "--cap", "mds", "allow *", "--cap", "mgr", "allow *")
         os.chmod(self.keyring, 0o600)
-        _run(["monmaptool", "--create", "--clobber",
-              "--addv", self.mon_id, "[%s]" % self.addr,
-              "--fsid", self.fsid, self.monmap])
-        _run(["ceph-mon", "-c", self.conf, "--mkfs", "-i", self.mon_id,
-              "--monmap", self.monmap, "--keyring", self.keyring])
+        ciphers = []
+        if release_info(self.release).cipher_policy:
+            # keys the monitor makes (auth get-or-create, osd new) follow
+            # the preferred cipher, rotating secrets the service cipher
+            ciphers = ["--auth-allowed-ciphers", "aes,aes256k", "--auth-service-cipher", self.key_type,
+                       "--auth-preferred-cipher", self.key_type]
+        self._tool("monmaptool", "--create", "--clobber",
+                   "--addv", self.mon_id, "[%s]" % self.addr,
+                   "--fsid", self.fsid, *ciphers, self.monmap)
+        self._tool("ceph-mon", "-c", self.conf, "--mkfs", "-i", self.mon_id,
+                   "--monmap", self.monmap, "--keyring", self.keyring)
         self._created = True
+
+    def _tool(self, *argv, timeout=60, check=True):
+        """Run a tool of this monitor's release (see _run)."""
+        return _run(self.argv_prefix + list(argv), timeout=timeout, check=check)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -519,7 +997,7 @@ class CephMonitor:
         # -f: stay in the foreground (we own the process and its lifetime),
         # logging to the log file, not stderr.
         self.proc = _popen_daemon(
-            ["ceph-mon", "-f", "-c", self.conf, "-i", self.mon_id],
+            self.argv_prefix + ["ceph-mon", "-f", "-c", self.conf, "-i", self.mon_id],
             os.path.join(self.dir, "log", "mon.%s.stdout" % self.mon_id),
         )
 
@@ -588,15 +1066,26 @@ class CephMonitor:
         d, self.dir = self.dir, None
         self._created = False
         if d and not os.environ.get("MSGR2TX_KEEP_CEPH"):
-            shutil.rmtree(d, ignore_errors=True)
+            remove_release_tmpdir(d)
 
     # -- CLI ---------------------------------------------------------------
 
     def ceph_argv(self, *args, timeout=30):
-        return [
+        """argv of this release's ceph CLI as client.admin of this cluster."""
+        return self._prefix() + [
             "ceph", "-c", self.conf, "-n", "client.admin", "--keyring", self.keyring,
             "--connect-timeout", str(max(1, int(timeout))), *args,
         ]
+
+    def _prefix(self):
+        if self.argv_prefix is None:
+            self.argv_prefix = release_argv(self.release)
+        return self.argv_prefix
+
+    def librados_argv(self):
+        """The argv prefix of a Python that imports this release's librados
+        (see the module function librados_argv())."""
+        return librados_argv(self.release)
 
     def ceph(self, *args, timeout=30, input=None):
         """Run the ceph CLI against this monitor.  stdout and stderr are
@@ -635,7 +1124,7 @@ class CephMonitor:
 
     def rados_argv(self, *args, timeout=30):
         t = str(max(1, int(timeout)))
-        return [
+        return self._prefix() + [
             "rados", "-c", self.conf, "-n", "client.admin", "--keyring", self.keyring,
             # rados has no --connect-timeout.
             "--client_mount_timeout", t, "--rados_osd_op_timeout", t, *args,
@@ -723,7 +1212,7 @@ class CephMonitor:
 
     def key(self, entity="client.admin"):
         """The base64 secret of *entity* from the keyring."""
-        p = _run(["ceph-authtool", self.keyring, "-p", "-n", entity])
+        p = _run(self._prefix() + ["ceph-authtool", self.keyring, "-p", "-n", entity])
         return p.stdout.decode().strip()
 
     def __enter__(self):
@@ -811,7 +1300,7 @@ class CephOSD:
 
     def key(self):
         """The base64 secret of this OSD."""
-        p = _run(["ceph-authtool", self.keyring, "-p", "-n", self.name])
+        p = _run(self.mon.argv_prefix + ["ceph-authtool", self.keyring, "-p", "-n", self.name])
         return p.stdout.decode().strip()
 
     def _args(self):
@@ -839,7 +1328,7 @@ class CephOSD:
                 % (self.name, p.returncode, p.stderr.decode("utf-8", "replace"))
             )
         os.chmod(self.keyring, 0o600)
-        _run(["ceph-osd", *self._args(), "--mkfs", "--osd-uuid", self.uuid])
+        _run(self.mon.argv_prefix + ["ceph-osd", *self._args(), "--mkfs", "--osd-uuid", self.uuid])
         self._created = True
 
     def _tail(self, n=30):
@@ -865,7 +1354,7 @@ class CephOSD:
                 self._create()
             prev_up_from = self.up_from or 0
             self.proc = _popen_daemon(
-                ["ceph-osd", "-f", *self._args()],
+                self.mon.argv_prefix + ["ceph-osd", "-f", *self._args()],
                 os.path.join(self.mon.dir, "log", "osd.%d.stdout" % self.osd_id),
             )
             self._wait_up(prev_up_from, deadline)
@@ -953,19 +1442,21 @@ def _stop_shared():
 atexit.register(_stop_shared)
 
 
-def shared_monitor(auth="none", osds=0):
-    """A monitor with the given auth, started on first use and stopped at
-    process exit.  Calls ensure_ceph() first.  If it has died (e.g. a test
-    used kill9()), it is started again.
+def shared_monitor(auth="none", osds=0, release=DEFAULT_RELEASE, key_type=None):
+    """A monitor with the given auth (of *release*, with *key_type*; see
+    CephMonitor), started on first use and stopped at process exit.  Calls
+    ensure_release() first.  If it has died (e.g. a test used kill9()), it
+    is started again.
 
     With *osds*, make sure at least that many OSDs (osd.0 ...) run, adding
     or restarting them as needed.  A restarted OSD has a new ``addr``; a
     kill9()ed one has also lost its objects."""
-    ensure_ceph()
+    ensure_release(release)
+    key = (auth, release, key_type or "aes")
     with _shared_lock:
-        mon = _shared.get(auth)
+        mon = _shared.get(key)
         if mon is None:
-            mon = _shared[auth] = CephMonitor(auth=auth)
+            mon = _shared[key] = CephMonitor(auth=auth, release=release, key_type=key_type)
         if not mon.running:
             mon.start()
         for i in range(osds):
@@ -975,3 +1466,51 @@ def shared_monitor(auth="none", osds=0):
             elif not osd.running:
                 osd.start()
         return mon
+
+
+# --------------------------------------------------------------------------
+# python3 -m tests.cephlab build [RELEASE ...]
+
+
+def main(argv=None):
+    """``build [RELEASE ...]``: build the chroots (all by default) in
+    parallel, as root; as non-root print how to and exit 0, unless CI is
+    set (then exit 1)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 -m tests.cephlab",
+                                     description="Build the Ceph release chroots the interop tests use.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build (or find cached) chroots, in parallel")
+    build.add_argument("releases", nargs="*", default=list(CHROOT_RELEASES),
+                       help="default: %s" % " ".join(CHROOT_RELEASES))
+    args = parser.parse_args(argv)
+    for release in args.releases:
+        if not release_info(release).in_chroot:
+            parser.error("%s is the host's Ceph (make ceph-deps installs it)" % release)
+    if not _is_root():
+        missing = [r for r in args.releases if not chroot_ready(r)]
+        if not missing:
+            print("cephlab: chroots present: %s" % " ".join(chroot_path(r) for r in args.releases))
+            return 0
+        print("cephlab: NOTE: the chroots of %s are not built in %s and only root can build them;"
+              % (" ".join(missing), chroot_cache()))
+        print("cephlab: tests on those releases will be SKIPPED (or FAIL when CI is set). To build them:")
+        print("cephlab:     sudo python3 -m tests.cephlab build %s" % " ".join(missing))
+        return 1 if _in_ci() else 0
+    started = time.monotonic()
+    results = build_chroots(args.releases)
+    failed = False
+    for release in args.releases:
+        result = results[release]
+        if isinstance(result, Exception):
+            failed = True
+            print("cephlab: %s: FAILED: %s" % (release, result), file=sys.stderr)
+        else:
+            print("cephlab: %s: %s" % (release, result))
+    print("cephlab: chroots ready in %.0f s" % (time.monotonic() - started))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

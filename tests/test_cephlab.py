@@ -265,3 +265,154 @@ class LibradosPythonTests(unittest.TestCase):
             timeout=30,
         )
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+# --------------------------------------------------------------------------
+# Newer releases in their chroots
+
+
+LIBRADOS_VERSION_SCRIPT = r"""
+import json, sys, rados
+conf, keyring, pool = sys.argv[1:4]
+r = rados.Rados(conffile=conf, name="client.admin",
+                conf={"keyring": keyring, "client_mount_timeout": "10", "rados_osd_op_timeout": "10"})
+r.connect(timeout=10)
+ret, out, err = r.mon_command(json.dumps({"prefix": "version", "format": "json"}), b"")
+ioctx = r.open_ioctx(pool)
+ioctx.write_full("from-py", b"via librados")
+ioctx.close()
+r.shutdown()
+print(json.dumps({"ret": ret, "version": json.loads(out)["version"]}))
+"""
+
+
+class ReleaseTests(unittest.TestCase):
+    """A monitor, a memstore OSD, the CLIs and librados of one release
+    (its chroot built on first use and cached); parametrized below."""
+
+    release = cephlab.DEFAULT_RELEASE
+    timeout = 600  # a first build of a chroot takes one to two minutes
+
+    def setUp(self):
+        cephlab.ensure_release(self.release)
+        self.mon = cephlab.CephMonitor(auth="cephx", release=self.release)
+        self.addCleanup(self.mon.stop)
+        self.mon.start()
+
+    def test_versions_and_data(self):
+        version = cephlab.release_info(self.release).version
+        p = self.mon.ceph("version")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(("ceph version %s." % version).encode(), p.stdout)
+        self.assertIn(self.release.encode(), p.stdout)
+        # the daemons are this release's, started from its chroot
+        self.assertEqual(bool(self.mon.argv_prefix), cephlab.release_info(self.release).in_chroot)
+        versions = self.mon.ceph_json("versions")
+        self.assertEqual(list(versions["mon"]), [p.stdout.decode().strip()])
+        osd = self.mon.add_osd(memstore_bytes=64 * 1024 * 1024)
+        self.assertRegex(osd.addr, OSD_ADDR)
+        self.assertEqual(list(self.mon.ceph_json("versions")["osd"]), [p.stdout.decode().strip()])
+        pool = self.mon.create_pool("rel")
+        self.mon.rados_put(pool, "o", b"release data")
+        self.assertEqual(self.mon.rados_get(pool, "o"), b"release data")
+        got = subprocess.run(
+            self.mon.librados_argv() + ["-c", LIBRADOS_VERSION_SCRIPT, self.mon.conf, self.mon.keyring, pool],
+            env=cephlab._clean_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        self.assertEqual(got.returncode, 0, got.stderr[-3000:])
+        res = json.loads(got.stdout.decode().strip().splitlines()[-1])
+        self.assertEqual(res["ret"], 0)
+        self.assertTrue(res["version"].startswith("ceph version %s." % version), res)
+        self.assertEqual(self.mon.rados_get(pool, "from-py"), b"via librados")
+
+    def test_scratch_dir_shared_with_the_chroot(self):
+        """The scratch dir has one path for host and chroot tools."""
+        self.assertTrue(self.mon.dir.startswith("/tmp/msgr2tx-ceph-"))
+        root = cephlab.chroot_ready(self.release) if cephlab.release_info(self.release).in_chroot else None
+        if root:
+            self.assertTrue(os.path.islink(self.mon.dir))
+            self.assertEqual(os.path.realpath(self.mon.dir), os.path.join(root, self.mon.dir.lstrip("/")))
+        p = subprocess.run(self.mon.argv_prefix + ["cat", self.mon.conf], capture_output=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(self.mon.conf, "rb") as f:
+            self.assertEqual(p.stdout, f.read())
+        d = self.mon.dir
+        self.mon.stop()
+        self.assertFalse(os.path.lexists(d))
+        if root:
+            self.assertFalse(os.path.exists(os.path.join(root, d.lstrip("/"))))
+
+
+cephlab.release_variants(globals(), ReleaseTests)
+
+
+class TentacleKeyTypeTests(unittest.TestCase):
+    """key_type: the cephx keys and the monmap's cipher policy of a Tentacle lab."""
+
+    timeout = 600
+
+    def _mon(self, key_type):
+        cephlab.ensure_release("tentacle")
+        mon = cephlab.CephMonitor(auth="cephx", release="tentacle", key_type=key_type)
+        self.addCleanup(mon.stop)
+        return mon.start()
+
+    def _type(self, key):
+        import base64
+        return int.from_bytes(base64.b64decode(key)[:2], "little")
+
+    def _check(self, key_type, number):
+        mon = self._mon(key_type)
+        self.assertEqual(self._type(mon.key()), number)
+        made = mon.ceph_checked("auth", "get-or-create", "client.other", "mon", "allow r").stdout.decode()
+        self.assertEqual(self._type(made.split("key = ")[1].split()[0]), number)
+        dump = mon.ceph_json("mon", "dump")
+        self.assertEqual(dump["auth_service_cipher"]["name"], key_type)
+        self.assertEqual(dump["auth_preferred_cipher"]["name"], key_type)
+        self.assertEqual(sorted(c["name"] for c in dump["auth_allowed_ciphers"]), ["aes", "aes256k"])
+
+    def test_aes(self):
+        self._check("aes", 1)
+
+    def test_aes256k(self):
+        self._check("aes256k", 2)
+
+    def test_older_releases_have_only_aes(self):
+        for release in ("pacific", "reef"):
+            self.assertRaises(ValueError, cephlab.CephMonitor, release=release, key_type="aes256k")
+        self.assertRaises(ValueError, cephlab.CephMonitor, release="quincy")
+
+
+class ChrootCacheTests(unittest.TestCase):
+    """The cache's rules, without building anything."""
+
+    def setUp(self):
+        import tempfile
+        self.cache = tempfile.mkdtemp(prefix="msgr2tx-cache-")
+        self.addCleanup(__import__("shutil").rmtree, self.cache, True)
+        old = os.environ.get("MSGR2TX_CHROOT_CACHE")
+        os.environ["MSGR2TX_CHROOT_CACHE"] = self.cache
+        self.addCleanup(lambda: os.environ.pop("MSGR2TX_CHROOT_CACHE") if old is None
+                        else os.environ.__setitem__("MSGR2TX_CHROOT_CACHE", old))
+
+    def test_unfinished_chroot_is_not_ready(self):
+        path = cephlab.chroot_path("reef")
+        self.assertEqual(path, os.path.join(self.cache, "reef-trixie"))
+        os.makedirs(os.path.join(path, "usr/bin"))
+        self.assertIsNone(cephlab.chroot_ready("reef"))
+        with open(os.path.join(path, ".msgr2tx-ready"), "w") as f:
+            f.write("ceph version 18.2.7\n")
+        self.assertEqual(cephlab.chroot_ready("reef"), path)
+        self.assertIsNone(cephlab.chroot_ready("tentacle"))
+
+    def test_lock_excludes_a_second_builder(self):
+        lock = os.path.join(self.cache, ".reef.lock")
+        with cephlab._file_lock(lock, timeout=1):
+            with self.assertRaises(cephlab.CephLabError):
+                with cephlab._file_lock(lock, timeout=0.6):
+                    pass
+        with cephlab._file_lock(lock, timeout=1):
+            pass
+
+    def test_mirror_is_a_debian_archive(self):
+        mirror = cephlab.debian_mirror()
+        self.assertRegex(mirror, r"^https?://.*/debian$")
