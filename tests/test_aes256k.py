@@ -9,6 +9,8 @@ import base64
 import errno
 import hashlib
 import hmac
+import json
+import os
 import struct
 
 from cryptography.hazmat.primitives import hashes
@@ -567,3 +569,71 @@ class MixedKeyringTests(TestCase):
         done, _ = log_in(server, CephxClientHandler(EntityName.parse("client.future"), key256()))
         self.assertIsInstance(done, AuthReject)
         self.assertIn("type 9", done.reason)
+
+
+class KeyringCommandTests(TestCase):
+    """msgr2tx keyring --key-type."""
+
+    def setUp(self):
+        self.path = os.path.join(self.mktemp() + "-d", "keyring")
+        os.makedirs(os.path.dirname(self.path))
+
+    def test_key_types(self):
+        from tests.test_cli import run
+        p = run("keyring", "create", self.path, "-n", "client.new", "--gen-key", "--key-type", "aes256k")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("keyring", "add", self.path, "-n", "client.old", "--gen-key")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ring = Keyring.load(self.path)
+        self.assertEqual((ring.get("client.new").type, len(ring.get("client.new"))), (P.CRYPTO_AES256KRB5, 32))
+        self.assertEqual((ring.get("client.old").type, len(ring.get("client.old"))), (P.CRYPTO_AES, 16))
+        p = run("keyring", "list", self.path, "--json")
+        self.assertEqual([(e["entity"], e["type"]) for e in json.loads(p.stdout)["entities"]],
+                         [("client.new", "aes256k"), ("client.old", "aes")])
+        p = run("keyring", "gen-key", "--key-type", "aes256k", "--json")
+        key = P.CryptoKey.from_base64(json.loads(p.stdout)["key"])
+        self.assertEqual((key.type, len(key)), (P.CRYPTO_AES256KRB5, 32))
+        p = run("keyring", "gen-key", "--key-type", "des")
+        self.assertEqual(p.returncode, 2)
+
+
+class NoSecretsLeakTests(TestCase):
+    """aes256k keys, derived keys, session keys and secrets stay out of every text."""
+
+    def test_grep(self):
+        ks = CephxKeyServer(keyring(), clock=lambda: NOW)
+        server = CephxServerHandler(ks)
+        client = CephxClientHandler(ADMIN, key256())
+        done, secret = log_in(server, client, ConnectionMode.SECURE)
+        secrets = {ADMIN_SECRET_256, MGR_SECRET_256, secret, done.session_key}
+        texts = [repr(done), str(done), repr(client), repr(client.tickets), repr(ks), repr(server)]
+        for t in client.tickets.tickets.values():
+            secrets.add(t.session_key.secret_bytes)
+            ke, ki = K.Aes256kKey(t.session_key.secret_bytes).usage_keys(P.CEPHX_KEY_USAGE_AUTHORIZE)
+            secrets.update((ke, ki))
+            texts += [repr(t), repr(t.blob), repr(t.session_key), repr(t.session_key._krb5())]
+        for service in (EntityType.AUTH, EntityType.OSD, EntityType.MGR):
+            secrets.add(ks.current_secret(service)[1].secret_bytes)
+        texts.append(repr(ks.rotating_secrets(EntityType.MGR)))
+        # failures: a wrong key, truncated and corrupted replies
+        wrong = CephxClientHandler(ADMIN, key256(MGR_SECRET_256))
+        rejected, _ = log_in(server, wrong)
+        texts += [repr(rejected), rejected.reason, wrong.describe_refusal(-errno.EACCES)]
+        fresh = CephxClientHandler(ADMIN, key256(MGR_SECRET_256))
+        state = {}
+        more = server.handle_request(request(client.spawn().build_request(EntityType.MON), state=state))
+        fresh.build_request(EntityType.MON)
+        fresh.handle_reply_more(more.payload)
+        for n in (3, 20, 60, len(done.payload) - 5, len(done.payload)):
+            try:
+                fresh.handle_done(4100, ConnectionMode.CRC, done.payload[:n])
+            except Msgr2Error as err:
+                texts += [str(err), repr(err)]
+        blob = "\n".join(texts)
+        self.assertIn("client.admin", blob)
+        self.assertIn("did not decrypt", blob)
+        for s in secrets:
+            self.assertTrue(s)
+            for form in (s.hex(), s.hex().upper(), base64.b64encode(s).decode(), repr(s)[2:-1], s[:8].hex()):
+                self.assertNotIn(form, blob)
+        self.assertNotIn("AES256K-", blob)

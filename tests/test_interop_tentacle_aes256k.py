@@ -441,3 +441,35 @@ class TentacleClientsToOurAuthorityTests(TestCase):
         self.assertIn("client.legacy's key is of type aes, which auth_allowed_ciphers (aes256k) does not allow",
                       log)
         self.assertNotIn("inspect: READY", log)
+
+
+class TentacleAuthtoolTests(TestCase):
+    """Keyrings: what Tentacle's ceph-authtool writes we read, and the other way round, type by type."""
+
+    timeout = 60
+
+    def test_keyrings_both_ways(self):
+        cephlab.ensure_release(RELEASE)
+        d = cephlab.release_tmpdir(RELEASE, prefix="msgr2tx-authtool-")
+        self.addCleanup(cephlab.remove_release_tmpdir, d)
+        theirs = os.path.join(d, "theirs")
+        tool = cephlab.release_argv(RELEASE) + ["ceph-authtool"]
+        subprocess.run(tool + ["--create-keyring", theirs, "--gen-key", "-n", "client.new", "--cap", "mon", "allow r"],
+                       check=True, capture_output=True, timeout=30)
+        subprocess.run(tool + [theirs, "--gen-key", "--key-type", "aes", "-n", "client.old"],
+                       check=True, capture_output=True, timeout=30)
+        ring = Keyring.load(theirs)
+        # Tentacle's default key type is aes256k; --key-type aes still makes type 1
+        assert_type_two(self, ring.get("client.new"))
+        self.assertEqual((ring.get("client.old").type, len(ring.get("client.old"))), (P.CRYPTO_AES, 16))
+        self.assertEqual(ring.caps("client.new"), {"mon": "allow r"})
+
+        ours = os.path.join(d, "ours")
+        mine = Keyring()
+        mine.add("client.a", P.CryptoKey.generate(type=P.CRYPTO_AES256KRB5), {"mon": "allow *"})
+        mine.add("client.b", P.CryptoKey.generate())
+        mine.save(ours)
+        for name in ("client.a", "client.b"):
+            p = subprocess.run(tool + ["-p", "-n", name, ours], capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.decode().strip(), mine.get(name).to_base64())
