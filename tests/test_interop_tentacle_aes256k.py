@@ -13,7 +13,11 @@ aes256k (``auth_allowed_ciphers aes256k``).
   monitor hands that client aes session keys for every service;
 - our manager (MgrRegistration, ``mgr.y`` with an aes256k key) reads the
   type-2 rotating secrets, becomes available and answers Tentacle's CLI
-  through aes256k authorizers, in crc and secure;
+  through aes256k authorizers, in crc and secure; ``twistd msgr2 --mon
+  --entity mgr.x`` does the same and Tentacle's monitor and OSD connect to
+  it;
+- keyrings: Tentacle's ceph-authtool and msgr2tx read each other's, key
+  type by key type;
 - Tentacle's ceph CLI and librados (inside the chroot) -> our authority
   (``twistd msgr2 --auth cephx --keyring K`` with an aes256k keyring).
 
@@ -24,6 +28,7 @@ root; without it the tests skip, in CI they fail).
 import atexit
 import base64
 import os
+import re
 import subprocess
 import threading
 import time
@@ -486,3 +491,35 @@ class TentacleAuthtoolTests(TestCase):
             p = subprocess.run(tool + ["-p", "-n", name, ours], capture_output=True, timeout=30)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(p.stdout.decode().strip(), mine.get(name).to_base64())
+
+
+class TwistdManagerTests(TestCase):
+    """``twistd msgr2 --mon MON --entity mgr.x`` with an aes256k key, on a Tentacle cluster of its own."""
+
+    timeout = 120
+
+    def test_registers_and_daemons_connect(self):
+        mon = tentacle_cluster("twistd-manager")
+        path = os.path.join(mon.dir, "mgr.x.keyring")
+        mon.ceph_checked("auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "-o", path)
+        assert_type_two(self, Keyring.load(path).get(EntityName.parse("mgr.x")))
+        server = TwistdServer("--entity", "mgr.x", "--mon", mon.addr, "--auth", "cephx", "--keyring", path,
+                              "--mode", "secure,crc", "--service", "inspect").start()
+        self.addCleanup(server.stop)
+        deadline = time.monotonic() + 40
+        dump = {}
+        while time.monotonic() < deadline:
+            dump = mon.ceph_json("mgr", "dump")
+            if dump.get("available") and dump.get("active_name") == "x":
+                break
+            time.sleep(0.5)
+        self.assertTrue(dump.get("available"), server.log()[-3000:])
+        # the monitor and the OSD open connections to their manager with
+        # authorizers from aes256k tickets, which our type-2 rotating secrets open
+        log = wait_for_log(server, 0, lambda text: re.search(r"READY: entity=osd\.0 ", text)
+                           and re.search(r"READY: entity=mon\.0 ", text), timeout=20)
+        self.assertRegex(log, r"mgr: installed \d+ rotating mgr secrets")
+        self.assertRegex(log, r"server connection to \S+ READY: entity=mon\.0 mode=secure")
+        self.assertRegex(log, r"server connection to \S+ READY: entity=osd\.0 mode=secure")
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn(Keyring.load(path).get(EntityName.parse("mgr.x")).to_base64(), log)
