@@ -29,6 +29,7 @@ import atexit
 import base64
 import os
 import re
+import struct
 import subprocess
 import threading
 import time
@@ -74,6 +75,30 @@ def assert_type_two(test, key):
     test.assertEqual(len(raw), 2 + 8 + 2 + 32)
     test.assertEqual(raw[:2], b"\x02\x00")
     test.assertEqual(raw[10:12], b"\x20\x00")
+
+
+class RecordingClientHandler(CephxClientHandler):
+    """A cephx client that keeps the AUTH_DONE payloads it was given."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.done_payloads = []
+
+    def handle_done(self, global_id, con_mode, payload):
+        self.done_payloads.append(bytes(payload))
+        return super().handle_done(global_id, con_mode, payload)
+
+
+def first_service_ticket_size(payload):
+    """
+    The length of the first encrypted CephXServiceTicket in a monitor's
+    AUTH_DONE payload: u16 request type, i32 status, u8 1, u32 count, u32
+    service id, u8 1, then the ciphertext as a bufferlist.
+    """
+    request_type, status, v, count, service_id, tv, size = struct.unpack_from("<HiBIIBI", payload)
+    assert (request_type, status, v, tv) == (P.CEPHX_GET_AUTH_SESSION_KEY, 0, 1, 1)
+    assert service_id == EntityType.AUTH
+    return size
 
 
 # ---------------------------------------------------------------------------
@@ -131,7 +156,8 @@ class OurClientToTentacleTests(TestCase):
 
     @defer.inlineCallbacks
     def _session(self, config, handler=None):
-        handler = handler or CephxAuthProvider().clientHandler("keyring=%s" % self.mon.keyring)
+        if handler is None:
+            handler = RecordingClientHandler(ADMIN, Keyring.load(self.mon.keyring).get(ADMIN))
         monclient = MonClient(auth_handler=handler)
         p = yield connect(reactor, self.mon.addr, [handler], config, receiver=monclient, timeout=15)
         self.addCleanup(p.transport.loseConnection)
@@ -150,6 +176,10 @@ class OurClientToTentacleTests(TestCase):
             self.assertIsNotNone(ticket, EntityType.name(service))
             self.assertEqual(ticket.session_key.type, P.CRYPTO_AES256KRB5, EntityType.name(service))
             self.assertEqual(len(ticket.session_key), 32)
+        # on the wire: CephXServiceTicket (u8 1, CryptoKey of 2+8+2+32 bytes,
+        # utime_t validity) in the envelope (9 bytes), plus the confounder
+        # and the tag (40 bytes)
+        self.assertEqual(first_service_ticket_size(handler.done_payloads[0]), 9 + 1 + 44 + 8 + 40)
         # the AUTH_SIGNATUREs verified under the 32-byte AUTH session key
         self.assertEqual(p.conn._session_key, handler.tickets.get(EntityType.AUTH).session_key.secret_bytes)
         result, _, output = yield monclient.command({"prefix": "version"})
@@ -243,7 +273,7 @@ class CipherPolicyTests(TestCase):
         self.assertNotIn(ring.get(legacy).to_base64(), text)
 
         mon.ceph_checked("mon", "set", "auth_allowed_ciphers", "aes,aes256k")
-        handler = CephxClientHandler(legacy, ring.get(legacy))
+        handler = RecordingClientHandler(legacy, ring.get(legacy))
         p = yield connect(reactor, mon.addr, [handler], CONFIGS["secure", 1], receiver=MonClient(), timeout=15)
         self.addCleanup(p.transport.loseConnection)
         # the AUTH session key has the client key's type; service session keys
@@ -251,6 +281,8 @@ class CipherPolicyTests(TestCase):
         for service in (EntityType.AUTH, EntityType.MON, EntityType.OSD, EntityType.MGR):
             self.assertEqual(handler.tickets.get(service).session_key.type, P.CRYPTO_AES, EntityType.name(service))
         self.assertEqual(len(p.conn._session_key), 16)
+        # AES-128-CBC of the 9 + 1 + (2+8+2+16) + 8 = 46 bytes, padded to 48
+        self.assertEqual(first_service_ticket_size(handler.done_payloads[0]), 48)
         # and the aes OSD ticket opens the OSD, whose rotating secrets are aes256k
         p2 = yield connect(reactor, mon.osds[0].addr, [handler.spawn()], CONFIGS["crc", 1], timeout=15)
         self.addCleanup(p2.transport.loseConnection)
