@@ -361,6 +361,21 @@ class OurManagerTests(TestCase):
             self.assertEqual(len(receiver.commands), before + 1)
             self.assertIn("pg stat", receiver.commands[-1][1][0])
 
+        # our own client, with the MGR ticket the Tentacle monitor issued, to our manager
+        handler = CephxClientHandler(ADMIN, Keyring.load(mon.keyring).get(ADMIN))
+        p = yield connect(reactor, mon.addr, [handler], CONFIGS["secure", 1], receiver=MonClient(), timeout=15)
+        self.addCleanup(p.transport.loseConnection)
+        ticket = handler.tickets.get(EntityType.MGR)
+        self.assertEqual(ticket.session_key.type, P.CRYPTO_AES256KRB5)
+        self.assertIn(ticket.blob.secret_id, key_server.rotating_secrets(EntityType.MGR).secrets)
+        for mode in ("crc", "secure"):
+            p2 = yield connect(reactor, "v2:127.0.0.1:%d/%d" % (port_number, nonce), [handler.spawn()],
+                               CONFIGS[mode, 1], timeout=15)
+            self.addCleanup(p2.transport.loseConnection)
+            self.assertEqual(p2.info.peer_name.type, EntityType.MGR)
+            self.assertEqual(p2.info.mode_name, mode)
+            self.assertEqual(p2.conn._session_key, ticket.session_key.secret_bytes)
+
 
 LIBRADOS_SCRIPT = r"""
 import sys
