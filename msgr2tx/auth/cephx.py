@@ -361,6 +361,8 @@ class CipherPolicy:
         kinds = default.allowed
         if allowed is not None:
             kinds = frozenset(parse_key_type(n) for n in allowed.replace(",", " ").split())
+            if not kinds:
+                raise ValueError("auth_allowed_ciphers must name at least one cipher")
         svc = parse_key_type(service) if service else default.service
         pref = parse_key_type(preferred) if preferred else (
             default.preferred if default.preferred in kinds else max(kinds))
@@ -540,9 +542,11 @@ class CephxAuthorityHandler:
             return _reject("cephx: request type 0x%x from %s during auth" % (request_type, name), errno.EINVAL)
         req = Authenticate.decode(dec)
         ks = self.key_server
+        if name not in ks.keyring:
+            return _reject("cephx: unknown entity %s" % (name,))
         try:
             entity_key = ks.keyring.get(name)
-        except KeyringError as e:
+        except KeyringError as e:  # a key of a type we cannot use; the message names the type only
             return _reject("cephx: %s" % (e,))
         if not ks.policy.allows(entity_key.type):
             return _reject("cephx: %s's key is of type %s, which auth_allowed_ciphers (%s) does not allow"
