@@ -27,6 +27,7 @@ root; without it the tests skip, in CI they fail).
 
 import atexit
 import base64
+import json
 import os
 import re
 import struct
@@ -51,7 +52,7 @@ from msgr2tx.monclient import MonClient
 from tests import cephlab
 from tests.test_interop_cephx import ceph_ready, subscribed_entities, wait_for_log
 from tests.test_interop_mgr import _Answerer, ceph_mgr_ready
-from tests.test_interop_pacific import TwistdServer
+from tests.test_interop_pacific import TwistdServer, tool
 
 RELEASE = "tentacle"
 ADMIN = EntityName.parse("client.admin")
@@ -233,6 +234,18 @@ class OurClientToTentacleTests(TestCase):
         self.assertEqual(result, 0)
         health = self.mon.ceph("health", "detail", "--format", "json")
         self.assertNotIn(b"AUTH_INSECURE_GLOBAL_ID_RECLAIM", health.stdout)
+
+    def test_cli_ping_osd(self):
+        """``msgr2tx ping OSD --mon MON`` with Tentacle's aes256k keyring, as a user would run it."""
+        for mode, rev in (("secure", "1"), ("crc", "0")):
+            proc = subprocess.run(
+                [tool("msgr2tx"), "ping", self.osd.addr, "--auth", "cephx", "--keyring", self.mon.keyring,
+                 "--mon", self.mon.addr, "--mode", mode, "--rev", rev, "--count", "2", "--json", "--timeout", "20"],
+                capture_output=True, timeout=40)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            result = json.loads(proc.stdout)
+            self.assertEqual((result["peer"], result["mode"], result["revision"]), ("osd.0", mode, int(rev)))
+            self.assertEqual(len(result["rtt_ms"]), 2)
 
     @defer.inlineCallbacks
     def test_wrong_aes256k_key_refused(self):
