@@ -159,6 +159,12 @@ def _keyring_parser(sub):
                                                          "or ceph-authtool --gen-print-key)")
         q.add_argument("--cap", nargs=2, action="append", metavar=("SERVICE", "CAPS"), default=[],
                        help="set the entity's caps for a service, e.g. --cap mon 'allow *' (repeatable)")
+        key_type_option(q)
+
+    def key_type_option(q):
+        q.add_argument("--key-type", choices=("aes", "aes256k"), default="aes",
+                       help="type of a generated key: aes (the default; every release reads it) or aes256k "
+                            "(Squid 19.2.6+ and Tentacle 20.2.4+, which new Tentacle clusters require)")
 
     q = ksub.add_parser("create", help="create a new keyring, optionally with a first entity")
     q.add_argument("keyring", help="the keyring file to create")
@@ -181,6 +187,7 @@ def _keyring_parser(sub):
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     q = ksub.add_parser("gen-key", help="print a new random key (like ceph-authtool --gen-print-key)")
+    key_type_option(q)
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     for q in ksub.choices.values():
@@ -1003,14 +1010,16 @@ def _log_settings(args):
 def _keyring(args):
     import os
 
+    from msgr2tx.auth.cephx_proto import parse_key_type
     from msgr2tx.auth.keyring import CryptoKey, Keyring, KeyringError
     from msgr2tx.core.encoding import EntityName
     from msgr2tx.errors import Msgr2Error
 
     parser = args.keyring_parser
     action = args.keyring_cmd
+    key_type = parse_key_type(getattr(args, "key_type", None) or "aes")
     if action == "gen-key":
-        key = CryptoKey.generate().to_base64()
+        key = CryptoKey.generate(type=key_type).to_base64()
         print(json.dumps({"key": key}) if args.json else key)
         return EXIT_OK
 
@@ -1034,7 +1043,7 @@ def _keyring(args):
             except (Msgr2Error, ValueError):
                 parser.error("--key is not a valid base64 cephx key")
         elif args.gen_key:
-            key = CryptoKey.generate()
+            key = CryptoKey.generate(type=key_type)
         for service, cap in args.cap:
             caps[service] = cap
 
@@ -1079,7 +1088,8 @@ def _keyring(args):
 
 
 def _entry_json(entry):
-    return {"entity": str(entry.name), "key": entry.key.to_base64(), "caps": dict(entry.caps)}
+    return {"entity": str(entry.name), "key": entry.key.to_base64(), "type": entry.key.type_name,
+            "caps": dict(entry.caps)}
 
 
 def main(argv=None):

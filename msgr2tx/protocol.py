@@ -878,10 +878,13 @@ class Msgr2Protocol(Protocol):
             modes_ok = [h for h in candidates if self._modes_for(h, event.allowed_modes)]
             candidates = modes_ok
         if not candidates:
+            # the refused method may know why in words (cephx: a key type the monitor does not allow)
+            describe = getattr(self._auth_handler, "describe_refusal", None)
+            hint = describe(event.result) if describe is not None and event.allowed_methods is not None else None
             raise AuthBadMethod(
-                "server refused auth method %d (result %d); it allows methods %s and modes %s"
+                "server refused auth method %d (result %d); it allows methods %s and modes %s%s"
                 % (event.rejected_method, event.result, list(event.allowed_methods or ()),
-                   list(event.allowed_modes or ())),
+                   list(event.allowed_modes or ()), "; " + hint if hint else ""),
                 event.rejected_method, event.result, event.allowed_methods or (), event.allowed_modes or ())
         handler = candidates[0]
         self._auth_handler = handler
