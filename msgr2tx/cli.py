@@ -1,16 +1,25 @@
 """
 The C{msgr2tx} command line (also C{python -m msgr2tx})::
 
+    msgr2tx command -c /etc/ceph/ceph.conf '{"prefix": "version"}'
     msgr2tx command --mon v2:127.0.0.1:3300 '{"prefix": "version"}'
     msgr2tx ping v2:127.0.0.1:3300 --count 5
     msgr2tx keyring create ./keyring --name client.admin --gen-key --cap mon 'allow *'
     msgr2tx keyring print ./keyring --name client.admin
     msgr2tx version
 
+The connecting subcommands take the C{ceph} CLI's options (C{-c}, C{-m},
+C{-n}, C{--id}, C{-k}, C{--format}, C{--connect-timeout}, also from
+C{CEPH_ARGS}) and read ceph.conf as Ceph does (L{msgr2tx.cephconf}).
+
 Every subcommand takes C{--json} for machine-readable output on stdout.
 Exit codes: 0 success, 1 the operation failed (refused command, lost
-connection, protocol error, unreadable keyring), 2 bad usage.  Errors are
-one line on stderr: C{msgr2tx: error: ...}.
+connection, protocol error, unreadable keyring or conf), 2 bad usage, 130
+interrupted.  Errors are one line on stderr, C{msgr2tx: error: ...}, saying
+what happened, where and what to do (L{msgr2tx.errors.OperatorError}); with
+C{--json} a JSON error object goes to stdout as well.  A run that times out
+or is interrupted first prints the summary of what it did so far (marked
+C{"complete": false} in JSON).
 """
 
 import argparse
@@ -23,20 +32,51 @@ from msgr2tx._version import __version__
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: interrupted (SIGINT, Ctrl-C), as a shell reports it: 128 + 2
+EXIT_INTERRUPTED = 130
 
 
-def _common(parser):
-    parser.add_argument("--auth", default="none",
-                        help="auth methods in order, comma separated, each NAME[:ARGS] (default none)")
-    parser.add_argument("--mode", default="crc",
-                        help="connection modes in order of preference: crc, secure (default crc)")
+#: exit code after Ctrl-C (128 + SIGINT), as shells report it
+EXIT_INTERRUPTED = 130
+
+#: seconds each connection attempt (TCP connect and handshake) may take
+#: when --connect-timeout is not given (never more than --timeout)
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def _ceph_options(parser, mon_help="monitor addresses in Ceph's mon_host syntax (default: the conf file's)",
+                  mon_aliases=("--mon",)):
+    """The options the ceph CLI shares; also read from CEPH_ARGS."""
+    parser.add_argument("-c", "--conf", help="ceph.conf to read (default $CEPH_CONF, else /etc/ceph/$cluster.conf, "
+                                             "~/.ceph/$cluster.conf, ./$cluster.conf)")
+    parser.add_argument("--cluster", help="cluster name for $cluster (default: NAME of -c NAME.conf, else ceph)")
+    parser.add_argument("-m", "--mon-host", *mon_aliases, dest="mon_host", metavar="MON_HOST", help=mon_help)
+    parser.add_argument("-n", "--name", help="our entity name (default client.admin)")
+    parser.add_argument("-i", "--id", "--user", dest="id", help="our client id: --id bob is --name client.bob")
+    parser.add_argument("-k", "--keyring", help="Ceph keyring with our key (default: the conf's keyring, else "
+                                                "/etc/ceph/$cluster.$name.keyring and Ceph's other defaults)")
+    parser.add_argument("--keyfile", help="a file holding just our base64 key")
+    parser.add_argument("--auth", "--auth-client-required", dest="auth",
+                        help="auth methods in order, comma separated, each NAME[:ARGS] "
+                             "(default: the conf's auth_client_required, else cephx, none; "
+                             "cephx is left out when no key is found)")
+    parser.add_argument("--mode", help="connection modes in order of preference: crc, secure (default: the conf's "
+                                       "ms_mon_client_mode for monitors, secure crc; ms_client_mode otherwise, "
+                                       "crc secure)")
+    parser.add_argument("--connect-timeout", type=float, metavar="SECONDS",
+                        help="seconds for each connection attempt, TCP connect and handshake (default %g)"
+                             % DEFAULT_CONNECT_TIMEOUT)
+
+
+def _common(parser, **kw):
+    _ceph_options(parser, **kw)
     parser.add_argument("--rev", choices=("0", "1"), default="1",
                         help="1 offers msgr2.1; 0 leaves REVISION_1 out of the banner, so the peer uses msgr2.0")
-    parser.add_argument("--name", default="client.admin", help="our entity name (default client.admin)")
-    parser.add_argument("--keyring", help="Ceph keyring with our key (for --auth cephx)")
     parser.add_argument("--via", help="dial this address or endpoint instead (a tunnel or proxy); "
                                       "the handshake still names the target")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole operation")
+    parser.add_argument("-f", "--format", choices=("json", "json-pretty", "plain"),
+                        help="output format (json and json-pretty: as --json)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="log protocol events to stderr")
     _compression_args(parser)
@@ -71,16 +111,20 @@ def build_parser():
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("command", help="run a monitor command and print its output")
-    p.add_argument("--mon", required=True, help="monitor address, e.g. v2:127.0.0.1:3300")
+    p = sub.add_parser("command", help="run a monitor command and print its output",
+                       description="Run a monitor command, typed as words as for 'ceph' (osd pool ls detail; "
+                                   "named arguments as --NAME=VALUE, flags as --yes-i-really-mean-it) "
+                                   "or as one JSON object.")
     _common(p)
-    p.add_argument("command", help="the command as JSON, e.g. '{\"prefix\": \"version\"}'")
+    p.add_argument("command", nargs="+", metavar="WORD",
+                   help="the command as words (status, osd pool create p1 8), checked against the monitor's "
+                        "own command descriptions, or as JSON, e.g. '{\"prefix\": \"version\"}'")
 
     p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips")
     p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300")
     p.add_argument("--count", type=int, default=3, help="number of round trips (default 3)")
-    p.add_argument("--mon", help="monitor to get a service ticket from first, when the target is not a monitor")
-    _common(p)
+    _common(p, mon_help="monitors (mon_host syntax) to log in to first for a service ticket, "
+                        "when the target is not a monitor (cephx); not taken from the conf file")
 
     p = sub.add_parser("echo-test", help="send numbered messages to an echo server and check the echoes")
     p.add_argument("--target", required=True, help="the echo server, e.g. v2:127.0.0.1:3300")
@@ -115,6 +159,12 @@ def _keyring_parser(sub):
                                                          "or ceph-authtool --gen-print-key)")
         q.add_argument("--cap", nargs=2, action="append", metavar=("SERVICE", "CAPS"), default=[],
                        help="set the entity's caps for a service, e.g. --cap mon 'allow *' (repeatable)")
+        key_type_option(q)
+
+    def key_type_option(q):
+        q.add_argument("--key-type", choices=("aes", "aes256k"), default="aes",
+                       help="type of a generated key: aes (the default; every release reads it) or aes256k "
+                            "(Squid 19.2.6+ and Tentacle 20.2.4+, which new Tentacle clusters require)")
 
     q = ksub.add_parser("create", help="create a new keyring, optionally with a first entity")
     q.add_argument("keyring", help="the keyring file to create")
@@ -137,30 +187,149 @@ def _keyring_parser(sub):
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     q = ksub.add_parser("gen-key", help="print a new random key (like ceph-authtool --gen-print-key)")
+    key_type_option(q)
     q.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     for q in ksub.choices.values():
         q.set_defaults(keyring_parser=q)
 
 
-def _client_setup(args):
-    from msgr2tx.auth import findAuthProvider, parseAuthSpec
-    from msgr2tx.core.config import ConnectionConfig
-    from msgr2tx.core.encoding import EntityName
-    from msgr2tx.tap import parse_modes
+#: the ceph options, by argparse dest, that CEPH_ARGS may set
+_CEPH_ARG_DESTS = ("conf", "cluster", "mon_host", "name", "id", "keyring", "keyfile", "auth", "mode",
+                   "connect_timeout")
 
-    name = EntityName.parse(args.name)
+
+def _merge_ceph_args(args, env):
+    """Fill the ceph options not given on the command line from CEPH_ARGS (unknown ones are ignored)."""
+    from msgr2tx.cephconf import ceph_args
+
+    tokens = _dashes(ceph_args(env))
+    if not tokens:
+        return []
+    parser = argparse.ArgumentParser(add_help=False)
+    _ceph_options(parser)
+    known, unknown = parser.parse_known_args(tokens)
+    for dest in _CEPH_ARG_DESTS:
+        if getattr(args, dest, None) is None and getattr(known, dest, None) is not None:
+            setattr(args, dest, getattr(known, dest))
+    return unknown
+
+
+def _dashes(argv):
+    """C{--mon_host} is C{--mon-host}, as Ceph's option parser has it (the value is left alone)."""
+    out = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            name, eq, value = token.partition("=")
+            token = name.replace("_", "-") + eq + value
+        out.append(token)
+    return out
+
+
+def _resolve_settings(args, env):
+    """
+    Merge the command line, CEPH_ARGS and the conf file into C{args.settings}
+    (a L{msgr2tx.cephconf.ClientConf}).  Raises ConfError.
+    """
+    from msgr2tx import cephconf
+
+    args.ignored_ceph_args = _merge_ceph_args(args, env)
+    if args.name is None:
+        args.name = "client." + args.id if args.id is not None else "client.admin"
+    overrides = {"mon_host": args.mon_host, "keyring": args.keyring, "keyfile": args.keyfile}
+    args.settings = cephconf.resolve(args.conf, cluster=args.cluster, name=args.name, overrides=overrides, env=env)
+    return args.settings
+
+
+def _client_setup(args, peer_is_mon=False):
+    """
+    Auth handlers and connection config from the resolved settings:
+    C{--auth} (else auth_client_required, else cephx then none), the key
+    from C{key}, C{keyfile} or the keyring (cephx is left out when no key is
+    found and another method remains, as Ceph's AuthRegistry does), and
+    C{--mode} (else ms_mon_client_mode or ms_client_mode).
+    """
+    from msgr2tx import cephconf
+    from msgr2tx.auth import findAuthProvider, parseAuthSpec
+    from msgr2tx.auth.keyring import CryptoKey, Keyring
+    from msgr2tx.core.config import ConnectionConfig
+    from msgr2tx.core.constants import ConnectionMode
+    from msgr2tx.core.encoding import EntityName, EntityType
+    from msgr2tx.errors import NoCredentials
+
+    settings = getattr(args, "settings", None) or cephconf.ClientConf(name=args.name or "client.admin")
+    name = EntityName.parse(args.name or settings.name)
+    if args.auth is not None:
+        specs = [s.strip() for s in args.auth.split(",") if s.strip()]
+        explicit = True
+    else:
+        specs = settings.auth_methods()
+        explicit = False
     handlers = []
-    for spec in filter(None, (s.strip() for s in args.auth.split(","))):
+    skipped = []
+    for spec in specs:
         method, argstring = parseAuthSpec(spec)
-        if args.keyring and "keyring=" not in argstring and method == "cephx":
-            argstring = ":".join(filter(None, (argstring, "keyring=" + args.keyring)))
-        handlers.append(findAuthProvider(method).clientHandler(argstring, name=name))
+        if method == "cephx" and "keyring=" not in argstring:
+            key = _find_key(settings, name, CryptoKey, Keyring)
+            if key is None:
+                skipped.append("cephx")
+                continue
+            handlers.append(findAuthProvider(method).clientHandler(argstring, name=name, key=key))
+            continue
+        if not explicit:
+            try:
+                provider = findAuthProvider(method)
+            except Exception:
+                skipped.append(method)  # a method of the conf file that msgr2tx has no plugin for
+                continue
+        else:
+            provider = findAuthProvider(method)
+        handlers.append(provider.clientHandler(argstring, name=name))
     if not handlers:
+        if "cephx" in skipped:
+            _, searched = settings.keyring_path()
+            raise NoCredentials("cephx needs a key for %s and none was found (searched %s): give -k KEYRING%s"
+                                % (name, ", ".join(searched), "" if explicit else ", or --auth none if the "
+                                   "cluster allows it"))
         raise ValueError("--auth needs at least one method")
-    config = ConnectionConfig(entity_type=name.type, name=name, modes=parse_modes(args.mode),
-                              revision1=args.rev == "1", **_compression_config(args))
+    if args.mode is not None:
+        mode_names = [m for m in args.mode.replace(",", " ").split() if m]
+    else:
+        mode_names = settings.modes(peer_is_mon)
+    modes = tuple(ConnectionMode.parse(m) for m in mode_names)
+    if not modes:
+        raise ValueError("--mode needs at least one of crc, secure")
+    # a monitor must say it is one in its HELLO, or the connection ends before auth
+    config = ConnectionConfig(entity_type=name.type, name=name, modes=modes, revision1=args.rev == "1",
+                              peer_type=EntityType.MON if peer_is_mon else 0, **_compression_config(args))
     return handlers, config
+
+
+def _find_key(settings, name, CryptoKey, Keyring):
+    """Our cephx key: C{key}, else C{keyfile}, else the first keyring found; None if there is none."""
+    from msgr2tx.cephconf import read_keyfile
+
+    text = settings.get("key")
+    source = "the key option (%s)" % settings.sources.get("key")
+    if not text and settings.get("keyfile"):
+        text = read_keyfile(settings.get("keyfile"))
+        source = "the keyfile %s" % settings.get("keyfile")
+    if text:
+        from msgr2tx.auth.keyring import KeyringError
+        from msgr2tx.errors import Msgr2Error
+        try:
+            return CryptoKey.from_base64(text.strip())
+        except (Msgr2Error, ValueError):
+            raise KeyringError("%s does not hold a valid cephx key (base64, as 'ceph auth print-key' prints it)"
+                               % source) from None
+    explicit = settings.sources.get("keyring") == "command line"
+    path, searched = settings.keyring_path()
+    if path is None:
+        if explicit:
+            from msgr2tx.auth.keyring import KeyringError
+            raise KeyringError("cannot read the keyring %s" % ", ".join(searched))
+        return None
+    return Keyring.load(path).get(name)
 
 
 def _fail(message):
@@ -168,28 +337,360 @@ def _fail(message):
     return EXIT_FAILED
 
 
+def _wants_json(args):
+    return bool(getattr(args, "json", False) or getattr(args, "format", None) in ("json", "json-pretty"))
+
+
+def _fail_json(args, error):
+    """One line on stderr; with --json (or --format json) a JSON error object on stdout as well."""
+    if _wants_json(args):
+        if hasattr(error, "to_json"):
+            obj = error.to_json()
+        else:
+            obj = {"error": "failed", "message": str(error), "address": None, "stage": None}
+        partial = getattr(args, "partial", None)
+        if partial is not None:
+            # what the subcommand did before it was stopped
+            obj["complete"] = False
+            obj["partial"] = partial
+        print(json.dumps(obj))
+    return _fail(str(error))
+
+
+# ---- connecting, with what we saw kept for the error message ---------------------------
+
+#: the handshake states as the stage words of error messages (client side)
+_STAGES = {
+    "BANNER_CONNECTING": ("banner", "the msgr2 banner exchange"),
+    "HELLO_CONNECTING": ("hello", "the hello exchange"),
+    "AUTH_CONNECTING": ("auth", "authentication"),
+    "AUTH_CONNECTING_SIGN": ("auth", "authentication"),
+    "COMPRESSION_CONNECTING": ("compression", "compression negotiation"),
+    "SESSION_CONNECTING": ("session", "session setup"),
+    "SESSION_RECONNECTING": ("session", "session setup"),
+    "READY": ("ready", "the session"),
+}
+
+_METHOD_WORDS = {1: "none", 2: "cephx", 4: "gss"}
+_MODE_WORDS = {1: "crc", 2: "secure"}
+
+
+class _Attempt:
+    """One connection attempt, as far as it got: the address, the stage, bytes heard."""
+
+    def __init__(self, address, limit, peer="peer"):
+        self.address = address
+        self.limit = limit
+        self.peer = peer
+        self.tcp = False
+        self.state = None
+        self.received = 0
+        self.first = b""
+        self.ready = False
+
+    @property
+    def stage(self):
+        if not self.tcp:
+            return ("connect", "the TCP connect")
+        return _STAGES.get(self.state, ("banner", "the msgr2 banner exchange"))
+
+
+def _traced(base, attempt):
+    class Traced(base):
+        def connectionMade(self):
+            attempt.tcp = True
+            super().connectionMade()
+            self._note()
+
+        def dataReceived(self, data):
+            attempt.received += len(data)
+            if len(attempt.first) < 24:
+                attempt.first += data[:24 - len(attempt.first)]
+            super().dataReceived(data)
+            self._note()
+
+        def _note(self):
+            conn = self.conn
+            if conn is not None and conn.state.name != "CLOSED":
+                attempt.state = conn.state.name
+
+    return Traced
+
+
+def _connect_limit(args):
+    limit = args.connect_timeout if args.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT
+    return min(limit, args.timeout)
+
+
+async def _dial(reactor, address, handlers, config, args, receiver=None, peer="peer"):
+    """
+    Connect and handshake with one address; the protocol once READY.
+    Failures come out as L{msgr2tx.errors.OperatorError}s.
+    """
+    from twisted.internet import defer
+
+    from msgr2tx.client import parse_target
+    from msgr2tx.factory import Msgr2ClientFactory
+
+    limit = _connect_limit(args)
+    attempt = args.attempt = _Attempt(address, limit, peer)
+    endpoint, target = parse_target(reactor, address, limit)
+    if args.via is not None:
+        endpoint = parse_target(reactor, args.via, limit)[0]
+    factory = Msgr2ClientFactory(handlers, config, target_addr=target, receiver=receiver, reactor=reactor,
+                                 handshake_timeout=limit)
+    factory.protocol = _traced(factory.protocol, attempt)
+    try:
+        protocol = await endpoint.connect(factory)
+        await protocol.whenReady()
+    except defer.CancelledError:
+        raise
+    except Exception as e:
+        raise _explain(e, attempt, args) from None
+    attempt.ready = True
+    return protocol
+
+
+def _explain(error, attempt, args):
+    """Turn what went wrong in a connection attempt into an OperatorError that says what to do."""
+    from twisted.internet import error as txerror
+
+    from msgr2tx import errors as E
+
+    addr = attempt.address
+    stage, stage_words = attempt.stage
+    peer = "the %s at %s" % (attempt.peer, addr)
+    if isinstance(error, E.OperatorError):
+        return error
+    if isinstance(error, txerror.ConnectionRefusedError):
+        return E.ConnectFailed("could not connect to %s: connection refused (nothing listens there: check the "
+                               "address and port, and that the daemon runs)" % addr, addr, stage)
+    if isinstance(error, (txerror.TCPTimedOutError, txerror.TimeoutError)):
+        return E.ConnectFailed("could not connect to %s: no answer within %gs (check the address, and any "
+                               "firewall on the way)" % (addr, attempt.limit), addr, stage)
+    if isinstance(error, txerror.DNSLookupError):
+        return E.ConnectFailed("could not resolve the host name of %s" % addr, addr, stage)
+    if isinstance(error, (txerror.ConnectError, OSError)) and not attempt.tcp:
+        return E.ConnectFailed("could not connect to %s: %s" % (addr, getattr(error, "osError", None) or error),
+                               addr, stage)
+    if isinstance(error, (E.HandshakeTimeout, E.KeepaliveTimeout)) or error == "timeout":
+        return _silent(attempt)
+    if isinstance(error, E.PeerTypeMismatch):
+        # the HELLO named another kind of daemon: we stopped before auth
+        from msgr2tx.core.encoding import EntityType
+        kinds = {EntityType.MON: ("a", "monitor"), EntityType.OSD: ("an", "OSD"), EntityType.MGR: ("a", "manager"),
+                 EntityType.MDS: ("an", "MDS"), EntityType.CLIENT: ("a", "client")}
+        actual = kinds.get(error.actual, ("a", "type-%d entity" % error.actual))
+        expected = kinds.get(error.expected, ("a", "type-%d entity" % error.expected))
+        return E.WrongPeerType("%s is %s %s, not %s %s: give %s %s's address%s"
+                               % (addr, actual[0], actual[1], expected[0], expected[1], expected[0], expected[1],
+                                  " with -m" if error.expected == EntityType.MON else ""), addr, "hello")
+    if isinstance(error, E.Msgr1Banner):
+        return E.NotMsgr2Peer("%s speaks only Ceph's legacy msgr1 protocol: give its v2 address (monitors "
+                              "listen for msgr2 on port 3300)" % addr, addr, stage)
+    if isinstance(error, E.BannerError):
+        sent = attempt.first[:16].decode("ascii", "backslashreplace")
+        return E.NotMsgr2Peer("%s does not speak msgr2: it sent %r where the banner 'ceph v2' belongs (is this a "
+                              "Ceph daemon's msgr2 port? monitors use 3300)" % (addr, sent), addr, stage)
+    if isinstance(error, E.AuthBadMethod):
+        return _explain_auth(error, attempt, args, peer)
+    if isinstance(error, E.AuthRejected):
+        return E.KeyRefused("%s refused our credentials for %s: %s (check the keyring)"
+                            % (peer, args.name, error), addr, stage)
+    if isinstance(error, (E.ConnectionClosed, txerror.ConnectionDone, txerror.ConnectionLost)):
+        hint = ""
+        if stage == "auth":
+            hint = " (a monitor out of quorum does this; try another monitor)"
+        elif stage == "banner" and attempt.received == 0:
+            hint = " before sending anything (is this a Ceph daemon's msgr2 port?)"
+        elif stage == "session" and "/" not in addr:
+            hint = (" (a daemon other than a monitor does this when the address lacks its nonce: "
+                    "give the address as the map shows it, ADDR:PORT/NONCE)")
+        return E.PeerClosed("%s closed the connection during %s%s" % (peer, stage_words, hint), addr, stage)
+    if isinstance(error, E.Msgr2Error):
+        return E.OperatorError("%s broke the protocol during %s: %s" % (peer, stage_words, error), addr, stage)
+    return E.OperatorError("%s: %s: %s" % (addr, type(error).__name__, error), addr, stage)
+
+
+def _silent(attempt):
+    from msgr2tx import errors as E
+
+    stage, stage_words = attempt.stage
+    addr = attempt.address
+    if not attempt.tcp:
+        return E.ConnectFailed("could not connect to %s: no answer within %gs (check the address, and any "
+                               "firewall on the way)" % (addr, attempt.limit), addr, stage)
+    if attempt.received == 0:
+        return E.PeerSilent("%s accepted the connection but sent nothing in %gs (is this a Ceph daemon's msgr2 "
+                            "port? monitors use 3300)" % (addr, attempt.limit), addr, stage)
+    return E.PeerSilent("the %s at %s stopped answering during %s (%gs)" % (attempt.peer, addr, stage_words,
+                                                                            attempt.limit), addr, stage)
+
+
+def _explain_auth(error, attempt, args, peer):
+    from msgr2tx import errors as E
+
+    addr = attempt.address
+    ours_methods = [h.method for h in getattr(args, "handlers", ())]
+    ours_modes = list(getattr(args, "modes", ()))
+    allowed_methods = list(error.allowed_methods)
+    allowed_modes = list(error.allowed_modes)
+    words = lambda xs, table: ", ".join(table.get(x, str(x)) for x in xs)  # noqa: E731
+    if error.method == 2 and error.result == -13 and 2 in allowed_methods:
+        return E.KeyRefused("%s refused our key for %s: check the keyring (the key must be the one "
+                            "'ceph auth get %s' shows, and %s must exist)" % (peer, args.name, args.name, args.name),
+                            addr, "auth")
+    if error.result == -13 and error.method in allowed_methods:
+        return E.KeyRefused("%s refused %s (auth %s: permission denied): check --name, or have the peer let %s in"
+                            % (peer, args.name, _METHOD_WORDS.get(error.method, error.method), args.name),
+                            addr, "auth")
+    if allowed_methods and error.method in allowed_methods and allowed_modes \
+            and not set(ours_modes) & set(allowed_modes):
+        if len(allowed_modes) == 1:
+            mode = _MODE_WORDS.get(allowed_modes[0], str(allowed_modes[0]))
+            return E.ModeMismatch("%s allows only %s mode: use --mode %s" % (peer, mode, mode), addr, "auth")
+        return E.ModeMismatch("%s allows modes %s, we offered %s: use --mode %s"
+                              % (peer, words(allowed_modes, _MODE_WORDS), words(ours_modes, _MODE_WORDS),
+                                 _MODE_WORDS.get(allowed_modes[0])), addr, "auth")
+    if not allowed_methods:
+        # no mode of ours works with the method we would try
+        return E.ModeMismatch("cannot talk to %s: auth %s does not work in mode %s: use --mode crc"
+                              % (peer, _METHOD_WORDS.get(error.method, error.method), words(ours_modes, _MODE_WORDS)),
+                              addr, "auth")
+    first = _METHOD_WORDS.get(allowed_methods[0], str(allowed_methods[0]))
+    todo = "use --auth cephx with -k KEYRING" if first == "cephx" else "use --auth %s" % first
+    return E.AuthMethodMismatch("%s does not accept auth %s; it allows %s: %s"
+                                % (peer, words(ours_methods or [error.method], _METHOD_WORDS),
+                                   words(allowed_methods, _METHOD_WORDS), todo), addr, "auth")
+
+
+async def _dial_monitors(reactor, args, handlers, config, receiver):
+    """
+    Try the monitors one at a time, in mon_host order, each for
+    --connect-timeout; the first that completes the handshake wins.  A
+    refusal of our credentials stops the search (every monitor would say
+    the same).  (MonClient's parallel hunting is not used here yet.)
+    """
+    from msgr2tx import errors as E
+    from msgr2tx.core.encoding import EntityType
+
+    targets = await _mon_targets(reactor, args.settings.mon_hosts())
+    failures = []
+    for address in targets:
+        try:
+            protocol = await _dial(reactor, address, handlers, config, args, receiver=receiver, peer="monitor")
+        except (E.ConnectFailed, E.PeerSilent, E.PeerClosed, E.NotMsgr2Peer) as e:
+            failures.append(e)
+            continue
+        if protocol.info.peer_name.type != EntityType.MON:
+            protocol.close()
+            raise E.WrongPeerType("%s is %s, not a monitor: give a monitor's address with -m"
+                                  % (address, protocol.info.peer_name), address, "ready")
+        return protocol
+    if len(failures) == 1:
+        raise failures[0]
+    if not failures:
+        raise E.ConfError("mon_host has no v2 (msgr2) address: msgr2tx speaks only msgr2")
+    raise E.ConnectFailed("no monitor answered: " + "; ".join(str(f) for f in failures),
+                          ", ".join(targets), "connect")
+
+
+async def _mon_targets(reactor, hosts):
+    """The v2 address of each monitor, DNS names resolved (every address of a name, as Ceph does)."""
+    import socket
+
+    from twisted.internet import threads
+
+    from msgr2tx import errors as E
+
+    targets = []
+    for host in hosts:
+        port = host.v2_port
+        if port is None:
+            continue
+        nonce = "/%d" % host.nonce if host.nonce else ""
+        if not host.is_name:
+            targets.append(("v2:[%s]:%d%s" if ":" in host.host else "v2:%s:%d%s") % (host.host, port, nonce))
+            continue
+        try:
+            infos = await threads.deferToThread(socket.getaddrinfo, host.host, port, 0, socket.SOCK_STREAM)
+        except OSError as e:
+            raise E.ConnectFailed("could not resolve the monitor host name %s: %s" % (host.host, e.strerror or e),
+                                  host.host, "connect") from None
+        for family, _, _, _, sockaddr in infos:
+            ip = sockaddr[0]
+            t = ("v2:[%s]:%d%s" if family == socket.AF_INET6 else "v2:%s:%d%s") % (ip, port, nonce)
+            if t not in targets:
+                targets.append(t)
+    return targets
+
+
+def _remember(args, handlers, config):
+    args.handlers = handlers
+    args.modes = config.modes
+
+
+def _json_command(words):
+    """The command as JSON if it is one argument that looks like JSON, else None (words)."""
+    if len(words) == 1 and words[0].lstrip().startswith(("{", "[")):
+        return json.loads(words[0])
+    return None
+
+
 async def _command(reactor, args):
-    from msgr2tx.client import connect
+    from twisted.internet import defer
+
+    from msgr2tx.moncommands import build_command, parse_descriptions
     from msgr2tx.monclient import MonClient
 
     try:
-        cmd = json.loads(args.command)
+        cmd = _json_command(args.command)
     except ValueError as e:
         print("msgr2tx: error: the command is not JSON: %s" % e, file=sys.stderr)
         return EXIT_USAGE
-    handlers, config = _client_setup(args)
+    handlers, config = _client_setup(args, peer_is_mon=True)
+    _remember(args, handlers, config)
     monclient = MonClient()
-    protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout,
-                             via=args.via)
+    protocol = None
+    started = time.perf_counter()
     try:
+        protocol = await _dial_monitors(reactor, args, handlers, config, monclient)
+        args.waiting_for = "the monitor at %s to answer the command" % args.attempt.address
+        if cmd is None:
+            # words: as the ceph CLI does, match them against the monitor's own command table
+            result, status, output = await monclient.command({"prefix": "get_command_descriptions"})
+            if result != 0:
+                return _fail("the monitor did not describe its commands (%d: %s)" % (result, status))
+            cmd = build_command(args.command, parse_descriptions(output))
+        if args.format in ("json", "json-pretty") and isinstance(cmd, dict) and "format" not in cmd:
+            cmd["format"] = args.format
         result, status, output = await monclient.command(cmd)
+    except defer.CancelledError:
+        # timed out or interrupted: say how far we got
+        info = protocol.info if protocol is not None else None
+        stage = "waiting for the reply" if info is not None else "connecting"
+        seconds = time.perf_counter() - started
+        if _wants_json(args):
+            args.partial = {"result": None, "stage": stage, "seconds": round(seconds, 3),
+                            "peer": str(info.peer_name) if info else None}
+        else:
+            where = args.attempt.address if args.attempt is not None else ",".join(map(str, args.mon_host or ()))
+            if info is not None:
+                print("msgr2tx: sent the command to %s at %s; no reply after %.1fs"
+                      % (info.peer_name, where, seconds), file=sys.stderr)
+            else:
+                print("msgr2tx: no session with %s after %.1fs" % (where, seconds), file=sys.stderr)
+        raise
     finally:
-        protocol.close()
+        if protocol is not None:
+            protocol.close()
     if args.json:
         print(json.dumps({"result": result, "status": status,
                           "output": output.decode("utf-8", "replace")}))
     else:
         sys.stdout.write(output.decode("utf-8", "replace"))
+        if args.format in ("json", "json-pretty") and output and not output.endswith(b"\n"):
+            sys.stdout.write("\n")
         sys.stdout.flush()
         if status:
             print(status, file=sys.stderr)
@@ -199,38 +700,63 @@ async def _command(reactor, args):
 
 
 async def _ping(reactor, args):
-    from msgr2tx.client import connect
+    from twisted.internet import defer
 
     if args.count < 0:
         print("msgr2tx: error: --count must not be negative", file=sys.stderr)
         return EXIT_USAGE
     handlers, config = _client_setup(args)
-    if args.mon:
-        # a daemon other than a monitor wants an authorizer: get its ticket first
-        from msgr2tx.monclient import MonClient
-        monclient = MonClient()
-        mon = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout)
-        mon.close()
-        handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
-    started = time.perf_counter()
-    protocol = await connect(reactor, args.target, handlers, config, timeout=args.timeout, via=args.via)
-    handshake = time.perf_counter() - started
-    info = protocol.info
+    _remember(args, handlers, config)
+    protocol = None
+    handshake = None
     rtts = []
-    try:
-        for _ in range(args.count):
-            rtts.append(await protocol.keepalive())
-    finally:
-        protocol.close()
-    if args.json:
-        print(json.dumps({"peer": str(info.peer_name), "mode": info.mode_name, "revision": info.revision,
-                          "compression": info.compression_name,
-                          "handshake_ms": handshake * 1e3, "rtt_ms": [r * 1e3 for r in rtts]}))
-    else:
-        print("connected to %s (%s) mode=%s rev%d handshake %.3f ms" % (
-            args.target, info.peer_name, info.mode_name, info.revision, handshake * 1e3))
+
+    def summary(complete):
+        info = protocol.info if protocol is not None else None
+        if not complete and info is None:
+            return  # no session: the error says all there is
+        if _wants_json(args):
+            result = {"peer": str(info.peer_name) if info else None,
+                      "mode": info.mode_name if info else None,
+                      "revision": info.revision if info else None,
+                      "compression": info.compression_name if info else None,
+                      "handshake_ms": handshake * 1e3 if handshake is not None else None,
+                      "rtt_ms": [r * 1e3 for r in rtts]}
+            if not complete:
+                args.partial = result   # goes out inside the JSON error object
+                return
+            print(json.dumps(result, indent=4 if args.format == "json-pretty" else None))
+            return
+        if info is not None:
+            print("connected to %s (%s) mode=%s rev%d handshake %.3f ms" % (
+                args.target, info.peer_name, info.mode_name, info.revision, handshake * 1e3))
         for i, rtt in enumerate(rtts, 1):
             print("keepalive %d: %.3f ms" % (i, rtt * 1e3))
+        if not complete:
+            print("%d of %d keepalives answered" % (len(rtts), args.count))
+
+    try:
+        if args.mon_host:
+            # a daemon other than a monitor wants an authorizer: get its ticket first
+            from msgr2tx.monclient import MonClient
+            monclient = MonClient()
+            _, mon_config = _client_setup(args, peer_is_mon=True)
+            mon = await _dial_monitors(reactor, args, handlers, mon_config, monclient)
+            mon.close()
+            handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
+        started = time.perf_counter()
+        protocol = await _dial(reactor, args.target, handlers, config, args)
+        handshake = time.perf_counter() - started
+        args.waiting_for = "KEEPALIVE2_ACK from %s" % args.target
+        for _ in range(args.count):
+            rtts.append(await protocol.keepalive())
+    except defer.CancelledError:
+        summary(complete=False)  # timed out or interrupted
+        raise
+    finally:
+        if protocol is not None:
+            protocol.close()
+    summary(complete=True)
     return EXIT_OK
 
 
@@ -252,9 +778,14 @@ async def _echo_test(reactor, args):
         return EXIT_USAGE
     lossless = args.policy == "lossless"
     handlers, config = _client_setup(args)
-    config = dataclasses.replace(config, lossy=not lossless, keepalive_interval=1.0)
+    # keepalives as a Ceph MonClient sends them (mon_client_ping_interval,
+    # 10 s); the default timeout is then mon_client_ping_timeout's 30 s
+    config = dataclasses.replace(config, lossy=not lossless, keepalive_interval=10.0)
     payload = bytes(args.size)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+
+    class Downgraded(Exception):
+        pass
 
     class Tally:
         def __init__(self):
@@ -262,9 +793,13 @@ async def _echo_test(reactor, args):
             self.received = self.duplicates = self.out_of_order = 0
             self.highest = 0
             self.waiter = None
+            #: the PeerInfo of a session granted lossy where we asked for lossless
+            self.downgraded = None
 
         def connectionReady(self, protocol, info):
-            pass
+            if lossless and info.downgraded and self.downgraded is None:
+                self.downgraded = info
+                self._wake()
 
         def connectionLost(self, protocol, reason):
             pass
@@ -281,26 +816,38 @@ async def _echo_test(reactor, args):
             if n < self.highest:
                 self.out_of_order += 1
             self.highest = max(self.highest, n)
+            self._wake()
+
+        def _wake(self):
             if self.waiter is not None:
                 d, self.waiter = self.waiter, None
                 d.callback(None)
 
-        def wait(self, timeout):
+        def check(self):
+            if self.downgraded is not None:
+                raise Downgraded()
+
+        async def wait(self, timeout):
+            self.check()
             d = self.waiter = defer.Deferred()
             call = reactor.callLater(timeout, lambda: d.called or d.callback(None))
-            def settle(result):
+            try:
+                await d  # a cancellation (--timeout, Ctrl-C) goes on up
+            finally:
                 if call.active():
                     call.cancel()
-                return result  # a cancellation (--timeout) goes on up
-            return d.addBoth(settle)
+            self.check()
 
     tally = Tally()
     client = ReconnectingClient(reactor, args.target, handlers, config, receiver=tally, timeout=args.timeout,
                                 via=args.via)
     client.startService()
     started = time.perf_counter()
+    sent = 0
+    complete = False
     try:
         await client.whenReady()
+        tally.check()
         for n in range(1, args.count + 1):
             while n - 1 - tally.received >= args.window:
                 before = tally.received
@@ -309,6 +856,7 @@ async def _echo_test(reactor, args):
                     break  # a lossy fault ate some: go on
             await client.whenWritable()
             client.sendMessage(GenericMessage(ECHO_TEST_TYPE, struct.pack("<Q", n) + payload))
+            sent = n
             if progress and n % 100 == 0:
                 sys.stderr.write("\rsent %d/%d, received %d" % (n, args.count, tally.received))
         deadline = time.perf_counter() + (args.timeout if lossless else 5.0)
@@ -317,21 +865,31 @@ async def _echo_test(reactor, args):
             await tally.wait(1.0)
             if not lossless and tally.received == before:
                 break
+        complete = True
+    except Downgraded:
+        info = tally.downgraded
+        return _fail("asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
+                     "messages in flight at a fault; a lossless echo test needs a server with a stateful "
+                     "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
     finally:
         if progress:
             sys.stderr.write("\n")
         await client.stopService()
-    seconds = time.perf_counter() - started
-    result = {
-        "sent": args.count,
-        "received": tally.received,
-        "duplicates": tally.duplicates,
-        "out_of_order": tally.out_of_order,
-        "reconnects": max(0, client.connections - 1),
-        "seconds": round(seconds, 3),
-        "MB/s": round(tally.received * args.size / seconds / 1e6, 3) if seconds else 0.0,
-    }
-    print(json.dumps(result))
+        seconds = time.perf_counter() - started
+        if tally.downgraded is None:
+            # the summary, partial when timed out or interrupted
+            result = {
+                "sent": sent,
+                "received": tally.received,
+                "duplicates": tally.duplicates,
+                "out_of_order": tally.out_of_order,
+                "reconnects": max(0, client.connections - 1),
+                "seconds": round(seconds, 3),
+                "MB/s": round(tally.received * args.size / seconds / 1e6, 3) if seconds else 0.0,
+            }
+            if not complete:
+                result["complete"] = False
+            print(json.dumps(result))
     lost = args.count - tally.received
     if lossless and (lost or tally.duplicates or tally.out_of_order):
         return _fail("lossless run lost %d, duplicated %d and reordered %d messages"
@@ -340,31 +898,71 @@ async def _echo_test(reactor, args):
 
 
 def _run(coro_fn, args):
+    """
+    Run a subcommand's coroutine under the reactor; the exit code.  Every
+    failure ends as one line on stderr (and a JSON error object on stdout
+    with --json); -v logs the traceback of an unexpected one.
+    """
+    import signal
+
     from twisted.internet import defer, task
-    from twisted.internet.error import ConnectError, TimeoutError as TxTimeoutError
 
-    from msgr2tx.errors import Msgr2Error
+    from msgr2tx import errors as E
 
-    outcome = {"code": EXIT_FAILED}
+    outcome = {"code": EXIT_FAILED, "interrupted": False}
+    args.attempt = None
+    args.waiting_for = None
 
     async def main(reactor):
         if args.verbose:
             from twisted.logger import globalLogBeginner, textFileLogObserver
             globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+            if getattr(args, "settings", None) is not None:
+                _log_settings(args)
+
+        def interrupt(*_):
+            # the subcommand sees a CancelledError, prints its partial summary and re-raises;
+            # a second Ctrl-C stops at once
+            if outcome["interrupted"]:
+                outcome["code"] = EXIT_INTERRUPTED
+                reactor.callFromThread(reactor.stop)
+                return
+            outcome["interrupted"] = True
+            reactor.callFromThread(d.cancel)
+
+        try:
+            signal.signal(signal.SIGINT, interrupt)
+        except ValueError:
+            pass  # not the main thread (an embedding program): its own handler stays
         timer = reactor.callLater(args.timeout, lambda: d.cancel())
         try:
             d = defer.ensureDeferred(coro_fn(reactor, args))
             outcome["code"] = await d
         except defer.CancelledError:
-            outcome["code"] = _fail("timed out after %gs" % args.timeout)
-        except (Msgr2Error, ConnectError, TxTimeoutError, ValueError, OSError) as e:
-            outcome["code"] = _fail("%s: %s" % (type(e).__name__, e))
+            if outcome["interrupted"]:
+                print("msgr2tx: interrupted", file=sys.stderr)
+                outcome["code"] = EXIT_INTERRUPTED
+            else:
+                outcome["code"] = _fail_json(args, _timed_out(args))
+        except E.CommandUsageError as e:
+            _fail_json(args, e)
+            outcome["code"] = EXIT_USAGE
+        except E.OperatorError as e:
+            outcome["code"] = _fail_json(args, e)
         except Exception as e:
             # still one line on stderr; -v logs the traceback
-            if args.verbose:
+            if args.verbose and not isinstance(e, E.Msgr2Error):
                 from twisted.logger import Logger
                 Logger().failure("msgr2tx %s failed" % args.cmd)
-            outcome["code"] = _fail("%s: %s" % (type(e).__name__, e))
+            attempt = args.attempt
+            if attempt is not None and not attempt.ready and isinstance(e, (E.Msgr2Error, OSError)):
+                e = _explain(e, attempt, args)
+            elif attempt is not None and isinstance(e, E.ConnectionClosed):
+                e = E.PeerClosed("the %s at %s closed the connection while we waited for %s"
+                                 % (attempt.peer, attempt.address, args.waiting_for or "it"),
+                                 attempt.address, "ready")
+            outcome["code"] = _fail_json(args, e if isinstance(e, E.Msgr2Error) else
+                                         E.OperatorError("%s: %s" % (type(e).__name__, e)))
         finally:
             if timer.active():
                 timer.cancel()
@@ -376,20 +974,52 @@ def _run(coro_fn, args):
         task.react(start)
     except SystemExit:
         pass
+    except KeyboardInterrupt:
+        print("msgr2tx: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return outcome["code"]
+
+
+def _timed_out(args):
+    """The overall --timeout ran out: say while doing what."""
+    from msgr2tx import errors as E
+
+    attempt = args.attempt
+    if attempt is not None and not attempt.ready:
+        attempt.limit = min(attempt.limit, args.timeout)
+        return _silent(attempt)
+    if args.waiting_for:
+        address = attempt.address if attempt is not None else None
+        return E.PeerSilent("timed out after %gs waiting for %s" % (args.timeout, args.waiting_for),
+                            address, "ready")
+    return E.PeerSilent("timed out after %gs" % args.timeout)
+
+
+def _log_settings(args):
+    settings = args.settings
+    print("msgr2tx: conf %s (searched %s); cluster %s, name %s"
+          % (settings.conf_path or "none", settings.sources.get("conf_search"), settings.cluster, args.name),
+          file=sys.stderr)
+    for option, value in sorted(settings.values.items()):
+        if option != "key":
+            print("msgr2tx: %s = %s (from %s)" % (option, value, settings.sources.get(option)), file=sys.stderr)
+    if args.ignored_ceph_args:
+        print("msgr2tx: CEPH_ARGS options ignored: %s" % " ".join(args.ignored_ceph_args), file=sys.stderr)
 
 
 def _keyring(args):
     import os
 
+    from msgr2tx.auth.cephx_proto import parse_key_type
     from msgr2tx.auth.keyring import CryptoKey, Keyring, KeyringError
     from msgr2tx.core.encoding import EntityName
     from msgr2tx.errors import Msgr2Error
 
     parser = args.keyring_parser
     action = args.keyring_cmd
+    key_type = parse_key_type(getattr(args, "key_type", None) or "aes")
     if action == "gen-key":
-        key = CryptoKey.generate().to_base64()
+        key = CryptoKey.generate(type=key_type).to_base64()
         print(json.dumps({"key": key}) if args.json else key)
         return EXIT_OK
 
@@ -413,7 +1043,7 @@ def _keyring(args):
             except (Msgr2Error, ValueError):
                 parser.error("--key is not a valid base64 cephx key")
         elif args.gen_key:
-            key = CryptoKey.generate()
+            key = CryptoKey.generate(type=key_type)
         for service, cap in args.cap:
             caps[service] = cap
 
@@ -458,12 +1088,29 @@ def _keyring(args):
 
 
 def _entry_json(entry):
-    return {"entity": str(entry.name), "key": entry.key.to_base64(), "caps": dict(entry.caps)}
+    return {"entity": str(entry.name), "key": entry.key.to_base64(), "type": entry.key.type_name,
+            "caps": dict(entry.caps)}
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("msgr2tx: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv=None):
+    import os
+
+    from msgr2tx.errors import ConfError, Msgr2Error
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(_dashes(sys.argv[1:] if argv is None else argv))
+    if unknown:
+        if args.cmd != "command" or not all(u.startswith("--") for u in unknown):
+            parser.error("unrecognized arguments: %s" % " ".join(unknown))
+        args.command += unknown  # a monitor command's --NAME=VALUE and --flag arguments
     if args.cmd == "version":
         print(json.dumps({"version": __version__}) if args.json else "msgr2tx %s" % __version__)
         return EXIT_OK
@@ -472,7 +1119,19 @@ def main(argv=None):
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
     try:
-        _client_setup(args)
+        _resolve_settings(args, os.environ)
+    except ConfError as e:
+        return _fail_json(args, e)
+    if args.connect_timeout is not None and args.connect_timeout <= 0:
+        parser.error("--connect-timeout must be positive")
+    from msgr2tx.auth import UnknownAuthMethod
+    try:
+        _client_setup(args, peer_is_mon=args.cmd == "command")
+    except UnknownAuthMethod as e:
+        parser.error(str(e))
+    except Msgr2Error as e:
+        # a keyring or key that cannot be used: the operation fails (1), not the usage
+        return _fail_json(args, e)
     except Exception as e:
         parser.error(str(e))
     runner = {"command": _command, "ping": _ping, "echo-test": _echo_test}[args.cmd]

@@ -110,6 +110,19 @@ class IdentMismatch(RemoteProtocolError):
     """The peer's ident frame names an address or entity we did not expect."""
 
 
+class PeerTypeMismatch(IdentMismatch):
+    """
+    The peer's HELLO names an entity type other than the one we meant to
+    reach (say an OSD where we dialled a monitor): the connection ends
+    before auth.  C{expected} and C{actual} are CEPH_ENTITY_TYPE_* values.
+    """
+
+    def __init__(self, message, expected=0, actual=0):
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
 class SessionReset(Msgr2Error):
     """The peer reset our session; queued messages were dropped."""
 
@@ -136,6 +149,14 @@ class CommandError(Msgr2Error):
         self.output = output
 
 
+class CommandTimeout(CommandError):
+    """A monitor command or version request got no answer within its overall timeout."""
+
+
+class NoMonitors(Msgr2Error):
+    """No monitor address to dial: an empty list, only v1 addresses, or names that resolve to nothing."""
+
+
 class NoncesExhausted(ProtocolError):
     """
     The AES-GCM nonce counter came back to where it started: the connection
@@ -146,6 +167,89 @@ class NoncesExhausted(ProtocolError):
 
 class InjectedFault(ProtocolError):
     """A test breakpoint (L{msgr2tx.testing.Interceptor}) failed the connection on purpose."""
+
+
+class ConfError(Msgr2Error, ValueError):
+    """A ceph.conf, C{CEPH_ARGS} or C{mon_host} value cannot be read; the message names the file and line."""
+
+
+class OperatorError(Msgr2Error):
+    """
+    A failure explained for the person running a command: what happened,
+    where (C{address}), at which step of the conversation (C{stage}), and
+    what to do.  C{kind} is a short stable word for scripts (the C{error}
+    field of the CLI's JSON error object).  The message never holds a key.
+    """
+
+    kind = "failed"
+
+    def __init__(self, message, address=None, stage=None):
+        super().__init__(message)
+        self.address = address
+        self.stage = stage
+
+    def to_json(self) -> dict:
+        return {"error": self.kind, "message": str(self), "address": self.address, "stage": self.stage}
+
+
+class ConnectFailed(OperatorError):
+    """No TCP connection: refused, unreachable, a name that does not resolve, or no answer in time."""
+
+    kind = "connect"
+
+
+class PeerSilent(OperatorError):
+    """The peer accepted the connection but stopped answering (or never started) within the timeout."""
+
+    kind = "timeout"
+
+
+class NotMsgr2Peer(OperatorError):
+    """The peer does not speak msgr2 (another protocol, or Ceph's legacy msgr1)."""
+
+    kind = "not-msgr2"
+
+
+class WrongPeerType(OperatorError):
+    """The peer completed the handshake but is not the kind of daemon the command needs."""
+
+    kind = "wrong-peer"
+
+
+class PeerClosed(OperatorError):
+    """The peer closed the connection during a named stage."""
+
+    kind = "closed"
+
+
+class KeyRefused(OperatorError):
+    """The peer refused our cephx key (wrong key, or an entity it does not know)."""
+
+    kind = "key-refused"
+
+
+class ModeMismatch(OperatorError):
+    """The peer allows none of the connection modes (crc, secure) we offered."""
+
+    kind = "mode"
+
+
+class AuthMethodMismatch(OperatorError):
+    """The peer allows none of the auth methods (none, cephx) we offered."""
+
+    kind = "auth-method"
+
+
+class NoCredentials(OperatorError):
+    """cephx is required but no key was found (no keyring, key or keyfile)."""
+
+    kind = "no-key"
+
+
+class CommandUsageError(OperatorError):
+    """Monitor command words that match none of the monitor's command descriptions (or their arguments)."""
+
+    kind = "usage"
 
 
 class RadosError(Msgr2Error):

@@ -27,6 +27,7 @@ from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t
 from msgr2tx.errors import Msgr2Error
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2ServiceFactory
+from msgr2tx.service import with_backlog
 
 DEFAULT_LISTEN = "tcp:3300:interface=127.0.0.1"
 DEFAULT_AUTH = "cephx,none"
@@ -132,13 +133,16 @@ class Options(usage.Options):
         ["policy", None, "stateless", "Session policy for clients: stateless (lossy, like a monitor) "
                                       "or stateful (lossless sessions that survive reconnects)."],
         ["keepalive", None, 0.0, "Seconds between KEEPALIVE2 frames to each client (0: none).", float],
-        ["idle-timeout", None, 0.0, "Close connections that carried no message for this long (0: never).",
-         float],
+        ["idle-timeout", None, 900.0, "Close connections that read nothing and sent no message for this many "
+                                      "seconds (Ceph's ms_connection_idle_timeout; 0: never).", float],
         ["service", None, "echo", "The dispatcher, NAME[:ARGS] (see --help-services)."],
         ["max-segment", None, 64 << 20, "Largest segment accepted, in bytes.", int],
         ["max-frame", None, 128 << 20, "Largest MESSAGE frame accepted, in bytes.", int],
         ["max-control", None, 1 << 20, "Largest control frame accepted, in bytes.", int],
-        ["handshake-timeout", None, 30.0, "Seconds a client has to reach READY.", float],
+        ["handshake-timeout", None, 10.0, "Seconds a client has to reach READY (Ceph's "
+                                          "ms_connection_ready_timeout; 0: no limit).", float],
+        ["backlog", None, 512, "Listen backlog of tcp, ssl and unix endpoints that do not set their own "
+                               "(Ceph's ms_tcp_listen_backlog).", int],
         ["rev", None, "1", "Highest msgr2 revision to offer: 0 or 1."],
         ["compress-mode", None, "none", "On-wire compression towards OSD peers, as Ceph's "
                                         "ms_osd_compress_mode: none or force."],
@@ -206,8 +210,10 @@ class Options(usage.Options):
             raise usage.UsageError("--entity: %s" % (e,))
         if self["policy"] not in ("stateless", "stateful"):
             raise usage.UsageError("--policy must be stateless or stateful")
-        if self["keepalive"] < 0 or self["idle-timeout"] < 0:
-            raise usage.UsageError("--keepalive and --idle-timeout must not be negative")
+        if self["keepalive"] < 0 or self["idle-timeout"] < 0 or self["handshake-timeout"] < 0:
+            raise usage.UsageError("--keepalive, --idle-timeout and --handshake-timeout must not be negative")
+        if self["backlog"] <= 0:
+            raise usage.UsageError("--backlog must be positive")
         if self["rev"] not in ("0", "1"):
             raise usage.UsageError("--rev must be 0 or 1")
         self._compression_options()
@@ -366,10 +372,10 @@ def makeService(options):
                          and getattr(h, "key_server", None) is manager.key_server else h
                          for h in auth_handlers]
     factory = Msgr2ServerFactory(auth_handlers, receiver, config,
-                                 handshake_timeout=options["handshake-timeout"],
+                                 handshake_timeout=options["handshake-timeout"] or None,
                                  nonce=options.get("server_nonce", 0))
     for description in options["listen"]:
-        strports.service(description, factory).setServiceParent(top)
+        strports.service(with_backlog(description, options["backlog"]), factory).setServiceParent(top)
     if options.get("generated_keyring"):
         _print_how_to_connect(options)
     return top

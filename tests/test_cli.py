@@ -20,11 +20,13 @@ from msgr2tx.auth.keyring import CryptoKey, Keyring
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*args, timeout=60):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+def run(*args, timeout=60, env=None, cwd=None):
+    """Run msgr2tx; CEPH_CONF and CEPH_ARGS come only from C{env} (not from the test runner's environment)."""
+    full = {k: v for k, v in os.environ.items() if k not in ("CEPH_CONF", "CEPH_ARGS")}
+    full.update(env or {})
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, full.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "msgr2tx"] + list(args), capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=full, cwd=cwd)
 
 
 def authtool(*args):
@@ -64,7 +66,7 @@ class ConventionsTests(SynchronousTestCase, _TempDir):
         for args in (["nosuch"], [], ["ping"], ["ping", "v2:127.0.0.1:1", "--count", "-1"],
                      ["ping", "v2:127.0.0.1:1", "--timeout", "0"], ["keyring"],
                      ["keyring", "print", "k"], ["keyring", "add", "k", "-n", "nodot", "--gen-key"],
-                     ["command", "--mon", "v2:127.0.0.1:1", "not json"]):
+                     ["command", "--mon", "v2:127.0.0.1:1", "{not json"]):
             p = run(*args)
             self.assertEqual(p.returncode, cli.EXIT_USAGE, (args, p.stderr))
             self.assertEqual(p.stdout, "", args)
@@ -189,3 +191,581 @@ class CephAuthtoolTests(SynchronousTestCase, _TempDir):
         # a key ceph-authtool generated is accepted by 'keyring add --key'
         self.assertEqual(run("keyring", "add", path, "-n", "client.w", "--key", key).returncode, 0)
         self.assertEqual(authtool(path, "-p", "-n", "client.w").stdout.strip(), key)
+
+
+class ReadyFiresOnceTests(SynchronousTestCase):
+    """
+    A handshake waiter cancelled by an overall timeout has fired: the
+    handshake timeout (or the connection dropping) that comes next must not
+    fire it again (it used to raise AlreadyCalledError from _fail_ready).
+    """
+
+    def make(self):
+        from twisted.internet import defer, task
+        from twisted.internet.testing import StringTransport
+
+        from msgr2tx.auth.none import NoneClientHandler
+        from msgr2tx.core.config import ConnectionConfig
+        from msgr2tx.core.connection import Role
+        from msgr2tx.core.encoding import EntityName
+        from msgr2tx.protocol import Msgr2Protocol
+
+        clock = task.Clock()
+        handler = NoneClientHandler(EntityName.parse("client.admin"))
+        p = Msgr2Protocol(Role.CLIENT, ConnectionConfig(), [handler], clock=clock, handshake_timeout=10.0)
+        p.makeConnection(StringTransport())
+        d = p.whenReady()
+        errors = []
+        d.addErrback(errors.append)
+        return p, d, clock, errors, defer
+
+    def test_cancel_then_handshake_timeout(self):
+        p, d, clock, errors, defer = self.make()
+        d.cancel()
+        self.assertEqual(len(errors), 1)
+        self.assertTrue(errors[0].check(defer.CancelledError))
+        clock.advance(11)  # the handshake timer fires into no waiter
+        p.connectionLost(None)
+        self.assertEqual(len(errors), 1)
+
+    def test_cancel_then_connection_lost(self):
+        p, d, clock, errors, defer = self.make()
+        d.cancel()
+        p.connectionLost(None)
+        clock.advance(11)
+        self.assertEqual(len(errors), 1)
+
+    def test_timeout_then_cancel(self):
+        from msgr2tx.errors import HandshakeTimeout
+        p, d, clock, errors, defer = self.make()
+        clock.advance(11)
+        d.cancel()  # already fired: a no-op
+        p.connectionLost(None)
+        self.assertEqual(len(errors), 1)
+        self.assertTrue(errors[0].check(HandshakeTimeout))
+
+
+class FakePeer:
+    """
+    A TCP listener on loopback that answers each connection with fixed
+    bytes (None: never says anything), in a thread, for peers that are not
+    Ceph daemons: a silent socket, an HTTP server, a msgr1 daemon.
+    """
+
+    def __init__(self, reply=None, close=False):
+        import socket
+        import threading
+        self.reply = reply
+        self.close_after = close
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr(self):
+        return "v2:127.0.0.1:%d" % self.port
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.reply is not None:
+                conn.sendall(self.reply)
+            if self.close_after:
+                conn.close()
+
+    def stop(self):
+        import socket
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class ErrorMessageTests(SynchronousTestCase):
+    """
+    Each failure as the user reads it: one line on stderr, exit 1, the
+    address and the stage, what to do; with --json a JSON error object on
+    stdout.  These peers need no Ceph.
+    """
+
+    def peer(self, reply=None, close=False):
+        p = FakePeer(reply, close)
+        self.addCleanup(p.stop)
+        return p
+
+    def check(self, p, message):
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (cli.EXIT_FAILED, "", "msgr2tx: error: %s\n" % message))
+
+    def test_connection_refused(self):
+        with socket_closed_port() as port:
+            p = run("ping", "v2:127.0.0.1:%d" % port, "--auth", "none")
+        self.check(p, "could not connect to v2:127.0.0.1:%d: connection refused (nothing listens there: check "
+                      "the address and port, and that the daemon runs)" % port)
+
+    def test_silent_peer(self):
+        # the overall --timeout and the handshake timeout both end at 2s:
+        # whichever fires first, one line and no AlreadyCalledError
+        peer = self.peer()
+        for args in (["--timeout", "2"], ["--connect-timeout", "2"]):
+            p = run("ping", peer.addr, "--auth", "none", *args)
+            self.check(p, "%s accepted the connection but sent nothing in 2s (is this a Ceph daemon's msgr2 "
+                          "port? monitors use 3300)" % peer.addr)
+
+    def test_http_peer(self):
+        peer = self.peer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        p = run("ping", peer.addr, "--auth", "none")
+        self.check(p, "%s does not speak msgr2: it sent 'HTTP/1.1 400 Bad' where the banner 'ceph v2' belongs "
+                      "(is this a Ceph daemon's msgr2 port? monitors use 3300)" % peer.addr)
+
+    def test_msgr1_peer(self):
+        peer = self.peer(b"ceph v027" + bytes(136))
+        p = run("ping", peer.addr, "--auth", "none")
+        self.check(p, "%s speaks only Ceph's legacy msgr1 protocol: give its v2 address (monitors listen for "
+                      "msgr2 on port 3300)" % peer.addr)
+
+    def test_closed_during_banner(self):
+        peer = self.peer(close=True)
+        p = run("ping", peer.addr, "--auth", "none")
+        self.check(p, "the peer at %s closed the connection during the msgr2 banner exchange before sending "
+                      "anything (is this a Ceph daemon's msgr2 port?)" % peer.addr)
+
+    def test_json_error_object(self):
+        peer = self.peer()
+        p = run("ping", peer.addr, "--auth", "none", "--connect-timeout", "1", "--json")
+        self.assertEqual(p.returncode, cli.EXIT_FAILED)
+        message = ("%s accepted the connection but sent nothing in 1s (is this a Ceph daemon's msgr2 port? "
+                   "monitors use 3300)" % peer.addr)
+        self.assertEqual(json.loads(p.stdout), {"error": "timeout", "message": message, "address": peer.addr,
+                                                "stage": "banner"})
+        self.assertEqual(p.stderr, "msgr2tx: error: %s\n" % message)
+
+    def test_every_monitor_tried_in_order(self):
+        silent, http = self.peer(), self.peer(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        with socket_closed_port() as port:
+            p = run("command", "-m", "%s,%s 127.0.0.1:%d" % (silent.addr, http.addr, port), "--auth", "none",
+                    "--connect-timeout", "1", '{"prefix": "version"}')
+        self.check(p, "no monitor answered: %s accepted the connection but sent nothing in 1s (is this a Ceph "
+                      "daemon's msgr2 port? monitors use 3300); %s does not speak msgr2: it sent "
+                      "'HTTP/1.1 400 Bad' where the banner 'ceph v2' belongs (is this a Ceph daemon's msgr2 "
+                      "port? monitors use 3300); could not connect to v2:127.0.0.1:%d: connection refused "
+                      "(nothing listens there: check the address and port, and that the daemon runs)"
+                      % (silent.addr, http.addr, port))
+
+    def test_no_monitor_address(self):
+        d = tempfile.mkdtemp(prefix="msgr2tx-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        conf = os.path.join(d, "ceph.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\nfsid = 11111111-1111-1111-1111-111111111111\n")
+        p = run("command", "-c", conf, "--auth", "none", '{"prefix": "version"}')
+        self.check(p, "no monitor address: give -m/--mon-host, or -c a ceph.conf with mon_host (searched %s)" % conf)
+        p = run("command", "-c", os.path.join(d, "missing.conf"), '{"prefix": "version"}')
+        self.check(p, "cannot read the conf file %s" % os.path.join(d, "missing.conf"))
+
+    def test_no_answer_to_the_command(self):
+        # our echo server completes the handshake as mon.a but answers no command
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        server = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", "echo_server.py"), "--listen",
+                                   "tcp:0:interface=127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        self.addCleanup(lambda: (server.poll() is None and server.kill(), server.wait(), server.stdout.close(),
+                                 server.stderr.close()))
+        line = server.stdout.readline()
+        self.assertTrue(line.startswith("listening on v2:127.0.0.1:"), line)
+        address = line.split()[-1]
+        p = run("command", "-m", address, "--auth", "none", "--timeout", "3", '{"prefix": "version"}', "--json")
+        message = "timed out after 3s waiting for the monitor at %s to answer the command" % address
+        self.assertEqual((p.returncode, p.stderr), (cli.EXIT_FAILED, "msgr2tx: error: %s\n" % message))
+        self.assertEqual(json.loads(p.stdout), {"error": "timeout", "message": message, "address": address,
+                                                "stage": "ready", "complete": False,
+                                                "partial": {"result": None, "stage": "waiting for the reply",
+                                                            "seconds": json.loads(p.stdout)["partial"]["seconds"],
+                                                            "peer": "mon.0"}})
+
+    def test_bad_key_material_is_not_echoed(self):
+        d = tempfile.mkdtemp(prefix="msgr2tx-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        keyfile = os.path.join(d, "key")
+        with open(keyfile, "w") as f:
+            f.write("AQBnotbase64!secretish\n")
+        p = run("command", "-m", "v2:127.0.0.1:1", "--keyfile", keyfile, '{"prefix": "version"}')
+        self.check(p, "the keyfile %s does not hold a valid cephx key (base64, as 'ceph auth print-key' prints it)"
+                   % keyfile)
+        self.assertNotIn("secretish", p.stderr)
+
+    def test_ctrl_c(self):
+        import signal
+        import time
+        peer = self.peer()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        proc = subprocess.Popen([sys.executable, "-m", "msgr2tx", "ping", peer.addr, "--auth", "none"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 20
+        while not peer.conns and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait until it is connected and waiting
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual((proc.returncode, out, err), (cli.EXIT_INTERRUPTED, "", "msgr2tx: interrupted\n"))
+
+
+class SecureOnlyMonitor:
+    """A cephlab monitor that serves clients in secure mode only (ms_mon_service_mode = secure)."""
+
+    def __new__(cls):
+        from tests import cephlab
+
+        class Mon(cephlab.CephMonitor):
+            def _conf_text(self):
+                return super()._conf_text().replace("[mon]\n", "[mon]\nms mon service mode = secure\n", 1)
+
+        return Mon(auth="cephx")
+
+
+class RealMonitorTests(SynchronousTestCase, _TempDir):
+    """ceph.conf, CEPH_ARGS and Ceph's options against a real Ceph 16.2 monitor (cephx)."""
+
+    def setUp(self):
+        from tests import cephlab
+        self.mon = cephlab.shared_monitor("cephx")
+        self.version = ["{\"prefix\": \"version\"}"]
+
+    def test_conf_finds_monitor_and_keyring(self):
+        p = run("command", "-c", self.mon.conf, *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("ceph version 16.2"), p.stdout)
+
+    def test_ceph_conf_env_and_ceph_args(self):
+        p = run("command", *self.version, env={"CEPH_CONF": self.mon.conf})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", *self.version, env={"CEPH_ARGS": "-c %s --id admin" % self.mon.conf})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # the command line wins over CEPH_ARGS
+        with socket_closed_port() as port:
+            p = run("command", "-m", self.mon.addr, *self.version,
+                    env={"CEPH_ARGS": "-c %s -m v2:127.0.0.1:%d" % (self.mon.conf, port)})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_default_search_path_dot_conf(self):
+        # ./$cluster.conf is the last place Ceph looks; its keyring path uses $cluster and $name
+        d = self.mktemp_dir()
+        shutil.copy(self.mon.keyring, os.path.join(d, "ceph.client.admin.keyring"))
+        with open(os.path.join(d, "ceph.conf"), "w") as f:
+            f.write("[global]\n\tmon host = %s\n[client]\n  keyring = %s/$cluster.$name.keyring ; ours\n"
+                    % (self.mon.addr.replace("v2:", ""), d))
+        p = run("command", *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", "--cluster", "other", *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no monitor address", p.stderr)
+
+    def test_mon_host_and_keyring_flags(self):
+        p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, "-n", "client.admin", *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_key_and_keyfile(self):
+        d = self.mktemp_dir()
+        key = Keyring.load(self.mon.keyring).get("client.admin").to_base64()
+        conf = os.path.join(d, "ceph.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\nmon host = %s\nkeyring = %s/none\n[client.admin]\nkey = %s\n" % (self.mon.addr, d, key))
+        p = run("command", "-c", conf, *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        keyfile = os.path.join(d, "admin.key")
+        with open(keyfile, "w") as f:
+            f.write(key + "\n")
+        p = run("command", "-m", self.mon.addr, "--keyfile", keyfile, *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_mon_host_dns_name(self):
+        p = run("command", "-m", "localhost:%d" % self.mon.port, "-k", self.mon.keyring, *self.version)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", "-m", "nosuch.invalid:%d" % self.mon.port, "-k", self.mon.keyring, *self.version)
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertTrue(p.stderr.startswith("msgr2tx: error: could not resolve the monitor host name "
+                                            "nosuch.invalid: "), p.stderr)
+
+    def test_format_json_prints_the_monitors_json(self):
+        p = run("command", "-c", self.mon.conf, '{"prefix": "mon dump"}', "--format", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        dump = json.loads(p.stdout)
+        self.assertEqual(dump["fsid"], self.mon.fsid)
+        theirs = self.mon.ceph_json("mon", "dump")
+        self.assertEqual(dump["mons"], theirs["mons"])
+
+    def test_wrong_key(self):
+        ring = os.path.join(self.mktemp_dir(), "keyring")
+        self.assertEqual(run("keyring", "create", ring, "-n", "client.admin", "--gen-key").returncode, 0)
+        p = run("command", "-m", self.mon.addr, "-k", ring, *self.version)
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s refused our key for client.admin: check the "
+                                   "keyring (the key must be the one 'ceph auth get client.admin' shows, and "
+                                   "client.admin must exist)\n" % self.mon.addr)
+
+    def test_unknown_entity(self):
+        ring = os.path.join(self.mktemp_dir(), "keyring")
+        self.assertEqual(run("keyring", "create", ring, "-n", "client.nobody", "--gen-key").returncode, 0)
+        p = run("command", "-m", self.mon.addr, "--id", "nobody", "-k", ring, "--json", *self.version)
+        self.assertEqual(p.returncode, 1)
+        message = ("the monitor at %s refused our key for client.nobody: check the keyring (the key must be the "
+                   "one 'ceph auth get client.nobody' shows, and client.nobody must exist)" % self.mon.addr)
+        self.assertEqual(json.loads(p.stdout), {"error": "key-refused", "message": message,
+                                                "address": self.mon.addr, "stage": "auth"})
+        self.assertEqual(p.stderr, "msgr2tx: error: %s\n" % message)
+
+    def test_auth_none_against_cephx(self):
+        for args in (["--auth", "none"], []):  # no keyring found: cephx is left out, as Ceph does
+            p = run("command", "-m", self.mon.addr, *args, *self.version, env={"HOME": self.mktemp_dir()},
+                    cwd=self.mktemp_dir())
+            self.assertEqual((p.returncode, p.stdout), (1, ""))
+            self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s does not accept auth none; it allows "
+                                       "cephx: use --auth cephx with -k KEYRING\n" % self.mon.addr)
+
+    def test_auth_none_in_secure_mode(self):
+        p = run("ping", self.mon.addr, "--auth", "none", "--mode", "secure")
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: cannot talk to the peer at %s: auth none does not work in mode "
+                                   "secure: use --mode crc\n" % self.mon.addr)
+
+    def test_cephx_required_without_a_key(self):
+        p = run("command", "-m", self.mon.addr, "--auth", "cephx", *self.version, cwd=self.mktemp_dir(),
+                env={"HOME": self.mktemp_dir()})
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: cephx needs a key for client.admin and none was found "
+                                   "(searched /etc/ceph/ceph.client.admin.keyring, /etc/ceph/ceph.keyring, "
+                                   "/etc/ceph/keyring, /etc/ceph/keyring.bin): give -k KEYRING\n")
+
+    def test_keyring_means_cephx(self):
+        # no --auth: the keyring makes cephx the first method (auth_client_required's default)
+        p = run("ping", self.mon.addr, "-k", self.mon.keyring, "--count", "1", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["peer"], "mon.0")
+
+
+class ModeMismatchTests(SynchronousTestCase):
+    """A real Ceph 16.2 monitor with ms_mon_service_mode = secure refuses crc."""
+
+    def setUp(self):
+        from tests import cephlab
+        cephlab.ensure_ceph()
+        self.mon = SecureOnlyMonitor()
+        self.mon.start()
+        self.addCleanup(self.mon.stop)
+
+    def test_crc_refused(self):
+        p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, "--mode", "crc", '{"prefix": "version"}')
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s allows only secure mode: use --mode secure\n"
+                         % self.mon.addr)
+        # Ceph's default for monitors (secure crc) works
+        p = run("command", "-c", self.mon.conf, '{"prefix": "version"}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class WrongPeerTests(SynchronousTestCase):
+    """A real Ceph 16.2 OSD (auth none) given where a monitor belongs, or without its nonce."""
+
+    def setUp(self):
+        from tests import cephlab
+        self.mon = cephlab.shared_monitor("none", osds=1)
+        self.osd = self.mon.osds[0]
+
+    def test_osd_is_not_a_monitor(self):
+        p = run("command", "-m", self.osd.addr, "--auth", "none", '{"prefix": "version"}', "--json")
+        self.assertEqual(p.returncode, 1)
+        # its HELLO says it is an OSD: we stop before auth
+        message = "%s is an OSD, not a monitor: give a monitor's address with -m" % self.osd.addr
+        self.assertEqual(json.loads(p.stdout), {"error": "wrong-peer", "message": message,
+                                                "address": self.osd.addr, "stage": "hello"})
+        self.assertEqual(p.stderr, "msgr2tx: error: %s\n" % message)
+
+    def test_address_without_nonce(self):
+        bare = self.osd.addr.rpartition("/")[0]
+        p = run("ping", bare, "--auth", "none")
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(p.stderr, "msgr2tx: error: the peer at %s closed the connection during session setup (a "
+                                   "daemon other than a monitor does this when the address lacks its nonce: give "
+                                   "the address as the map shows it, ADDR:PORT/NONCE)\n" % bare)
+        p = run("ping", self.osd.addr, "--auth", "none", "--count", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class CommandWordsTests(SynchronousTestCase):
+    """
+    Monitor commands typed as words, matched against a real Ceph 16.2
+    monitor's own command descriptions, compared with what the ceph CLI
+    prints for the same words.
+    """
+
+    _descriptions = {}
+
+    def setUp(self):
+        from tests import cephlab
+        self.mon = cephlab.shared_monitor("cephx")
+        if self.mon.addr not in self._descriptions:
+            p = run("command", "-c", self.mon.conf, '{"prefix": "get_command_descriptions"}')
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self._descriptions[self.mon.addr] = p.stdout
+        from msgr2tx.moncommands import parse_descriptions
+        self.sigs = parse_descriptions(self._descriptions[self.mon.addr])
+
+    def build(self, *words):
+        from msgr2tx.moncommands import build_command
+        return build_command(words, self.sigs)
+
+    def test_build_against_the_real_table(self):
+        self.assertEqual(self.build("status"), {"prefix": "status"})
+        self.assertEqual(self.build("osd", "pool", "ls", "detail"), {"prefix": "osd pool ls", "detail": "detail"})
+        self.assertEqual(self.build("osd", "pool", "ls"), {"prefix": "osd pool ls"})
+        self.assertEqual(self.build("osd", "pool", "create", "p1", "8"),
+                         {"prefix": "osd pool create", "pool": "p1", "pg_num": 8})
+        self.assertEqual(self.build("osd", "pool", "create", "p1", "8", "8", "erasure"),
+                         {"prefix": "osd pool create", "pool": "p1", "pg_num": 8, "pgp_num": 8,
+                          "pool_type": "erasure"})
+        self.assertEqual(self.build("osd", "pool", "rm", "p1", "p1", "--yes-i-really-really-mean-it"),
+                         {"prefix": "osd pool rm", "pool": "p1", "pool2": "p1",
+                          "yes_i_really_really_mean_it": True})
+        self.assertEqual(self.build("mon", "dump", "--epoch=1"), {"prefix": "mon dump", "epoch": 1})
+        self.assertEqual(self.build("osd", "down", "osd.3", "4"), {"prefix": "osd down", "ids": ["osd.3", "4"]})
+
+    def test_build_refusals(self):
+        from msgr2tx.errors import CommandUsageError
+        e = self.assertRaises(CommandUsageError, self.build, "osd", "pool", "create")
+        self.assertTrue(str(e).startswith("invalid arguments for 'osd pool create': <pool> is missing; usage: "
+                                          "osd pool create <pool> [<pg_num:int>] [<pgp_num:int>] "
+                                          "[replicated|erasure] "), str(e))
+        e = self.assertRaises(CommandUsageError, self.build, "mon", "dump", "-1")
+        self.assertEqual(str(e), "invalid arguments for 'mon dump': unexpected '-1'; usage: mon dump [<epoch:int>]")
+        e = self.assertRaises(CommandUsageError, self.build, "nosuch")
+        self.assertEqual(str(e), "'nosuch' is not a command of this monitor")
+        e = self.assertRaises(CommandUsageError, self.build, "mon", "dumpp")
+        self.assertTrue(str(e).startswith("'mon dumpp' is not a command of this monitor; commands beginning with "
+                                          "'mon': "), str(e))
+
+    def test_status_as_ceph_prints_it(self):
+        p = run("command", "-c", self.mon.conf, "status")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        theirs = self.mon.ceph("status").stdout.decode()
+        # the first lines (cluster id, health) are the same; ages and counters may move
+        self.assertEqual(p.stdout.splitlines()[:3], theirs.splitlines()[:3])
+        self.assertIn("id:     %s" % self.mon.fsid, p.stdout)
+
+    def test_format_json_matches_ceph(self):
+        name = "words%d" % os.getpid()
+        p = run("command", "-c", self.mon.conf, "osd", "pool", "create", name, "8")
+        self.assertEqual((p.returncode, p.stderr), (0, "pool '%s' created\n" % name))
+        self.addCleanup(self.mon.ceph, "osd", "pool", "rm", name, name, "--yes-i-really-really-mean-it")
+        for fmt in ("json", "json-pretty"):
+            ours = run("command", "-c", self.mon.conf, "osd", "pool", "ls", "detail", "--format", fmt)
+            self.assertEqual(ours.returncode, 0, ours.stderr)
+            theirs = self.mon.ceph("osd", "pool", "ls", "detail", "--format", fmt).stdout.decode()
+            # ceph writes a newline before the monitor's output; we end it with one instead
+            self.assertTrue(theirs.startswith("\n"), theirs[:20])
+            self.assertEqual(ours.stdout, theirs[1:] + ("" if theirs.endswith("\n") else "\n"))
+            self.assertIn(name, [pool["pool_name"] for pool in json.loads(ours.stdout)])
+        plain = run("command", "-c", self.mon.conf, "osd", "pool", "ls", "detail")
+        self.assertEqual(plain.stdout, self.mon.ceph("osd", "pool", "ls", "detail").stdout.decode())
+        # JSON still works and says the same
+        p = run("command", "-c", self.mon.conf, '{"prefix": "osd pool ls", "detail": "detail", "format": "json"}')
+        self.assertEqual(json.loads(p.stdout), json.loads(ours.stdout))
+
+    def test_words_usage_error_exit_2(self):
+        p = run("command", "-c", self.mon.conf, "osd", "pool", "lsx", "--json")
+        self.assertEqual(p.returncode, cli.EXIT_USAGE)
+        self.assertEqual(json.loads(p.stdout)["error"], "usage")
+        self.assertTrue(p.stderr.startswith("msgr2tx: error: 'osd pool lsx' is not a command of this monitor; "
+                                            "commands beginning with 'osd pool': "), p.stderr)
+
+
+class UnderscoreOptionTests(SynchronousTestCase):
+    """Ceph's options take underscores or dashes on the command line and in CEPH_ARGS."""
+
+    def test_underscores(self):
+        from tests import cephlab
+        mon = cephlab.shared_monitor("cephx")
+        p = run("command", "--mon_host", mon.addr, "--keyring", mon.keyring, "--connect_timeout=5",
+                '{"prefix": "version"}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("command", '{"prefix": "version"}', env={"CEPH_ARGS": "--mon_host=%s --auth_client_required=none"
+                                                                      % mon.addr})
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s does not accept auth none; it allows cephx: "
+                                   "use --auth cephx with -k KEYRING\n" % mon.addr)
+
+
+def out_of_quorum_monitor():
+    """
+    A real Ceph 16.2 monitor whose monmap names a second monitor that never
+    runs, so it never forms a quorum (and drops clients during auth).
+    """
+    import time
+
+    from tests import cephlab
+
+    class OutOfQuorum(cephlab.CephMonitor):
+        def _conf_text(self):
+            return super()._conf_text().replace("mon initial members = a", "mon initial members = a, b")
+
+        def _create(self):
+            real_run = cephlab._run
+            absent = "[v2:127.0.0.1:%d]" % cephlab.free_port()
+
+            def run(cmd, *a, **kw):
+                if cmd[0] == "monmaptool":
+                    cmd = cmd[:-1] + ["--addv", "b", absent, cmd[-1]]
+                return real_run(cmd, *a, **kw)
+
+            cephlab._run = run
+            try:
+                super()._create()
+            finally:
+                cephlab._run = real_run
+
+        def _wait_ready(self, deadline):
+            # no quorum, so no 'ceph status': listening is all we wait for
+            while not cephlab.port_open(self.port):
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise cephlab.CephLabError("ceph-mon did not listen on %s in time" % self.addr)
+                time.sleep(0.02)
+
+    return OutOfQuorum(auth="cephx")
+
+
+class OutOfQuorumTests(SynchronousTestCase):
+    """A monitor out of quorum closes the connection during auth: said so, and the next monitor is tried."""
+
+    def setUp(self):
+        from tests import cephlab
+        cephlab.ensure_ceph()
+        self.lonely = out_of_quorum_monitor()
+        self.lonely.start()
+        self.addCleanup(self.lonely.stop)
+
+    def test_closed_during_auth(self):
+        p = run("command", "-m", self.lonely.addr, "-k", self.lonely.keyring, "status", "--json")
+        message = ("the monitor at %s closed the connection during authentication (a monitor out of quorum does "
+                   "this; try another monitor)" % self.lonely.addr)
+        self.assertEqual((p.returncode, p.stderr), (1, "msgr2tx: error: %s\n" % message))
+        self.assertEqual(json.loads(p.stdout), {"error": "closed", "message": message,
+                                                "address": self.lonely.addr, "stage": "auth"})
+
+    def test_next_monitor_is_tried(self):
+        from tests import cephlab
+        good = cephlab.shared_monitor("cephx")
+        p = run("command", "-m", "%s,%s" % (self.lonely.addr, good.addr), "-k", good.keyring,
+                '{"prefix": "version"}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("ceph version 16.2"), p.stdout)

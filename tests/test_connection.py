@@ -107,9 +107,23 @@ class HandshakeTests(SynchronousTestCase):
         self.assertEqual(got[1].tid, 7)
         self.assertEqual(got[1].cmd, ['{"prefix": "version"}'])
         self.assertEqual(str(got[0].src), "client.4100")
-        # the server acknowledged both with an ACK frame
+        # a lossy session has no ACK frames (Ceph acks only lossless sessions)
+        self.assertTrue(pair.client.session.lossy)
+        self.assertEqual(pair.events_of("client", E.AckReceived), [])
+
+    def test_acks_on_a_lossless_session(self):
+        pair = CorePair([NoneClientHandler(ADMIN)], [NoneServerHandler()],
+                        server_config=ConnectionConfig(entity_type=EntityType.OSD, entity_num=0, lossy=False))
+        pair.handshake()
+        # the client asked for lossy (the default) but the server's policy decides
+        self.assertFalse(pair.client.session.lossy)
+        pair.client.send_message(MPing())
+        pair.client.send_message(MPing())
+        pair.pump()
+        # the server acknowledged both with one ACK frame; they leave the replay queue
         (ack,) = pair.events_of("client", E.AckReceived)
         self.assertEqual(ack.seq, 2)
+        self.assertEqual(len(pair.client.session.unacked), 0)
 
     def test_piggybacked_ack_seq(self):
         pair = none_pair()

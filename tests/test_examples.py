@@ -111,7 +111,7 @@ class EchoServerExampleTests(SynchronousTestCase):
         self.assertIn("stopped after closing 1 connection(s)", out)
         _, cerr = client.communicate(timeout=30)
         self.assertEqual(client.returncode, 1)
-        self.assertIn("ConnectionClosed", cerr)
+        self.assertIn("closed the connection while we waited for KEEPALIVE2_ACK from %s" % address, cerr)
 
     def test_port_in_use(self):
         blocker = socket.socket()

@@ -418,10 +418,11 @@ class MonMapTests(unittest.TestCase):
         self.assertEqual([i.name for i in m.by_rank()], ["a", "b"])
 
     def test_newer_versions_skipped(self):
-        # A v10 monmap with 3 unknown trailing bytes, whose mon_info_t is v6
-        # with 2 unknown trailing bytes: both are skipped by struct length.
+        # A v11 monmap with 3 unknown trailing bytes after Tentacle's v10
+        # cipher policy, whose mon_info_t is v6 with 2 unknown trailing
+        # bytes: both are skipped by struct length.
         enc = Encoder()
-        pos = enc.start(10, 6)
+        pos = enc.start(11, 6)
         enc.raw(FSID.bytes).u32(4)
         utime_t().encode(enc)
         utime_t().encode(enc)
@@ -436,10 +437,14 @@ class MonMapTests(unittest.TestCase):
         enc.u16(0).u16(0).u32(0).raw(b"\xaa\xbb")
         enc.finish(p)
         enc.string_list(["z"]).u8(17).u32(0).u8(1).u32(0).u8(0).string("").u32(0)
+        # auth_epoch, auth_service_cipher, auth_allowed_ciphers, auth_preferred_cipher
+        enc.u32(3).i32(2).u32(1).i32(2).i32(2)
         enc.raw(b"new")
         enc.finish(pos)
         m = MonMap.decode(enc.getvalue())
         self.assertEqual((m.epoch, m.ranks, m.min_mon_release), (4, ["z"], 17))
+        self.assertEqual((m.auth_epoch, m.auth_service_cipher, m.auth_allowed_ciphers, m.auth_preferred_cipher),
+                         (3, 2, [2], 2))
         self.assertEqual(m.mons["z"].addrs, local_v2(3301))
 
     def test_incompatible_version(self):

@@ -23,7 +23,6 @@ formats a secret.
 """
 
 import errno
-import itertools
 import os
 import time
 from typing import Dict, Iterable, Optional
@@ -31,17 +30,19 @@ from typing import Dict, Iterable, Optional
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from msgr2tx.auth import AuthDone, AuthMore, AuthReject, parseArgString
+from msgr2tx.auth import AuthDone, AuthMore, AuthReject, GlobalIdAllocator, parseArgString
 from msgr2tx.auth.cephx_proto import (
-    AUTH_TICKET_TTL, CEPHX_GET_AUTH_SESSION_KEY, CEPHX_GET_PRINCIPAL_SESSION_KEY,
-    CEPHX_GET_ROTATING_KEY, DEFAULT_WANT_KEYS, SECRET_ID_GENERAL, SECURE_CONNECTION_SECRET_LEN, SERVICE_TICKET_TTL,
+    AUTH_TICKET_TTL, CEPHX_GET_AUTH_SESSION_KEY, CEPHX_GET_PRINCIPAL_SESSION_KEY, CEPHX_GET_ROTATING_KEY,
+    CEPHX_KEY_USAGE_AUTH_CONNECTION_SECRET, CEPHX_KEY_USAGE_AUTHORIZE, CEPHX_KEY_USAGE_AUTHORIZE_CHALLENGE,
+    CEPHX_KEY_USAGE_AUTHORIZE_REPLY, CEPHX_KEY_USAGE_TICKET_INFO, CIPHER_TYPES, CRYPTO_AES256KRB5,
+    DEFAULT_WANT_KEYS, SECRET_ID_GENERAL, SECURE_CONNECTION_SECRET_LEN, SECURE_KEY_TYPES, SERVICE_TICKET_TTL,
     AuthCapsInfo, Authenticate, AuthTicket, Authorizer, CephxDecodeError, CephxError, CryptoKey,
     RotatingSecrets, ServiceTicket, ServiceTicketInfo, SessionAuthInfo, build_service_ticket_reply,
     calc_client_server_challenge, decode_authorize, decode_authorizer, decode_server_challenge,
     decrypt_bl, decrypt_enc_bl, encode_authorize_challenge, encode_authorize_reply,
     encode_get_auth_session_key, encode_server_challenge, encrypt_bl, encrypt_enc_bl,
     build_rotating_reply, encode_rotating_request, parse_rotating_reply, parse_service_ticket_reply,
-    proofs_equal, random_u64,
+    key_type_name, parse_key_type, proofs_equal, random_u64,
 )
 from msgr2tx.auth.keyring import Keyring, KeyringError
 from msgr2tx.core.constants import AUTH_MODE_AUTHORIZER, AUTH_MODE_MON, AuthMethod, ConnectionMode
@@ -55,7 +56,7 @@ AUTH_MODE_MON_MAX = 19
 
 __all__ = [
     "CephxAuthProvider", "CephxClientHandler", "CephxKeyServer", "CephxServerHandler",
-    "CephxAuthorityHandler", "CephxServiceHandler", "TicketStore",
+    "CephxAuthorityHandler", "CephxServiceHandler", "TicketStore", "CipherPolicy",
 ]
 
 
@@ -172,6 +173,18 @@ class CephxClientHandler:
     def spawn(self) -> "CephxClientHandler":
         return CephxClientHandler(self.name, self._key, want_keys=self.want_keys, tickets=self.tickets)
 
+    def clone(self) -> "CephxClientHandler":
+        """
+        Another handler with the same key and a I{copy} of our tickets and
+        global_id (Ceph's C{AuthClientHandler::clone}): one per monitor a
+        hunting MonClient dials, so that parallel handshakes do not
+        overwrite each other's tickets.
+        """
+        tickets = TicketStore()
+        tickets.tickets = dict(self.tickets.tickets)
+        tickets.global_id = self.tickets.global_id
+        return CephxClientHandler(self.name, self._key, want_keys=self.want_keys, tickets=tickets)
+
     def _reset(self) -> None:
         self._role = None
         self._server_challenge = 0
@@ -211,6 +224,25 @@ class CephxClientHandler:
             return self._authorizer.add_challenge(payload)
         raise AuthRejected("cephx: AUTH_REPLY_MORE before any request")
 
+    def describe_refusal(self, result: int) -> Optional[str]:
+        """
+        Words for a monitor's refusal (AUTH_BAD_METHOD with C{result}) once
+        it has seen our answer to its challenge; None otherwise.  The
+        monitor only says EACCES; the likely causes are a wrong key, and, for
+        an C{aes} key, a cluster whose C{auth_allowed_ciphers} no longer
+        allows aes (the default of Squid 19.2.6+ and Tentacle 20.2.4+).
+        """
+        if self._role != "mon" or not self._server_challenge or result != -errno.EACCES:
+            return None
+        kind = self._key.type_name
+        if self._key.type in SECURE_KEY_TYPES:
+            return ("the monitor refused %s's %s key: the key is wrong, or the monitor's "
+                    "auth_allowed_ciphers does not allow %s" % (self.name, kind, kind))
+        return ("the monitor refused %s's %s key: either the key is wrong, or it is of the insecure type %s, "
+                "which the monitor's auth_allowed_ciphers does not allow (Squid 19.2.6+ and Tentacle 20.2.4+ "
+                "allow only aes256k on new clusters); give %s an aes256k key, or allow aes with "
+                "'ceph mon set auth_allowed_ciphers aes,aes256k'" % (self.name, kind, kind, self.name))
+
     def handle_done(self, global_id: int, con_mode: int, payload: bytes):
         if self._role == "mon":
             if not self._server_challenge:
@@ -241,7 +273,8 @@ class CephxClientHandler:
             except DecodeError as e:
                 raise CephxDecodeError("malformed cephx connection secret/extra tickets: %s" % e) from None
             if cbl:
-                plain = decrypt_bl(session_key, Decoder(cbl), "connection secret")
+                plain = decrypt_bl(session_key, Decoder(cbl), "connection secret",
+                                   CEPHX_KEY_USAGE_AUTH_CONNECTION_SECRET)
                 try:
                     secret = Decoder(plain).blob()
                 except DecodeError as e:
@@ -256,6 +289,41 @@ class CephxClientHandler:
 
     def need_tickets(self, now: Optional[float] = None) -> int:
         return self.tickets.need(self.want_keys & ~EntityType.AUTH, now)
+
+    def need_auth_ticket(self, now: Optional[float] = None) -> bool:
+        """True when the AUTH ticket is missing or due for renewal (past 3/4 of its validity)."""
+        return bool(self.tickets.need(EntityType.AUTH, now))
+
+    def build_auth_renewal_request(self) -> bytes:
+        """
+        The C{auth_payload} of an MAuth that renews the AUTH ticket inside
+        the monitor session (CEPHX_GET_AUTH_SESSION_KEY + CephXAuthenticate),
+        as Ceph's C{CephxClientHandler::build_request} does when C{need}
+        includes AUTH: the proof answers the server challenge of this
+        connection's handshake, the old ticket goes along and the other
+        wanted tickets are asked for in the same request.  Only the handler
+        that ran the monitor handshake of the live session can build it.
+        """
+        if self._role != "mon" or not self._server_challenge:
+            raise AuthRejected("cephx: no monitor handshake on this handler to renew the AUTH ticket in")
+        client_challenge = random_u64()
+        old = self.tickets.get(EntityType.AUTH)
+        req = Authenticate(
+            client_challenge,
+            calc_client_server_challenge(self._key, self._server_challenge, client_challenge),
+            old.blob if old is not None else None,
+            self.want_keys)
+        return encode_get_auth_session_key(req)
+
+    def handle_auth_renewal_reply(self, result_bl: bytes) -> int:
+        """Take the tickets of the MAuthReply to L{build_auth_renewal_request}; returns the services renewed."""
+        before = {sid: t.blob for sid, t in self.tickets.tickets.items()}
+        self._handle_mon_done(result_bl)
+        mask = 0
+        for sid, t in self.tickets.tickets.items():
+            if before.get(sid) is not t.blob:
+                mask |= sid
+        return mask
 
     def build_renewal_request(self, keys: Optional[int] = None) -> bytes:
         """
@@ -297,21 +365,84 @@ class CephxClientHandler:
 
 # --- server side ----------------------------------------------------------------------
 
+class CipherPolicy:
+    """
+    A monitor's cephx cipher settings, as Tentacle keeps them in its monmap
+    (MonMap v10; src/mon/MonMap.h, AuthMonitor.cc of 20.2.4):
+
+      - C{allowed}: the key types an entity may authenticate with
+        (C{auth_allowed_ciphers}); another type is refused (EACCES);
+      - C{service}: the type of new rotating service secrets
+        (C{auth_service_cipher});
+      - C{preferred}: the type of new entity keys (C{auth_preferred_cipher}).
+
+    Types are C{CRYPTO_AES} (1) or C{CRYPTO_AES256KRB5} (2).  The default
+    allows both, so keyrings of either type keep working, and makes new
+    secrets aes256k, as a fresh Tentacle cluster does.  ValueError for an
+    empty set, a type that cannot encrypt, or a preferred type that is not
+    allowed (keys made with it could never authenticate).
+    """
+
+    __slots__ = ("allowed", "service", "preferred")
+
+    def __init__(self, allowed: Iterable[int] = CIPHER_TYPES, service: int = CRYPTO_AES256KRB5,
+                 preferred: int = CRYPTO_AES256KRB5) -> None:
+        allowed = frozenset(allowed)
+        if not allowed:
+            raise ValueError("auth_allowed_ciphers must name at least one cipher")
+        for kind in set(allowed) | {service, preferred}:
+            if kind not in CIPHER_TYPES:
+                raise ValueError("cipher %s cannot encrypt (use aes or aes256k)" % key_type_name(kind))
+        if preferred not in allowed:
+            raise ValueError("auth_preferred_cipher %s is not in auth_allowed_ciphers" % key_type_name(preferred))
+        self.allowed = allowed
+        self.service = service
+        self.preferred = preferred
+
+    @classmethod
+    def parse(cls, allowed: Optional[str] = None, service: Optional[str] = None,
+              preferred: Optional[str] = None) -> "CipherPolicy":
+        """From Ceph's spellings: C{allowed} a comma/space separated list (C{aes,aes256k})."""
+        default = cls()
+        kinds = default.allowed
+        if allowed is not None:
+            kinds = frozenset(parse_key_type(n) for n in allowed.replace(",", " ").split())
+            if not kinds:
+                raise ValueError("auth_allowed_ciphers must name at least one cipher")
+        svc = parse_key_type(service) if service else default.service
+        pref = parse_key_type(preferred) if preferred else (
+            default.preferred if default.preferred in kinds else max(kinds))
+        return cls(kinds, svc, pref)
+
+    def allows(self, kind: int) -> bool:
+        return kind in self.allowed
+
+    def names(self) -> str:
+        return ",".join(key_type_name(k) for k in sorted(self.allowed))
+
+    def __repr__(self) -> str:
+        return "<CipherPolicy allowed=%s service=%s preferred=%s>" % (
+            self.names(), key_type_name(self.service), key_type_name(self.preferred))
+
+
 class CephxKeyServer:
     """
     What a cephx authority knows: the entities' keys (a L{Keyring}) and one
     secret per service that tickets are sealed with.  Secrets are generated
-    on first use; L{rotate} adds a new one and keeps the previous ones valid.
+    on first use, of the type C{policy.service}; L{rotate} adds a new one
+    and keeps the previous ones valid.  C{policy} (a L{CipherPolicy}) also
+    says which entity key types may authenticate.
     """
 
     def __init__(self, keyring: Optional[Keyring] = None, own_name: Optional[EntityName] = None,
                  auth_ttl: float = AUTH_TICKET_TTL, service_ttl: float = SERVICE_TICKET_TTL,
-                 clock=time.time) -> None:
+                 clock=time.time, policy: Optional[CipherPolicy] = None) -> None:
         self.keyring = keyring if keyring is not None else Keyring()
         self.own_name = own_name
         self.auth_ttl = auth_ttl
         self.service_ttl = service_ttl
         self.clock = clock
+        self.policy = policy if policy is not None else CipherPolicy()
         self._secrets: Dict[int, Dict[int, CryptoKey]] = {}
         self._expirations: Dict[int, Dict[int, float]] = {}
 
@@ -327,7 +458,7 @@ class CephxKeyServer:
     def rotate(self, service_id: int) -> int:
         versions = self._secrets.setdefault(service_id, {})
         secret_id = max(versions, default=0) + 1
-        versions[secret_id] = CryptoKey.generate(self.clock())
+        versions[secret_id] = CryptoKey.generate(self.clock(), self.policy.service)
         while len(versions) > 3:
             del versions[min(versions)]
         return secret_id
@@ -367,8 +498,21 @@ class CephxKeyServer:
             return self.keyring.get(self.own_name)
         return self._secrets.get(service_id, {}).get(secret_id)
 
+    def new_entity_key(self) -> CryptoKey:
+        """A new random key for an entity, of the type C{policy.preferred}."""
+        return CryptoKey.generate(self.clock(), self.policy.preferred)
+
     def session_auth_info(self, service_id: int, name: EntityName, global_id: int,
-                          ttl: Optional[float] = None, caps: Optional[AuthCapsInfo] = None) -> SessionAuthInfo:
+                          ttl: Optional[float] = None, caps: Optional[AuthCapsInfo] = None,
+                          key_type: Optional[int] = None) -> SessionAuthInfo:
+        """
+        Everything needed to issue a C{service_id} ticket to C{name}.  The
+        session key's type: for the AUTH ticket, C{key_type} (the entity
+        key's type); for any other service, the lower of C{key_type} and
+        the service secret's type, so that both the client and the service
+        can use it (KeyServer::_build_session_auth_info, 20.2.4).  Without
+        C{key_type}, the service secret's type.
+        """
         if ttl is None:
             ttl = self.auth_ttl if service_id == EntityType.AUTH else self.service_ttl
         if caps is None:
@@ -376,8 +520,11 @@ class CephxKeyServer:
             if service_id not in (EntityType.AUTH, EntityType.MON) and name in self.keyring:
                 caps = AuthCapsInfo.from_string(self.keyring.caps(name).get(EntityType.name(service_id)))
         secret_id, secret = self.current_secret(service_id)
+        kind = secret.type if key_type is None else key_type
+        if service_id != EntityType.AUTH:
+            kind = min(kind, secret.type)
         ticket = AuthTicket.new(name, global_id, ttl, self.clock(), caps)
-        return SessionAuthInfo(service_id, secret_id, ticket, CryptoKey.generate(self.clock()), secret, ttl)
+        return SessionAuthInfo(service_id, secret_id, ticket, CryptoKey.generate(self.clock(), kind), secret, ttl)
 
     def decode_ticket(self, service_id: int, blob) -> ServiceTicketInfo:
         """Open a ticket blob sealed for C{service_id}; CephxError if it does not."""
@@ -387,7 +534,7 @@ class CephxKeyServer:
         if secret is None:
             raise CephxError("no %s secret with id %d" % (EntityType.name(service_id), blob.secret_id))
         what = "%s ticket" % EntityType.name(service_id)
-        return ServiceTicketInfo.from_bytes(decrypt_enc_bl(secret, blob.blob, what))
+        return ServiceTicketInfo.from_bytes(decrypt_enc_bl(secret, blob.blob, what, CEPHX_KEY_USAGE_TICKET_INFO))
 
 
 def _reject(reason: str, err: int = errno.EACCES) -> AuthReject:
@@ -403,7 +550,8 @@ class CephxAuthorityHandler:
 
     def __init__(self, key_server: CephxKeyServer, first_global_id: int = 4100) -> None:
         self.key_server = key_server
-        self._global_ids = itertools.count(first_global_id)
+        #: shared with the other handlers of a server (L{share_global_ids})
+        self.global_ids = GlobalIdAllocator(first_global_id)
 
     def __repr__(self) -> str:
         return "<CephxAuthorityHandler %r>" % (self.key_server,)
@@ -441,10 +589,15 @@ class CephxAuthorityHandler:
             return _reject("cephx: request type 0x%x from %s during auth" % (request_type, name), errno.EINVAL)
         req = Authenticate.decode(dec)
         ks = self.key_server
+        if name not in ks.keyring:
+            return _reject("cephx: unknown entity %s" % (name,))
         try:
             entity_key = ks.keyring.get(name)
-        except KeyringError:
-            return _reject("cephx: unknown entity %s" % (name,))
+        except KeyringError as e:  # a key of a type we cannot use; the message names the type only
+            return _reject("cephx: %s" % (e,))
+        if not ks.policy.allows(entity_key.type):
+            return _reject("cephx: %s's key is of type %s, which auth_allowed_ciphers (%s) does not allow"
+                           % (name, entity_key.type_name, ks.policy.names()))
         expected = calc_client_server_challenge(entity_key, challenge, req.client_challenge)
         if not proofs_equal(req.key, expected):
             return _reject("cephx: %s failed the challenge (wrong key?)" % (name,))
@@ -455,7 +608,7 @@ class CephxAuthorityHandler:
         if not global_id:
             if req.old_ticket.blob:
                 return _reject("cephx: %s presented a ticket with no global_id" % (name,), errno.EINVAL)
-            global_id = next(self._global_ids)
+            global_id = self.global_ids.allocate()
         else:
             if not req.old_ticket.blob:
                 return _reject("cephx: %s tried to reclaim global_id %d without a ticket" % (name, global_id))
@@ -468,19 +621,19 @@ class CephxAuthorityHandler:
                                % (name, global_id))
             old_session_key = old.session_key
 
-        auth_info = ks.session_auth_info(EntityType.AUTH, name, global_id)
+        auth_info = ks.session_auth_info(EntityType.AUTH, name, global_id, key_type=entity_key.type)
         session_key = auth_info.session_key
         enc = Encoder().u16(CEPHX_GET_AUTH_SESSION_KEY).i32(0)
         enc.raw(build_service_ticket_reply(entity_key, [auth_info], old_session_key))
         secret = b""
         if req.other_keys:
             secret = _connection_secret(request.con_mode)
-            enc.blob(encrypt_bl(session_key, Encoder().blob(secret).getvalue()))
+            enc.blob(encrypt_bl(session_key, Encoder().blob(secret).getvalue(), CEPHX_KEY_USAGE_AUTH_CONNECTION_SECRET))
             infos = []
             bit = 1
             while bit <= req.other_keys:
                 if req.other_keys & bit and bit != EntityType.AUTH:
-                    infos.append(ks.session_auth_info(bit, name, global_id))
+                    infos.append(ks.session_auth_info(bit, name, global_id, key_type=entity_key.type))
                 bit <<= 1
             enc.blob(build_service_ticket_reply(session_key, infos) if infos else b"")
         elif request.con_mode == ConnectionMode.SECURE:
@@ -505,7 +658,7 @@ class CephxAuthorityHandler:
             raise CephxError("renewal authorizer global_id mismatch")
         if info.ticket.expires.to_float() < self.key_server.clock():
             raise CephxError("expired AUTH ticket")
-        decode_authorize(decrypt_bl(info.session_key, dec, "CephXAuthorize"))
+        decode_authorize(decrypt_bl(info.session_key, dec, "CephXAuthorize", CEPHX_KEY_USAGE_AUTHORIZE))
         if dec.u8() < 1:
             raise CephxDecodeError("CephXServiceTicketRequest struct_v 0")
         keys = dec.u32()
@@ -513,7 +666,8 @@ class CephxAuthorityHandler:
         bit = 1
         while bit <= keys:
             if keys & bit and bit != EntityType.AUTH:
-                infos.append(self.key_server.session_auth_info(bit, info.ticket.name, global_id))
+                infos.append(self.key_server.session_auth_info(bit, info.ticket.name, global_id,
+                                                               key_type=info.session_key.type))
             bit <<= 1
         return (Encoder().u16(CEPHX_GET_PRINCIPAL_SESSION_KEY).i32(0).getvalue()
                 + build_service_ticket_reply(info.session_key, infos))
@@ -572,19 +726,21 @@ class CephxServiceHandler:
             return _reject("cephx: %s authorizer global_id %d does not match its ticket" % (ticket.name, global_id))
         if ticket.expires.sec and ticket.expires.to_float() < self.key_server.clock():
             return _reject("cephx: %s presented an expired %s ticket" % (ticket.name, what))
-        nonce, have_challenge, plus_one = decode_authorize(decrypt_bl(info.session_key, dec, "CephXAuthorize"))
+        nonce, have_challenge, plus_one = decode_authorize(
+            decrypt_bl(info.session_key, dec, "CephXAuthorize", CEPHX_KEY_USAGE_AUTHORIZE))
         st = request.state.setdefault("cephx", {})
         if not request.more:
             challenge = random_u64()
             st.clear()
             st.update(role="service", challenge=challenge)
-            return AuthMore(encrypt_enc_bl(info.session_key, encode_authorize_challenge(challenge)))
+            return AuthMore(encrypt_enc_bl(info.session_key, encode_authorize_challenge(challenge),
+                                           CEPHX_KEY_USAGE_AUTHORIZE_CHALLENGE))
         challenge = st.pop("challenge", None) if st.get("role") == "service" else None
         if challenge is None or not have_challenge or \
                 not proofs_equal(plus_one, (challenge + 1) & 0xFFFFFFFFFFFFFFFF):
             return _reject("cephx: %s did not answer the authorizer challenge" % (ticket.name,))
         secret = _connection_secret(request.con_mode)
-        reply = encrypt_bl(info.session_key, encode_authorize_reply(nonce + 1, secret))
+        reply = encrypt_bl(info.session_key, encode_authorize_reply(nonce + 1, secret), CEPHX_KEY_USAGE_AUTHORIZE_REPLY)
         return AuthDone(global_id, reply, info.session_key.secret_bytes, secret, ticket.name)
 
 
@@ -606,6 +762,16 @@ class CephxServerHandler:
 
     def __repr__(self) -> str:
         return "<CephxServerHandler %r authority=%s>" % (self.key_server, self.authority is not None)
+
+    @property
+    def global_ids(self) -> Optional[GlobalIdAllocator]:
+        """The authority role's global_id allocator (None without that role)."""
+        return self.authority.global_ids if self.authority is not None else None
+
+    @global_ids.setter
+    def global_ids(self, allocator: GlobalIdAllocator) -> None:
+        if self.authority is not None:
+            self.authority.global_ids = allocator
 
     def handle_request(self, request):
         if request.more:
@@ -632,8 +798,11 @@ class CephxAuthProvider:
     name = "cephx"
     methodID = AuthMethod.CEPHX
     description = "Ceph's shared-secret authentication (crc or secure mode)."
-    argStringFormat = ("keyring=PATH[:name=ENTITY] (client: whose key to use, default client.admin; "
-                       "server: the keyring of the entities it authenticates, name = our own entity)")
+    argStringFormat = ("keyring=PATH[:name=ENTITY][:allowed_ciphers=aes,aes256k][:service_cipher=aes256k]"
+                       "[:preferred_cipher=aes256k] (client: whose key to use, default client.admin; "
+                       "server: the keyring of the entities it authenticates, name = our own entity, "
+                       "and the monitor's cipher policy: key types allowed to authenticate, type of "
+                       "new service secrets and of new keys)")
 
     def clientHandler(self, argstring="", name=None, global_id=0, keyring=None, key=None,
                       want_keys=DEFAULT_WANT_KEYS, **kwargs):
@@ -652,12 +821,15 @@ class CephxAuthProvider:
         return CephxClientHandler(name, key, global_id, want_keys)
 
     def serverHandler(self, argstring="", keyring=None, key_server=None, authority=True, service_ids=None,
-                      **kwargs):
+                      policy=None, **kwargs):
         """
         A server handler: the authority (monitor) role and the service role
         by default; C{authority=False} for a daemon that only checks
         authorizers (with the secrets of C{key_server}, e.g. rotating
-        secrets fetched from a monitor).
+        secrets fetched from a monitor).  The cipher policy comes from
+        C{policy} (a L{CipherPolicy}) or the argstring's
+        C{allowed_ciphers}, C{service_cipher} and C{preferred_cipher};
+        ValueError if they name an unknown or unusable cipher.
         """
         args = parseArgString(argstring)
         if key_server is None:
@@ -667,5 +839,8 @@ class CephxAuthProvider:
                     raise KeyringError("cephx needs keyring=PATH")
                 keyring = Keyring.load(path)
             own = EntityName.parse(args["name"]) if args.get("name") else None
-            key_server = CephxKeyServer(keyring, own)
+            if policy is None:
+                policy = CipherPolicy.parse(args.get("allowed_ciphers"), args.get("service_cipher"),
+                                            args.get("preferred_cipher"))
+            key_server = CephxKeyServer(keyring, own, policy=policy)
         return CephxServerHandler(key_server, authority=authority, service_ids=service_ids)

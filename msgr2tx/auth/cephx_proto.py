@@ -4,7 +4,15 @@ cephx wire structures and crypto, with no I/O and no Twisted.
 Everything here is a pure function of bytes.  Layouts follow Ceph 16.2
 (Pacific): little-endian integers, bufferlists as u32 length + bytes, and the
 "encrypt envelope" (u8 1, u64 magic, then the encoded struct) ciphered with
-AES-128-CBC, PKCS#7 padding and the fixed IV C{cephsageyudagreg}.
+the key's cipher:
+
+  - type 1, C{aes}: AES-128-CBC, PKCS#7 padding, the fixed IV
+    C{cephsageyudagreg}; the key usage is ignored;
+  - type 2, C{aes256k} (Squid 19.2.6+, Tentacle 20.2.4+): RFC 8009
+    aes256-cts-hmac-sha384-192 (L{msgr2tx.auth.aes256k}) with keys derived
+    per key usage, one usage per place in the protocol (C{CEPHX_KEY_USAGE_*},
+    src/auth/cephx/CephxProtocol.h of 20.2.4).  The ciphertext is 40 bytes
+    longer than the envelope: a 16-byte confounder and a 24-byte tag.
 
 Secrets (keys, session keys, connection secrets, ticket blobs) never appear
 in a repr, a str or an exception message: reprs print lengths and ids only.
@@ -12,6 +20,7 @@ in a repr, a str or an exception message: reprs print lengths and ids only.
 
 import base64
 import binascii
+import hashlib
 import hmac
 import os
 import struct
@@ -20,6 +29,8 @@ from typing import Dict, List, Optional, Tuple
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from msgr2tx.auth.aes256k import KEY_LEN as AES256K_KEY_LEN
+from msgr2tx.auth.aes256k import Aes256kError, Aes256kKey
 from msgr2tx.core.encoding import Decoder, Encoder, EntityName, EntityType, utime_t
 from msgr2tx.errors import AuthRejected, DecodeError
 
@@ -29,6 +40,45 @@ CRYPTO_NONE = 0
 CRYPTO_AES = 1
 #: newer releases (Squid 19.2.6+, Tentacle 20.2.4+): AES256-CTS-HMAC-SHA384-192
 CRYPTO_AES256KRB5 = 2
+
+#: Ceph's names for the key types (CryptoManager::get_key_type_name)
+KEY_TYPE_NAMES = {CRYPTO_NONE: "none", CRYPTO_AES: "aes", CRYPTO_AES256KRB5: "aes256k"}
+#: the key types that can encrypt, weakest first
+CIPHER_TYPES = (CRYPTO_AES, CRYPTO_AES256KRB5)
+#: the key types Ceph calls secure (CryptoManager::get_secure_key_types)
+SECURE_KEY_TYPES = frozenset({CRYPTO_AES256KRB5})
+
+# key usages (src/auth/cephx/CephxProtocol.h, 20.2.4); only aes256k derives keys from them
+#: the connection secret in the AUTH reply, under the AUTH session key
+CEPHX_KEY_USAGE_AUTH_CONNECTION_SECRET = 0x03
+#: CephXServiceTicket (the session key and validity), under the principal's key or the AUTH session key
+CEPHX_KEY_USAGE_TICKET_SESSION_KEY = 0x04
+#: an encrypted CephXTicketBlob, under the previous AUTH session key
+CEPHX_KEY_USAGE_TICKET_BLOB = 0x05
+#: CephXAuthorize, under the ticket's session key
+CEPHX_KEY_USAGE_AUTHORIZE = 0x10
+#: CephXAuthorizeChallenge, under the ticket's session key
+CEPHX_KEY_USAGE_AUTHORIZE_CHALLENGE = 0x11
+#: CephXAuthorizeReply, under the ticket's session key
+CEPHX_KEY_USAGE_AUTHORIZE_REPLY = 0x12
+#: RotatingSecrets, under the service daemon's own key
+CEPHX_KEY_USAGE_ROTATING_SECRET = 0x20
+#: CephXServiceTicketInfo (the ticket blob), under the service secret
+CEPHX_KEY_USAGE_TICKET_INFO = 0x30
+
+
+def key_type_name(kind: int) -> str:
+    """C{aes}, C{aes256k}, C{none}, or C{type N} for a type Ceph does not define."""
+    return KEY_TYPE_NAMES.get(kind, "type %d" % kind)
+
+
+def parse_key_type(name: str) -> int:
+    """C{aes} / C{aes256k} / C{none} (any case) to the type number; ValueError otherwise."""
+    wanted = name.strip().lower()
+    for kind, known in KEY_TYPE_NAMES.items():
+        if known == wanted:
+            return kind
+    raise ValueError("unknown cephx key type %r (expected aes or aes256k)" % (name,))
 
 AES_IV = b"cephsageyudagreg"
 AES_KEY_LEN = 16
@@ -91,36 +141,57 @@ def random_u64(nonzero: bool = False) -> int:
 class CryptoKey:
     """
     A Ceph CryptoKey: u16 type, utime_t created, u16 length, secret bytes.
-    Only type 1 (AES, 16-byte secret) can encrypt.  The secret is reachable as
-    L{secret_bytes}; repr and str never show it.
+    Type 1 (C{aes}, a 16-byte secret) and type 2 (C{aes256k}, a 32-byte
+    secret) encrypt; a key of another type can be carried (read from a
+    keyring, written back unchanged) but not used: L{encrypt} and
+    L{decrypt} raise L{CephxError} naming its type.  The secret is
+    reachable as L{secret_bytes}; repr and str never show it.
     """
 
-    __slots__ = ("type", "created", "_secret")
+    __slots__ = ("type", "created", "_secret", "_aes256k")
 
     def __init__(self, secret: bytes, type: int = CRYPTO_AES, created: Optional[utime_t] = None) -> None:
         secret = bytes(secret)
         if type == CRYPTO_AES and len(secret) < AES_KEY_LEN:
             raise CephxError("AES key of %d bytes is shorter than %d" % (len(secret), AES_KEY_LEN))
+        if type == CRYPTO_AES256KRB5 and len(secret) < AES256K_KEY_LEN:
+            raise CephxError("aes256k key of %d bytes is shorter than %d" % (len(secret), AES256K_KEY_LEN))
         self.type = type
         self.created = created if created is not None else utime_t()
         self._secret = secret
+        self._aes256k: Optional[Aes256kKey] = None
 
     @classmethod
-    def generate(cls, now: Optional[float] = None) -> "CryptoKey":
-        return cls(os.urandom(AES_KEY_LEN), CRYPTO_AES,
-                   utime_t.from_float(time.time() if now is None else now))
+    def generate(cls, now: Optional[float] = None, type: int = CRYPTO_AES) -> "CryptoKey":
+        """A new random key of C{type} (16 bytes for aes, 32 for aes256k)."""
+        if type == CRYPTO_AES:
+            size = AES_KEY_LEN
+        elif type == CRYPTO_AES256KRB5:
+            size = AES256K_KEY_LEN
+        else:
+            raise CephxError("cannot generate a key of type %s" % key_type_name(type))
+        return cls(os.urandom(size), type, utime_t.from_float(time.time() if now is None else now))
 
     @property
     def secret_bytes(self) -> bytes:
         return self._secret
+
+    @property
+    def type_name(self) -> str:
+        """C{aes}, C{aes256k}, ... (Ceph's names)."""
+        return key_type_name(self.type)
+
+    @property
+    def usable(self) -> bool:
+        """Whether this key can encrypt (its type is aes or aes256k)."""
+        return self.type in CIPHER_TYPES
 
     def __len__(self) -> int:
         return len(self._secret)
 
     def __repr__(self) -> str:
         return "<CryptoKey type=%s created=%d <%d secret bytes>>" % (
-            {CRYPTO_AES: "aes", CRYPTO_NONE: "none", CRYPTO_AES256KRB5: "aes256k"}.get(self.type, self.type),
-            self.created.sec, len(self._secret))
+            KEY_TYPE_NAMES.get(self.type, self.type), self.created.sec, len(self._secret))
 
     __str__ = __repr__
 
@@ -148,21 +219,27 @@ class CryptoKey:
         return enc.getvalue()
 
     @classmethod
-    def decode(cls, dec: Decoder) -> "CryptoKey":
+    def decode(cls, dec: Decoder, allow_unknown: bool = False) -> "CryptoKey":
+        """
+        Read a CryptoKey.  A type other than none/aes/aes256k is a
+        L{CephxError} unless C{allow_unknown} (a keyring keeps such entries
+        readable and unusable).  A secret too short for its type is a
+        L{CephxError} as in Ceph's C{validate_secret}.
+        """
         with _decoding("CryptoKey"):
             kind = dec.u16()
             created = utime_t.decode(dec)
             secret = dec.raw(dec.u16())
         if kind == CRYPTO_NONE and not secret:
             return cls(b"", CRYPTO_NONE, created)
-        if kind != CRYPTO_AES:
+        if kind not in CIPHER_TYPES and not allow_unknown:
             raise CephxError("unsupported cephx key type %d" % kind)
         return cls(secret, kind, created)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "CryptoKey":
+    def from_bytes(cls, data: bytes, allow_unknown: bool = False) -> "CryptoKey":
         dec = Decoder(data)
-        key = cls.decode(dec)
+        key = cls.decode(dec, allow_unknown)
         if dec.remaining():
             raise CephxDecodeError("%d trailing bytes after CryptoKey" % dec.remaining())
         return key
@@ -171,27 +248,50 @@ class CryptoKey:
         return base64.b64encode(self.to_bytes()).decode("ascii")
 
     @classmethod
-    def from_base64(cls, text: str) -> "CryptoKey":
+    def from_base64(cls, text: str, allow_unknown: bool = False) -> "CryptoKey":
         try:
             raw = base64.b64decode(text.strip(), validate=True)
         except (binascii.Error, ValueError):
             raise CephxDecodeError("key is not valid base64") from None
-        return cls.from_bytes(raw)
+        return cls.from_bytes(raw, allow_unknown)
 
     # crypto
 
     def _cipher(self) -> Cipher:
-        if self.type != CRYPTO_AES:
-            raise CephxError("cannot encrypt with a key of type %d" % self.type)
         return Cipher(algorithms.AES(self._secret[:AES_KEY_LEN]), modes.CBC(AES_IV))
 
-    def encrypt(self, plaintext: bytes) -> bytes:
-        """AES-128-CBC with PKCS#7 padding (always 1..16 bytes) and the fixed IV."""
+    def _krb5(self) -> Aes256kKey:
+        if self._aes256k is None:
+            self._aes256k = Aes256kKey(self._secret)
+        return self._aes256k
+
+    def _unusable(self) -> CephxError:
+        return CephxError("a key of type %s cannot encrypt (msgr2tx supports aes and aes256k)"
+                          % key_type_name(self.type))
+
+    def encrypt(self, plaintext: bytes, usage: int = 0) -> bytes:
+        """
+        aes: AES-128-CBC with PKCS#7 padding (always 1..16 bytes) and the
+        fixed IV, C{usage} ignored.  aes256k: RFC 8009 with the keys of
+        C{usage} and a random confounder (40 bytes longer than C{plaintext}).
+        """
+        if self.type == CRYPTO_AES256KRB5:
+            return self._krb5().encrypt(usage, plaintext)
+        if self.type != CRYPTO_AES:
+            raise self._unusable()
         pad = AES_BLOCK - len(plaintext) % AES_BLOCK
         enc = self._cipher().encryptor()
         return enc.update(bytes(plaintext) + bytes([pad]) * pad) + enc.finalize()
 
-    def decrypt(self, ciphertext: bytes) -> bytes:
+    def decrypt(self, ciphertext: bytes, usage: int = 0) -> bytes:
+        """The inverse of L{encrypt}; L{CephxError} ("decryption failed") on any failure."""
+        if self.type == CRYPTO_AES256KRB5:
+            try:
+                return self._krb5().decrypt(usage, ciphertext)
+            except Aes256kError:
+                raise CephxError("decryption failed") from None
+        if self.type != CRYPTO_AES:
+            raise self._unusable()
         if len(ciphertext) < AES_BLOCK or len(ciphertext) % AES_BLOCK:
             raise CephxError("ciphertext of %d bytes is not a whole number of AES blocks" % len(ciphertext))
         dec = self._cipher().decryptor()
@@ -202,24 +302,28 @@ class CryptoKey:
             raise CephxError("decryption failed")
         return out[:-pad]
 
+    def hmac_sha256(self, data: bytes) -> bytes:
+        """HMAC-SHA-256 keyed with the raw secret (CryptoKeyHandler::hmac_sha256)."""
+        return hmac.new(self._secret, bytes(data), hashlib.sha256).digest()
+
 
 # --- the encrypt envelope ------------------------------------------------------------
 
-def encrypt_enc_bl(key: CryptoKey, encoded: bytes) -> bytes:
-    """C{encode_encrypt_enc_bl}: raw ciphertext of u8 1, magic, C{encoded}."""
-    return key.encrypt(b"\x01" + _U64.pack(AUTH_ENC_MAGIC) + bytes(encoded))
+def encrypt_enc_bl(key: CryptoKey, encoded: bytes, usage: int = 0) -> bytes:
+    """C{encode_encrypt_enc_bl}: raw ciphertext of u8 1, magic, C{encoded}, for key usage C{usage}."""
+    return key.encrypt(b"\x01" + _U64.pack(AUTH_ENC_MAGIC) + bytes(encoded), usage)
 
 
-def encrypt_bl(key: CryptoKey, encoded: bytes) -> bytes:
+def encrypt_bl(key: CryptoKey, encoded: bytes, usage: int = 0) -> bytes:
     """C{encode_encrypt}: the ciphertext as a bufferlist (u32 length + bytes)."""
-    ct = encrypt_enc_bl(key, encoded)
+    ct = encrypt_enc_bl(key, encoded, usage)
     return struct.pack("<I", len(ct)) + ct
 
 
-def decrypt_enc_bl(key: CryptoKey, ciphertext: bytes, what: str = "cephx blob") -> bytes:
+def decrypt_enc_bl(key: CryptoKey, ciphertext: bytes, what: str = "cephx blob", usage: int = 0) -> bytes:
     """C{decode_decrypt_enc_bl}: decrypt, check the envelope, return the struct bytes."""
     try:
-        plain = key.decrypt(ciphertext)
+        plain = key.decrypt(ciphertext, usage)
     except CephxError:
         raise CephxError("%s did not decrypt" % what) from None
     if len(plain) < 9 or _U64.unpack_from(plain, 1)[0] != AUTH_ENC_MAGIC:
@@ -227,20 +331,30 @@ def decrypt_enc_bl(key: CryptoKey, ciphertext: bytes, what: str = "cephx blob") 
     return plain[9:]
 
 
-def decrypt_bl(key: CryptoKey, dec: Decoder, what: str = "cephx blob") -> bytes:
+def decrypt_bl(key: CryptoKey, dec: Decoder, what: str = "cephx blob", usage: int = 0) -> bytes:
     """C{decode_decrypt}: read a bufferlist from C{dec} and decrypt it."""
     with _decoding(what):
         ct = dec.blob()
-    return decrypt_enc_bl(key, ct, what)
+    return decrypt_enc_bl(key, ct, what, usage)
 
 
 def calc_client_server_challenge(key: CryptoKey, server_challenge: int, client_challenge: int) -> int:
     """
-    The proof a client sends: XOR of the little-endian u64 words of
-    C{encode_encrypt(CephXChallengeBlob)} -- the u32 length prefix included,
-    whole 8-byte words only.
+    The proof a client sends: the XOR of the little-endian u64 words of a
+    blob made from CephXChallengeBlob (u64 server, u64 client challenge).
+    For an aes key the blob is C{encode_encrypt(CephXChallengeBlob)}, its
+    u32 length prefix included; for aes256k (whose ciphertexts are
+    randomised) it is the 32-byte HMAC-SHA-256 of the encoded blob keyed
+    with the secret (cephx_calc_client_server_challenge, 20.2.4).  Whole
+    8-byte words only.
     """
-    blob = encrypt_bl(key, _U64.pack(server_challenge) + _U64.pack(client_challenge))
+    challenge_blob = _U64.pack(server_challenge) + _U64.pack(client_challenge)
+    if key.type == CRYPTO_AES:
+        blob = encrypt_bl(key, challenge_blob)
+    elif key.type == CRYPTO_AES256KRB5:
+        blob = key.hmac_sha256(challenge_blob)
+    else:
+        raise key._unusable()
     k = 0
     for pos in range(0, len(blob) - 7, 8):
         k ^= _U64.unpack_from(blob, pos)[0]
@@ -464,7 +578,8 @@ class SessionAuthInfo:
 
     def ticket_blob(self) -> TicketBlob:
         info = ServiceTicketInfo(self.ticket, self.session_key)
-        return TicketBlob(self.secret_id, encrypt_enc_bl(self.service_secret, info.to_bytes()))
+        return TicketBlob(self.secret_id, encrypt_enc_bl(self.service_secret, info.to_bytes(),
+                                                          CEPHX_KEY_USAGE_TICKET_INFO))
 
 
 def build_service_ticket_reply(principal_secret: CryptoKey, infos: List[SessionAuthInfo],
@@ -480,10 +595,10 @@ def build_service_ticket_reply(principal_secret: CryptoKey, infos: List[SessionA
         msg_a = Encoder().u8(1)
         info.session_key.encode(msg_a)
         utime_t.from_float(info.validity).encode(msg_a)
-        enc.raw(encrypt_bl(principal_secret, msg_a.getvalue()))
+        enc.raw(encrypt_bl(principal_secret, msg_a.getvalue(), CEPHX_KEY_USAGE_TICKET_SESSION_KEY))
         blob_bl = info.ticket_blob().to_bytes()
         if ticket_enc_key is not None:
-            enc.u8(1).raw(encrypt_bl(ticket_enc_key, Encoder().blob(blob_bl).getvalue()))
+            enc.u8(1).raw(encrypt_bl(ticket_enc_key, Encoder().blob(blob_bl).getvalue(), CEPHX_KEY_USAGE_TICKET_BLOB))
         else:
             enc.u8(0).blob(blob_bl)
     return enc.getvalue()
@@ -532,20 +647,20 @@ def parse_service_ticket_reply(principal_secret: CryptoKey, dec: Decoder,
         for _ in range(count):
             service_id = dec.u32()
             _check_v(dec, "service ticket")
-            plain = decrypt_bl(principal_secret, dec, "CephXServiceTicket")
+            plain = decrypt_bl(principal_secret, dec, "CephXServiceTicket", CEPHX_KEY_USAGE_TICKET_SESSION_KEY)
             with _decoding("CephXServiceTicket"):
                 d = Decoder(plain)
                 _check_v(d, "CephXServiceTicket")
                 session_key = CryptoKey.decode(d)
                 validity = utime_t.decode(d)
-            if session_key.type != CRYPTO_AES:
+            if not session_key.usable:
                 raise CephxError("service ticket for %s has no usable session key" % EntityType.name(service_id))
             ticket_enc = dec.u8()
             if ticket_enc:
                 old = old_session_keys.get(service_id)
                 if old is None:
                     raise CephxError("encrypted %s ticket but no previous session key" % EntityType.name(service_id))
-                inner = Decoder(decrypt_bl(old, dec, "encrypted ticket"))
+                inner = Decoder(decrypt_bl(old, dec, "encrypted ticket", CEPHX_KEY_USAGE_TICKET_BLOB))
                 blob_bl = inner.blob()
             else:
                 blob_bl = dec.blob()
@@ -630,12 +745,12 @@ def encode_rotating_request() -> bytes:
 def build_rotating_reply(entity_key: CryptoKey, secrets: RotatingSecrets) -> bytes:
     """The MAuthReply C{result_bl}: header, then the secrets sealed under the entity's own key."""
     return (Encoder().u16(CEPHX_GET_ROTATING_KEY).i32(0).getvalue()
-            + encrypt_bl(entity_key, secrets.to_bytes()))
+            + encrypt_bl(entity_key, secrets.to_bytes(), CEPHX_KEY_USAGE_ROTATING_SECRET))
 
 
 def parse_rotating_reply(entity_key: CryptoKey, dec: Decoder) -> RotatingSecrets:
     """Open the sealed RotatingSecrets of a reply (the header already read)."""
-    plain = decrypt_bl(entity_key, dec, "rotating secrets")
+    plain = decrypt_bl(entity_key, dec, "rotating secrets", CEPHX_KEY_USAGE_ROTATING_SECRET)
     inner = Decoder(plain)
     secrets = RotatingSecrets.decode(inner)
     if inner.remaining():
@@ -693,25 +808,25 @@ class Authorizer:
         enc = Encoder().u8(1).u64(global_id).u32(ticket.service_id)
         ticket.blob.encode(enc)
         self.base = enc.getvalue()
-        self.payload = self.base + encrypt_bl(self.session_key, encode_authorize(self.nonce))
+        self.payload = self.base + encrypt_bl(self.session_key, encode_authorize(self.nonce), CEPHX_KEY_USAGE_AUTHORIZE)
 
     def __repr__(self) -> str:
         return "<Authorizer %s global_id=%d>" % (EntityType.name(self.service_id), self.global_id)
 
     def add_challenge(self, challenge: bytes) -> bytes:
         """Answer an encrypted CephXAuthorizeChallenge; returns the new payload."""
-        plain = decrypt_enc_bl(self.session_key, challenge, "authorizer challenge")
+        plain = decrypt_enc_bl(self.session_key, challenge, "authorizer challenge", CEPHX_KEY_USAGE_AUTHORIZE_CHALLENGE)
         with _decoding("CephXAuthorizeChallenge"):
             dec = Decoder(plain)
             _check_v(dec, "CephXAuthorizeChallenge")
             server_challenge = dec.u64()
         self.payload = self.base + encrypt_bl(
-            self.session_key, encode_authorize(self.nonce, True, server_challenge + 1))
+            self.session_key, encode_authorize(self.nonce, True, server_challenge + 1), CEPHX_KEY_USAGE_AUTHORIZE)
         return self.payload
 
     def verify_reply(self, payload: bytes) -> bytes:
         """Check CephXAuthorizeReply (nonce + 1); return the connection secret."""
-        plain = decrypt_bl(self.session_key, Decoder(payload), "authorizer reply")
+        plain = decrypt_bl(self.session_key, Decoder(payload), "authorizer reply", CEPHX_KEY_USAGE_AUTHORIZE_REPLY)
         nonce_plus_one, secret = decode_authorize_reply(plain)
         if not proofs_equal(nonce_plus_one, (self.nonce + 1) & 0xFFFFFFFFFFFFFFFF):
             raise CephxError("authorizer reply for %s does not answer our nonce" % EntityType.name(self.service_id))

@@ -8,8 +8,12 @@ A keyring is INI-like::
         caps mon = "allow *"
 
 C{key} is a base64 CryptoKey (u16 type, utime_t created, u16 length, secret).
-Errors name the file and the line, never the key material.  Files are written
-with mode 0600.
+Each entry keeps its own key type: C{aes} (type 1, 16 bytes) and C{aes256k}
+(type 2, 32 bytes, Squid 19.2.6+ and Tentacle 20.2.4+) are usable; an entry
+with a type msgr2tx does not know is read and written back unchanged, and
+only asking for that entity's key fails (L{Keyring.get}), so one such entry
+does not make the rest of the keyring unreadable.  Errors name the file and
+the line, never the key material.  Files are written with mode 0600.
 """
 
 import os
@@ -165,7 +169,7 @@ class Keyring:
                 if key is not None:
                     raise KeyringError("%s: second key for [%s]" % (where, current))
                 try:
-                    key = CryptoKey.from_base64(_unquote(value, where))
+                    key = CryptoKey.from_base64(_unquote(value, where), allow_unknown=True)
                 except Msgr2Error:
                     # the message of the cause may describe the key: do not chain it
                     raise KeyringError("%s: key for [%s] is not a valid base64 cephx key"
@@ -195,7 +199,17 @@ class Keyring:
             raise KeyringError("no key for %s in keyring %s" % (n, self.path or "(memory)")) from None
 
     def get(self, name) -> CryptoKey:
-        return self.entry(name).key
+        """
+        The usable key of C{name}.  L{KeyringError} if the keyring has no
+        such entity, or its key is of a type msgr2tx cannot use (the error
+        names the type, never the key).
+        """
+        entry = self.entry(name)
+        if not entry.key.usable:
+            raise KeyringError("the key for %s in keyring %s is of type %s, which msgr2tx cannot use "
+                               "(it supports aes and aes256k)"
+                               % (entry.name, self.path or "(memory)", entry.key.type_name))
+        return entry.key
 
     def caps(self, name) -> Dict[str, str]:
         return dict(self.entry(name).caps)

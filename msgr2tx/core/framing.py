@@ -256,6 +256,13 @@ class FrameReader:
 
     Limits: C{max_segment} for any one segment, C{max_frame} for the sum of a
     frame's segments, and C{max_control} for frames other than MESSAGE.
+
+    C{gate}, when set, is called with each frame's tag as soon as its
+    preamble is checked, before any of its segments are read; it returns the
+    most bytes that frame may have (its segments together) or raises a
+    L{ProtocolError} to refuse the frame (the connection state machine
+    refuses the tags its state does not accept, as Ceph faults at the
+    preamble of a MESSAGE before READY).
     """
 
     def __init__(self, rev1: bool = True, data_crc: bool = True,
@@ -274,6 +281,8 @@ class FrameReader:
         self.decompressor = None
         # the parsed preamble of the frame whose body we are waiting for
         self._pending = None
+        #: callable(tag) -> byte limit of that frame, or raises to refuse it
+        self.gate = None
 
     def _check_preamble(self, buf, pos: int):
         """Validate a plaintext preamble; returns (tag, lengths, flags)."""
@@ -290,12 +299,15 @@ class FrameReader:
         lengths = [fields[2 + 2 * i] for i in range(count)]
         if count > 1 and lengths[-1] == 0:
             raise FramingError("last of %d segments is empty" % count)
+        if self.gate is not None:
+            limit = self.gate(tag)
+        else:
+            limit = self.max_frame if tag == Tag.MESSAGE else self.max_control
         total = 0
         for length in lengths:
             if length > self.max_segment:
                 raise FrameTooLarge("segment of %d bytes exceeds the limit of %d" % (length, self.max_segment))
             total += length
-        limit = self.max_frame if tag == Tag.MESSAGE else self.max_control
         if total > limit:
             raise FrameTooLarge("frame %s of %d bytes exceeds the limit of %d" % (Tag(tag).name, total, limit))
         return tag, lengths, fields[10]

@@ -1046,8 +1046,10 @@ class MonMap:
     """
     The monitor map: cluster fsid, epoch and the monitors with their
     addresses.  L{decode} reads what Pacific's MonMap::encode writes (struct
-    version 9) and older layouts, and skips fields of newer versions using
-    the struct length.  L{encode} writes the Nautilus-and-later layout
+    version 9), Tentacle's cephx cipher policy (version 10: auth_epoch,
+    auth_service_cipher, auth_allowed_ciphers, auth_preferred_cipher) and
+    older layouts, and skips fields of newer versions using the struct
+    length.  L{encode} writes the Nautilus-and-later layout
     (version 9), the one monitors send to msgr2 clients.
     """
 
@@ -1066,6 +1068,12 @@ class MonMap:
     stretch_mode_enabled: bool = False
     tiebreaker_mon: str = ""
     stretch_marked_down_mons: List[str] = field(default_factory=list)
+    #: the cephx cipher policy (version 10, Tentacle 20.2.4+): key types 1 aes, 2 aes256k.
+    #: An older map reads as Ceph reads it: aes service secrets and new keys, both allowed.
+    auth_epoch: int = 0
+    auth_service_cipher: int = 1
+    auth_allowed_ciphers: List[int] = field(default_factory=lambda: [1, 2])
+    auth_preferred_cipher: int = 1
 
     @property
     def fsid_uuid(self) -> uuid.UUID:
@@ -1187,6 +1195,11 @@ class MonMap:
             m.stretch_mode_enabled = dec.bool()
             m.tiebreaker_mon = dec.string()
             m.stretch_marked_down_mons = dec.string_list()
+        if v >= 10:
+            m.auth_epoch = dec.u32()
+            m.auth_service_cipher = dec.i32()
+            m.auth_allowed_ciphers = [dec.i32() for _ in range(dec.count(4))]
+            m.auth_preferred_cipher = dec.i32()
         if end is not None:
             dec.finish(end)
         return m
