@@ -72,8 +72,9 @@ class Rados:
     A RADOS client.
 
     @param reactor: the Twisted reactor.
-    @param mon_addrs: a monitor address (C{"v2:127.0.0.1:3300"}) or a list
-        of them, tried in order.
+    @param mon_addrs: monitors as L{msgr2tx.monclient.resolve_monitors}
+        takes them: a C{mon_host} string (C{"v2:127.0.0.1:3300"}, several
+        separated by commas) or a list of addresses.
     @param auth: an auth spec (C{"none"}, C{"cephx:keyring=PATH"}; the
         entity is C{name}) or a list of client auth handlers.
     @param name: our entity (C{client.admin}).
@@ -87,7 +88,7 @@ class Rados:
                  name: str = "client.admin", config: Optional[ConnectionConfig] = None,
                  op_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
         self.reactor = reactor
-        self.mon_addrs = [mon_addrs] if isinstance(mon_addrs, str) else list(mon_addrs)
+        self.mon_addrs = mon_addrs if isinstance(mon_addrs, str) else list(mon_addrs)
         self.name = EntityName.parse(name)
         if isinstance(auth, str):
             from msgr2tx.auth import makeClientHandler
@@ -98,70 +99,36 @@ class Rados:
         self.config = dataclasses.replace(base, lossy=True)
         self.op_timeout = op_timeout
         self.connect_timeout = connect_timeout
-        #: seconds between rounds of monitor hunting after the monitor session closed
-        self.mon_retry_interval = 1.0
         self.monclient = None
-        self._closing = False
-        self._mon_retry = None
         self.follower: Optional[OSDMapFollower] = None
         self.objecter: Optional[Objecter] = None
-        self._mon_protocol = None
 
     @defer.inlineCallbacks
     def connect(self):
         """
-        Authenticate with a monitor, wait for the first OSDMap, and get ready
-        for object I/O.  Fires with C{self}.
+        Find a monitor and authenticate (L{MonClient} in hunting mode:
+        several monitors dialled at once, the session kept and hunted for
+        again when it drops), wait for the first OSDMap, and get ready for
+        object I/O.  Fires with C{self}.
 
-        @raise ConnectionClosed, AuthError, HandshakeTimeout: (as failures)
-            no monitor could be reached or it refused us.
+        @raise AuthError: (as a failure) the monitors refused our credentials.
+        @raise ConnectionClosed: (as a failure) no monitor session within
+            C{connect_timeout} seconds.
         """
         from msgr2tx.monclient import MonClient
 
-        cephx = next((h for h in self.auth if hasattr(h, "need_tickets")), None)
-        self.monclient = MonClient(auth_handler=cephx, clock=self.reactor)
+        self.monclient = MonClient(clock=self.reactor)
         self.follower = OSDMapFollower(self.monclient)
-        self._closing = False
-        yield self._connect_monitor()
+        try:
+            yield self.monclient.start(self.reactor, self.mon_addrs, self.auth, self.config,
+                                       connect_timeout=self.connect_timeout)
+            yield self.monclient.authenticate(timeout=self.connect_timeout)
+        except BaseException:
+            self.monclient.stop()
+            raise
         self.objecter = Objecter(self.reactor, self.follower, self.auth, self.config, op_timeout=self.op_timeout)
         yield self.follower.when_epoch(1)
         return self
-
-    @defer.inlineCallbacks
-    def _connect_monitor(self):
-        from msgr2tx.client import connect
-
-        last: Optional[Exception] = None
-        for addr in self.mon_addrs:
-            try:
-                protocol = yield connect(self.reactor, addr, self.auth, self.config,
-                                         receiver=self.monclient, timeout=self.connect_timeout)
-            except Exception as e:
-                last = e
-                continue
-            self._mon_protocol = protocol
-            protocol.notifyOnLost(lambda: self._monitor_lost(protocol))
-            return protocol
-        raise last if last is not None else ValueError("no monitor address given")
-
-    def _monitor_lost(self, protocol) -> None:
-        """
-        The monitor session closed: hunt for a monitor again (every address
-        in turn, then again after C{mon_retry_interval} seconds), as
-        MonClient does, so that the OSDMap keeps moving; the subscription
-        resumes from the next epoch we lack.
-        """
-        if self._closing or protocol is not self._mon_protocol:
-            return
-        self._mon_protocol = None
-
-        def again(_=None):
-            if self._closing:
-                return None
-            d = self._connect_monitor()
-            d.addErrback(lambda f: self.reactor.callLater(self.mon_retry_interval, again) and None)
-            return d
-        self._mon_retry = self.reactor.callLater(self.mon_retry_interval, again)
 
     @property
     def osdmap(self) -> OSDMap:
@@ -196,14 +163,10 @@ class Rados:
 
     def close(self) -> None:
         """Fail what is in flight, close the OSD sessions and the monitor session."""
-        self._closing = True
-        if self._mon_retry is not None and self._mon_retry.active():
-            self._mon_retry.cancel()
         if self.objecter is not None:
             self.objecter.close()
-        if self._mon_protocol is not None:
-            self._mon_protocol.close()
-            self._mon_protocol = None
+        if self.monclient is not None:
+            self.monclient.stop()
 
 
 class IoCtx:

@@ -241,7 +241,7 @@ class CephxMatrixTests(_RadosCase):
         session = next(iter(rados.objecter.sessions.values()))
         info = session.protocol.info
         self.assertEqual((info.con_mode, info.revision), (mode, 1 if rev1 else 0))
-        mon_info = rados._mon_protocol.info
+        mon_info = rados.monclient.protocol.info
         self.assertEqual((mon_info.con_mode, mon_info.revision), (mode, 1 if rev1 else 0))
 
     def test_crc_rev1(self):
@@ -279,7 +279,6 @@ class RetryTests(TestCase):
     @defer.inlineCallbacks
     def test_out_in_and_restarts_during_io(self):
         rados = Rados(reactor, self.mon.addr, auth="none", op_timeout=60.0)
-        rados.mon_retry_interval = 0.5
         yield rados.connect()
         self.addCleanup(rados.close)
         io = rados.open_ioctx("r2")
