@@ -138,10 +138,97 @@ def build_parser():
     _common(p)
 
     _keyring_parser(sub)
+    _rados_parser(sub)
 
     p = sub.add_parser("version", help="print the msgr2tx version")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return parser
+
+
+def _rados_parser(sub):
+    p = sub.add_parser("rados", help="object I/O in the style of the rados tool: put, get, stat, rm, ls",
+                       description="Read and write RADOS objects (no librados), as 'rados -p POOL OP ...' does.")
+    _common(p)
+    pool_help, ns_help = "the pool", "the object namespace (default: none)"
+    p.add_argument("-p", "--pool", help=pool_help)
+    p.add_argument("-N", "--namespace", default="", help=ns_help)
+    ops = p.add_subparsers(dest="rados_cmd", metavar="OP")
+    ops.required = True
+    for name, help_text, args in (
+            ("put", "write FILE (- for stdin) as the object's whole data", (("object", None), ("infile", None))),
+            ("get", "write the object's data to FILE (- for stdout)", (("object", None), ("outfile", None))),
+            ("stat", "print the object's mtime and size", (("object", None),)),
+            ("rm", "remove objects", (("objects", "+"),)),
+            ("ls", "list the pool's objects (in the namespace)", ())):
+        q = ops.add_parser(name, help=help_text)
+        for arg, nargs in args:
+            q.add_argument(arg, nargs=nargs)
+        # as with the rados tool, -p and -N may also follow the operation
+        q.add_argument("-p", "--pool", default=argparse.SUPPRESS, help=pool_help)
+        q.add_argument("-N", "--namespace", default=argparse.SUPPRESS, help=ns_help)
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print machine-readable JSON (stat, ls)")
+
+
+async def _rados(reactor, args):
+    """msgr2tx rados OP: one operation through msgr2tx.rados, output as the rados tool prints it."""
+    import datetime
+
+    from twisted.internet import threads
+
+    from msgr2tx.rados import Rados
+
+    if not args.pool:
+        print("msgr2tx: error: rados needs a pool: -p POOL", file=sys.stderr)
+        return EXIT_USAGE
+    handlers, config = _client_setup(args)
+    _remember(args, handlers, config)
+    monitors = await _mon_targets(reactor, args.settings.mon_hosts())
+    rados = Rados(reactor, monitors, auth=handlers, config=config, op_timeout=args.timeout,
+                  connect_timeout=_connect_limit(args))
+    args.waiting_for = "a monitor session and the osdmap"
+    await rados.connect()
+    try:
+        io = rados.open_ioctx(args.pool, args.namespace)
+        args.waiting_for = "the OSDs to answer"
+        op = args.rados_cmd
+        if op == "put":
+            if args.infile == "-":
+                data = await threads.deferToThread(sys.stdin.buffer.read)
+            else:
+                with open(args.infile, "rb") as f:
+                    data = f.read()
+            await io.write_full(args.object, data)
+        elif op == "get":
+            data = await io.read(args.object)
+            if args.outfile == "-":
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            else:
+                with open(args.outfile, "wb") as f:
+                    f.write(data)
+        elif op == "stat":
+            st = await io.stat(args.object)
+            # as the rados tool prints it: whole seconds, local time
+            when = datetime.datetime.fromtimestamp(int(st.mtime)).astimezone()
+            if args.json:
+                print(json.dumps({"pool": args.pool, "object": args.object, "size": st.size, "mtime": st.mtime}))
+            else:
+                print("%s/%s mtime %s, size %d" % (args.pool, args.object, when.strftime("%Y-%m-%dT%H:%M:%S.%f%z"),
+                                                   st.size))
+        elif op == "rm":
+            for name in args.objects:
+                await io.remove(name)
+        elif op == "ls":
+            entries = await io.list_objects()
+            if args.json:
+                print(json.dumps([{"namespace": e.nspace, "name": e.oid} for e in entries]))
+            else:
+                for e in entries:
+                    print(e.oid)
+    finally:
+        rados.close()
+    return EXIT_OK
 
 
 def _keyring_parser(sub):
@@ -1134,7 +1221,7 @@ def _main(argv=None):
         return _fail_json(args, e)
     except Exception as e:
         parser.error(str(e))
-    runner = {"command": _command, "ping": _ping, "echo-test": _echo_test}[args.cmd]
+    runner = {"command": _command, "ping": _ping, "echo-test": _echo_test, "rados": _rados}[args.cmd]
     return _run(runner, args)
 
 

@@ -386,3 +386,42 @@ class ReleaseTests(TestCase):
 
 
 cephlab.release_variants(globals(), ReleaseTests)
+
+
+class CliTests(_RadosCase):
+    """msgr2tx rados put/get/stat/rm/ls against the rados tool."""
+
+    auth = "cephx"
+
+    def msgr2tx(self, *args, input=None):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {k: v for k, v in os.environ.items() if k not in ("CEPH_ARGS", "CEPH_CONF")}
+        env["PYTHONPATH"] = root
+        argv = [sys.executable, "-m", "msgr2tx", "rados", "-m", self.mon.addr, "-k", self.mon.keyring, *args]
+        return subprocess.run(argv, input=input, capture_output=True, timeout=60, env=env)
+
+    def test_put_get_stat_rm_ls(self):
+        name = self.name("cli")
+        data = os.urandom(200000)
+        p = self.msgr2tx("-p", POOL, "put", name, "-", input=data)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.mon.rados_get(POOL, name), data)
+        self.mon.rados_put(POOL, name + "-t", data[::-1])
+        p = self.msgr2tx("get", name + "-t", "-", "-p", POOL)       # -p after the operation, as rados allows
+        self.assertEqual((p.returncode, p.stdout), (0, data[::-1]), p.stderr)
+        ours = self.msgr2tx("-p", POOL, "stat", name)
+        theirs = self.mon.rados("-p", POOL, "stat", name)
+        self.assertEqual(ours.stdout, theirs.stdout)
+        p = self.msgr2tx("-p", POOL, "stat", name, "--json")
+        self.assertEqual(json.loads(p.stdout)["size"], len(data))
+        ours = self.msgr2tx("-p", POOL, "ls")
+        theirs = self.mon.rados("-p", POOL, "ls")
+        self.assertEqual(sorted(ours.stdout.split()), sorted(theirs.stdout.split()))
+        p = self.msgr2tx("-p", POOL, "rm", name, name + "-t")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotEqual(self.mon.rados("-p", POOL, "stat", name).returncode, 0)
+        p = self.msgr2tx("-p", POOL, "get", name, "-")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"not found (ENOENT)", p.stderr)
+        p = self.msgr2tx("ls")
+        self.assertEqual(p.returncode, 2)
