@@ -37,6 +37,9 @@ _EXPORTS: Dict[str, str] = {
     "MonClient": "msgr2tx.monclient",
     "MgrRegistration": "msgr2tx.mgr",
     "FetchingServiceHandler": "msgr2tx.mgr",
+    # objects
+    "Rados": "msgr2tx.rados",
+    "IoCtx": "msgr2tx.rados",
     # interfaces
     "IAuthProviderFactory": "msgr2tx.interfaces",
     "IClientAuthHandler": "msgr2tx.interfaces",
@@ -71,6 +74,9 @@ _EXPORTS: Dict[str, str] = {
     "KeepaliveTimeout": "msgr2tx.errors",
     "SessionReset": "msgr2tx.errors",
     "CommandError": "msgr2tx.errors",
+    "RadosError": "msgr2tx.errors",
+    "ObjectNotFound": "msgr2tx.errors",
+    "OpTimeout": "msgr2tx.errors",
 }
 
 __all__: List[str] = ["__version__", *sorted(_EXPORTS)]
