@@ -185,6 +185,9 @@ def split_data(ops: List[OSDOp], data, what: str) -> None:
 
     @raise DecodeError: the data segment is shorter than the ops say.
     """
+    if len(ops) == 1 and ops[0].payload_len == len(data) and type(data) is bytes:
+        setattr(ops[0], what, data)         # the whole segment is the one op's: no copy
+        return
     view = memoryview(data)
     pos = 0
     for op in ops:

@@ -22,6 +22,7 @@ from msgr2tx.ceph.osd_types import (
     decode_spg_t, encode_eversion, encode_pg_t, encode_spg_t, split_data,
 )
 from msgr2tx.core.encoding import Decoder, Encoder, utime_t
+from msgr2tx.core.features import CEPH_FEATURES_ALL
 from msgr2tx.core.messages import Message, register
 from msgr2tx.errors import DecodeError
 
@@ -275,6 +276,21 @@ class MOSDOpReply(Message):
     def set_data_segment(self, data: bytes) -> None:
         if self.version >= 4:
             split_data(self.ops, data, "outdata")
+
+    @classmethod
+    def decode(cls, front, middle, data, version: int, features: int = CEPH_FEATURES_ALL) -> "MOSDOpReply":
+        """
+        As L{Message.decode}, but the data segment is split into the ops'
+        C{outdata} straight from the received buffer (one copy of a read's
+        data, not two).
+        """
+        msg = cls(version=version)
+        try:
+            msg.decode_front(Decoder(front), features)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DecodeError("malformed %s: %s" % (cls.NAME, e)) from None
+        msg.set_data_segment(data)
+        return msg
 
     def encode_front(self, enc: Encoder, features: int) -> None:
         # what an OSD sends (version 8), for tests and test servers
