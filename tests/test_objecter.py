@@ -260,3 +260,31 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.objecter.close()
         self.failureResultOf(d, OpTimeout)
         self.assertTrue(self.objecter.wires[0].closed)
+
+    def test_throttle_by_count(self):
+        self.objecter.max_in_flight_ops = 2
+        ds = [self.read("t%d" % i) for i in range(3)]
+        sent = self.objecter.wire(0).sent
+        self.assertEqual([m.oid for m in sent], ["t0", "t1"])
+        self.assertEqual(self.objecter.in_flight(), 3)
+        self.deliver(0, reply_to(sent[0]))
+        self.successResultOf(ds[0])
+        self.assertEqual([m.oid for m in sent], ["t0", "t1", "t2"])
+
+    def test_throttle_by_bytes_and_timeout_while_waiting(self):
+        self.objecter.max_in_flight_bytes = 10
+        write = [T.OSDOp.extent(T.OP_WRITEFULL, 0, 8, b"12345678")]
+        d1 = self.objecter.submit(1, "w1", list(write))
+        d2 = self.objecter.submit(1, "w2", list(write))
+        big = self.objecter.submit(1, "big", [T.OSDOp.extent(T.OP_READ, 0, 1 << 20)])
+        self.assertEqual([m.oid for m in self.objecter.wire(0).sent], ["w1"])
+        self.clock.advance(30.0)
+        for d in (d1, d2, big):
+            self.failureResultOf(d, OpTimeout)
+        self.assertEqual(self.objecter.in_flight(), 0)
+        # one request larger than the budget still goes, alone
+        d = self.objecter.submit(1, "big2", [T.OSDOp.extent(T.OP_READ, 0, 1 << 20)])
+        m = self.objecter.wire(0).sent[-1]
+        self.assertEqual(m.oid, "big2")
+        self.deliver(0, reply_to(m))
+        self.successResultOf(d)

@@ -28,11 +28,12 @@ Every request has a deadline (C{op_timeout}); when it passes the request
 fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.
 """
 
+import collections
 import dataclasses
 import errno
 import itertools
 import time
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -40,7 +41,7 @@ from zope.interface import implementer
 
 from msgr2tx.ceph.osd_types import (
     FLAG_IGNORE_CACHE, FLAG_IGNORE_OVERLAY, FLAG_KNOWN_REDIR, FLAG_ONDISK, FLAG_READ,
-    FLAG_REDIRECTED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, ObjectLocator, OSDOp, op_is_pg, op_is_write,
+    FLAG_REDIRECTED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, OP_READ, ObjectLocator, OSDOp, op_is_pg, op_is_write,
 )
 from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement
 from msgr2tx.core.encoding import utime_t
@@ -109,6 +110,8 @@ class Op:
         self.last_force_resend = 0
         self.paused = False
         self.shard = -1
+        self.budget = 0
+        self.budgeted = False
         self.mtime = utime_t(0, 0)
         self.done = False
 
@@ -255,12 +258,18 @@ class Objecter:
         global_id the monitor gave).
     @param config: the L{ConnectionConfig} for OSD sessions (lossy).
     @param op_timeout: seconds a request may take, resends included.
+    @param max_in_flight_ops: requests in flight at most (Ceph's
+        C{objecter_inflight_ops}); more wait their turn.
+    @param max_in_flight_bytes: bytes of write data and read lengths in
+        flight at most (C{objecter_inflight_op_bytes}); one request larger
+        than this still goes alone.
     """
 
     log = Logger()
 
     def __init__(self, reactor, follower, auth: Sequence, config, op_timeout: float = 30.0,
-                 connect_timeout: float = 10.0, reconnect_delay: float = 0.2, client_inc: int = 0) -> None:
+                 connect_timeout: float = 10.0, reconnect_delay: float = 0.2, client_inc: int = 0,
+                 max_in_flight_ops: int = 1024, max_in_flight_bytes: int = 100 << 20) -> None:
         self.reactor = reactor
         self.follower = follower
         self.auth = list(auth)
@@ -275,6 +284,13 @@ class Objecter:
         self._tids = itertools.count(1)
         #: requests sent again (new map, lost session, unblocked backoff, -EAGAIN, redirect)
         self.resends = 0
+        #: Ceph's objecter_inflight_ops and objecter_inflight_op_bytes: more
+        #: waits (within its timeout) until requests in flight finish
+        self.max_in_flight_ops = max_in_flight_ops
+        self.max_in_flight_bytes = max_in_flight_bytes
+        self._budget_ops = 0
+        self._budget_bytes = 0
+        self._throttled: Deque[Op] = collections.deque()
         self._closed = False
         follower.add_listener(self._handle_osdmap)
 
@@ -304,14 +320,48 @@ class Objecter:
         seconds = self.op_timeout if timeout is None else timeout
         if seconds:
             op.timer = self.reactor.callLater(seconds, self._timed_out, op, seconds)
+        op.budget = sum(len(o.indata) for o in ops) + sum(o.extent_args[1] for o in ops if o.op == OP_READ)
+        if self._throttled or not self._take_budget(op):
+            # Objecter's op throttle: wait (within the timeout) for requests in flight to finish
+            self._throttled.append(op)
+            return op.deferred
+        self._start(op)
+        return op.deferred
+
+    def _take_budget(self, op: Op) -> bool:
+        if self._budget_ops and (self._budget_ops + 1 > self.max_in_flight_ops
+                                 or self._budget_bytes + op.budget > self.max_in_flight_bytes):
+            return False
+        self._budget_ops += 1
+        self._budget_bytes += op.budget
+        op.budgeted = True
+        return True
+
+    def _start(self, op: Op) -> None:
         op.tid = next(self._tids)
         self._target_and_send(op, new=True)
-        return op.deferred
+
+    def _release_budget(self, op: Op) -> None:
+        if op.budgeted:
+            op.budgeted = False
+            self._budget_ops -= 1
+            self._budget_bytes -= op.budget
+        while self._throttled and not self._closed:
+            waiting = self._throttled[0]
+            if waiting.done:
+                self._throttled.popleft()
+                continue
+            if not self._take_budget(waiting):
+                break
+            self._throttled.popleft()
+            self._start(waiting)
 
     def close(self) -> None:
         """Close every OSD session and fail what is in flight."""
         self._closed = True
-        for op in list(self.homeless.values()) + [o for s in self.sessions.values() for o in s.ops.values()]:
+        waiting = list(self._throttled)
+        self._throttled.clear()
+        for op in waiting + list(self.homeless.values()) + [o for s in self.sessions.values() for o in s.ops.values()]:
             self._finish(op, failure=OpTimeout("the client shut down before a reply", pool=op.locator.pool,
                                                oid=op.oid))
         for s in list(self.sessions.values()):
@@ -319,7 +369,8 @@ class Objecter:
         self.sessions.clear()
 
     def in_flight(self) -> int:
-        return len(self.homeless) + sum(len(s.ops) for s in self.sessions.values())
+        """Requests not finished: waiting for budget, for an OSD, or for a reply."""
+        return len(self._throttled) + len(self.homeless) + sum(len(s.ops) for s in self.sessions.values())
 
     # ---- target calculation (Objecter::_calc_target) ------------------------------------
 
@@ -508,6 +559,7 @@ class Objecter:
         if op.timer is not None and op.timer.active():
             op.timer.cancel()
         op.timer = None
+        self._release_budget(op)
         if failure is not None:
             op.deferred.errback(failure)
         else:
