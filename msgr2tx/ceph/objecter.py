@@ -22,7 +22,9 @@ rules of Ceph's C{src/osdc/Objecter.cc}:
    C{-EAGAIN} resubmits with a new tid; a redirect resubmits to the
    redirected locator;
  - C{handle_osd_backoff}: BLOCK is acknowledged and requests for that PG are
-   held until UNBLOCK.
+   held until UNBLOCK;
+ - the op throttle (C{objecter_inflight_ops}, C{objecter_inflight_op_bytes}):
+   requests beyond it wait their turn.
 
 Every request has a deadline (C{op_timeout}); when it passes the request
 fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.
