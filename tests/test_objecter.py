@@ -288,3 +288,16 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.assertEqual(m.oid, "big2")
         self.deliver(0, reply_to(m))
         self.successResultOf(d)
+
+    def test_a_map_changed_in_place_is_not_served_from_the_cache(self):
+        # incrementals change the OSDMap object in place: placements follow the epoch
+        d = self.read()
+        m = self.follower.osdmap
+        first = self.objecter.wire(0).sent[-1]
+        m.epoch = 11
+        m.pg_temp[PgId(1, first.seed)] = [2]
+        self.follower.publish(m)
+        again = self.objecter.wire(2).sent[-1]
+        self.assertEqual((again.tid, again.retry_attempt), (first.tid, 1))
+        self.deliver(2, reply_to(again))
+        self.successResultOf(d)

@@ -45,7 +45,7 @@ from msgr2tx.ceph.osd_types import (
     FLAG_IGNORE_CACHE, FLAG_IGNORE_OVERLAY, FLAG_KNOWN_REDIR, FLAG_ONDISK, FLAG_READ,
     FLAG_REDIRECTED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, OP_READ, ObjectLocator, OSDOp, op_is_pg, op_is_write,
 )
-from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement
+from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement, stable_mod
 from msgr2tx.core.encoding import utime_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
 from msgr2tx.errors import OpTimeout, PoolNotFound
@@ -293,6 +293,9 @@ class Objecter:
         self._budget_ops = 0
         self._budget_bytes = 0
         self._throttled: Deque[Op] = collections.deque()
+        self._placement_map: Optional[OSDMap] = None
+        self._placement_epoch = 0
+        self._placements: Dict[Tuple[PgId, int], Placement] = {}
         self._closed = False
         follower.add_listener(self._handle_osdmap)
 
@@ -401,7 +404,7 @@ class Objecter:
                                       op.locator.key.encode("utf-8"))
             pg = pool.raw_pg_to_pg(raw)
             op.hash = raw.seed
-        placement: Placement = osdmap.pg_to_up_acting(raw)
+        placement = self._placement(osdmap, pool, raw, pg)
         interval = (pg, tuple(placement.up), placement.up_primary, tuple(placement.acting),
                     placement.acting_primary, pool.size, pool.min_size, pool.pg_num)
         paused = bool(osdmap.flags & (OSDMAP_PAUSEWR if op.is_write else OSDMAP_PAUSERD))
@@ -418,6 +421,22 @@ class Objecter:
             changed = True
         op.osd = primary
         return changed
+
+    def _placement(self, osdmap: OSDMap, pool, raw: PgId, pg: PgId) -> Placement:
+        """
+        C{osdmap.pg_to_up_acting(raw)}, remembered for the map: the result
+        depends on the raw seed only through its folds by C{pg_num} (temps,
+        upmaps) and C{pgp_num} (the CRUSH input), so objects of one PG share it.
+        """
+        # (incrementals change a map in place: the epoch tells)
+        if self._placement_map is not osdmap or self._placement_epoch != osdmap.epoch:
+            self._placement_map, self._placement_epoch = osdmap, osdmap.epoch
+            self._placements.clear()
+        key = (pg, stable_mod(raw.seed, pool.pgp_num, pool.pgp_num_mask))
+        placement = self._placements.get(key)
+        if placement is None:
+            placement = self._placements[key] = osdmap.pg_to_up_acting(raw)
+        return placement
 
     def _target_and_send(self, op: Op, new: bool = False) -> None:
         osdmap = self.osdmap
