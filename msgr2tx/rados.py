@@ -39,6 +39,8 @@ from msgr2tx.errors import (
 
 #: entries asked for per PGNLS request (librados's default listing batch)
 LIST_BATCH = 1024
+#: bytes per read request when reading more (the rados tool's op size)
+READ_CHUNK = 4 << 20
 #: omap entries asked for per request when reading a whole omap
 OMAP_BATCH = 512
 
@@ -180,6 +182,8 @@ class IoCtx:
         self.pool_id = pool_id
         self.pool_name = pool_name
         self.namespace = namespace
+        #: the largest read sent as one request (the rados tool's 4 MiB)
+        self.read_chunk = READ_CHUNK
 
     def __repr__(self) -> str:
         return "<IoCtx pool %d (%s) ns=%r>" % (self.pool_id, self.pool_name, self.namespace)
@@ -229,13 +233,31 @@ class IoCtx:
         """
         Fire with up to C{length} bytes from C{offset} (C{None}: to the end
         of the object).  Short at the end of the object, as in librados.
+        Reads of more than C{read_chunk} bytes go as several requests of
+        that size, as the rados tool reads (so no reply outgrows a frame).
 
         @raise ObjectNotFound: (as a failure) no such object.
         """
-        op = T.OSDOp.extent(T.OP_READ, offset, length or 0)
-        if length == 0:
-            return defer.succeed(b"")
-        return self.operate(oid, [op], "read").addCallback(lambda ops: ops[0].outdata)
+        if length is not None and length <= self.read_chunk:
+            if length <= 0:
+                return defer.succeed(b"")
+            op = T.OSDOp.extent(T.OP_READ, offset, length)
+            return self.operate(oid, [op], "read").addCallback(lambda ops: ops[0].outdata)
+        return self._read_chunks(oid, length, offset)
+
+    @defer.inlineCallbacks
+    def _read_chunks(self, oid: str, length: Optional[int], offset: int):
+        parts = []
+        got = 0
+        while length is None or got < length:
+            want = self.read_chunk if length is None else min(self.read_chunk, length - got)
+            ops = yield self.operate(oid, [T.OSDOp.extent(T.OP_READ, offset + got, want)], "read")
+            data = ops[0].outdata
+            parts.append(data)
+            got += len(data)
+            if len(data) < want:
+                break
+        return b"".join(parts)
 
     def stat(self, oid: str) -> defer.Deferred:
         """Fire with an L{ObjectStat} (size, mtime). @raise ObjectNotFound: (as a failure)."""
@@ -353,4 +375,4 @@ class IoCtx:
         return sorted(e.oid for e in entries)
 
 
-__all__ = ["Rados", "IoCtx", "ObjectStat", "LIST_BATCH", "OMAP_BATCH"]
+__all__ = ["Rados", "IoCtx", "ObjectStat", "LIST_BATCH", "OMAP_BATCH", "READ_CHUNK"]

@@ -126,6 +126,10 @@ class InteropTests(_RadosCase):
         self.assertEqual((yield io.read(name)), data)
         self.assertEqual((yield io.read(name, 10, 4 << 20)), data[4 << 20:(4 << 20) + 10])
         self.assertEqual((yield io.read(name, 100, len(data) - 7)), data[-7:])
+        self.assertEqual((yield io.read(name, 6 << 20, 1)), data[1:])
+        io.read_chunk = 1 << 20     # exactly five chunks and an empty sixth read
+        self.assertEqual((yield io.read(name)), data)
+        self.assertEqual((yield io.read(name, 3000000, 500000)), data[500000:3500000])
         st = yield io.stat(name)
         self.assertEqual(st.size, len(data))
         small = self.name("lib")
