@@ -56,6 +56,10 @@ class OSDMapFollower:
         self._waiters.setdefault(epoch, []).append(d)
         return d
 
+    def handle_osdmap(self, message: MOSDMap) -> None:
+        """Take an MOSDMap that came another way (an OSD shares newer maps with its clients)."""
+        self._handle(message)
+
     def _handle(self, message: MOSDMap) -> None:
         src = getattr(message, "src", None)
         if src is not None and src.type not in (EntityType.MON, EntityType.OSD):

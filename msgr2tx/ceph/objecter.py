@@ -51,7 +51,7 @@ from msgr2tx.core.features import CEPH_FEATURES_ALL
 from msgr2tx.errors import OpTimeout, PoolNotFound
 from msgr2tx.interfaces import IMsgr2Receiver
 from msgr2tx.messages.osd import (
-    BACKOFF_ACK_BLOCK, BACKOFF_BLOCK, BACKOFF_UNBLOCK, MOSDBackoff, MOSDOp, MOSDOpReply,
+    BACKOFF_ACK_BLOCK, BACKOFF_BLOCK, BACKOFF_UNBLOCK, MOSDBackoff, MOSDMap, MOSDOp, MOSDOpReply,
 )
 
 #: C{CEPH_OSDMAP_PAUSERD}, C{CEPH_OSDMAP_PAUSEWR}
@@ -167,6 +167,11 @@ class OSDSession:
             self.objecter._handle_reply(self, message)
         elif isinstance(message, MOSDBackoff):
             self._handle_backoff(message)
+        elif isinstance(message, MOSDMap):
+            # an OSD shares the maps we lack (Objecter::handle_osd_map takes them from OSDs too)
+            handle = getattr(self.objecter.follower, "handle_osdmap", None)
+            if handle is not None:
+                handle(message)
         else:
             self.objecter.log.debug("osd.{osd} sent {msg!r}; ignored", osd=self.osd, msg=message)
 
