@@ -26,7 +26,9 @@ from msgr2tx.core.messages import (
     MMgrCommandReply, MMgrMap, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply,
     MMonMap, MMonSubscribe, MMonSubscribeAck, MonMap, MPing, SubscribeItem, decode_message, register,
 )
+from msgr2tx.ceph import osd_types as T
 from msgr2tx.errors import DecodeError
+from msgr2tx.messages.osd import MOSDBackoff, MOSDMap, MOSDOp, MOSDOpReply
 
 FSID = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
 FSID_HEX = "0123456789abcdef0123456789abcdef"
@@ -144,6 +146,15 @@ def samples():
         MMgrMap(mgrmap_bytes()),
         MMgrCommand(FSID, ['{"prefix": "mgr services"}'], inbl=b"in"),
         MMgrCommandReply(-22, "invalid", outbl=b"out"),
+        # msgr2tx.messages.osd (tests/test_osd_ops.py has real OSDs' bytes)
+        MOSDMap(FSID.bytes, {5: b"inc5"}, {4: b"full4"}, 1, 5),
+        MOSDOp(1, 2, 0x1234, 9, T.FLAG_WRITE, "obj", T.ObjectLocator(1, nspace="ns"),
+               [T.OSDOp.extent(T.OP_WRITE, 4, 3, b"abc"), T.OSDOp.xattr(T.OP_SETXATTR, b"user.a", b"v")],
+               client_inc=0, features=F.CEPH_FEATURES_ALL, tid=7),
+        MOSDOpReply("obj", 1, 2, T.FLAG_READ, 0, 9, [T.OSDOp(T.OP_READ, outdata=b"data", rval=0),
+                                                     T.OSDOp(T.OP_STAT, outdata=bytes(16), rval=0)],
+                    retry_attempt=0, replay_version=(3, 9), user_version=3, tid=7),
+        MOSDBackoff(1, 2, -1, 9, 1, 5, T.HObject("a", hash=2, pool=1), T.HObject("b", hash=3, pool=1)),
     ]
 
 

@@ -113,8 +113,9 @@ class OSDOp:
     indata: bytes = b""
     outdata: bytes = b""
     rval: int = 0
-    #: the length the wire says this op's data has (in requests, of indata; in replies, of outdata)
-    payload_len: int = 0
+    #: the length the wire says this op's data has (in requests, of indata; in
+    #: replies, of outdata); not part of equality (the data is)
+    payload_len: int = field(default=0, compare=False)
 
     # ---- union layouts ----------------------------------------------------
 
