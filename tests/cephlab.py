@@ -107,8 +107,10 @@ __all__ = [
     "debian_mirror",
     "ensure_ceph",
     "ensure_release",
+    "ceph_argv",
     "librados_argv",
     "release_argv",
+    "release_copy",
     "release_info",
     "release_tmpdir",
     "release_variants",
@@ -645,6 +647,24 @@ def _remove_release_tmpdirs():
 
 
 atexit.register(_remove_release_tmpdirs)
+
+
+_release_copies = {}
+
+
+def release_copy(release, path):
+    """*path* as *release*'s tools can read it: unchanged for the host's
+    Ceph, else a copy in a release_tmpdir() (made once per release and
+    source path; copy again after changing the file)."""
+    if not release_info(release).in_chroot:
+        return path
+    key = (release, os.path.abspath(path))
+    d = _release_copies.get(key)
+    if d is None or not os.path.isdir(d):
+        d = _release_copies[key] = release_tmpdir(release, prefix="msgr2tx-copy-")
+    target = os.path.join(d, os.path.basename(path))
+    shutil.copy2(path, target)
+    return target
 
 
 def ceph_argv(release, *args):
