@@ -9,7 +9,8 @@ them in debootstrap chroots; Tentacle with aes keys).
    The cephx cells are in L{tests.test_interop_cephx.OurCephxClientToCephMonTests};
    the auth none cells are here (MonNoneMatrixTests).
 2. our authorizer -> ceph-osd, ticket renewal and the ceph CLI -> our server:
-   L{tests.test_interop_cephx}.
+   L{tests.test_interop_cephx}; our client -> ceph-osd with auth none, crc
+   rev0/rev1, here (OsdNoneMatrixTests).
 3. librados (python3-rados, a real C++ MonClient) -> our ``twistd msgr2
    --auth cephx --keyring K --mode secure,crc``: {crc, secure} x {rev0, rev1}
    (LibradosToOurServerTests).
@@ -104,6 +105,37 @@ class MonNoneMatrixTests(TestCase):
 
 
 cephlab.release_variants(globals(), MonNoneMatrixTests)
+
+
+class OsdNoneMatrixTests(TestCase):
+    """Cells none crc rev0/rev1: our client -> ceph-osd with auth none (no authorizer to show)."""
+
+    release = cephlab.DEFAULT_RELEASE
+    timeout = 90
+
+    def setUp(self):
+        self.mon = cephlab.shared_monitor(auth="none", osds=1, release=self.release)
+        self.osd = self.mon.osds[0]
+
+    @defer.inlineCallbacks
+    def _osd(self, rev1):
+        p = yield connect(reactor, self.osd.addr, [NoneClientHandler(ADMIN)],
+                          ConnectionConfig(modes=(ConnectionMode.CRC,), revision1=rev1), timeout=10)
+        self.addCleanup(p.transport.loseConnection)
+        self.assertEqual(str(p.info.peer_name), "osd.0")
+        self.assertEqual((p.info.mode_name, p.info.rev1), ("crc", rev1))
+        self.assertEqual(p.conn.auth_method, 1)
+        rtt = yield p.keepalive()
+        self.assertGreaterEqual(rtt, 0)
+
+    def test_osd_none_crc_rev0(self):
+        return self._osd(False)
+
+    def test_osd_none_crc_rev1(self):
+        return self._osd(True)
+
+
+cephlab.release_variants(globals(), OsdNoneMatrixTests)
 
 
 # ---------------------------------------------------------------------------
