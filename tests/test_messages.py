@@ -144,6 +144,10 @@ def samples():
         MMgrMap(mgrmap_bytes()),
         MMgrCommand(FSID, ['{"prefix": "mgr services"}'], inbl=b"in"),
         MMgrCommandReply(-22, "invalid", outbl=b"out"),
+        M.MMgrOpen("a", "mon", True, {"hostname": "node1"}, {"state": "up"}, b"\0" * 8, b"\0" * 4),
+        M.MMgrConfigure(5, 5),
+        M.MMgrReport("a", b"\x01\x02"),
+        M.MMgrClose("a", "mon"),
     ]
 
 
@@ -218,7 +222,8 @@ class RoundTripTests(unittest.TestCase):
             MMonGetVersion: (19, 1, 0), MMonGetVersionReply: (20, 2, 0),
             MMonCommand: (50, 1, 0), MMonCommandAck: (51, 1, 0), MConfig: (62, 1, 1),
             MMgrBeacon: (0x703, 9, 8), MMgrMap: (0x704, 1, 0), MMgrCommand: (0x709, 1, 0),
-            MMgrCommandReply: (0x70A, 1, 0),
+            MMgrCommandReply: (0x70A, 1, 0), M.MMgrOpen: (0x700, 3, 1), M.MMgrConfigure: (0x701, 4, 1),
+            M.MMgrReport: (0x702, 9, 1), M.MMgrClose: (0x708, 1, 1),
         }
         for cls, (t, hv, cv) in expected.items():
             self.assertEqual((cls.TYPE, cls.HEAD_VERSION, cls.COMPAT_VERSION), (t, hv, cv), cls)

@@ -1163,6 +1163,7 @@ class MMgrClose(Message):
     (Ceph's src/messages/MMgrClose.h)."""
 
     TYPE = MSG_MGR_CLOSE
+    COMPAT_VERSION = 1
     NAME = "mgrclose"
     FIELDS = ("daemon_name", "service_name")
 
