@@ -577,21 +577,25 @@ def ensure_release(release=DEFAULT_RELEASE):
     host's Ceph, after ensure_ceph()).
 
     A chroot that is not built yet is built as root (a few minutes; see
-    build_chroot).  If it cannot be, this raises RuntimeError in CI (the CI
-    variable is set) and SkipTest otherwise, with a message saying why.
+    build_chroot).  If it cannot be, or we are not root (chroot needs
+    root), this raises RuntimeError in CI (the CI variable is set) and
+    SkipTest otherwise, with a message saying why and what to run.
     """
     rel = release_info(release)
     if not rel.in_chroot:
         ensure_ceph()
         return None
     done = chroot_ready(release)
-    if done:
-        return done
     if not _is_root():
+        if done:
+            _unavailable("Ceph %s (%s) runs in its chroot %s, and only root can chroot: run the tests as root"
+                         % (rel.version, release, done))
         _unavailable(
             "Ceph %s (%s, Debian %s) runs in a chroot that is not built in %s, and only root can "
             "build it: run 'make ceph-releases' (or 'python3 -m tests.cephlab build %s') as root"
             % (rel.version, release, rel.suite, chroot_cache(), release))
+    if done:
+        return done
     try:
         return build_chroot(release)
     except CephLabError as e:
@@ -1511,7 +1515,8 @@ def main(argv=None):
     if not _is_root():
         missing = [r for r in args.releases if not chroot_ready(r)]
         if not missing:
-            print("cephlab: chroots present: %s" % " ".join(chroot_path(r) for r in args.releases))
+            print("cephlab: chroots present: %s (running them needs root)"
+                  % " ".join(chroot_path(r) for r in args.releases))
             return 0
         print("cephlab: NOTE: the chroots of %s are not built in %s and only root can build them;"
               % (" ".join(missing), chroot_cache()))

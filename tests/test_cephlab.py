@@ -413,6 +413,21 @@ class ChrootCacheTests(unittest.TestCase):
         with cephlab._file_lock(lock, timeout=1):
             pass
 
+    def test_not_root_skips_or_fails_in_ci(self):
+        """Without root a chroot release is skipped with what to run; with CI set, it fails."""
+        from unittest import SkipTest
+
+        self.patch(cephlab, "_is_root", lambda: False)
+        for ci, error in (("", SkipTest), ("true", RuntimeError)):
+            self.patch(os, "environ", dict(os.environ, CI=ci))
+            for release in ("reef", "tentacle"):
+                with self.assertRaises(error) as caught:
+                    cephlab.ensure_release(release)
+                self.assertIn("only root can", str(caught.exception))
+                self.assertIn(release, str(caught.exception))
+        with self.assertRaises(RuntimeError):
+            cephlab.CephMonitor(release="reef").start()
+
     def test_mirror_is_a_debian_archive(self):
         mirror = cephlab.debian_mirror()
         self.assertRegex(mirror, r"^https?://.*/debian$")
