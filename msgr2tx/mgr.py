@@ -251,6 +251,22 @@ class MgrRegistration(Service):
         self.beacons_sent += 1
 
 
+class DaemonSession:
+    """One daemon's open MgrClient session: its C{daemon} and C{service}
+    names from MMgrOpen, the connection it came on, reports received."""
+
+    __slots__ = ("daemon", "service", "protocol", "reports")
+
+    def __init__(self, daemon: str, service: str, protocol) -> None:
+        self.daemon = daemon
+        self.service = service
+        self.protocol = protocol
+        self.reports = 0
+
+    def __repr__(self) -> str:
+        return "<DaemonSession %s.%s reports=%d>" % (self.service or "?", self.daemon, self.reports)
+
+
 @implementer(IMsgr2Receiver)
 class DaemonSessions:
     """
@@ -281,8 +297,8 @@ class DaemonSessions:
         self.inner = inner
         self.stats_period = int(stats_period)
         self.stats_threshold = int(stats_threshold)
-        #: open sessions: the peer entity (e.g. C{"mon.0"}) -> {"daemon": name, "reports": n}
-        self.sessions: Dict[str, Dict[str, object]] = {}
+        #: open sessions: the peer entity (e.g. C{"mon.0"}) -> L{DaemonSession}
+        self.sessions: Dict[str, DaemonSession] = {}
         #: MMgrOpens answered, MMgrReports received (over all sessions)
         self.opens = 0
         self.reports = 0
@@ -301,7 +317,7 @@ class DaemonSessions:
             session = self.sessions.get(str(message.src))
             self.reports += 1
             if session is not None:
-                session["reports"] = int(session["reports"]) + 1  # type: ignore[call-overload]
+                session.reports += 1
             else:
                 self.log.debug("mgr: a report from {entity}, which never sent MMgrOpen", entity=str(message.src))
         elif isinstance(message, MMgrClose):
@@ -311,8 +327,7 @@ class DaemonSessions:
 
     def _open(self, protocol, message: MMgrOpen) -> None:
         entity = str(message.src)
-        self.sessions[entity] = {"daemon": message.daemon_name, "service": message.service_name,
-                                 "reports": 0, "protocol": protocol}
+        self.sessions[entity] = DaemonSession(message.daemon_name, message.service_name, protocol)
         self.opens += 1
         protocol.sendMessage(MMgrConfigure(stats_period=self.stats_period, stats_threshold=self.stats_threshold))
         self.log.info("mgr: {entity} opened a session as {service}.{daemon}; configured: "
@@ -322,7 +337,7 @@ class DaemonSessions:
 
     def connectionLost(self, protocol, reason) -> None:
         for entity, session in list(self.sessions.items()):
-            if session["protocol"] is protocol:
+            if session.protocol is protocol:
                 del self.sessions[entity]
         self.inner.connectionLost(protocol, reason)
 
@@ -385,5 +400,5 @@ class FetchingServiceHandler:
         return self.registration.fetch_rotating().addCallback(lambda _: self.inner.handle_request(request))
 
 
-__all__ = ["MgrRegistration", "FetchingServiceHandler", "DaemonSessions", "RegistrationError",
+__all__ = ["MgrRegistration", "FetchingServiceHandler", "DaemonSessions", "DaemonSession", "RegistrationError",
            "BEACON_INTERVAL", "ROTATING_REFRESH", "STATS_PERIOD", "STATS_THRESHOLD"]

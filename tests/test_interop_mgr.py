@@ -624,7 +624,7 @@ class MonitorMgrSessionTests(TestCase):
         self.assertTrue(all(p is conn and m.daemon_name == "a" for p, m in reports()))
         self.assertEqual([name for _, name in recorder.ready], ["mon.0"])
         self.assertEqual(recorder.lost, [])
-        self.assertEqual(sessions.sessions["mon.0"]["reports"], len(reports()))
+        self.assertEqual(sessions.sessions["mon.0"].reports, len(reports()))
         self.assertEqual(sessions.opens, 1)
 
 

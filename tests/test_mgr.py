@@ -168,12 +168,12 @@ class DaemonSessionsTests(TestCase):
         [answer] = p.sent
         self.assertIsInstance(answer, MMgrConfigure)
         self.assertEqual((answer.stats_period, answer.stats_threshold), (2, 1))
-        self.assertEqual(self.sessions.sessions["mon.0"]["daemon"], "a")
+        self.assertEqual(self.sessions.sessions["mon.0"].daemon, "a")
         for _ in range(3):
             self.sessions.messageReceived(p, self._from_mon(MMgrReport(daemon_name="a")))
         self.assertEqual(len(p.sent), 1)  # reports are not answered
         self.assertEqual((self.sessions.opens, self.sessions.reports), (1, 3))
-        self.assertEqual(self.sessions.sessions["mon.0"]["reports"], 3)
+        self.assertEqual(self.sessions.sessions["mon.0"].reports, 3)
         # the service sees everything
         self.assertEqual(self.inner.events, [("ready", p), ("message", "MMgrOpen")] + [("message", "MMgrReport")] * 3)
         self.sessions.connectionLost(p, None)
