@@ -7,6 +7,20 @@ connections open - server RSS after a warm-up of --warm handshakes) /
 --count.
 
     python bench/memory.py [--count 10000] [--procs 2] [--auth cephx --mode secure]
+
+With --hostile it measures instead how much a hostile or slow peer can make
+an echo server (auth none, crc, default limits, in a child process) grow,
+and prints the server's RSS growth for each case:
+
+  - pre-auth: --connections (10) connections each send a MESSAGE preamble
+    declaring 4 x 32 MiB before auth, then try to push 64 MiB;
+  - no-read: one client sends --flood-mib (512) MiB of 1 MiB messages to the
+    echo service and reads nothing for --stall seconds (2) after the server
+    stops reading, then reads everything back;
+  - burst: --burst (1000) connects at once while the server is stopped
+    (SIGSTOP): how many the listen backlog holds.
+
+    python bench/memory.py --hostile [--flood-mib 512] [--connections 10] [--burst 1000]
 """
 
 import argparse
@@ -68,6 +82,129 @@ def main_all(args):
           "%.1f -> %.1f MiB)" % (per_conn / 1024, per_conn / 65536, held, rss0 / 2**20, rss1 / 2**20))
 
 
+def hostile(args):
+    import select
+    import signal
+    import socket
+    import struct
+
+    sys.path.insert(0, common.ROOT)
+    from msgr2tx.core.constants import Tag
+    from msgr2tx.core.framing import build_preamble
+    from msgr2tx.core.messages import GenericMessage
+    from tests.hostile import ServerProcess, SyncClient, closed_within
+    from tests.test_memory_bounds import client_banner
+
+    mib = 1 << 20
+    common.raise_nofile(args.burst + 200)
+
+    # 1. MESSAGE preambles before auth
+    server = ServerProcess()
+    try:
+        time.sleep(0.5)
+        rss0 = server.rss()
+        preamble = build_preamble(Tag.MESSAGE, [32 * mib] * 4, [8, 8, 8, 4096])
+        socks = []
+        for _ in range(args.connections):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(client_banner() + preamble)
+            socks.append(s)
+        pushed = 0
+        peak = rss0
+        for s in socks:
+            try:
+                for _ in range(64):
+                    s.sendall(bytes(mib))
+                    pushed += mib
+                    peak = max(peak, server.rss())
+            except OSError:
+                pass
+        closed = sum(1 for s in socks if closed_within(s, 5.0) is not None)
+        for s in socks:
+            s.close()
+        pre_growth = max(peak, server.rss()) - rss0
+    finally:
+        server.stop()
+    log("pre-auth: %d connections declared 4 x 32 MiB MESSAGE frames and pushed %.0f MiB; %d closed at "
+        "the preamble; server RSS +%.1f MiB", args.connections, pushed / mib, closed, pre_growth / mib)
+    common.result("server RSS growth, %d pre-auth MESSAGE preambles" % args.connections, round(pre_growth / mib, 1),
+                  "MiB", connections=args.connections, closed=closed, pushed_mib=round(pushed / mib, 1))
+
+    # 2. a client that sends and never reads
+    server = ServerProcess()
+    try:
+        client = SyncClient(server.port)
+        client.handshake()
+        time.sleep(0.5)
+        rss0 = peak = server.rss()
+        payload = bytes(mib)
+        out = bytearray()
+        for n in range(args.flood_mib):
+            client.conn.send_message(GenericMessage(0x7FF0, struct.pack("<Q", n), data=payload))
+            out += b"".join(client.conn.data_to_send())
+        sock = client.sock
+        sock.setblocking(False)
+        sent = 0
+        stalled = None
+        while sent < len(out):
+            _, w, _ = select.select([], [sock], [], 0.1)
+            if w:
+                sent += sock.send(out[sent:sent + mib])
+                stalled = None
+            elif stalled is None:
+                stalled = time.monotonic()
+            elif time.monotonic() - stalled > args.stall:
+                break
+            peak = max(peak, server.rss())
+        held_at = sent
+        while len(client.messages) < args.flood_mib:
+            r, w, _ = select.select([sock], [sock] if sent < len(out) else [], [], 1.0)
+            if r:
+                data = sock.recv(mib)
+                if not data:
+                    break
+                client.feed(data, flush=False)
+                out += b"".join(client.conn.data_to_send())
+            if w:
+                sent += sock.send(out[sent:sent + mib])
+            peak = max(peak, server.rss())
+        echoed = len(client.messages)
+        client.close()
+        growth = peak - rss0
+    finally:
+        server.stop()
+    log("no-read: the server stopped reading after %.0f of %d MiB; RSS peak +%.1f MiB; %d of %d echoes came "
+        "back once the client read", held_at / mib, args.flood_mib, growth / mib, echoed, args.flood_mib)
+    common.result("server RSS growth, %d MiB to echo without reading" % args.flood_mib, round(growth / mib, 1),
+                  "MiB", read_before_pause_mib=round(held_at / mib, 1), echoed=echoed)
+
+    # 3. a burst of connects against a stopped server
+    server = ServerProcess()
+    socks = []
+    try:
+        os.kill(server.pid, signal.SIGSTOP)
+        for _ in range(args.burst):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", server.port))
+            socks.append(s)
+        time.sleep(0.5)
+        queued = 0
+        for s in socks:
+            _, w, _ = select.select([], [s], [], 0)
+            if w and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                queued += 1
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        for s in socks:
+            s.close()
+        server.stop()
+    log("burst: %d connects at once to a stopped server: the listen backlog held %d", args.burst, queued)
+    common.result("connects held by the listen backlog, burst of %d" % args.burst, queued, "connections")
+    print("hostile: pre-auth preambles +%.1f MiB, %d MiB unread echo +%.1f MiB, backlog held %d of %d connects"
+          % (pre_growth / mib, args.flood_mib, growth / mib, queued, args.burst))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--count", type=int, default=10000)
@@ -76,7 +213,16 @@ def main(argv=None):
     p.add_argument("--warm", type=int, default=50)
     p.add_argument("--auth", default="cephx")
     p.add_argument("--mode", default="secure")
-    main_all(p.parse_args(argv))
+    p.add_argument("--hostile", action="store_true", help="measure hostile and slow peers instead")
+    p.add_argument("--connections", type=int, default=10)
+    p.add_argument("--flood-mib", type=int, default=512)
+    p.add_argument("--stall", type=float, default=2.0)
+    p.add_argument("--burst", type=int, default=1000)
+    args = p.parse_args(argv)
+    if args.hostile:
+        hostile(args)
+    else:
+        main_all(args)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ The C{msgr2tx} command line (also C{python -m msgr2tx})::
 
 Every subcommand takes C{--json} for machine-readable output on stdout.
 Exit codes: 0 success, 1 the operation failed (refused command, lost
-connection, protocol error, unreadable keyring), 2 bad usage.  Errors are
-one line on stderr: C{msgr2tx: error: ...}.
+connection, protocol error, unreadable keyring, timed out), 2 bad usage,
+130 interrupted (Ctrl-C).  Errors are one line on stderr: C{msgr2tx:
+error: ...}.  A run that times out or is interrupted first prints the
+summary of what it did so far (marked C{"complete": false} in JSON).
 """
 
 import argparse
@@ -23,6 +25,8 @@ from msgr2tx._version import __version__
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: interrupted (SIGINT, Ctrl-C), as a shell reports it: 128 + 2
+EXIT_INTERRUPTED = 130
 
 
 def _common(parser):
@@ -39,6 +43,31 @@ def _common(parser):
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole operation")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="log protocol events to stderr")
+    _compression_args(parser)
+
+
+def _compression_args(parser):
+    """On-wire compression, with Ceph's option names (it applies only when the peer is an OSD)."""
+    parser.add_argument("--compress-mode", choices=("none", "force"), default="none",
+                        help="compress frames to OSD peers (Ceph's ms_osd_compress_mode; default none)")
+    parser.add_argument("--compress-methods", default="snappy",
+                        help="methods in order of preference: snappy, zlib, zstd, lz4 "
+                             "(Ceph's ms_osd_compression_algorithm; default snappy)")
+    parser.add_argument("--compress-min-size", type=int, default=1024,
+                        help="smaller frames go out uncompressed (Ceph's ms_osd_compress_min_size; default 1024)")
+    parser.add_argument("--compress-secure", action="store_true",
+                        help="compress secure connections too (Ceph's ms_compress_secure)")
+    parser.add_argument("--no-compression", action="store_true",
+                        help="leave the COMPRESSION bit out of the banner")
+
+
+def _compression_config(args) -> dict:
+    """The ConnectionConfig fields of the compression options; ValueError for bad values."""
+    from msgr2tx.core.compression import parse_algorithms
+
+    return dict(compression=not args.no_compression, compress_mode=args.compress_mode,
+                compression_methods=parse_algorithms(args.compress_methods),
+                compress_min_size=args.compress_min_size, compress_secure=args.compress_secure)
 
 
 def build_parser():
@@ -134,7 +163,7 @@ def _client_setup(args):
     if not handlers:
         raise ValueError("--auth needs at least one method")
     config = ConnectionConfig(entity_type=name.type, name=name, modes=parse_modes(args.mode),
-                              revision1=args.rev == "1")
+                              revision1=args.rev == "1", **_compression_config(args))
     return handlers, config
 
 
@@ -144,7 +173,11 @@ def _fail(message):
 
 
 async def _command(reactor, args):
+    import dataclasses
+    from twisted.internet import defer
+
     from msgr2tx.client import connect
+    from msgr2tx.core.encoding import EntityType
     from msgr2tx.monclient import MonClient
 
     try:
@@ -153,13 +186,32 @@ async def _command(reactor, args):
         print("msgr2tx: error: the command is not JSON: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     handlers, config = _client_setup(args)
+    # --mon must name a monitor: another daemon's HELLO ends the connection at once
+    config = dataclasses.replace(config, peer_type=EntityType.MON)
     monclient = MonClient()
-    protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout,
-                             via=args.via)
+    started = time.perf_counter()
+    protocol = None
     try:
+        protocol = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout,
+                                 via=args.via)
         result, status, output = await monclient.command(cmd)
+    except defer.CancelledError:
+        # timed out or interrupted: say how far we got
+        info = protocol.info if protocol is not None else None
+        stage = "waiting for the reply" if info is not None else "connecting"
+        seconds = time.perf_counter() - started
+        if args.json:
+            print(json.dumps({"result": None, "complete": False, "stage": stage, "seconds": round(seconds, 3),
+                              "peer": str(info.peer_name) if info else None}))
+        elif info is not None:
+            print("msgr2tx: sent the command to %s at %s; no reply after %.1fs"
+                  % (info.peer_name, args.mon, seconds), file=sys.stderr)
+        else:
+            print("msgr2tx: no session with %s after %.1fs" % (args.mon, seconds), file=sys.stderr)
+        raise
     finally:
-        protocol.close()
+        if protocol is not None:
+            protocol.close()
     if args.json:
         print(json.dumps({"result": result, "status": status,
                           "output": output.decode("utf-8", "replace")}))
@@ -174,37 +226,63 @@ async def _command(reactor, args):
 
 
 async def _ping(reactor, args):
+    import dataclasses
+    from twisted.internet import defer
+
     from msgr2tx.client import connect
+    from msgr2tx.core.encoding import EntityType
 
     if args.count < 0:
         print("msgr2tx: error: --count must not be negative", file=sys.stderr)
         return EXIT_USAGE
     handlers, config = _client_setup(args)
-    if args.mon:
-        # a daemon other than a monitor wants an authorizer: get its ticket first
-        from msgr2tx.monclient import MonClient
-        monclient = MonClient()
-        mon = await connect(reactor, args.mon, handlers, config, receiver=monclient, timeout=args.timeout)
-        mon.close()
-        handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
-    started = time.perf_counter()
-    protocol = await connect(reactor, args.target, handlers, config, timeout=args.timeout, via=args.via)
-    handshake = time.perf_counter() - started
-    info = protocol.info
+    protocol = None
+    handshake = None
     rtts = []
-    try:
-        for _ in range(args.count):
-            rtts.append(await protocol.keepalive())
-    finally:
-        protocol.close()
-    if args.json:
-        print(json.dumps({"peer": str(info.peer_name), "mode": info.mode_name, "revision": info.revision,
-                          "handshake_ms": handshake * 1e3, "rtt_ms": [r * 1e3 for r in rtts]}))
-    else:
-        print("connected to %s (%s) mode=%s rev%d handshake %.3f ms" % (
-            args.target, info.peer_name, info.mode_name, info.revision, handshake * 1e3))
+
+    def summary(complete):
+        info = protocol.info if protocol is not None else None
+        if args.json:
+            result = {"peer": str(info.peer_name) if info else None,
+                      "mode": info.mode_name if info else None,
+                      "revision": info.revision if info else None,
+                      "compression": info.compression_name if info else None,
+                      "handshake_ms": handshake * 1e3 if handshake is not None else None,
+                      "rtt_ms": [r * 1e3 for r in rtts]}
+            if not complete:
+                result["complete"] = False
+            print(json.dumps(result))
+            return
+        if info is not None:
+            print("connected to %s (%s) mode=%s rev%d handshake %.3f ms" % (
+                args.target, info.peer_name, info.mode_name, info.revision, handshake * 1e3))
         for i, rtt in enumerate(rtts, 1):
             print("keepalive %d: %.3f ms" % (i, rtt * 1e3))
+        if not complete:
+            print("%d of %d keepalives answered%s" % (
+                len(rtts), args.count, "" if info is not None else " (no session with %s)" % args.target))
+
+    try:
+        if args.mon:
+            # a daemon other than a monitor wants an authorizer: get its ticket first
+            from msgr2tx.monclient import MonClient
+            monclient = MonClient()
+            mon = await connect(reactor, args.mon, handlers, dataclasses.replace(config, peer_type=EntityType.MON),
+                                receiver=monclient, timeout=args.timeout)
+            mon.close()
+            handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
+        started = time.perf_counter()
+        protocol = await connect(reactor, args.target, handlers, config, timeout=args.timeout, via=args.via)
+        handshake = time.perf_counter() - started
+        for _ in range(args.count):
+            rtts.append(await protocol.keepalive())
+    except defer.CancelledError:
+        summary(complete=False)  # timed out or interrupted
+        raise
+    finally:
+        if protocol is not None:
+            protocol.close()
+    summary(complete=True)
     return EXIT_OK
 
 
@@ -226,9 +304,14 @@ async def _echo_test(reactor, args):
         return EXIT_USAGE
     lossless = args.policy == "lossless"
     handlers, config = _client_setup(args)
-    config = dataclasses.replace(config, lossy=not lossless, keepalive_interval=1.0)
+    # keepalives as a Ceph MonClient sends them (mon_client_ping_interval,
+    # 10 s); the default timeout is then mon_client_ping_timeout's 30 s
+    config = dataclasses.replace(config, lossy=not lossless, keepalive_interval=10.0)
     payload = bytes(args.size)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+
+    class Downgraded(Exception):
+        pass
 
     class Tally:
         def __init__(self):
@@ -236,9 +319,13 @@ async def _echo_test(reactor, args):
             self.received = self.duplicates = self.out_of_order = 0
             self.highest = 0
             self.waiter = None
+            #: the PeerInfo of a session granted lossy where we asked for lossless
+            self.downgraded = None
 
         def connectionReady(self, protocol, info):
-            pass
+            if lossless and info.downgraded and self.downgraded is None:
+                self.downgraded = info
+                self._wake()
 
         def connectionLost(self, protocol, reason):
             pass
@@ -255,26 +342,38 @@ async def _echo_test(reactor, args):
             if n < self.highest:
                 self.out_of_order += 1
             self.highest = max(self.highest, n)
+            self._wake()
+
+        def _wake(self):
             if self.waiter is not None:
                 d, self.waiter = self.waiter, None
                 d.callback(None)
 
-        def wait(self, timeout):
+        def check(self):
+            if self.downgraded is not None:
+                raise Downgraded()
+
+        async def wait(self, timeout):
+            self.check()
             d = self.waiter = defer.Deferred()
             call = reactor.callLater(timeout, lambda: d.called or d.callback(None))
-            def settle(result):
+            try:
+                await d  # a cancellation (--timeout, Ctrl-C) goes on up
+            finally:
                 if call.active():
                     call.cancel()
-                return result  # a cancellation (--timeout) goes on up
-            return d.addBoth(settle)
+            self.check()
 
     tally = Tally()
     client = ReconnectingClient(reactor, args.target, handlers, config, receiver=tally, timeout=args.timeout,
                                 via=args.via)
     client.startService()
     started = time.perf_counter()
+    sent = 0
+    complete = False
     try:
         await client.whenReady()
+        tally.check()
         for n in range(1, args.count + 1):
             while n - 1 - tally.received >= args.window:
                 before = tally.received
@@ -283,6 +382,7 @@ async def _echo_test(reactor, args):
                     break  # a lossy fault ate some: go on
             await client.whenWritable()
             client.sendMessage(GenericMessage(ECHO_TEST_TYPE, struct.pack("<Q", n) + payload))
+            sent = n
             if progress and n % 100 == 0:
                 sys.stderr.write("\rsent %d/%d, received %d" % (n, args.count, tally.received))
         deadline = time.perf_counter() + (args.timeout if lossless else 5.0)
@@ -291,21 +391,31 @@ async def _echo_test(reactor, args):
             await tally.wait(1.0)
             if not lossless and tally.received == before:
                 break
+        complete = True
+    except Downgraded:
+        info = tally.downgraded
+        return _fail("asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
+                     "messages in flight at a fault; a lossless echo test needs a server with a stateful "
+                     "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
     finally:
         if progress:
             sys.stderr.write("\n")
         await client.stopService()
-    seconds = time.perf_counter() - started
-    result = {
-        "sent": args.count,
-        "received": tally.received,
-        "duplicates": tally.duplicates,
-        "out_of_order": tally.out_of_order,
-        "reconnects": max(0, client.connections - 1),
-        "seconds": round(seconds, 3),
-        "MB/s": round(tally.received * args.size / seconds / 1e6, 3) if seconds else 0.0,
-    }
-    print(json.dumps(result))
+        seconds = time.perf_counter() - started
+        if tally.downgraded is None:
+            # the summary, partial when timed out or interrupted
+            result = {
+                "sent": sent,
+                "received": tally.received,
+                "duplicates": tally.duplicates,
+                "out_of_order": tally.out_of_order,
+                "reconnects": max(0, client.connections - 1),
+                "seconds": round(seconds, 3),
+                "MB/s": round(tally.received * args.size / seconds / 1e6, 3) if seconds else 0.0,
+            }
+            if not complete:
+                result["complete"] = False
+            print(json.dumps(result))
     lost = args.count - tally.received
     if lossless and (lost or tally.duplicates or tally.out_of_order):
         return _fail("lossless run lost %d, duplicated %d and reordered %d messages"
@@ -320,17 +430,33 @@ def _run(coro_fn, args):
     from msgr2tx.errors import Msgr2Error
 
     outcome = {"code": EXIT_FAILED}
+    stopped: list = []  # what cancelled the run first: "timeout" or "interrupt"
 
     async def main(reactor):
         if args.verbose:
             from twisted.logger import globalLogBeginner, textFileLogObserver
             globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-        timer = reactor.callLater(args.timeout, lambda: d.cancel())
+
+        def stop(reason):
+            # the subcommand sees a CancelledError, prints its partial summary and re-raises
+            if not stopped:
+                stopped.append(reason)
+                d.cancel()
+            elif reason == "interrupt":
+                outcome["code"] = EXIT_INTERRUPTED  # a second Ctrl-C: no more waiting
+                reactor.stop()
+
+        timer = reactor.callLater(args.timeout, stop, "timeout")
+        reactor.callWhenRunning(_on_sigint, reactor, lambda: stop("interrupt"))
         try:
             d = defer.ensureDeferred(coro_fn(reactor, args))
             outcome["code"] = await d
         except defer.CancelledError:
-            outcome["code"] = _fail("timed out after %gs" % args.timeout)
+            if stopped == ["interrupt"]:
+                print("msgr2tx: interrupted", file=sys.stderr)
+                outcome["code"] = EXIT_INTERRUPTED
+            else:
+                outcome["code"] = _fail("timed out after %gs" % args.timeout)
         except (Msgr2Error, ConnectError, TxTimeoutError, ValueError, OSError) as e:
             outcome["code"] = _fail("%s: %s" % (type(e).__name__, e))
         except Exception as e:
@@ -351,6 +477,12 @@ def _run(coro_fn, args):
     except SystemExit:
         pass
     return outcome["code"]
+
+
+def _on_sigint(reactor, callback) -> None:
+    """Ctrl-C (SIGINT) calls C{callback} in the reactor instead of stopping it."""
+    import signal
+    signal.signal(signal.SIGINT, lambda signum, frame: reactor.callFromThread(callback))
 
 
 def _keyring(args):

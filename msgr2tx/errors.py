@@ -72,6 +72,13 @@ class UnknownTag(FramingError):
     """The preamble names a frame tag that msgr2 does not define."""
 
 
+class CompressionError(FramingError):
+    """
+    A compressed frame the peer should not have sent: compression was not
+    agreed on this connection, or a segment does not decompress.
+    """
+
+
 class UnexpectedFrame(RemoteProtocolError):
     """A frame arrived in a state where the protocol does not allow it."""
 
@@ -101,6 +108,19 @@ class SignatureMismatch(AuthError, RemoteProtocolError):
 
 class IdentMismatch(RemoteProtocolError):
     """The peer's ident frame names an address or entity we did not expect."""
+
+
+class PeerTypeMismatch(IdentMismatch):
+    """
+    The peer's HELLO names an entity type other than the one we meant to
+    reach (say an OSD where we dialled a monitor): the connection ends
+    before auth.  C{expected} and C{actual} are CEPH_ENTITY_TYPE_* values.
+    """
+
+    def __init__(self, message, expected=0, actual=0):
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
 
 
 class SessionReset(Msgr2Error):

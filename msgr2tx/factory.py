@@ -1,9 +1,11 @@
 """Factories for both roles."""
 
+import random
 from typing import Optional, Sequence
 
 from twisted.internet.protocol import ClientFactory, Factory
 
+from msgr2tx.auth import share_global_ids
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.connection import Role
 from msgr2tx.core.encoding import EntityType, entity_addr_t
@@ -18,6 +20,10 @@ class Msgr2ServerFactory(Factory):
     @param auth_handlers: server auth handlers (L{IServerAuthHandler}), in
         the order they are offered.
     @param receiver: the L{IMsgr2Receiver} that gets messages and events.
+    @param handshake_timeout: seconds a client has from accept to READY
+        before its connection is aborted (Ceph's ms_connection_ready_timeout,
+        10 s; None: no limit).  Idle READY connections are closed after the
+        config's C{idle_timeout} (900 s by default on a server).
     """
 
     protocol = Msgr2Protocol
@@ -25,10 +31,13 @@ class Msgr2ServerFactory(Factory):
     interceptor = None
     #: called with each new protocol
     onProtocol = None
+    #: called with a peer's address key when we answered its connection
+    #: with WAIT because our own attempt to reach it wins the race
+    onWaitSent = None
 
     def __init__(self, auth_handlers: Sequence, receiver=None,
                  config: Optional[ConnectionConfig] = None, reactor=None,
-                 handshake_timeout: Optional[float] = 30.0, nonce: int = 0) -> None:
+                 handshake_timeout: Optional[float] = 10.0, nonce: int = 0) -> None:
         if not auth_handlers:
             raise ValueError("a server needs at least one auth handler")
         self.config = config or ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=True)
@@ -39,9 +48,12 @@ class Msgr2ServerFactory(Factory):
         self.reactor = reactor
         self.handshake_timeout = handshake_timeout
         self.nonce = nonce
-        #: lossless sessions by client cookie, shared by all connections
+        #: registered sessions by peer address, shared by all connections
         self.sessions = SessionTable()
         self.global_seqs = GlobalSeq()
+        #: one global_id counter for every auth handler of this server, so
+        #: that clients of different auth methods never share a global_id
+        self.global_ids = share_global_ids(self.auth_handlers)
 
     def buildProtocol(self, addr):
         p = self.protocol(Role.SERVER, self.config, self.auth_handlers, self.receiver,
@@ -78,6 +90,9 @@ class Msgr2ClientFactory(ClientFactory):
         #: where a lossless session is registered once READY; a messenger
         #: shares its server's table so that the peer can resume it either way
         self.sessions = sessions
+        #: our address nonce for every connection this factory makes (Ceph's
+        #: messenger nonce): a peer finds our session by our address
+        self.nonce = random.getrandbits(32) or 1
 
     #: called with each new protocol (ReconnectingClient watches READY this way)
     onProtocol = None
@@ -89,7 +104,7 @@ class Msgr2ClientFactory(ClientFactory):
                           target_addr=self.target_addr, clock=self.reactor,
                           handshake_timeout=self.handshake_timeout,
                           session=self.session, global_seqs=self.global_seqs,
-                          sessions=self.sessions)
+                          sessions=self.sessions, nonce=self.nonce)
         p.factory = self
         if self.onProtocol is not None:
             self.onProtocol(p)

@@ -12,7 +12,14 @@ Two peers that connect to each other at the same moment race; the race is
 resolved as Ceph resolves it (the connection opened by the peer with the
 lower address survives, the other side answers WAIT), and every message
 queued on either side is delivered exactly once on the surviving
-connection.
+connection.  A side told to WAIT does not retry soon: it waits for the
+other side's connection, and tries again itself only after C{max_backoff}
+(Ceph's C{ms_max_backoff}).
+
+The policy (Ceph's C{lossless_peer} by default, as OSDs use among
+themselves) decides the rest: with C{standby} a link whose connection failed
+with nothing queued stays idle until there is something to send; with
+C{server} it never reconnects by itself.
 
     a = Msgr2Messenger(reactor, "v2:127.0.0.1:6800/111", receiver=..., ...)
     yield a.start()
@@ -28,8 +35,10 @@ from twisted.logger import Logger
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.connection import State
 from msgr2tx.core.encoding import AF_INET6, AddrType, EntityType, entity_addr_t, entity_addrvec_t
+from msgr2tx.core.policy import Policy
 from msgr2tx.core.session import GlobalSeq, Session
 from msgr2tx.factory import Msgr2ClientFactory, Msgr2ServerFactory
+from msgr2tx.service import DEFAULT_BACKLOG
 
 
 class PeerLink:
@@ -37,6 +46,7 @@ class PeerLink:
 
     def __init__(self, messenger: "Msgr2Messenger", addr: entity_addr_t) -> None:
         self.messenger = messenger
+        self.policy = messenger.policy
         self.addr = addr
         self.key = str(entity_addrvec_t((addr,)))
         self.session = Session()
@@ -66,6 +76,8 @@ class PeerLink:
         conn = self.session.connection
         if conn is not None and conn.state not in (State.READY, State.CLOSED):
             return  # a connection (either way) is on its way to READY
+        if self.policy.server and self.session.server_cookie:
+            return  # a server side waits in standby for the peer to come back
         self.connecting = True
         self.attempts += 1
         m = self.messenger
@@ -84,25 +96,37 @@ class PeerLink:
             self.connecting = False
             if protocol is not None:
                 # watch the connection: when it goes, try again if nothing carries the session
-                protocol.notifyOnLost(self._lost)
+                protocol.notifyOnLost(lambda: self._lost(protocol))
             else:
                 self._schedule_retry()
             return None
 
         d.addCallbacks(connected, lambda f: done(f))
 
-    def _lost(self) -> None:
+    def _lost(self, protocol=None) -> None:
         if self.ready_protocol() is not None:
             return
-        if self.session.pending or self.session.unacked:
+        conn = self.session.connection
+        if conn is not None and conn.state not in (State.READY, State.CLOSED):
+            return  # another connection (the peer's, after a WAIT) is on its way
+        if protocol is not None and protocol.conn is not None and protocol.conn.waited:
+            # the peer's own connection carries the session: wait for it, and
+            # only try again ourselves after the longest backoff (Ceph's WAIT)
+            self._schedule_retry(self.messenger.max_backoff)
+            return
+        if self.policy.server:
+            return  # a server side never reconnects by itself
+        if self.session.pending or self.session.unacked or not self.policy.standby:
             self._schedule_retry()
 
-    def _schedule_retry(self) -> None:
+    def _schedule_retry(self, delay: Optional[float] = None) -> None:
         if self._retry is not None and self._retry.active():
             return
         if self.messenger.stopped:
             return
-        delay = min(self.messenger.max_backoff, self.messenger.initial_backoff * (2 ** min(self.attempts, 10)))
+        if delay is None:
+            delay = min(self.messenger.max_backoff,
+                        self.messenger.initial_backoff * (2 ** min(self.attempts, 10)))
         self._retry = self.messenger.reactor.callLater(delay, self.ensure_connected)
 
     def stop(self) -> None:
@@ -122,7 +146,8 @@ class Msgr2Messenger:
 
     def __init__(self, reactor, my_addr: str, server_auth: Sequence, client_auth: Sequence, receiver=None,
                  entity_type: int = EntityType.OSD, entity_num: int = 0, timeout: float = 10.0,
-                 initial_backoff: float = 0.05, max_backoff: float = 2.0, config: Optional[ConnectionConfig] = None):
+                 initial_backoff: float = 0.05, max_backoff: float = 2.0, config: Optional[ConnectionConfig] = None,
+                 policy: Optional[Policy] = None):
         import dataclasses
 
         addr = entity_addr_t.parse(my_addr)
@@ -133,11 +158,15 @@ class Msgr2Messenger:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         base = config or ConnectionConfig()
+        #: our policy towards every peer (Ceph's lossless_peer by default)
+        self.policy = policy or Policy.lossless_peer()
+        if self.policy.lossy:
+            raise ValueError("a messenger of lossless peers needs a lossless policy, not %s" % self.policy)
         my_addrs = entity_addrvec_t((self.my_addr,))
         self.server_config = dataclasses.replace(base, entity_type=entity_type, entity_num=entity_num,
-                                                 lossy=False, my_addrs=my_addrs)
+                                                 lossy=False, my_addrs=my_addrs, policy=self.policy)
         self.client_config = dataclasses.replace(base, entity_type=entity_type, entity_num=entity_num,
-                                                 lossy=False, my_addrs=my_addrs)
+                                                 lossy=False, my_addrs=my_addrs, policy=self.policy)
         self.client_auth = list(client_auth)
         self.global_seqs = GlobalSeq()
         self.factory = Msgr2ServerFactory(server_auth, receiver, self.server_config, reactor=reactor,
@@ -145,6 +174,7 @@ class Msgr2Messenger:
         self.factory.global_seqs = self.global_seqs
         self.incoming: list = []
         self.factory.onProtocol = self.incoming.append  # type: ignore[assignment]
+        self.factory.onWaitSent = self._peer_waits  # type: ignore[assignment]
         self.links: Dict[str, PeerLink] = {}
         self.outgoing: list = []
         self.interceptor = None
@@ -157,7 +187,8 @@ class Msgr2Messenger:
 
     def start(self) -> defer.Deferred:
         self.factory.interceptor = self.interceptor
-        endpoint = TCP4ServerEndpoint(self.reactor, self.my_addr.port, interface=str(self.my_addr.host))
+        endpoint = TCP4ServerEndpoint(self.reactor, self.my_addr.port, backlog=DEFAULT_BACKLOG,
+                                      interface=str(self.my_addr.host))
 
         def listening(port):
             self._port = port
@@ -184,6 +215,12 @@ class Msgr2Messenger:
             if current is not None:
                 link.session = current
         return link
+
+    def _peer_waits(self, peer_key: str) -> None:
+        """We told a peer to WAIT: our own attempt to reach it must go on."""
+        link = self.links.get(peer_key)
+        if link is not None:
+            link.ensure_connected()
 
     def send(self, peer_addr: str, message) -> None:
         """Send to a peer, connecting first if no connection carries our session with it."""

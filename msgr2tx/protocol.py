@@ -22,7 +22,8 @@ from zope.interface import implementer
 
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
-from msgr2tx.core.connection import Msgr2Connection, Role
+from msgr2tx.core.compression import algorithm_name
+from msgr2tx.core.connection import Msgr2Connection, Role, State
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.session import payload_size
 from msgr2tx.core.encoding import (
@@ -40,8 +41,35 @@ class PeerInfo(E.Ready):
     """
     What L{Msgr2Protocol.whenReady} fires with: the L{E.Ready} event's
     fields (peer_name, peer_addrs, features, con_mode, rev1, global_id,
-    lossy, reconnected) and two conveniences.
+    lossy, reconnected), the agreed on-wire compression method
+    (C{compression}, a L{msgr2tx.core.compression.CompressionAlgorithm}
+    value, 0 for none), what we asked for, and conveniences.
+
+    C{lossy} is the policy the session was I{granted}: the server's policy
+    decides it, whatever the client asked for.  On the connecting side
+    C{requested_lossy} is what we asked for (C{ConnectionConfig.lossy}), so
+    C{downgraded} tells a lossless request that got a lossy session; on the
+    accepting side it is None.
     """
+
+    compression: int = 0
+    #: client side: we asked for a lossy session; None on the server side
+    requested_lossy: Optional[bool] = None
+
+    @property
+    def compression_name(self) -> str:
+        """C{"zstd"}, or C{"none"}."""
+        return algorithm_name(self.compression)
+
+    @property
+    def policy(self) -> str:
+        """The granted session policy: C{"lossy"} or C{"lossless"}."""
+        return "lossy" if self.lossy else "lossless"
+
+    @property
+    def downgraded(self) -> bool:
+        """We asked for a lossless session and the server granted a lossy one."""
+        return self.requested_lossy is False and self.lossy
 
     @property
     def mode_name(self) -> str:
@@ -55,6 +83,13 @@ class PeerInfo(E.Ready):
 #: the transport's read size and write-buffer threshold
 TRANSPORT_BUFFER = 256 << 10
 
+#: received bytes held while the core waits for an auth answer, beyond
+#: which reading pauses until the answer is in
+BLOCKED_READ_LIMIT = 1 << 20
+#: after the keepalive timeout, a silent peer gets this fraction of it more
+#: to answer a KEEPALIVE2 probe before it is faulted
+PROBE_FRACTION = 0.25
+
 
 @implementer(IPushProducer)
 class Msgr2Protocol(Protocol):
@@ -64,9 +99,18 @@ class Msgr2Protocol(Protocol):
 
     Backpressure: the protocol is the transport's streaming producer.  When
     the transport's buffer fills, new messages wait in the session queue
-    (in priority order) and L{whenWritable} holds callers back.  When the
-    receiver's C{messageReceived} returns Deferreds that have not fired for
-    more than the configured window, the protocol stops reading.
+    (in priority order) and L{whenWritable} holds callers back.  The protocol
+    stops reading from the peer (as Ceph's throttles stop reading the
+    socket) while any of these holds, and reads again once all are clear:
+
+      - the receiver's C{messageReceived} returned Deferreds that have not
+        fired for more than C{receive_window_messages} or
+        C{receive_window_bytes};
+      - the session queue holds C{send_queue_bytes} or
+        C{send_queue_messages} (a peer that sends and never reads cannot
+        make us queue replies without end); reading resumes below half;
+      - the core waits for an auth answer and more than L{BLOCKED_READ_LIMIT}
+        bytes arrived meanwhile.
     """
 
     log = Logger()
@@ -74,7 +118,7 @@ class Msgr2Protocol(Protocol):
     def __init__(self, role: Role, config, auth_handlers, receiver=None,
                  target_addr: Optional[entity_addr_t] = None, clock=None,
                  handshake_timeout: Optional[float] = None, server_nonce: int = 0,
-                 session=None, sessions=None, global_seqs=None) -> None:
+                 session=None, sessions=None, global_seqs=None, nonce: int = 0) -> None:
         self.role = role
         self.config = config
         self.auth_handlers = list(auth_handlers)
@@ -83,6 +127,9 @@ class Msgr2Protocol(Protocol):
         self.clock = clock
         self.handshake_timeout = handshake_timeout
         self.server_nonce = server_nonce
+        #: a client's address nonce; one per client factory, so that its
+        #: reconnections come from the same address (0: a random one)
+        self.nonce = nonce
         self.session = session
         self.sessions = sessions
         self.global_seqs = global_seqs
@@ -102,12 +149,19 @@ class Msgr2Protocol(Protocol):
         self._rx_inflight_messages = 0
         self._rx_inflight_bytes = 0
         self._rx_throttled = False
+        #: why reading from the peer is paused ("window", "queue", "blocked")
+        self._read_pauses: set = set()
         self._last_rx = 0.0
         self._last_message = 0.0
+        self._idle_timeout = 0.0
         self._liveness_calls = {}
         self._started = False
         self._early: List[bytes] = []
         self._lost_callbacks: list = []
+        #: when the keepalive timeout ran out and we probed the silent peer
+        self._probe_at: Optional[float] = None
+        #: client side: the policy we asked for, from the core's PolicyGranted
+        self._requested_lossy: Optional[bool] = None
         self._pumping = False
         self._pump_again = False
         self._unflushed = 0
@@ -130,7 +184,9 @@ class Msgr2Protocol(Protocol):
         whose connection has failed, the message goes to the connection that
         now carries the session, or waits in the session for the next one.
         """
-        if self._closed:
+        if self._closed or (self.conn is not None and self.conn.state is State.CLOSED):
+            # (the core closes first when the peer broke the protocol: the
+            # receiver may still answer the messages that came before)
             session = self.conn.session if self.conn is not None else None
             if session is None or session.lossy:
                 raise ConnectionClosed("connection is closed")
@@ -152,6 +208,11 @@ class Msgr2Protocol(Protocol):
             raise
         if self.clock is not None:
             self._last_message = self.clock.seconds()
+        pending = self.conn.session.pending
+        if pending and self.info is not None and (pending.bytes >= self.config.send_queue_bytes
+                                                  or len(pending) >= self.config.send_queue_messages):
+            # (before READY the queue waits for the handshake, which needs reading)
+            self._pause_reading("queue")
         if self.conn.interceptor is not None:
             self._pump()  # a breakpoint may have queued an event
         elif self._pumping and self._unflushed < 16 and payload_size(message) < (64 << 10):
@@ -161,15 +222,35 @@ class Msgr2Protocol(Protocol):
         else:
             self._flush()
 
+    @property
+    def writable(self) -> bool:
+        """
+        True when its queue of messages waiting for the transport is below
+        C{send_queue_bytes} and C{send_queue_messages} (L{whenWritable} would
+        fire at once).  False once the connection is closed, except that a
+        lossless session whose connection the peer just broke still takes
+        messages for its next connection.
+        """
+        if self._closed:
+            return False
+        if self.conn is None:
+            return True
+        if self.conn.state is State.CLOSED and self.conn.session.lossy:
+            # (a lossless session keeps what is sent for its next connection)
+            return False
+        pending = self.conn.session.pending
+        return pending.bytes < self.config.send_queue_bytes and len(pending) < self.config.send_queue_messages
+
     def whenWritable(self) -> defer.Deferred:
         """
         Fires when the queue of messages waiting for the transport is below
-        the configured byte limit; a sender that waits for it before each
-        L{sendMessage} keeps memory bounded however slow the peer reads.
+        the configured byte and message limits; a sender that waits for it
+        before each L{sendMessage} keeps memory bounded however slow the peer
+        reads.  Fails with L{ConnectionClosed} once the connection is closed.
         """
         if self._closed:
             return defer.fail(ConnectionClosed("connection is closed"))
-        if self.conn is None or self.conn.session.pending.bytes < self.config.send_queue_bytes:
+        if self.writable:
             return defer.succeed(None)
         d = defer.Deferred()
         self._writable_waiters.append(d)
@@ -193,7 +274,12 @@ class Msgr2Protocol(Protocol):
         while pending and not conn.tx_paused and not self._closed:
             conn.resume_tx(limit=1)
             self._flush()
-        if self.conn.session.pending.bytes < self.config.send_queue_bytes:
+        pending = conn.session.pending
+        cfg = self.config
+        if "queue" in self._read_pauses and (pending.bytes <= cfg.send_queue_bytes // 2
+                                             and len(pending) <= cfg.send_queue_messages // 2):
+            self._resume_reading("queue")
+        if self.writable:
             waiters, self._writable_waiters = self._writable_waiters, []
             for d in waiters:
                 d.callback(None)
@@ -252,7 +338,7 @@ class Msgr2Protocol(Protocol):
             self.conn = Msgr2Connection(
                 self.config, Role.CLIENT, local or entity_addr_t(), target,
                 session=self.session, global_seqs=self.global_seqs, sessions=self.sessions,
-                nonce=_random_u32() or 1, cookie=_random_u64() or 1)
+                nonce=self.nonce or _random_u32() or 1, cookie=_random_u64() or 1)
         else:
             server_addr = (local.with_type(AddrType.MSGR2) if local else entity_addr_t())
             server_addr = entity_addr_t(AddrType.MSGR2, self.server_nonce, server_addr.host, server_addr.port)
@@ -355,6 +441,8 @@ class Msgr2Protocol(Protocol):
         finally:
             self._pumping = False
             self._pump_again = False
+        if not self._closed:
+            self._check_blocked_input()
 
     def _pump_once(self, data=b"") -> None:
         try:
@@ -400,6 +488,8 @@ class Msgr2Protocol(Protocol):
                 return
             try:
                 self._dispatch(event)
+            except ConnectionClosed:
+                continue  # the receiver answered a message on the connection that is closing
             except Exception:
                 self.log.failure("while delivering events before {error_type}", error_type=type(error).__name__)
                 return
@@ -429,7 +519,8 @@ class Msgr2Protocol(Protocol):
         waiters = self._ready_waiters
         self._ready_waiters = []
         for d in waiters:
-            d.errback(failure)
+            if not d.called:  # a waiter cancelled meanwhile (a caller's own timeout) has fired
+                d.errback(failure)
 
     def _handshake_timed_out(self) -> None:
         self._timeout_call = None
@@ -459,6 +550,13 @@ class Msgr2Protocol(Protocol):
             self._keepalive_acked(event.timestamp)
         elif kind is E.Ready:
             self._ready(event)
+        elif kind is E.PolicyGranted:
+            self._requested_lossy = event.requested_lossy
+            if event.differs:
+                self.log.warn(
+                    "asked {peer} for a {asked} session and was granted a {granted} one",
+                    peer=str(self.conn.peer_addr), asked="lossy" if event.requested_lossy else "lossless",
+                    granted="lossy" if event.lossy else "lossless", downgraded=event.downgraded)
         elif kind is E.AuthRequestNeeded:
             self._client_auth_request(event)
         elif kind is E.AuthReplyMoreReceived:
@@ -474,8 +572,16 @@ class Msgr2Protocol(Protocol):
             self._notify("sessionReset", event.full)
         elif kind is E.ConnectionReplaced:
             old = event.old.owner
+            if event.session_lost:
+                self.log.info("{peer}: a new connection replaces the lossy session of an older one",
+                              peer=str(self.conn.peer_addr))
             if old is not None and old is not self:
                 old._replaced()
+        elif kind is E.WaitSent:
+            # a connect race our own attempt wins: make sure it goes on
+            hook = getattr(getattr(self, "factory", None), "onWaitSent", None)
+            if hook is not None:
+                hook(event.peer_key)
         elif kind is E.RemoteReset:
             self.log.info("{peer} restarted: its old session is gone", peer=str(self.conn.peer_addr))
             self._notify("remoteReset")
@@ -502,7 +608,7 @@ class Msgr2Protocol(Protocol):
         if (not self._rx_throttled and (self._rx_inflight_messages > cfg.receive_window_messages
                                         or self._rx_inflight_bytes > cfg.receive_window_bytes)):
             self._rx_throttled = True
-            self.transport.pauseProducing()
+            self._pause_reading("window")
 
         def done(result):
             self._rx_inflight_messages -= 1
@@ -511,12 +617,39 @@ class Msgr2Protocol(Protocol):
                     and self._rx_inflight_messages <= cfg.receive_window_messages // 2
                     and self._rx_inflight_bytes <= cfg.receive_window_bytes // 2):
                 self._rx_throttled = False
-                self.transport.resumeProducing()
+                self._resume_reading("window")
             if isinstance(result, Failure):
                 self.log.failure("receiver failed to handle {msg!r}", result, msg=message)
             return None
 
         d.addBoth(done)
+
+    def _pause_reading(self, reason: str) -> None:
+        """Stop reading from the peer until every reason is cleared."""
+        if not self._read_pauses and self.transport is not None:
+            self.transport.pauseProducing()
+        self._read_pauses.add(reason)
+
+    def _resume_reading(self, reason: str) -> None:
+        if reason not in self._read_pauses:
+            return
+        self._read_pauses.discard(reason)
+        if not self._read_pauses and not self._closed and self.transport is not None:
+            self.transport.resumeProducing()
+
+    def _check_blocked_input(self) -> None:
+        """
+        While the core waits for an auth answer it parses nothing: a peer
+        that goes on sending meanwhile is not read beyond
+        L{BLOCKED_READ_LIMIT} bytes until the answer is in.
+        """
+        conn = self.conn
+        if conn is None:
+            return
+        if not conn.reading and conn.buffered > BLOCKED_READ_LIMIT:
+            self._pause_reading("blocked")
+        elif "blocked" in self._read_pauses and conn.reading:
+            self._resume_reading("blocked")
 
     # ---- liveness ---------------------------------------------------------------
 
@@ -530,8 +663,9 @@ class Msgr2Protocol(Protocol):
             self._liveness_calls["keepalive"] = self.clock.callLater(cfg.keepalive_interval, self._keepalive_tick)
             self._liveness_calls["silence"] = self.clock.callLater(
                 cfg.effective_keepalive_timeout, self._silence_check)
-        if cfg.idle_timeout:
-            self._liveness_calls["idle"] = self.clock.callLater(cfg.idle_timeout, self._idle_check)
+        idle_timeout = self._idle_timeout = cfg.effective_idle_timeout(self.role is Role.SERVER)
+        if idle_timeout:
+            self._liveness_calls["idle"] = self.clock.callLater(idle_timeout, self._idle_check)
 
     def _keepalive_tick(self) -> None:
         if self._closed:
@@ -549,24 +683,59 @@ class Msgr2Protocol(Protocol):
                                                                  self._keepalive_tick)
 
     def _silence_check(self) -> None:
+        """
+        Suspect, probe, then fault.  A peer silent for the keepalive
+        timeout is only suspected: our own event loop may have been too
+        busy to read (a timer runs before the reads that queued up while
+        the loop was blocked) or to send our keepalives.  We send a
+        KEEPALIVE2 at once and fault only if nothing at all arrives within
+        L{PROBE_FRACTION} of the timeout, judged after one more turn of the
+        loop so that whatever is already in the socket is read first.
+        """
         if self._closed:
             return
         timeout = self.config.effective_keepalive_timeout
-        silent = self.clock.seconds() - self._last_rx
-        if silent >= timeout:
-            self._fault(KeepaliveTimeout("%s sent nothing for %.1fs" % (self.conn.peer_addr, silent)))
+        now = self.clock.seconds()
+        silent = now - self._last_rx
+        if silent < timeout:
+            self._probe_at = None
+            self._liveness_calls["silence"] = self.clock.callLater(timeout - silent, self._silence_check)
             return
-        self._liveness_calls["silence"] = self.clock.callLater(timeout - silent, self._silence_check)
+        if self._probe_at is None:
+            self._probe_at = now
+            try:
+                self.conn.send_keepalive(utime_t.from_float(time.time()))
+            except InjectedFault as e:
+                self._fault(e)
+                return
+            if self.conn.interceptor is not None:
+                self._pump()
+            else:
+                self._flush()
+            self._liveness_calls["silence"] = self.clock.callLater(timeout * PROBE_FRACTION, self._silence_check)
+            return
+        self._liveness_calls["silence"] = self.clock.callLater(0, self._silence_verdict)
+
+    def _silence_verdict(self) -> None:
+        if self._closed:
+            return
+        if self._probe_at is not None and self._last_rx >= self._probe_at:
+            self._silence_check()  # the peer answered: all is well
+            return
+        silent = self.clock.seconds() - self._last_rx
+        self._fault(KeepaliveTimeout("%s sent nothing for %.1fs, not even an answer to a KEEPALIVE2 probe"
+                                     % (self.conn.peer_addr, silent)))
 
     def _idle_check(self) -> None:
         if self._closed:
             return
-        idle = self.clock.seconds() - self._last_message
-        if idle >= self.config.idle_timeout:
+        # as Ceph's last_active: any bytes read or any message sent
+        idle = self.clock.seconds() - max(self._last_message, self._last_rx)
+        if idle >= self._idle_timeout:
             self.log.info("closing idle connection to {peer}", peer=str(self.conn.peer_addr))
             self.close()
             return
-        self._liveness_calls["idle"] = self.clock.callLater(self.config.idle_timeout - idle, self._idle_check)
+        self._liveness_calls["idle"] = self.clock.callLater(self._idle_timeout - idle, self._idle_check)
 
     def _fault(self, error: BaseException) -> None:
         """Drop the connection at once (no FIN exchange is waited for)."""
@@ -612,10 +781,13 @@ class Msgr2Protocol(Protocol):
     def _ready(self, event: E.Ready) -> None:
         self._cancel_timeout()
         self.ready_at = time.perf_counter()
-        self.info = PeerInfo(**{f.name: getattr(event, f.name) for f in fields(event)})
-        self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}",
+        self.info = PeerInfo(**{f.name: getattr(event, f.name) for f in fields(event)},
+                             compression=self.conn.compression_method, requested_lossy=self._requested_lossy)
+        self.log.info("{role} connection to {peer} READY: entity={entity} mode={mode} rev{rev}"
+                      " compression={compression} {policy}",
                       role=self.role.value, peer=str(self.conn.peer_addr), entity=str(event.peer_name),
-                      mode=self.info.mode_name, rev=self.info.revision)
+                      mode=self.info.mode_name, rev=self.info.revision, compression=self.info.compression_name,
+                      policy=self.info.policy)
         self._start_liveness()
         # the receiver first, so it is set up before anyone waiting on READY acts
         if self.receiver is not None:

@@ -17,6 +17,7 @@ every connection is gone.  A peer that does not let its connection close
 within C{close_timeout} seconds is aborted.
 """
 
+import re
 from typing import Any, Dict, List, Optional, Sequence, Set, Union
 
 from twisted.application.service import Service
@@ -29,7 +30,25 @@ from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.protocol import Msgr2Protocol
 
-__all__ = ["Msgr2ServerService", "TrackingServerFactory"]
+__all__ = ["Msgr2ServerService", "TrackingServerFactory", "with_backlog", "DEFAULT_BACKLOG"]
+
+#: Ceph's ms_tcp_listen_backlog: connections the kernel queues for accept()
+#: (Twisted's own default is 50, which drops SYNs in a burst of connects)
+DEFAULT_BACKLOG = 512
+
+_BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl", "unix")
+
+
+def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
+    """
+    A server endpoint string with C{backlog=N} added, when its endpoint type
+    takes one (tcp, tcp6, ssl, unix) and it does not set its own; other
+    descriptions come back unchanged.
+    """
+    parts = re.split(r"(?<!\\):", description)
+    if parts[0] not in _BACKLOG_ENDPOINTS or any(p.startswith("backlog=") for p in parts[1:]):
+        return description
+    return "%s:backlog=%d" % (description, backlog)
 
 
 class _TrackedProtocol(Msgr2Protocol):
@@ -118,6 +137,8 @@ class Msgr2ServerService(Service):
         close cleanly before it aborts them (C{None}: wait for ever).
     @param factory: use this L{TrackingServerFactory} instead of building one
         from the other arguments.
+    @param backlog: the listen backlog given to endpoints that take one and
+        do not set their own (L{with_backlog}; Ceph's ms_tcp_listen_backlog).
 
     Other keyword arguments go to L{TrackingServerFactory}.
     """
@@ -127,12 +148,13 @@ class Msgr2ServerService(Service):
     def __init__(self, endpoints: Union[str, Sequence[str]], auth_handlers: Sequence = (),
                  receiver: Any = None, config: Optional[ConnectionConfig] = None, reactor: Any = None,
                  close_timeout: Optional[float] = 10.0,
-                 factory: Optional[TrackingServerFactory] = None, **factory_kwargs: Any) -> None:
+                 factory: Optional[TrackingServerFactory] = None, backlog: int = DEFAULT_BACKLOG,
+                 **factory_kwargs: Any) -> None:
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         if not endpoints:
             raise ValueError("Msgr2ServerService needs at least one endpoint")
-        self.endpoints = list(endpoints)
+        self.endpoints = [with_backlog(e, backlog) for e in endpoints]
         if reactor is None:
             from twisted.internet import reactor as _reactor
             reactor = _reactor

@@ -13,12 +13,20 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from msgr2tx.errors import ConnectionClosed
 from msgr2tx.interfaces import IMsgr2Receiver, IMsgr2ServiceFactory
 
 
 @implementer(IMsgr2Receiver)
 class EchoReceiver:
-    """Echo every message back on the connection it came from."""
+    """
+    Echo every message back on the connection it came from.
+
+    The echo waits for L{Msgr2Protocol.whenWritable}: while the connection's
+    send queue is full (a peer that sends and does not read), the echo's
+    dispatch is unfinished, which counts against the receive window, and the
+    connection stops reading from that peer until its queue drains.
+    """
 
     log = Logger()
 
@@ -31,7 +39,14 @@ class EchoReceiver:
     def messageReceived(self, protocol, message):
         self.received += 1
         message.seq = 0
-        protocol.sendMessage(message)
+        if protocol.writable:
+            protocol.sendMessage(message)
+            return None
+        d = protocol.whenWritable()
+        d.addCallback(lambda _: protocol.sendMessage(message))
+        # the connection closed first: there is no one left to echo to
+        d.addErrback(lambda f: f.trap(ConnectionClosed))
+        return d
 
     def connectionLost(self, protocol, reason):
         pass

@@ -11,6 +11,7 @@ server then prints how to connect to it.
 
 import os
 import re
+import shutil
 import sys
 
 from twisted.application import strports
@@ -19,12 +20,14 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 
 from msgr2tx.auth import findAuthProviders, makeServerHandler, parseArgString, UnknownAuthMethod
+from msgr2tx.core.compression import COMPRESS_MODES, parse_algorithms
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t
 from msgr2tx.errors import Msgr2Error
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2ServiceFactory
+from msgr2tx.service import with_backlog
 
 DEFAULT_LISTEN = "tcp:3300:interface=127.0.0.1"
 DEFAULT_AUTH = "cephx,none"
@@ -130,20 +133,35 @@ class Options(usage.Options):
         ["policy", None, "stateless", "Session policy for clients: stateless (lossy, like a monitor) "
                                       "or stateful (lossless sessions that survive reconnects)."],
         ["keepalive", None, 0.0, "Seconds between KEEPALIVE2 frames to each client (0: none).", float],
-        ["idle-timeout", None, 0.0, "Close connections that carried no message for this long (0: never).",
-         float],
+        ["idle-timeout", None, 900.0, "Close connections that read nothing and sent no message for this many "
+                                      "seconds (Ceph's ms_connection_idle_timeout; 0: never).", float],
         ["service", None, "echo", "The dispatcher, NAME[:ARGS] (see --help-services)."],
         ["max-segment", None, 64 << 20, "Largest segment accepted, in bytes.", int],
         ["max-frame", None, 128 << 20, "Largest MESSAGE frame accepted, in bytes.", int],
         ["max-control", None, 1 << 20, "Largest control frame accepted, in bytes.", int],
-        ["handshake-timeout", None, 30.0, "Seconds a client has to reach READY.", float],
+        ["handshake-timeout", None, 10.0, "Seconds a client has to reach READY (Ceph's "
+                                          "ms_connection_ready_timeout; 0: no limit).", float],
+        ["backlog", None, 512, "Listen backlog of tcp, ssl and unix endpoints that do not set their own "
+                               "(Ceph's ms_tcp_listen_backlog).", int],
         ["rev", None, "1", "Highest msgr2 revision to offer: 0 or 1."],
+        ["compress-mode", None, "none", "On-wire compression towards OSD peers, as Ceph's "
+                                        "ms_osd_compress_mode: none or force."],
+        ["compress-methods", None, "snappy", "Compression methods in order of preference, as Ceph's "
+                                             "ms_osd_compression_algorithm: snappy, zlib, zstd, lz4."],
+        ["compress-min-size", None, 1024, "Frames smaller than this many bytes go out uncompressed "
+                                          "(Ceph's ms_osd_compress_min_size).", int],
         ["mon", None, None, "Serve a real cluster as its manager: register with the monitor at this "
                             "address (--entity mgr.NAME, whose key --keyring holds for cephx) so that "
                             "Ceph clients find this server in the mgrmap."],
     ]
 
+    optFlags = [
+        ["compress-secure", None, "Compress secure connections too (Ceph's ms_compress_secure)."],
+        ["no-compression", None, "Do not advertise on-wire compression in the banner."],
+    ]
+
     compData = usage.Completions(optActions={
+        "compress-mode": usage.CompleteList(["none", "force"]),
         "mode": usage.CompleteList(["crc", "secure", "secure,crc", "crc,secure"]),
         "rev": usage.CompleteList(["0", "1"]),
     })
@@ -169,6 +187,19 @@ class Options(usage.Options):
             print("%-8s %s" % (s.name, s.description))
         sys.exit(0)
 
+    def _compression_options(self):
+        if self["compress-mode"] not in COMPRESS_MODES:
+            raise usage.UsageError("--compress-mode must be none or force")
+        if self["compress-mode"] != "none" and self["no-compression"]:
+            raise usage.UsageError("--compress-mode %s needs compression advertised (drop --no-compression)"
+                                   % self["compress-mode"])
+        if self["compress-min-size"] < 0:
+            raise usage.UsageError("--compress-min-size must not be negative")
+        try:
+            self["compression_methods"] = parse_algorithms(self["compress-methods"])
+        except ValueError as e:
+            raise usage.UsageError("--compress-methods: %s" % (e,))
+
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
@@ -179,10 +210,13 @@ class Options(usage.Options):
             raise usage.UsageError("--entity: %s" % (e,))
         if self["policy"] not in ("stateless", "stateful"):
             raise usage.UsageError("--policy must be stateless or stateful")
-        if self["keepalive"] < 0 or self["idle-timeout"] < 0:
-            raise usage.UsageError("--keepalive and --idle-timeout must not be negative")
+        if self["keepalive"] < 0 or self["idle-timeout"] < 0 or self["handshake-timeout"] < 0:
+            raise usage.UsageError("--keepalive, --idle-timeout and --handshake-timeout must not be negative")
+        if self["backlog"] <= 0:
+            raise usage.UsageError("--backlog must be positive")
         if self["rev"] not in ("0", "1"):
             raise usage.UsageError("--rev must be 0 or 1")
+        self._compression_options()
         specs = [s.strip() for s in self["auth"].split(",") if s.strip()]
         self["generated_keyring"] = None
         self["registration"] = None
@@ -310,6 +344,11 @@ def makeService(options):
         max_segment=options["max-segment"],
         max_frame=options["max-frame"],
         max_control=options["max-control"],
+        compression=not options["no-compression"],
+        compress_mode=options["compress-mode"],
+        compression_methods=options["compression_methods"],
+        compress_min_size=options["compress-min-size"],
+        compress_secure=bool(options["compress-secure"]),
     )
     service_args = options["service_args"]
     if options["inspect-log"] and options["service_factory"].name == "inspect" and not service_args:
@@ -335,28 +374,45 @@ def makeService(options):
                          and getattr(h, "key_server", None) is manager.key_server else h
                          for h in auth_handlers]
     factory = Msgr2ServerFactory(auth_handlers, receiver, config,
-                                 handshake_timeout=options["handshake-timeout"],
+                                 handshake_timeout=options["handshake-timeout"] or None,
                                  nonce=options.get("server_nonce", 0))
     for description in options["listen"]:
-        strports.service(description, factory).setServiceParent(top)
+        strports.service(with_backlog(description, options["backlog"]), factory).setServiceParent(top)
     if options.get("generated_keyring"):
         _print_how_to_connect(options)
     return top
 
 
+def _command_path(name: str) -> str:
+    """How to run the console script *name* from here: its bare name when the
+    shell finds this installation's copy, else its path (e.g. C{.venv/bin/msgr2tx})."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    if not os.path.exists(path) or shutil.which(name) == path:
+        return name
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
+
+
 def _print_how_to_connect(options) -> None:
     path, created = options["generated_keyring"]
     address = _listen_address(options["listen"][0])
+    tool = _command_path("msgr2tx")
     lines = [
         "msgr2: %s keyring %s (keys for client.admin and %s)"
         % ("created" if created else "using", path, options["entity_name"]),
         "msgr2: connect with msgr2tx:",
-        "    msgr2tx ping %s --auth cephx --keyring %s --mode secure" % (address, path),
-        "    msgr2tx ping %s                      # auth none, crc mode" % (address,),
-        "msgr2: connect with the ceph CLI:",
-        "    ceph -c /dev/null -m %s -n client.admin --keyring %s --debug_ms 1 status" % (address, path),
-        "    ceph -c /dev/null -m %s --auth_client_required none --debug_ms 1 status" % (address,),
+        "    %s ping %s --auth cephx --keyring %s --mode secure" % (tool, address, path),
+        "    %s ping %s                      # auth none, crc mode" % (tool, address),
     ]
+    if shutil.which("ceph"):
+        lines += [
+            "msgr2: connect with the ceph CLI (each sends one ping, exits 0 and prints None,"
+            " because the echo service returns the ping empty):",
+            "    ceph -c /dev/null -m %s -n client.admin --keyring %s ping mon.noname-a" % (address, path),
+            "    ceph -c /dev/null -m %s --auth_client_required none ping mon.noname-a" % (address,),
+        ]
+    else:
+        lines.append("msgr2: the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
     # stdout, before twistd takes it over for logging
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()

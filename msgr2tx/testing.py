@@ -260,15 +260,36 @@ class FaultProxy:
     """
     A TCP proxy on loopback that can break the connections it carries:
     cut them (both sides see a reset), cut at random after a number of
-    forwarded chunks, or go silent (forward nothing, close nothing: a peer
-    that vanished without a FIN).
+    forwarded chunks, cut after a random number of forwarded bytes, or go
+    silent (forward nothing, close nothing: a peer that vanished without a
+    FIN).
 
         proxy = FaultProxy(reactor, "127.0.0.1", server_port, cut_chance=1/30, seed=7)
         port = proxy.listen()
+
+    Every cut is an abortive close of both sockets (C{SO_LINGER} 0): each
+    side sees an RST, not a FIN, as when a host or a middlebox resets.
+
+    @param cut_chance: the chance that a chunk (one read, in either
+        direction) is dropped and the link cut instead; cuts then fall
+        where reads end, often between frames.
+    @param rst_after_bytes: C{(low, high)}, or a callable taking the
+        proxy's C{random.Random} and returning a count: each link forwards
+        that many bytes, both directions counted together, drawn afresh
+        (uniformly from C{low..high}) for every accepted connection, then
+        resets both sides.  The last chunk is split at the count, so the
+        cut falls at an arbitrary byte offset, mid-frame as often as not;
+        the proxy waits for the forwarded bytes to leave its socket
+        buffers (for up to C{drain_timeout} seconds) before the reset, so
+        the peer really has them.  C{cut_offsets} lists the counts of
+        the links cut so far.
+    @param seed: seeds C{rng}, which draws every random choice, so a run
+        is reproducible up to the timing of the reads.
     """
 
     def __init__(self, reactor, host: str, port: int, cut_chance: float = 0.0, seed: int = 0,
-                 delay_chance: float = 0.0, max_delay: float = 0.0) -> None:
+                 delay_chance: float = 0.0, max_delay: float = 0.0, rst_after_bytes=None,
+                 drain_timeout: float = 0.2) -> None:
         import random
         self.reactor = reactor
         self.host = host
@@ -276,12 +297,29 @@ class FaultProxy:
         self.cut_chance = cut_chance
         self.delay_chance = delay_chance
         self.max_delay = max_delay
+        if rst_after_bytes is not None and not callable(rst_after_bytes):
+            low, high = rst_after_bytes
+            if not 0 <= low <= high:
+                raise ValueError("rst_after_bytes is (low, high) with 0 <= low <= high")
+        self.rst_after_bytes = rst_after_bytes
+        self.drain_timeout = drain_timeout
+        self.seed = seed
         self.rng = random.Random(seed)
         self.silent = False
         self.links: List["_ProxyLink"] = []
         self.cuts = 0
+        #: the byte counts at which links were reset (rst_after_bytes)
+        self.cut_offsets: List[int] = []
         self.accepts = 0
         self._listening = None
+
+    def _draw_budget(self) -> Optional[int]:
+        spec = self.rst_after_bytes
+        if spec is None:
+            return None
+        if callable(spec):
+            return int(spec(self.rng))
+        return self.rng.randint(spec[0], spec[1])
 
     def listen(self, interface: str = "127.0.0.1") -> int:
         from twisted.internet.protocol import Factory
@@ -315,11 +353,18 @@ class _ProxyLink:
                 self.peer = None
                 self.buffered = []
                 self.closed = False
+                #: bytes forwarded so far, both directions
+                self.forwarded = 0
+                self.budget = None
+                #: the budget is spent: forward nothing more, reset once drained
+                self.draining = False
 
             def connectionMade(self):
                 from twisted.internet.protocol import ClientCreator
                 proxy.accepts += 1
                 proxy.links.append(self)
+                self.budget = proxy._draw_budget()
+                self.transport.setTcpNoDelay(True)  # no Nagle delays on handshake frames
                 self.transport.pauseProducing()
                 d = ClientCreator(proxy.reactor, _Upstream, self).connectTCP(proxy.host, proxy.port)
                 d.addErrback(lambda f: self.cut())
@@ -332,11 +377,18 @@ class _ProxyLink:
                 self.transport.resumeProducing()
 
             def dataReceived(self, data):
-                self.forward(data, lambda d: self.peer.transport.write(d) if self.peer else self.buffered.append(d))
+                self.forward(data, lambda d: self.peer.transport.write(d) if self.peer else self.buffered.append(d),
+                             self.peer.transport if self.peer is not None else None)
 
-            def forward(self, data, write):
-                if proxy.silent or self.closed:
+            def forward(self, data, write, target=None):
+                if proxy.silent or self.closed or self.draining:
                     return
+                if self.budget is not None and self.forwarded + len(data) >= self.budget:
+                    head = data[:self.budget - self.forwarded]
+                    self.forwarded += len(head)
+                    self.reset_after(head, write, target)
+                    return
+                self.forwarded += len(data)
                 if proxy.cut_chance and proxy.rng.random() < proxy.cut_chance:
                     proxy.cuts += 1
                     self.cut()
@@ -357,15 +409,44 @@ class _ProxyLink:
                     return
                 write(data)
 
+            def reset_after(self, head, write, target):
+                """Write C{head}, let it leave our buffers, then reset both sides."""
+                self.draining = True
+                proxy.cut_offsets.append(self.forwarded)
+                proxy.cuts += 1
+                for t in (self.transport, self.peer.transport if self.peer is not None else None):
+                    if t is not None:
+                        t.pauseProducing()
+                if target is None:
+                    self.cut()
+                    return
+                deadline = proxy.reactor.seconds() + proxy.drain_timeout
+
+                def kernel_drained():
+                    if self.closed:
+                        return
+                    if _unsent(target) and proxy.reactor.seconds() < deadline:
+                        proxy.reactor.callLater(0.001, kernel_drained)
+                        return
+                    self.cut()
+
+                target.registerProducer(_WhenDrained(kernel_drained), False)
+                if head:
+                    write(head)
+                # a write pass even if nothing is buffered, so that the
+                # producer hears the buffer is empty
+                target.startWriting()
+
             def cut(self):
                 if self.closed:
                     return
                 self.closed = True
                 if self in proxy.links:
                     proxy.links.remove(self)
-                self.transport.abortConnection()
-                if self.peer is not None:
-                    self.peer.transport.abortConnection()
+                for t in (self.transport, self.peer.transport if self.peer is not None else None):
+                    if t is not None:
+                        _linger_zero(t)
+                        t.abortConnection()
 
             def connectionLost(self, reason):
                 self.cut()
@@ -373,15 +454,56 @@ class _ProxyLink:
         return Link()
 
 
+class _WhenDrained:
+    """A pull producer whose only job is to hear that a transport's write buffer is empty."""
+
+    def __init__(self, callback) -> None:
+        self.callback = callback
+        self.calls = 0
+
+    def resumeProducing(self) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            return  # registerProducer's own first call, not a drained buffer
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+    def stopProducing(self) -> None:
+        self.callback = None
+
+
+def _linger_zero(transport) -> None:
+    """Make the coming close an abortive one: the peer gets an RST, not a FIN."""
+    import socket
+    import struct
+    try:
+        transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (AttributeError, OSError):
+        pass
+
+
+def _unsent(transport) -> int:
+    """Bytes still in the kernel's send queue of a TCP transport (0 where unknown)."""
+    import fcntl
+    import struct
+    import termios
+    try:
+        return struct.unpack("i", fcntl.ioctl(transport.getHandle().fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 def _Upstream(link):
     from twisted.internet.protocol import Protocol
 
     class Upstream(Protocol):
         def connectionMade(self):
+            self.transport.setTcpNoDelay(True)
             link.upstream_ready(self)
 
         def dataReceived(self, data):
-            link.forward(data, link.transport.write)
+            link.forward(data, link.transport.write, link.transport)
 
         def connectionLost(self, reason):
             link.cut()

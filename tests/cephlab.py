@@ -325,7 +325,10 @@ DEFAULT_RELEASE = "pacific"
 #: releases that run in a chroot
 CHROOT_RELEASES = tuple(r for r, rel in RELEASES.items() if rel.in_chroot)
 #: what is installed in a release's chroot (python3-rados for librados from Python)
-CHROOT_PACKAGES = ("ceph-mon", "ceph-osd", "ceph-common", "ceph-base", "python3-rados")
+# libqatzip3: Debian's libceph_zlib.so (in ceph-common) links libqatzip.so.3
+# without depending on it; without it a Tentacle OSD cannot load zlib, yet
+# agrees to zlib on-wire compression and then aborts on the first compressed frame
+CHROOT_PACKAGES = ("ceph-mon", "ceph-osd", "ceph-common", "ceph-base", "python3-rados", "libqatzip3")
 #: the machine-wide cache of built chroots (MSGR2TX_CHROOT_CACHE overrides it)
 DEFAULT_CHROOT_CACHE = "/var/cache/msgr2tx/chroots"
 #: the marker a finished chroot carries (its ``ceph-mon --version``)

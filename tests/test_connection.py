@@ -60,8 +60,8 @@ class HandshakeTests(SynchronousTestCase):
         pair = none_pair(rev1_client=False)
         pair.handshake()
         self.assertReady(pair, rev1=False)
-        # the client's banner advertised nothing
-        self.assertEqual(pair.wire_c2s[10:26], bytes(16))
+        # the client's banner advertised only COMPRESSION (as Ceph, compression does not need rev1)
+        self.assertEqual(bytes(pair.wire_c2s[10:26]).hex(), "02" + "00" * 15)
 
     def test_rev0_when_server_leaves_out_revision1(self):
         pair = none_pair(rev1_server=False)
@@ -71,9 +71,10 @@ class HandshakeTests(SynchronousTestCase):
     def test_banner_bytes(self):
         pair = none_pair()
         pair.handshake()
-        # "ceph v2\n", u16 16, u64 supported (REVISION_1), u64 required
+        # "ceph v2\n", u16 16, u64 supported (REVISION_1 | COMPRESSION, as Reef
+        # and Tentacle send it), u64 required
         self.assertEqual(bytes(pair.wire_c2s[:BANNER_SIZE]).hex(),
-                         "636570682076320a" "1000" "0100000000000000" "0000000000000000")
+                         "636570682076320a" "1000" "0300000000000000" "0000000000000000")
 
     def test_auth_none_global_ids(self):
         first = none_pair()
@@ -106,9 +107,23 @@ class HandshakeTests(SynchronousTestCase):
         self.assertEqual(got[1].tid, 7)
         self.assertEqual(got[1].cmd, ['{"prefix": "version"}'])
         self.assertEqual(str(got[0].src), "client.4100")
-        # the server acknowledged both with an ACK frame
+        # a lossy session has no ACK frames (Ceph acks only lossless sessions)
+        self.assertTrue(pair.client.session.lossy)
+        self.assertEqual(pair.events_of("client", E.AckReceived), [])
+
+    def test_acks_on_a_lossless_session(self):
+        pair = CorePair([NoneClientHandler(ADMIN)], [NoneServerHandler()],
+                        server_config=ConnectionConfig(entity_type=EntityType.OSD, entity_num=0, lossy=False))
+        pair.handshake()
+        # the client asked for lossy (the default) but the server's policy decides
+        self.assertFalse(pair.client.session.lossy)
+        pair.client.send_message(MPing())
+        pair.client.send_message(MPing())
+        pair.pump()
+        # the server acknowledged both with one ACK frame; they leave the replay queue
         (ack,) = pair.events_of("client", E.AckReceived)
         self.assertEqual(ack.seq, 2)
+        self.assertEqual(len(pair.client.session.unacked), 0)
 
     def test_piggybacked_ack_seq(self):
         pair = none_pair()

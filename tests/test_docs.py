@@ -80,5 +80,5 @@ class QuickstartTests(SynchronousTestCase):
         self.assertEqual(missing, [], "subcommands missing from docs/quickstart.md")
 
     def test_cli_exit_codes(self):
-        for code in (cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE):
+        for code in (cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED):
             self.assertIn("| %d |" % code, self.doc)

@@ -11,16 +11,17 @@ import sys
 import time
 
 from twisted.internet import defer, reactor, task, utils
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
 from msgr2tx.client import ReconnectingClient, connect
-from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.config import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionConfig
 from msgr2tx.core.encoding import EntityName, EntityType
 from msgr2tx.core.messages import GenericMessage
 from msgr2tx.errors import KeepaliveTimeout
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.monclient import MonClient
+from msgr2tx.protocol import PROBE_FRACTION
 from msgr2tx.services import EchoReceiver
 from msgr2tx.testing import FaultProxy
 from tests import cephlab
@@ -155,16 +156,17 @@ class CuttingProxyTests(EchoServerMixin, TestCase):
 
 class LivenessTests(EchoServerMixin, TestCase):
 
-    timeout = 30
+    timeout = 60
 
     @defer.inlineCallbacks
-    def test_silent_peer_detected_within_twice_the_keepalive_interval(self):
+    def test_silent_peer_detected_after_the_timeout_and_an_unanswered_probe(self):
         self.start_server()
         proxy = self.start_proxy()
-        interval = 0.4
+        interval, timeout = 0.2, 0.6
         tally = Tally()
         p = yield connect(reactor, self.address, [NoneClientHandler(ADMIN)],
-                          ConnectionConfig(keepalive_interval=interval), receiver=tally, timeout=5, via=self.via)
+                          ConnectionConfig(keepalive_interval=interval, keepalive_timeout=timeout),
+                          receiver=tally, timeout=5, via=self.via)
         # keepalives flow: the connection stays up for several intervals
         yield task.deferLater(reactor, interval * 3, lambda: None)
         self.assertEqual(tally.lost, [])
@@ -175,7 +177,50 @@ class LivenessTests(EchoServerMixin, TestCase):
         detected = time.monotonic() - silent_at
         self.assertTrue(tally.lost, "the silent peer was never detected")
         self.assertIsInstance(p._failure.value, KeepaliveTimeout)
-        self.assertLessEqual(detected, 2 * interval)
+        # the last keepalive answer came at most one interval before the
+        # silence began; then the timeout, then the probe's quarter timeout
+        self.assertGreaterEqual(detected, timeout - interval)
+        self.assertLessEqual(detected, timeout * (1 + PROBE_FRACTION) + 0.25)
+
+    @defer.inlineCallbacks
+    def _block_the_loop(self, config, block, settle, clients=20):
+        """
+        Connect C{clients} healthy connections, let keepalives flow, block
+        the event loop for C{block} seconds, and check that none was
+        faulted and that each still carries a message both ways.
+        """
+        self.start_server()
+        tallies, protocols = [], []
+        for _ in range(clients):
+            tally = Tally()
+            protocols.append((yield connect(reactor, self.address, [NoneClientHandler(ADMIN)], config,
+                                            receiver=tally, timeout=5)))
+            tallies.append(tally)
+        yield task.deferLater(reactor, 2 * config.keepalive_interval, lambda: None)
+        # a busy event loop: no timer runs, nothing is read or written
+        yield task.deferLater(reactor, 0, time.sleep, block)
+        # every timer that came due while blocked has run (and a probe had its time)
+        yield task.deferLater(reactor, settle, lambda: None)
+        faulted = [p._failure for p in protocols if p._failure is not None]
+        self.assertEqual(faulted, [])
+        self.assertEqual([t.lost for t in tallies if t.lost], [])
+        for n, p in enumerate(protocols, 1):
+            p.sendMessage(GenericMessage(TEST_TYPE, struct.pack("<Q", n)))
+        deadline = time.monotonic() + 10
+        while any(not t.seen for t in tallies) and time.monotonic() < deadline:
+            yield task.deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual([t.seen for t in tallies], [[n] for n in range(1, clients + 1)])
+        for p in protocols:
+            p.close()
+
+    def test_busy_loop_does_not_fault_healthy_connections_by_default(self):
+        # echo-test's old keepalive interval: its 1.5 s timeout faulted all of them
+        return self._block_the_loop(ConnectionConfig(keepalive_interval=1.0), block=3.0, settle=1.0)
+
+    def test_busy_loop_longer_than_the_timeout_is_not_a_silent_peer(self):
+        # a loop blocked past a short explicit timeout: the peer is probed, not faulted
+        return self._block_the_loop(ConnectionConfig(keepalive_interval=0.2, keepalive_timeout=0.6), block=1.5,
+                                    settle=0.6 * PROBE_FRACTION + 0.5)
 
     @defer.inlineCallbacks
     def test_idle_timeout_closes(self):
@@ -214,3 +259,20 @@ class MonitorRestartTests(TestCase):
             results.append(result)
         self.assertEqual(results, [0] * 12)
         self.assertGreaterEqual(client.connections, 2)
+
+
+class KeepaliveDefaultsTests(SynchronousTestCase):
+    """The keepalive timeout follows Ceph's MonClient (mon_client_ping_timeout / _interval)."""
+
+    def test_default_is_cephs_mon_client_ping_timeout(self):
+        self.assertEqual(DEFAULT_KEEPALIVE_TIMEOUT, 30.0)
+        self.assertEqual(ConnectionConfig(keepalive_interval=1.0).effective_keepalive_timeout, 30.0)
+        # Ceph's mon_client_ping_interval: 10 s, three of which make the timeout
+        self.assertEqual(ConnectionConfig(keepalive_interval=10.0).effective_keepalive_timeout, 30.0)
+        self.assertEqual(ConnectionConfig(keepalive_interval=20.0).effective_keepalive_timeout, 60.0)
+        self.assertEqual(ConnectionConfig(keepalive_interval=1.0, keepalive_timeout=5.0)
+                         .effective_keepalive_timeout, 5.0)
+
+    def test_timeout_must_outlast_the_interval(self):
+        self.assertRaises(ValueError, ConnectionConfig, keepalive_interval=2.0, keepalive_timeout=1.0)
+        self.assertRaises(ValueError, ConnectionConfig, keepalive_interval=2.0, keepalive_timeout=2.0)

@@ -6,12 +6,13 @@ msg/async/frames_v2.h, encoded with MSG_ADDR2).
 """
 
 import ipaddress
+import struct
 
 from twisted.trial import unittest
 
 from msgr2tx.core import frames as F
 from msgr2tx.core.constants import Tag
-from msgr2tx.core.encoding import AddrType, entity_addr_t, entity_addrvec_t, utime_t
+from msgr2tx.core.encoding import AddrType, Encoder, entity_addr_t, entity_addrvec_t, utime_t
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.errors import DecodeError, UnexpectedFrame
 
@@ -28,6 +29,12 @@ MON_ADDRS = entity_addrvec_t.parse("[v2:10.0.0.1:3300/0,v1:10.0.0.1:6789/0]")
 SIG = bytes(range(32))
 
 SECRET = b"SECRETSECRET"
+
+def _encoded(value) -> bytes:
+    enc = Encoder()
+    value.encode(enc)
+    return enc.getvalue()
+
 
 # one realistic value of every control frame
 SAMPLES = {
@@ -95,11 +102,39 @@ class RoundTripTests(unittest.SynchronousTestCase):
             for i in range(len(payload)):
                 self.assertRaises(DecodeError, cls.decode, payload[:i])
 
-    def test_trailing_bytes_rejected(self):
+    def test_trailing_bytes_ignored(self):
+        # as Ceph's ControlFrame decoder: fields a newer peer appends after
+        # the ones we know are skipped, whatever their bytes
         for cls, frame in SAMPLES.items():
             payload = frame.encode()
-            self.assertRaises(DecodeError, cls.decode, payload + b"\x00")
-            self.assertRaises(DecodeError, F.decode_frame, cls.TAG, [payload + b"\xff\xff"])
+            self.assertEqual(cls.decode(payload + b"\x00"), frame)
+            self.assertEqual(F.decode_frame(cls.TAG, [payload + b"\xff\xff\x01\x02\x03"]), frame)
+            self.assertEqual(F.decode_frame(cls.TAG, [payload + bytes(4096)]), frame)
+
+    def test_newer_entity_addr_version_skips_its_unknown_tail(self):
+        # entity_addr_t v2 (compat 1) with 5 bytes we do not know, inside
+        # HELLO, CLIENT_IDENT and SERVER_IDENT: decoded as v1, tail skipped
+        def newer(addr):
+            enc = Encoder()
+            addr.encode(enc)
+            raw = bytearray(enc.getvalue())
+            self.assertEqual(raw[1:3], b"\x01\x01")
+            raw[1] = 2  # struct version 2, compat still 1
+            struct.pack_into("<I", raw, 3, struct.unpack_from("<I", raw, 3)[0] + 5)
+            return bytes(raw) + b"\xaa\xbb\xcc\xdd\xee"
+        hello = F.Hello(8, LOCALHOST)
+        payload = b"\x08" + newer(LOCALHOST)
+        self.assertEqual(F.Hello.decode(payload), hello)
+        ident = SAMPLES[F.ClientIdent]
+        enc = Encoder()
+        enc.u8(2).u32(len(ident.addrs.addrs))
+        raw = enc.getvalue() + b"".join(newer(a) for a in ident.addrs.addrs) + newer(ident.target_addr)
+        tail = ident.encode()[len(_encoded(ident.addrs)) + len(_encoded(ident.target_addr)):]
+        self.assertEqual(F.ClientIdent.decode(raw + tail + b"future"), ident)
+        # a compat version newer than ours is refused
+        bad = bytearray(newer(LOCALHOST))
+        bad[2] = 2
+        self.assertRaises(DecodeError, F.Hello.decode, b"\x08" + bytes(bad))
 
 
 class PayloadBytesTests(unittest.SynchronousTestCase):

@@ -294,8 +294,10 @@ class ReaderTests(unittest.SynchronousTestCase):
 
     def test_preamble_flags_reported(self):
         wire = preamble(Tag.KEEPALIVE2, [(8, 8)], flags=1) + KEEPALIVE_PAYLOAD + h("d3138c85")
-        frames, _ = read_all(FrameReader(rev1=True), wire)
-        self.assertFrame(frames[0], Tag.KEEPALIVE2, [KEEPALIVE_PAYLOAD], flags=1)
+        rbuf = ReceiveBuffer()
+        rbuf.append(wire)
+        frame = FrameReader(rev1=True).read_frame(rbuf)
+        self.assertFrame(frame, Tag.KEEPALIVE2, [KEEPALIVE_PAYLOAD], flags=1)
 
     def test_reader_recording(self):
         reader = FrameReader(rev1=True)

@@ -114,6 +114,22 @@ class WheelContentsTests(SynchronousTestCase):
         self.assertEqual([n for n in self.names if n.endswith((".pyc", ".pyo")) or "__pycache__" in n], [])
         self.assertEqual([n for n in self.names if n.split("/")[0] in ("tests", "examples", "docs", "bench")], [])
 
+    def test_every_subpackage(self):
+        # setup.cfg lists packages by hand: a new msgr2tx/ subpackage must be added there
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for dirpath, dirnames, filenames in os.walk(os.path.join(here, "msgr2tx")):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            if "__init__.py" in filenames:
+                rel = os.path.relpath(os.path.join(dirpath, "__init__.py"), here).replace(os.sep, "/")
+                self.assertIn(rel, self.names)
+
+    def test_license(self):
+        self.assertTrue(any(n.endswith((".dist-info/LICENSE", "licenses/LICENSE")) for n in self.names),
+                        self.names)
+        metadata = next(n for n in self.names if n.endswith(".dist-info/METADATA"))
+        with zipfile.ZipFile(_wheel()) as z:
+            self.assertIn("License: MIT", z.read(metadata).decode())
+
     def test_scripts(self):
         self.assertIn("msgr2tx = msgr2tx.cli:main", self.entry_points)
         self.assertIn("msgr2tx-regen-plugins = msgr2tx.cli:regen_plugins", self.entry_points)
@@ -127,7 +143,8 @@ class SdistContentsTests(SynchronousTestCase):
 
     def test_contents(self):
         for name in PLUGINS + ["msgr2tx/py.typed", "setup.cfg", "pyproject.toml", "docs/conf.py",
-                               "docs/index.md", "examples/echo_server.py", "tests/test_packaging.py"]:
+                               "docs/index.md", "examples/echo_server.py", "tests/test_packaging.py",
+                               "LICENSE"]:
             self.assertIn(name, self.names)
 
     def test_nothing_generated(self):

@@ -13,6 +13,7 @@ from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
 from msgr2tx.core.connection import State, addr_sort_key
 from msgr2tx.core.encoding import EntityName, entity_addr_t
 from msgr2tx.core.messages import GenericMessage
+from msgr2tx.core.policy import Policy
 from msgr2tx.core.constants import Tag
 from msgr2tx.messenger import Msgr2Messenger
 from msgr2tx.testing import STALL, Interceptor
@@ -144,6 +145,110 @@ class RaceTests(PairMixin, TestCase):
         self.assertEqual((inbox_a.got, inbox_b.got), ([1], [1]))
         self.assertEqual(len(b.outgoing), 0)
         self.assertEqual(len(a.outgoing), 1)
+
+
+class WaitTests(PairMixin, TestCase):
+
+    @defer.inlineCallbacks
+    def test_after_wait_the_loser_waits_for_the_winners_connection(self):
+        """
+        Ceph's WAIT: the side told to wait does not redial with a short
+        backoff; the other side's connection carries its session.  With a
+        30 s max_backoff everything still arrives at once, over the one
+        connection the lower address opened.
+        """
+        (a, addr_a, inbox_a), (b, addr_b, inbox_b) = yield self.make_pair(1, 2)
+        low, addr_low, inbox_low, high, addr_high, inbox_high = (
+            (a, addr_a, inbox_a, b, addr_b, inbox_b)
+            if addr_sort_key(entity_addr_t.parse(addr_a)) < addr_sort_key(entity_addr_t.parse(addr_b))
+            else (b, addr_b, inbox_b, a, addr_a, inbox_a))
+        high.max_backoff = 30.0
+        # the lower address's CLIENT_IDENT is late: the higher one's arrives
+        # at the lower side first, while its own attempt is in the handshake
+        low.interceptor = Interceptor()
+        low.interceptor.add(("write", Tag.CLIENT_IDENT), role="client", nth=1, action=STALL(0.3))
+        low.factory.interceptor = low.interceptor
+        count = 20
+        for n in range(1, count + 1):
+            low.send(addr_high, GenericMessage(0x7FF0, struct.pack("<Q", n)))
+            high.send(addr_low, GenericMessage(0x7FF0, struct.pack("<Q", n)))
+        for _ in range(300):
+            if len(inbox_low.got) == count and len(inbox_high.got) == count:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(inbox_low.got, list(range(1, count + 1)))
+        self.assertEqual(inbox_high.got, list(range(1, count + 1)))
+        # the higher side dialled once, was told to WAIT, and did not dial again
+        self.assertEqual(len(high.outgoing), 1)
+        self.assertTrue(high.outgoing[0].conn.waited)
+        self.assertTrue(high.link(addr_low)._retry.active())
+        # its session went over the lower side's connection
+        conn = high.link(addr_low).session.connection
+        self.assertIs(conn.state, State.READY)
+        self.assertEqual(conn.role.value, "server")
+
+
+class PolicyFlagTests(TestCase):
+    """standby and server, as the messenger honours them after a fault."""
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def make(self, policy_a, policy_b):
+        addr_a = "v2:127.0.0.1:%d/1000" % free_port()
+        addr_b = "v2:127.0.0.1:%d/2000" % free_port()
+        inbox_a, inbox_b = Inbox(), Inbox()
+        a = Msgr2Messenger(reactor, addr_a, [NoneServerHandler()], [NoneClientHandler(ADMIN)], inbox_a,
+                           entity_num=1, initial_backoff=0.01, max_backoff=0.05, policy=policy_a)
+        b = Msgr2Messenger(reactor, addr_b, [NoneServerHandler()], [NoneClientHandler(ADMIN)], inbox_b,
+                           entity_num=2, initial_backoff=0.01, max_backoff=0.05, policy=policy_b)
+        yield a.start()
+        yield b.start()
+        self.addCleanup(a.stop)
+        self.addCleanup(b.stop)
+        a.send(addr_b, GenericMessage(0x7FF0, struct.pack("<Q", 1)))
+        yield self.until(lambda: inbox_b.got == [1])
+        # cut the connection under both
+        for p in a.outgoing + b.incoming:
+            p.transport.abortConnection()
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        return a, b, addr_a, addr_b, inbox_a, inbox_b
+
+    @defer.inlineCallbacks
+    def until(self, predicate):
+        for _ in range(300):
+            if predicate():
+                return
+            yield task.deferLater(reactor, 0.01, lambda: None)
+
+    @defer.inlineCallbacks
+    def test_standby_stays_idle_until_there_is_something_to_send(self):
+        a, b, addr_a, addr_b, inbox_a, inbox_b = yield self.make(Policy.lossless_peer(), Policy.lossless_peer())
+        self.assertEqual(len(a.outgoing), 1)       # nothing queued: no reconnect
+        a.send(addr_b, GenericMessage(0x7FF0, struct.pack("<Q", 2)))
+        yield self.until(lambda: inbox_b.got == [1, 2])
+        self.assertEqual(inbox_b.got, [1, 2])
+        self.assertEqual(len(a.outgoing), 2)
+
+    @defer.inlineCallbacks
+    def test_without_standby_reconnects_at_once(self):
+        a, b, addr_a, addr_b, inbox_a, inbox_b = yield self.make(Policy.lossless_client(), Policy.lossless_peer())
+        self.assertGreaterEqual(len(a.outgoing), 2)
+        self.assertIs(a.link(addr_b).session.connection.state, State.READY)
+
+    @defer.inlineCallbacks
+    def test_server_side_never_reconnects(self):
+        a, b, addr_a, addr_b, inbox_a, inbox_b = yield self.make(Policy.lossless_peer(), Policy.stateful_server())
+        # b has something for a, but a server side waits for the peer to come back
+        b.send(addr_a, GenericMessage(0x7FF0, struct.pack("<Q", 1)))
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(len(b.outgoing), 0)
+        self.assertEqual(inbox_a.got, [])
+        # a comes back (it has something to send): b's message goes over a's connection, once
+        a.send(addr_b, GenericMessage(0x7FF0, struct.pack("<Q", 2)))
+        yield self.until(lambda: inbox_a.got == [1] and inbox_b.got == [1, 2])
+        self.assertEqual((inbox_a.got, inbox_b.got), ([1], [1, 2]))
+        self.assertEqual(len(b.outgoing), 0)
 
 
 class PeerFaultTests(PairMixin, TestCase):

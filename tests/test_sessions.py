@@ -231,10 +231,11 @@ class ReconnectTests(SynchronousTestCase):
         world = World()
         self._first(world)
         world.pairs[-1].break_link()
+        # the server restarted as a stateless (lossy) server: it knows no session
         pair = CorePair([NoneClientHandler(ADMIN)], [NoneServerHandler()],
                         client_config=ConnectionConfig(lossy=False),
                         server_config=ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=True),
-                        client_session=world.client_session, sessions=world.table)
+                        client_session=world.client_session, sessions=SessionTable())
         pair.handshake()
         self.assertEqual(len(pair.events_of("client", E.SessionResetReceived)), 1)
 

@@ -63,6 +63,47 @@ class AuthReject:
     allowed_methods: Tuple[int, ...] = ()
 
 
+class GlobalIdAllocator:
+    """
+    Hands out global_ids, counting up from C{first} (4100 by default).  A
+    Ceph monitor's AuthMonitor allocates them for every auth method from one
+    range, so a server's handlers share one allocator: see L{share_global_ids}.
+    """
+
+    def __init__(self, first: int = 4100) -> None:
+        if first <= 0:
+            raise ValueError("global_ids start above 0")
+        self._next = first
+
+    def __repr__(self) -> str:
+        return "<GlobalIdAllocator next=%d>" % self._next
+
+    def allocate(self) -> int:
+        """The next unused global_id."""
+        value = self._next
+        self._next += 1
+        return value
+
+
+def share_global_ids(handlers, allocator: Optional[GlobalIdAllocator] = None) -> GlobalIdAllocator:
+    """
+    Make every server handler in C{handlers} that allocates global_ids (its
+    C{global_ids} attribute is a L{GlobalIdAllocator}) use one allocator:
+    C{allocator}, or the first handler's.  Returns the shared allocator.
+    A server with several auth methods then never gives two clients the
+    same global_id.
+    """
+    shared = allocator
+    for handler in handlers:
+        if not isinstance(getattr(handler, "global_ids", None), GlobalIdAllocator):
+            continue
+        if shared is None:
+            shared = handler.global_ids
+        else:
+            handler.global_ids = shared
+    return shared if shared is not None else GlobalIdAllocator()
+
+
 def findAuthProviders():
     """Every installed L{IAuthProviderFactory} plugin."""
     from twisted.plugin import getPlugins

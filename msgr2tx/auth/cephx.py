@@ -23,7 +23,6 @@ formats a secret.
 """
 
 import errno
-import itertools
 import os
 import time
 from typing import Dict, Iterable, Optional
@@ -31,7 +30,7 @@ from typing import Dict, Iterable, Optional
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from msgr2tx.auth import AuthDone, AuthMore, AuthReject, parseArgString
+from msgr2tx.auth import AuthDone, AuthMore, AuthReject, GlobalIdAllocator, parseArgString
 from msgr2tx.auth.cephx_proto import (
     AUTH_TICKET_TTL, CEPHX_GET_AUTH_SESSION_KEY, CEPHX_GET_PRINCIPAL_SESSION_KEY,
     CEPHX_GET_ROTATING_KEY, DEFAULT_WANT_KEYS, SECRET_ID_GENERAL, SECURE_CONNECTION_SECRET_LEN, SERVICE_TICKET_TTL,
@@ -403,7 +402,8 @@ class CephxAuthorityHandler:
 
     def __init__(self, key_server: CephxKeyServer, first_global_id: int = 4100) -> None:
         self.key_server = key_server
-        self._global_ids = itertools.count(first_global_id)
+        #: shared with the other handlers of a server (L{share_global_ids})
+        self.global_ids = GlobalIdAllocator(first_global_id)
 
     def __repr__(self) -> str:
         return "<CephxAuthorityHandler %r>" % (self.key_server,)
@@ -455,7 +455,7 @@ class CephxAuthorityHandler:
         if not global_id:
             if req.old_ticket.blob:
                 return _reject("cephx: %s presented a ticket with no global_id" % (name,), errno.EINVAL)
-            global_id = next(self._global_ids)
+            global_id = self.global_ids.allocate()
         else:
             if not req.old_ticket.blob:
                 return _reject("cephx: %s tried to reclaim global_id %d without a ticket" % (name, global_id))
@@ -606,6 +606,16 @@ class CephxServerHandler:
 
     def __repr__(self) -> str:
         return "<CephxServerHandler %r authority=%s>" % (self.key_server, self.authority is not None)
+
+    @property
+    def global_ids(self) -> Optional[GlobalIdAllocator]:
+        """The authority role's global_id allocator (None without that role)."""
+        return self.authority.global_ids if self.authority is not None else None
+
+    @global_ids.setter
+    def global_ids(self, allocator: GlobalIdAllocator) -> None:
+        if self.authority is not None:
+            self.authority.global_ids = allocator
 
     def handle_request(self, request):
         if request.more:

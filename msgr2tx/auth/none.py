@@ -7,12 +7,10 @@ answers AUTH_DONE straight away with an empty payload, no session key and no
 connection secret, so only crc mode is possible.
 """
 
-import itertools
-
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from msgr2tx.auth import AuthDone, parseArgString
+from msgr2tx.auth import AuthDone, GlobalIdAllocator, parseArgString
 from msgr2tx.core.constants import AUTH_MODE_AUTHORIZER, AUTH_MODE_MON, AuthMethod, ConnectionMode
 from msgr2tx.core.encoding import Decoder, Encoder, EntityName, EntityType
 from msgr2tx.errors import AuthRejected, DecodeError
@@ -68,7 +66,8 @@ class NoneServerHandler:
     allowed_modes = CRC_ONLY
 
     def __init__(self, first_global_id: int = 4100) -> None:
-        self._global_ids = itertools.count(first_global_id)
+        #: shared with the other handlers of a server (L{share_global_ids})
+        self.global_ids = GlobalIdAllocator(first_global_id)
 
     def handle_request(self, request):
         try:
@@ -78,7 +77,7 @@ class NoneServerHandler:
         if mode not in (AUTH_MODE_MON, AUTH_MODE_AUTHORIZER):
             raise AuthRejected("auth none request mode %d" % mode)
         if not global_id:
-            global_id = next(self._global_ids)
+            global_id = self.global_ids.allocate()
         return AuthDone(global_id, name=name)
 
 

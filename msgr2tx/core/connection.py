@@ -18,6 +18,7 @@ import struct
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from msgr2tx.core import frames as F
+from msgr2tx.core import compression as C
 from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.crypto import RxCipher, TxCipher, split_connection_secret
@@ -26,14 +27,15 @@ from msgr2tx.core.constants import (
     ConnectionMode, Msgr2Feature, Tag,
 )
 from msgr2tx.core.encoding import (
-    AddrType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
+    AddrType, EntityType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
 )
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import decode_message
+from msgr2tx.core.policy import Policy
 from msgr2tx.core.session import GlobalSeq, Session, SessionTable
 from msgr2tx.errors import (
     BannerError, DecodeError, IdentMismatch, InjectedFault, LocalProtocolError, MissingFeatures, Msgr1Banner,
-    ProtocolError, SignatureMismatch, UnexpectedFrame,
+    PeerTypeMismatch, ProtocolError, SignatureMismatch, UnexpectedFrame,
 )
 
 _BANNER_HEAD = struct.Struct("<8sH")
@@ -70,6 +72,34 @@ class State(enum.Enum):
     # both
     READY = "READY"
     CLOSED = "CLOSED"
+
+
+class Decision(str, enum.Enum):
+    """
+    The rows of the accepting side's session decision table (Ceph's
+    handle_client_ident, handle_existing_connection and handle_reconnect);
+    docs/protocol.md describes each.  The value is the row's name.
+    """
+
+    IDENT_MISSING_FEATURES = "ident: peer lacks required features"
+    IDENT_UNREGISTERED = "ident: lossy client of a stateless server"
+    IDENT_NEW = "ident: no session for the address"
+    IDENT_STALE = "ident: stale global_seq"
+    IDENT_REPLACES_LOSSY = "ident: replaces a lossy session"
+    IDENT_PEER_RESTARTED_RESET = "ident: peer restarted, resetcheck"
+    IDENT_PEER_RESTARTED_KEEP = "ident: peer restarted, no resetcheck"
+    IDENT_INTERRUPTED = "ident: same client cookie"
+    IDENT_REUSE = "ident: session ready or standby"
+    IDENT_RACE_INCOMING_WINS = "ident: connect race, incoming wins"
+    IDENT_RACE_EXISTING_WINS = "ident: connect race, ours wins"
+    RECONNECT_UNKNOWN = "reconnect: no session for the address"
+    RECONNECT_OTHER_SESSION = "reconnect: other client cookie"
+    RECONNECT_NOT_ESTABLISHED = "reconnect: we never got SERVER_IDENT"
+    RECONNECT_STALE_GLOBAL_SEQ = "reconnect: stale global_seq"
+    RECONNECT_STALE_CONNECT_SEQ = "reconnect: stale connect_seq"
+    RECONNECT_RACE_EXISTING_WINS = "reconnect: race, ours wins"
+    RECONNECT_RACE_INCOMING_WINS = "reconnect: race, incoming wins"
+    RECONNECT = "reconnect: resume"
 
 
 class Rule(NamedTuple):
@@ -145,6 +175,17 @@ BANNER_TRANSITIONS: Dict[State, State] = {
 }
 
 
+#: control frames that carry an auth method's payload (tickets, which can be
+#: large): they may use the whole C{max_control}
+AUTH_PAYLOAD_TAGS = frozenset({Tag.AUTH_REQUEST, Tag.AUTH_BAD_METHOD, Tag.AUTH_REPLY_MORE,
+                               Tag.AUTH_REQUEST_MORE, Tag.AUTH_DONE})
+
+#: the most bytes any other control frame may have (HELLO, the idents, the
+#: session frames, keepalives, ACK): their known fields take well under
+#: 1 KiB; the rest leaves room for fields a newer peer may append
+SMALL_CONTROL_LIMIT = 64 << 10
+
+
 def _next_states() -> Dict[State, Tuple[State, ...]]:
     result: Dict[State, Tuple[State, ...]] = {s: (t,) for s, t in BANNER_TRANSITIONS.items()}
     for state, rules in TRANSITIONS.items():
@@ -195,12 +236,23 @@ class Msgr2Connection:
         self.session = session if session is not None else Session()
         self.global_seqs = global_seqs if global_seqs is not None else GlobalSeq(global_seq - 1)
         self.global_seq = self.global_seqs.next()
-        #: the server's lossless sessions (shared by a server's connections)
+        #: the server's registered sessions by peer address (shared by a server's connections)
         self.sessions = sessions if sessions is not None else SessionTable()
-        if role is Role.CLIENT and not config.lossy:
+        #: our policy towards this peer: from the expected peer type until
+        #: the peer's HELLO names its type (see L{ConnectionConfig.policy_for})
+        self.policy: Policy = config.policy_for(config.peer_type, server=role is Role.SERVER)
+        #: our own addresses once learned from the peer's HELLO (client)
+        self.my_addrs: Optional[entity_addrvec_t] = None
+        #: True once the server answered WAIT (client)
+        self.waited = False
+        #: the decision-table rows the accepting side took, in order (L{Decision})
+        self.decisions: List[Decision] = []
+        self._cs_bumped = False
+        if role is Role.CLIENT and not self.policy.lossy:
             # a server of ours that is accepted by this peer meanwhile must
             # see this attempt to resolve a connect race
             self.session.connection = self
+            self._bump_connect_seq()
         #: set by the I/O layer to whatever object drives this connection
         self.owner = None
         self.nonce = nonce
@@ -224,6 +276,9 @@ class Msgr2Connection:
         self.con_mode = ConnectionMode.UNKNOWN
         self.auth_method = 0
         self.features = 0
+        #: the agreed on-wire compression method (0: none)
+        self.compression_method = 0
+        self._compression_requested: Tuple[int, ...] = ()
         self._session_key = b""
         self._last_ack_sent = 0
         self._transition = None
@@ -239,6 +294,8 @@ class Msgr2Connection:
         self._held_frame = None
         self._held_out: Optional[List[bytes]] = None
         self._banner_held = False
+        # the newest KEEPALIVE2 timestamp not answered yet (while paused)
+        self._keepalive_ack_due: Optional[utime_t] = None
 
     # ---- introspection -------------------------------------------------
 
@@ -295,6 +352,11 @@ class Msgr2Connection:
 
     def connection_lost(self) -> None:
         self.state = State.CLOSED
+        session = self.session
+        if self.role is Role.SERVER and session.lossy and session.connection is self:
+            # a registered lossy session ends with its connection
+            session.connection = None
+            self.sessions.remove(session)
 
     # ---- input processing ----------------------------------------------------
 
@@ -321,6 +383,32 @@ class Msgr2Connection:
                 return
             getattr(self, rule.handler)(value)
             self._check_transition()
+
+    def _admit_frame(self, tag: int) -> int:
+        """
+        The preamble of a frame has arrived: refuse a tag the current state
+        does not accept before its segments are read (a MESSAGE before READY
+        is refused here, as Ceph refuses it at the preamble), else return the
+        most bytes it may have.
+        """
+        if tag not in TRANSITIONS.get(self.state, _NO_RULES):
+            raise UnexpectedFrame("%s frame is not allowed in state %s" % (Tag(tag).name, self.state.value))
+        cfg = self.config
+        if tag == Tag.MESSAGE:
+            return cfg.max_frame
+        if tag in AUTH_PAYLOAD_TAGS:
+            return cfg.max_control
+        return min(cfg.max_control, SMALL_CONTROL_LIMIT)
+
+    @property
+    def buffered(self) -> int:
+        """Received bytes not parsed yet (at most one frame's worth, plus one read)."""
+        return len(self._rbuf)
+
+    @property
+    def reading(self) -> bool:
+        """False while the connection waits for an answer (auth) before it parses more."""
+        return not self._blocked and self.state is not State.CLOSED
 
     def _check_transition(self) -> None:
         """A settled transition must be one the table lists."""
@@ -363,6 +451,7 @@ class Msgr2Connection:
         self.reader = FrameReader(self.rev1, cfg.data_crc, cfg.max_segment, cfg.max_frame, cfg.max_control)
         self.writer.recording = self._pre_auth_tx
         self.reader.recording = self._pre_auth_rx
+        self.reader.gate = self._admit_frame
         self._events.append(E.BannerExchanged(supported, required, self.rev1))
         if self.interceptor is not None and self._intercept("banner"):
             # hold our HELLO and stop reading until release()
@@ -422,12 +511,32 @@ class Msgr2Connection:
             self._check_transition()
 
     def _compression_agreed(self) -> bool:
+        """Both banners have the COMPRESSION bit: the COMPRESSION_* exchange must happen."""
         return bool(self.config.msgr2_supported & self.peer_supported & Msgr2Feature.COMPRESSION)
+
+    def _compress_mode(self) -> str:
+        cfg = self.config
+        return C.compress_mode_for(cfg.compress_mode, cfg.compress_secure, self.peer_entity_type,
+                                   self.con_mode == ConnectionMode.SECURE)
+
+    def _start_compression(self, method: int) -> None:
+        """From the next frame on, both directions are (de)compressed with C{method}."""
+        self.compression_method = method
+        self.writer.compressor = C.TxCompressor(method, self.config.compress_min_size)
+        self.reader.decompressor = C.RxDecompressor(method)
 
     # ---- client handshake ---------------------------------------------
 
     def _client_hello(self, hello: F.Hello) -> None:
+        expected = self.config.peer_type
+        if expected and hello.entity_type != expected:
+            # Ceph's handle_hello: the peer is not what we dialled
+            raise PeerTypeMismatch("we meant to reach a %s at %s, but its HELLO says it is a %s" % (
+                EntityType.name(expected), self.peer_addr, EntityType.name(hello.entity_type)),
+                expected, hello.entity_type)
         self.peer_entity_type = hello.entity_type
+        self.policy = self.config.policy_for(hello.entity_type, server=False)
+        self._learn_addr(hello.peer_addr)
         self._events.append(E.HelloReceived(hello.entity_type, hello.peer_addr))
         self._events.append(E.AuthRequestNeeded())
         self._blocked = True
@@ -499,21 +608,30 @@ class Msgr2Connection:
     def _client_auth_signature(self, frame: F.AuthSignature) -> None:
         self._check_signature(frame)
         if self._compression_agreed():
-            self._send(F.CompressionRequest(False, ()))
+            # sent even with compression off: a Reef or Tentacle server in
+            # COMPRESSION_ACCEPTING faults on anything else
+            is_compress = self._compress_mode() != "none"
+            methods = tuple(self.config.compression_methods) if self.peer_entity_type == EntityType.OSD else ()
+            self._compression_requested = methods if is_compress else ()
+            self._send(F.CompressionRequest(is_compress, methods))
             self.state = State.COMPRESSION_CONNECTING
         else:
             self._start_session()
 
     def _client_compression_done(self, frame: F.CompressionDone) -> None:
         if frame.is_compress:
-            raise UnexpectedFrame("server enabled compression that we did not ask for")
+            if frame.method not in self._compression_requested:
+                raise UnexpectedFrame("server enabled compression method %s that we did not ask for"
+                                      % C.algorithm_name(frame.method))
+            # the server compresses from its next frame on, we from CLIENT_IDENT on
+            self._start_compression(frame.method)
         self._start_session()
 
     def _start_session(self) -> None:
         """CLIENT_IDENT for a new session, SESSION_RECONNECT to resume one."""
         session = self.session
         if session.server_cookie and not session.lossy:
-            session.connect_seq += 1
+            self._bump_connect_seq()
             self._send_reconnect()
             return
         if session.lossy:
@@ -523,7 +641,43 @@ class Msgr2Connection:
             session.unacked.clear()
         self._send_client_ident()
 
+    def _bump_connect_seq(self) -> None:
+        """
+        A new attempt at an established lossless session counts one more
+        connect_seq (Ceph counts it when the failed connection faults), so
+        that a peer reconnecting at the same moment sees a reconnect race.
+        """
+        session = self.session
+        if not self._cs_bumped and session.server_cookie and not session.lossy:
+            session.connect_seq += 1
+            self._cs_bumped = True
+
+    def _learn_addr(self, peer_addr_for_me: entity_addr_t) -> None:
+        """
+        Ceph's learned_addr: while our address is blank, take the IP the
+        peer sees for us (or, with C{learn_addr_from_peer} off, our socket's)
+        and keep our nonce; an address we did not bind gets type ANY and port 0.
+        """
+        ours = self.config.my_addrs
+        if self.config.learn_addr_from_peer:
+            source = peer_addr_for_me
+        else:
+            source = self.local_addr
+        if source.host is None or source.is_blank_ip():
+            return
+        if ours is None or not ours.addrs:
+            self.my_addrs = entity_addrvec_t((entity_addr_t(AddrType.ANY, self.nonce, source.host, 0),))
+            return
+        if not any(a.is_blank_ip() for a in ours.addrs):
+            return
+        self.my_addrs = entity_addrvec_t(tuple(
+            entity_addr_t(a.type, a.nonce, source.host, a.port)
+            if a.is_blank_ip() and a.family in (source.family, 0) else a
+            for a in ours.addrs))
+
     def _my_addrs(self) -> entity_addrvec_t:
+        if self.my_addrs is not None:
+            return self.my_addrs
         if self.config.my_addrs is not None:
             # a peer that also listens (lossless peers): its bound addresses
             return self.config.my_addrs
@@ -540,6 +694,7 @@ class Msgr2Connection:
         self.peer_global_id = session.peer_global_id
         self.peer_addrs = session.peer_addrs
         self.features = session.features
+        self._events.append(E.PolicyGranted(False, self.config.lossy))
         self._become_ready(False, reconnected=True, replay=session.replay_after(frame.msg_seq))
 
     def _client_session_retry(self, frame: F.SessionRetry) -> None:
@@ -553,13 +708,14 @@ class Msgr2Connection:
     def _send_client_ident(self) -> None:
         cfg = self.config
         session = self.session
-        if not cfg.lossy and not session.client_cookie:
+        lossy = self.policy.lossy
+        if not lossy and not session.client_cookie:
             session.client_cookie = self.cookie or 1
         self._send(F.ClientIdent(
             self._my_addrs(), self.peer_addr, cfg.entity_num, self.global_seq,
             cfg.features_supported, cfg.features_required,
-            IDENT_FLAG_LOSSY if cfg.lossy else 0,
-            0 if cfg.lossy else session.client_cookie))
+            IDENT_FLAG_LOSSY if lossy else 0,
+            0 if lossy else session.client_cookie))
         self.state = State.SESSION_CONNECTING
 
     def _client_server_ident(self, frame: F.ServerIdent) -> None:
@@ -586,6 +742,7 @@ class Msgr2Connection:
             # a peer that also listens may resume this session by connecting
             # to us (SESSION_RECONNECT with these cookies): let our server find it
             self.sessions.add(session)
+        self._events.append(E.PolicyGranted(lossy, self.config.lossy))
         # a new session on the server: whatever we sent before is sent again
         self._become_ready(lossy, replay=() if lossy else list(session.unacked))
 
@@ -594,6 +751,9 @@ class Msgr2Connection:
                               frame.features)
 
     def _client_wait(self, frame: F.Wait) -> None:
+        # the peer's own connection to us carries the session: whoever
+        # drives this connection waits for it (Ceph waits ms_max_backoff)
+        self.waited = True
         self._events.append(E.WaitReceived())
         self._close("server asked us to wait")
 
@@ -612,6 +772,8 @@ class Msgr2Connection:
 
     def _server_hello(self, hello: F.Hello) -> None:
         self.peer_entity_type = hello.entity_type
+        # the accepting side's policy comes from the peer's type (Ceph's handle_hello)
+        self.policy = self.config.policy_for(hello.entity_type, server=True)
         self._events.append(E.HelloReceived(hello.entity_type, hello.peer_addr))
         self.state = State.AUTH_ACCEPTING
 
@@ -672,8 +834,24 @@ class Msgr2Connection:
                       else State.SESSION_ACCEPTING)
 
     def _server_compression_request(self, frame: F.CompressionRequest) -> None:
-        self._send(F.CompressionDone(False, 0))
+        # Ceph answers "on" only if it would compress for the client's type
+        # too; the client's order of methods wins
+        method = 0
+        if frame.is_compress and self._compress_mode() != "none":
+            method = C.pick_method(frame.preferred_methods, self.config.compression_methods)
+        self._send(F.CompressionDone(bool(method), method))
+        if method:
+            # COMPRESSION_DONE itself went out uncompressed
+            self._start_compression(method)
         self.state = State.SESSION_ACCEPTING
+
+    # ---- server: the session decision table ------------------------------------
+    #
+    # What the accepting side does with CLIENT_IDENT and SESSION_RECONNECT,
+    # row by row as Ceph's ProtocolV2::handle_client_ident,
+    # handle_existing_connection and handle_reconnect decide it (16.2 to
+    # 20.2).  The session is looked up by the peer's address vector, as
+    # Ceph's lookup_conn does; the row taken is kept in self.decisions.
 
     def _server_client_ident(self, frame: F.ClientIdent) -> None:
         if not frame.addrs.addrs or all(a.is_blank_ip() and not a.port and not a.nonce
@@ -685,26 +863,110 @@ class Msgr2Connection:
                 frame.target_addr, self.server_addrs))
         missing = self.config.features_required & ~frame.supported_features
         if missing:
+            self._decide(Decision.IDENT_MISSING_FEATURES)
             self._send(F.IdentMissingFeatures(missing))
             return
         self.peer_addrs = frame.addrs
         self.peer_global_id = frame.gid if frame.gid >= 0 else self.global_id
         self.features = self.config.features_supported & frame.supported_features
-        lossy = self.config.lossy or bool(frame.flags & IDENT_FLAG_LOSSY)
-        replay = ()
-        if lossy:
-            session = self.session
-            session.client_cookie = frame.cookie
-            session.server_cookie = 0
-        else:
-            session, replay = self._adopt_session(frame)
-            if session is None:
-                return  # WAIT sent: the peer's own connection to us goes on
+        policy = self.policy
+        peer_key = str(frame.addrs)
+        if policy.server and policy.lossy and not policy.register_lossy_clients:
+            # a lossy client of a stateless server: nothing to look up
+            self._decide(Decision.IDENT_UNREGISTERED)
+            self._accept_ident(frame, self._fresh_session(frame, peer_key, register=False))
+            return
+        existing = self.sessions.for_peer(peer_key)
+        if existing is None or existing is self.session:
+            self._decide(Decision.IDENT_NEW)
+            self._accept_ident(frame, self._fresh_session(frame, peer_key, register=True))
+            return
+        if existing.peer_global_seq > frame.global_seq:
+            # an attempt older than the connection we have: drop it, keep ours
+            self._decide(Decision.IDENT_STALE)
+            self._close("stale connection attempt from %s: global_seq %d, the session has %d"
+                        % (peer_key, frame.global_seq, existing.peer_global_seq))
+            return
+        if existing.lossy:
+            # one connection per client: the newer one replaces the lossy one
+            self._decide(Decision.IDENT_REPLACES_LOSSY)
+            self.sessions.remove(existing)
+            self._replace_connection(existing, session_lost=True)
+            self._accept_ident(frame, self._fresh_session(frame, peer_key, register=True))
+            return
+        if existing.server_cookie and existing.client_cookie and existing.client_cookie != frame.cookie:
+            # the peer restarted: its new session replaces the old one
+            self.sessions.remove(existing)
+            if policy.resetcheck:
+                self._decide(Decision.IDENT_PEER_RESTARTED_RESET)
+                old_cookie = existing.client_cookie
+                existing.reset()
+                self._events.append(E.RemoteReset(old_cookie))
+            else:
+                self._decide(Decision.IDENT_PEER_RESTARTED_KEEP)
+            self._reuse_session(frame, existing)
+            return
+        if existing.client_cookie == frame.cookie:
+            # the peer never got our SERVER_IDENT: establish the same session again
+            self._decide(Decision.IDENT_INTERRUPTED)
+            self._reuse_session(frame, existing)
+            return
+        if _session_state(existing) in ("ready", "standby"):
+            self._decide(Decision.IDENT_REUSE)
+            self._reuse_session(frame, existing)
+            return
+        # both sides are connecting to each other: a connect race
+        if policy.server or self._incoming_wins(frame.addrs):
+            self._decide(Decision.IDENT_RACE_INCOMING_WINS)
+            session = self._take_over_from_our_attempt(existing, frame, peer_key)
+            self._accept_ident(frame, session)
+            return
+        self._decide(Decision.IDENT_RACE_EXISTING_WINS)
+        # our own attempt carries the session; make sure it goes on (Ceph kicks it)
+        self._events.append(E.WaitSent(peer_key))
+        self._send(F.Wait())
+
+    @property
+    def decision(self) -> Optional["Decision"]:
+        """The last decision-table row taken (None before CLIENT_IDENT or SESSION_RECONNECT)."""
+        return self.decisions[-1] if self.decisions else None
+
+    def _decide(self, row: "Decision") -> None:
+        self.decisions.append(row)
+
+    def _fresh_session(self, frame: F.ClientIdent, peer_key: str, register: bool) -> Session:
+        session = self.session
+        session.client_cookie = frame.cookie
+        session.lossy = self.policy.lossy
+        session.server_cookie = 0 if session.lossy else (self.cookie or _new_cookie())
+        session.peer_key = peer_key
+        if register:
+            self.sessions.add(session)
+        return session
+
+    def _reuse_session(self, frame: F.ClientIdent, existing: Session) -> None:
+        """
+        Ceph's reuse_connection for a CLIENT_IDENT: this connection carries
+        the existing session from now on, with the peer's new client cookie,
+        a new server cookie, and what we had not seen acknowledged sent again.
+        """
+        self._replace_connection(existing)
+        self.sessions.remove(existing)
+        existing.client_cookie = frame.cookie
+        existing.server_cookie = self.cookie or _new_cookie()
+        existing.in_seq = 0
+        self.sessions.add(existing)
+        self._accept_ident(frame, existing, replay=list(existing.unacked))
+
+    def _accept_ident(self, frame: F.ClientIdent, session: Session, replay=()) -> None:
+        """SERVER_IDENT for C{session}, then READY (Ceph's send_server_ident)."""
+        lossy = session.lossy
         session.peer_global_seq = frame.global_seq
         session.peer_global_id = self.peer_global_id
         session.peer_addrs = frame.addrs
         session.features = self.features
-        session.lossy = lossy
+        session.connection = self
+        self.session = session
         cfg = self.config
         self._send(F.ServerIdent(
             self.server_addrs, cfg.entity_num, self.global_seq,
@@ -712,63 +974,17 @@ class Msgr2Connection:
             IDENT_FLAG_LOSSY if lossy else 0, session.server_cookie))
         self._become_ready(lossy, replay=replay)
 
-    def _adopt_session(self, frame: F.ClientIdent):
-        """
-        Server, lossless CLIENT_IDENT: a new session, or the one an
-        interrupted handshake with the same client cookie left behind.  A
-        different cookie from the same address means the peer restarted:
-        its old session is dropped and reported once.
-        """
-        table = self.sessions
-        peer_key = str(frame.addrs)
-        existing = table.get(frame.cookie) if frame.cookie else None
-        stale = table.for_peer(peer_key)
-        if stale is not None and stale is not existing and self._connecting_to_peer(stale):
-            # we are connecting to this peer while it connects to us
-            if not self._incoming_wins(frame.addrs):
-                self._send(F.Wait())
-                return None, ()
-            return self._take_over_from_our_attempt(stale, frame, peer_key), ()
-        if stale is not None and stale is not existing and _never_established(stale):
-            # our own idle session for this peer (a lossless peer we may
-            # also connect to): it carries what we queued for the peer
-            return self._take_over_from_our_attempt(stale, frame, peer_key, race=False), ()
-        if stale is not None and stale is not existing:
-            table.remove(stale)
-            self._replace_connection(stale)
-            self._events.append(E.RemoteReset(stale.client_cookie))
-        if existing is not None:
-            self._replace_connection(existing)
-            session = existing
-            replay = list(session.unacked)
-        else:
-            session = self.session
-            session.client_cookie = frame.cookie
-            session.server_cookie = self.cookie or _new_cookie()
-            session.peer_key = peer_key
-            table.add(session)
-            replay = ()
-        session.connection = self
-        self.session = session
-        return session, replay
-
-    def _connecting_to_peer(self, session: Session) -> bool:
-        conn = session.connection
-        return (conn is not None and conn is not self and conn.role is Role.CLIENT
-                and conn.state not in (State.READY, State.CLOSED))
-
     def _incoming_wins(self, peer_addrs: entity_addrvec_t) -> bool:
         """
         A connect race: Ceph keeps the connection started by the peer with
-        the lower address (or the incoming one when we are a pure server).
+        the lower address (compared as addr_sort_key orders them).
         """
         ours = self.config.my_addrs or self.server_addrs
         if ours is None or not ours.addrs or not peer_addrs.addrs:
             return True
-        return addr_sort_key(peer_addrs.addrs[0]) < addr_sort_key(ours.addrs[0])
+        return _race_key(peer_addrs) < _race_key(ours)
 
-    def _take_over_from_our_attempt(self, session: Session, frame: F.ClientIdent, peer_key: str,
-                                    race: bool = True) -> Session:
+    def _take_over_from_our_attempt(self, session: Session, frame: F.ClientIdent, peer_key: str) -> Session:
         """
         The peer's connection wins the race: our own attempt is dropped and
         the peer's session (a new one, seen from this side) carries what we
@@ -779,40 +995,63 @@ class Msgr2Connection:
         session.in_seq = session.out_seq = 0
         session.connect_seq = 0
         session.unacked.clear()
+        session.lossy = False
         session.client_cookie = frame.cookie
         session.server_cookie = self.cookie or _new_cookie()
         session.peer_key = peer_key
         self.sessions.add(session)
         session.connection = self
         self.session = session
-        if race:
-            self._events.append(E.RaceWon(peer_key))
+        self._events.append(E.RaceWon(peer_key))
         return session
 
-    def _replace_connection(self, session: Session) -> None:
+    def _replace_connection(self, session: Session, session_lost: bool = False) -> None:
         """Close the connection that carried C{session} before this one."""
         old = session.connection
         session.connection = None
         if old is not None and old is not self and old.state is not State.CLOSED:
             old.close()
-            self._events.append(E.ConnectionReplaced(old))
+            self._events.append(E.ConnectionReplaced(old, session_lost))
 
     def _server_session_reconnect(self, frame: F.SessionReconnect) -> None:
-        existing = self.sessions.get(frame.client_cookie)
-        if existing is None or existing.server_cookie != frame.server_cookie or self.config.lossy:
-            # we do not know this session: the client must start afresh
+        peer_key = str(frame.addrs)
+        existing = self.sessions.for_peer(peer_key)
+        if existing is None:
+            self._decide(Decision.RECONNECT_UNKNOWN)
             self._send(F.SessionReset(True))
             return
+        if existing.client_cookie != frame.client_cookie:
+            # not the session the peer means: we must have reset it
+            self._decide(Decision.RECONNECT_OTHER_SESSION)
+            self._send(F.SessionReset(self.policy.resetcheck))
+            return
+        if not existing.server_cookie:
+            # we never got the SERVER_IDENT of this session: the peer
+            # establishes it again, keeping what it queued
+            self._decide(Decision.RECONNECT_NOT_ESTABLISHED)
+            self._send(F.SessionReset(False))
+            return
         if existing.peer_global_seq > frame.global_seq:
+            self._decide(Decision.RECONNECT_STALE_GLOBAL_SEQ)
             self._send(F.SessionRetryGlobal(existing.peer_global_seq))
             return
         if existing.connect_seq > frame.connect_seq:
+            self._decide(Decision.RECONNECT_STALE_CONNECT_SEQ)
             self._send(F.SessionRetry(existing.connect_seq))
             return
-        if self._connecting_to_peer(existing) and not self._incoming_wins(frame.addrs):
-            # a reconnect race between two peers: the lower address's wins
-            self._send(F.Wait())
-            return
+        if existing.connect_seq == frame.connect_seq:
+            # both sides are reconnecting: the lower address's attempt wins
+            ours = self.config.my_addrs or self.server_addrs
+            if (not self.policy.server and ours is not None and ours.addrs
+                    and _race_key(frame.addrs) > _race_key(ours)):
+                self._decide(Decision.RECONNECT_RACE_EXISTING_WINS)
+                # our own attempt carries the session: the I/O layer makes sure it goes on
+                self._events.append(E.WaitSent(peer_key))
+                self._send(F.Wait())
+                return
+            self._decide(Decision.RECONNECT_RACE_INCOMING_WINS)
+        else:
+            self._decide(Decision.RECONNECT)
         # the peer's connection takes the session over
         self._replace_connection(existing)
         existing.connection = self
@@ -856,6 +1095,9 @@ class Msgr2Connection:
         self.tx_paused = False
         if self.state is not State.READY:
             return
+        if self._keepalive_ack_due is not None:
+            stamp, self._keepalive_ack_due = self._keepalive_ack_due, None
+            self._send(F.Keepalive2Ack(stamp))
         if limit is None:
             self._drain_pending()
             return
@@ -919,7 +1161,8 @@ class Msgr2Connection:
             return  # a duplicate after replay
         n = len(segments)
         message = decode_message(msg_type, segments[1] if n > 1 else b"", segments[2] if n > 2 else b"",
-                                 segments[3] if n > 3 else b"", version, self.features)
+                                 segments[3] if n > 3 else b"", version, self.features,
+                                 compat_version=compat_version)
         message.seq = seq
         message.tid = tid
         message.priority = priority
@@ -932,7 +1175,13 @@ class Msgr2Connection:
         self._events.append(E.MessageReceived(message))
 
     def _ready_keepalive(self, frame: F.Keepalive2) -> None:
-        self._send(F.Keepalive2Ack(frame.timestamp))
+        if self.tx_paused:
+            # the transport is full (the peer is not reading): answer only
+            # the newest one when it drains, so that a peer sending
+            # keepalives and reading nothing cannot queue acks without end
+            self._keepalive_ack_due = frame.timestamp
+        else:
+            self._send(F.Keepalive2Ack(frame.timestamp))
         self._events.append(E.KeepaliveReceived(frame.timestamp))
 
     def _ready_keepalive_ack(self, frame: F.Keepalive2Ack) -> None:
@@ -956,6 +1205,8 @@ class Msgr2Connection:
                 raise
 
     def _maybe_ack(self) -> None:
+        if self.session.lossy:
+            return  # ACK frames only on lossless sessions (Ceph counts ack_left only there)
         in_seq = self.session.in_seq
         if in_seq > self._last_ack_sent:
             self._last_ack_sent = in_seq
@@ -985,11 +1236,26 @@ def addr_sort_key(addr: entity_addr_t) -> bytes:
     return struct.pack("<IIH", addr.type, addr.nonce, addr.family) + struct.pack(">H", addr.port) + host
 
 
-def _never_established(session: Session) -> bool:
-    """A session that no peer has acknowledged yet: nothing to reset."""
+def _race_key(addrs: entity_addrvec_t) -> bytes:
+    """The address Ceph compares in races: the msgr2 one of a vector (else its first)."""
+    addr = addrs.msgr2_addr() or addrs.addrs[0]
+    return addr_sort_key(addr)
+
+
+def _session_state(session: Session) -> str:
+    """
+    What Ceph's AsyncConnection state for this session would be: "ready"
+    (a READY connection carries it), "standby" (established, no connection
+    now) or "connecting" (our own attempt, not established yet).
+    """
     conn = session.connection
-    return (not session.server_cookie and not session.unacked and not session.in_seq
-            and (conn is None or conn.state is State.CLOSED))
+    if conn is not None and conn.state is State.READY:
+        return "ready"
+    if conn is not None and conn.state is not State.CLOSED and conn.role is Role.CLIENT:
+        return "connecting"
+    if session.server_cookie:
+        return "standby"
+    return "connecting"
 
 
 def _new_cookie() -> int:

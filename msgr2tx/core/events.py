@@ -94,6 +94,35 @@ class Ready(Event):
 
 
 @dataclass(frozen=True)
+class PolicyGranted(Event):
+    """
+    Client: the session policy the server granted, just before L{Ready}.
+
+    The server's policy alone decides whether a session is lossy (Ceph's
+    C{Messenger::Policy}; a monitor grants clients lossy sessions whatever
+    they ask for): SERVER_IDENT carries its C{CEPH_MSG_CONNECT_LOSSY} flag,
+    and a SESSION_RECONNECT_OK always resumes a lossless session.  When
+    C{lossy} differs from C{requested_lossy} the session is not what the
+    client asked for: a lossless request granted lossy loses whatever is in
+    flight when its connection fails.
+    """
+
+    #: the granted session is lossy
+    lossy: bool
+    #: we asked for a lossy session (C{ConnectionConfig.lossy})
+    requested_lossy: bool
+
+    @property
+    def downgraded(self) -> bool:
+        """We asked for a lossless session and were granted a lossy one."""
+        return self.lossy and not self.requested_lossy
+
+    @property
+    def differs(self) -> bool:
+        return self.lossy != self.requested_lossy
+
+
+@dataclass(frozen=True)
 class MessageReceived(Event):
     message: object
 
@@ -139,9 +168,14 @@ class RemoteReset(Event):
 
 @dataclass(frozen=True, eq=False)
 class ConnectionReplaced(Event):
-    """Server: a reconnect took the session over; close the old connection."""
+    """
+    Server: a newer connection took the session over; close the old one.
+    With C{session_lost} the old connection's (lossy) session ended with it:
+    what Ceph reports to the application as a reset.
+    """
 
     old: object
+    session_lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +194,16 @@ class Intercepted(Event):
     tag: Optional[int]
     action: str
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class WaitSent(Event):
+    """
+    Server: a connect race that our own attempt wins; the peer was told to
+    WAIT, and our attempt to reach C{peer_key} must go on (Ceph kicks it).
+    """
+
+    peer_key: str
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@ Every msgr2 control frame as a typed value.
 Each class has C{TAG}, C{encode() -> bytes} (the single payload segment) and
 C{decode(payload) -> instance}.  L{MessageFrame} is the exception: it has four
 segments (ceph_msg_header2, front, middle, data).  L{decode_frame} dispatches
-on the tag.  Decoders reject truncated and trailing bytes with L{DecodeError}.
+on the tag.  Decoders reject a payload shorter than its fields with
+L{DecodeError} and ignore bytes after the last field they know, as Ceph's
+ControlFrame decoder does (src/msg/async/frames_v2.h): a newer peer may
+append fields.  Versioned structs inside (entity_addr_t) skip the unknown
+tail of a newer version whose compat version we know.
 
 Control payloads are encoded with Ceph's "frame assumed" features
 (MSG_ADDR2 | SERVER_NAUTILUS): addresses always use the MSG_ADDR2 form.
@@ -36,10 +40,11 @@ class ControlFrame:
 
     @classmethod
     def decode(cls, payload) -> "ControlFrame":
-        dec = Decoder(payload)
-        frame = cls._decode(dec)
-        dec.expect_end("%s payload" % cls.TAG.name)
-        return frame
+        """
+        The frame in C{payload}; bytes after its known fields are ignored.
+        Raises L{DecodeError} when the payload is shorter than its fields.
+        """
+        return cls._decode(Decoder(payload))
 
     @classmethod
     def _decode(cls, dec: Decoder) -> "ControlFrame":

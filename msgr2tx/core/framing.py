@@ -13,7 +13,7 @@ import struct
 from typing import List, Optional, Sequence
 
 from msgr2tx.core.constants import (
-    CRC_SIZE, EPILOGUE_CRC_REV0_SIZE, EPILOGUE_CRC_REV1_SIZE, EPILOGUE_SECURE_SIZE,
+    CRC_SIZE, EPILOGUE_CRC_REV0_SIZE, FLAG_EARLY_DATA_COMPRESSED, EPILOGUE_CRC_REV1_SIZE, EPILOGUE_SECURE_SIZE,
     GCM_TAG_SIZE, KNOWN_TAGS, PREAMBLE_INLINE_SIZE,
     LATE_FLAG_ABORTED, LATE_STATUS_ABORTED, LATE_STATUS_ABORTED_MASK,
     LATE_STATUS_COMPLETE, MAX_NUM_SEGMENTS, PREAMBLE_SIZE, SEGMENT_ALIGN_DEFAULT,
@@ -21,7 +21,7 @@ from msgr2tx.core.constants import (
 )
 from msgr2tx.core.crc import preamble_crc, segment_crc
 from msgr2tx.errors import (
-    BadSegmentCount, CrcMismatch, FrameTooLarge, FramingError, UnknownTag,
+    BadSegmentCount, CompressionError, CrcMismatch, FrameTooLarge, FramingError, UnknownTag,
 )
 
 # tag, count, 4 x (length, alignment), flags, reserved
@@ -94,6 +94,8 @@ class FrameWriter:
         self.recording: Optional[bytearray] = None
         #: a L{msgr2tx.core.crypto.TxCipher} once secure mode is on
         self.cipher = None
+        #: a L{msgr2tx.core.compression.TxCompressor} once compression is agreed
+        self.compressor = None
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
@@ -103,7 +105,16 @@ class FrameWriter:
         """
         n = trim_segments(segments)
         lengths = [len(segments[i]) for i in range(n)]
-        preamble = build_preamble(tag, lengths, aligns)
+        flags = 0
+        if self.compressor is not None:
+            # Ceph compresses after trimming; the preamble then carries the
+            # compressed lengths and the flag, alignments stay as they are
+            compressed = self.compressor.compress_segments(segments[:n], sum(lengths))
+            if compressed is not None:
+                segments = compressed
+                lengths = [len(s) for s in compressed]
+                flags = FLAG_EARLY_DATA_COMPRESSED
+        preamble = build_preamble(tag, lengths, aligns, flags)
         if self.cipher is not None:
             return self._assemble_secure(preamble, segments, lengths)
         parts = [preamble]
@@ -245,6 +256,13 @@ class FrameReader:
 
     Limits: C{max_segment} for any one segment, C{max_frame} for the sum of a
     frame's segments, and C{max_control} for frames other than MESSAGE.
+
+    C{gate}, when set, is called with each frame's tag as soon as its
+    preamble is checked, before any of its segments are read; it returns the
+    most bytes that frame may have (its segments together) or raises a
+    L{ProtocolError} to refuse the frame (the connection state machine
+    refuses the tags its state does not accept, as Ceph faults at the
+    preamble of a MESSAGE before READY).
     """
 
     def __init__(self, rev1: bool = True, data_crc: bool = True,
@@ -259,8 +277,12 @@ class FrameReader:
         self.recording: Optional[bytearray] = None
         #: a L{msgr2tx.core.crypto.RxCipher} once secure mode is on
         self.cipher = None
+        #: a L{msgr2tx.core.compression.RxDecompressor} once compression is agreed
+        self.decompressor = None
         # the parsed preamble of the frame whose body we are waiting for
         self._pending = None
+        #: callable(tag) -> byte limit of that frame, or raises to refuse it
+        self.gate = None
 
     def _check_preamble(self, buf, pos: int):
         """Validate a plaintext preamble; returns (tag, lengths, flags)."""
@@ -277,12 +299,15 @@ class FrameReader:
         lengths = [fields[2 + 2 * i] for i in range(count)]
         if count > 1 and lengths[-1] == 0:
             raise FramingError("last of %d segments is empty" % count)
+        if self.gate is not None:
+            limit = self.gate(tag)
+        else:
+            limit = self.max_frame if tag == Tag.MESSAGE else self.max_control
         total = 0
         for length in lengths:
             if length > self.max_segment:
                 raise FrameTooLarge("segment of %d bytes exceeds the limit of %d" % (length, self.max_segment))
             total += length
-        limit = self.max_frame if tag == Tag.MESSAGE else self.max_control
         if total > limit:
             raise FrameTooLarge("frame %s of %d bytes exceeds the limit of %d" % (Tag(tag).name, total, limit))
         return tag, lengths, fields[10]
@@ -301,7 +326,30 @@ class FrameReader:
     def next_frame(self, rbuf: ReceiveBuffer) -> Optional[Frame]:
         """
         The next complete frame, or None when more bytes are needed.  Frames
-        the sender aborted are skipped.  Raises a L{FramingError} subclass.
+        the sender aborted are skipped; compressed ones come back
+        decompressed (their C{flags} still say they were compressed).
+        Raises a L{FramingError} subclass: L{CompressionError} for a
+        compressed frame without agreed compression or a segment that does
+        not decompress, L{FrameTooLarge} for one that would decompress past
+        the limits.
+        """
+        frame = self.read_frame(rbuf)
+        if frame is not None and frame.flags & FLAG_EARLY_DATA_COMPRESSED:
+            return self._decompress(frame)
+        return frame
+
+    def _decompress(self, frame: Frame) -> Frame:
+        if self.decompressor is None:
+            raise CompressionError("peer sent a compressed %s frame, but no compression was agreed"
+                                   % _tag_name(frame.tag))
+        limit = self.max_frame if frame.tag == Tag.MESSAGE else self.max_control
+        frame.segments = self.decompressor.decompress_segments(frame.segments, self.max_segment, limit)
+        return frame
+
+    def read_frame(self, rbuf: ReceiveBuffer) -> Optional[Frame]:
+        """
+        Like L{next_frame}, but segments come back as they were on the wire
+        (compressed ones still compressed).
         """
         if self.cipher is not None:
             return self._next_secure_frame(rbuf)
@@ -478,6 +526,13 @@ class FrameReader:
 
 
 _ABORTED = object()
+
+
+def _tag_name(tag: int) -> str:
+    try:
+        return Tag(tag).name
+    except ValueError:
+        return str(tag)
 _SECURE_FIRST_SIZE = PREAMBLE_SIZE + PREAMBLE_INLINE_SIZE + GCM_TAG_SIZE  # 96
 
 

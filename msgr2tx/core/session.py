@@ -157,7 +157,10 @@ class GlobalSeq:
 
 
 class SessionTable:
-    """A server's lossless sessions, by client cookie and by peer address."""
+    """
+    A server's registered sessions, by peer address (how the decision table
+    finds them, as Ceph's lookup_conn) and, for lossless ones, by client cookie.
+    """
 
     def __init__(self) -> None:
         self.by_cookie: Dict[int, Session] = {}
@@ -173,7 +176,8 @@ class SessionTable:
         return self.by_peer.get(peer_key)
 
     def add(self, session: Session) -> None:
-        self.by_cookie[session.client_cookie] = session
+        if session.client_cookie:
+            self.by_cookie[session.client_cookie] = session
         if session.peer_key:
             self.by_peer[session.peer_key] = session
 
