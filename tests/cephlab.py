@@ -355,10 +355,46 @@ def chroot_path(release):
     return os.path.join(chroot_cache(), "%s-%s" % (rel.name, rel.suite))
 
 
+def _marker(path):
+    """(ceph version line, set of packages) from a chroot's ready marker, or None."""
+    try:
+        with open(os.path.join(path, _READY_MARKER)) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    packages = set()
+    for line in lines[1:]:
+        if line.startswith("packages:"):
+            packages = set(line[len("packages:"):].split())
+    return (lines[0] if lines else ""), packages
+
+
+def _missing_packages(path):
+    """CHROOT_PACKAGES a finished chroot was not built with (a chroot from
+    before a package was added to the list has them missing)."""
+    marker = _marker(path)
+    return [] if marker is None else [p for p in CHROOT_PACKAGES if p not in marker[1]]
+
+
 def chroot_ready(release):
-    """The chroot's path if it is built and finished, else None."""
+    """The chroot's path if it is built, finished and has every package of
+    CHROOT_PACKAGES, else None."""
     path = chroot_path(release)
-    return path if os.path.isfile(os.path.join(path, _READY_MARKER)) else None
+    marker = _marker(path)
+    if marker is None or _missing_packages(path):
+        return None
+    return path
+
+
+def _top_up(release, path, missing, log):
+    """Install *missing* packages into a finished chroot, in place (under
+    the build lock), and rewrite its marker once they are in."""
+    env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+    _build_step(log, ["chroot", path, "apt-get", "update"], env)
+    _build_step(log, ["chroot", path, "apt-get", "install", "-y", *missing], env)
+    _build_step(log, ["chroot", path, "apt-get", "clean"], env)
+    version = _marker(path)[0]
+    _write(os.path.join(path, _READY_MARKER), "%s\npackages: %s\n" % (version, " ".join(CHROOT_PACKAGES)))
 
 
 def debian_mirror():
@@ -507,7 +543,7 @@ def _build_chroot(release, target, log):
     version = _build_step(log, ["chroot", target, "ceph-mon", "--version"], env).stdout.decode().strip()
     if "ceph version %s." % rel.version not in version:
         raise CephLabError("%s: the chroot has %r, not Ceph %s" % (release, version, rel.version))
-    _write(os.path.join(target, _READY_MARKER), version + "\n")
+    _write(os.path.join(target, _READY_MARKER), "%s\npackages: %s\n" % (version, " ".join(CHROOT_PACKAGES)))
     return version
 
 
@@ -517,7 +553,9 @@ def build_chroot(release, timeout=1800):
 
     Atomic: it is built in a temporary directory next to its final place and
     renamed when finished, so an interrupted build is never taken for a
-    finished one (it is removed by the next build).  A lock file per release
+    finished one (it is removed by the next build).  Its ready marker
+    lists the packages it was built with; a chroot built before a package
+    joined CHROOT_PACKAGES gets the newcomers installed in place.  A lock file per release
     in the cache dir keeps two processes from building it at once; the
     second waits (up to *timeout* seconds) and then finds it built.
     Raises CephLabError if the build fails.
@@ -535,6 +573,13 @@ def build_chroot(release, timeout=1800):
         done = chroot_ready(release)
         if done:
             return done
+        missing = _missing_packages(final)
+        if missing:
+            # finished, but from before a package joined CHROOT_PACKAGES
+            sys.stderr.write("cephlab: adding %s to the %s chroot\n" % (" ".join(missing), release))
+            log = []
+            _top_up(release, final, missing, log)
+            return final
         # leftovers of interrupted builds (we hold the lock: nobody builds)
         for stale in glob.glob(os.path.join(cache, ".building-%s-*" % release)):
             _remove_tree(stale)

@@ -399,9 +399,16 @@ class ChrootCacheTests(unittest.TestCase):
         self.assertEqual(path, os.path.join(self.cache, "reef-trixie"))
         os.makedirs(os.path.join(path, "usr/bin"))
         self.assertIsNone(cephlab.chroot_ready("reef"))
+        # finished, but built before the package list grew: not ready, those are missing
         with open(os.path.join(path, ".msgr2tx-ready"), "w") as f:
-            f.write("ceph version 18.2.7\n")
+            f.write("ceph version 18.2.7\npackages: ceph-mon ceph-osd\n")
+        self.assertIsNone(cephlab.chroot_ready("reef"))
+        self.assertEqual(cephlab._missing_packages(path),
+                         [p for p in cephlab.CHROOT_PACKAGES if p not in ("ceph-mon", "ceph-osd")])
+        with open(os.path.join(path, ".msgr2tx-ready"), "w") as f:
+            f.write("ceph version 18.2.7\npackages: %s\n" % " ".join(cephlab.CHROOT_PACKAGES))
         self.assertEqual(cephlab.chroot_ready("reef"), path)
+        self.assertEqual(cephlab._missing_packages(path), [])
         self.assertIsNone(cephlab.chroot_ready("tentacle"))
 
     def test_lock_excludes_a_second_builder(self):
