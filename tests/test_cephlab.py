@@ -435,6 +435,22 @@ class ChrootCacheTests(unittest.TestCase):
         with self.assertRaises(RuntimeError):
             cephlab.CephMonitor(release="reef").start()
 
+    def test_build_command_as_non_root(self):
+        """``python3 -m tests.cephlab build`` as non-root: a note and exit 0, or exit 1 with CI set."""
+        import contextlib
+        import io
+
+        self.patch(cephlab, "_is_root", lambda: False)
+        for ci, code in (("", 0), ("true", 1)):
+            self.patch(os, "environ", dict(os.environ, CI=ci))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                self.assertEqual(cephlab.main(["build"]), code)
+            self.assertIn("only root can build them", out.getvalue())
+            self.assertIn("sudo python3 -m tests.cephlab build reef tentacle", out.getvalue())
+        with contextlib.redirect_stderr(io.StringIO()):
+            self.assertRaises(SystemExit, cephlab.main, ["build", "pacific"])
+
     def test_mirror_is_a_debian_archive(self):
         mirror = cephlab.debian_mirror()
         self.assertRegex(mirror, r"^https?://.*/debian$")
