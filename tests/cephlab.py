@@ -501,12 +501,19 @@ def _build_step(log, cmd, env=None, timeout=900, check=True):
     return p
 
 
+_debootstrap_lock = threading.Lock()
+
+
 def _ensure_debootstrap(log):
-    if shutil.which("debootstrap"):
-        return
-    env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive")
-    _build_step(log, ["apt-get", "update"], env)
-    _build_step(log, ["apt-get", "install", "-y", "debootstrap"], env)
+    """Install debootstrap on the host if missing; the builds of two
+    releases run in parallel threads, and only one may run apt-get."""
+    with _debootstrap_lock:
+        if shutil.which("debootstrap"):
+            return
+        env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive")
+        _build_step(log, ["apt-get", "update"], env)
+        # wait for a dpkg lock another apt-get holds, rather than fail
+        _build_step(log, ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "debootstrap"], env)
 
 
 def _write(path, text, mode=0o644):

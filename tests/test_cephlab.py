@@ -451,6 +451,29 @@ class ChrootCacheTests(unittest.TestCase):
         with contextlib.redirect_stderr(io.StringIO()):
             self.assertRaises(SystemExit, cephlab.main, ["build", "pacific"])
 
+    def test_debootstrap_installed_once_by_parallel_builds(self):
+        """Two builds starting at once on a bare machine: one apt-get, not two racing for dpkg's lock."""
+        import threading
+
+        installed = []
+        calls = []
+
+        def step(log, cmd, env=None, timeout=900, check=True):
+            calls.append(cmd)
+            time.sleep(0.2)
+            if "install" in cmd:
+                installed.append(True)
+
+        self.patch(cephlab, "_build_step", step)
+        self.patch(cephlab.shutil, "which", lambda name: "/usr/sbin/debootstrap" if installed else None)
+        threads = [threading.Thread(target=cephlab._ensure_debootstrap, args=([],)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([c[0] for c in calls], ["apt-get", "apt-get"])
+        self.assertEqual(calls[1][-1], "debootstrap")
+
     def test_mirror_is_a_debian_archive(self):
         mirror = cephlab.debian_mirror()
         self.assertRegex(mirror, r"^https?://.*/debian$")
