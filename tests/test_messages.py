@@ -27,6 +27,7 @@ from msgr2tx.core.messages import (
     MMonMap, MMonSubscribe, MMonSubscribeAck, MonMap, MPing, SubscribeItem, decode_message, register,
 )
 from msgr2tx.errors import DecodeError
+from msgr2tx.messages.osd import MOSDMap
 
 FSID = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
 FSID_HEX = "0123456789abcdef0123456789abcdef"
@@ -148,6 +149,7 @@ def samples():
         M.MMgrConfigure(5, 5),
         M.MMgrReport("a", b"\x01\x02"),
         M.MMgrClose("a", "mon"),
+        MOSDMap(FSID, {5: b"incremental 5", 6: b"incremental 6"}, {6: b"full 6"}, oldest_map=1, newest_map=6),
     ]
 
 
@@ -223,7 +225,7 @@ class RoundTripTests(unittest.TestCase):
             MMonCommand: (50, 1, 0), MMonCommandAck: (51, 1, 0), MConfig: (62, 1, 1),
             MMgrBeacon: (0x703, 9, 8), MMgrMap: (0x704, 1, 0), MMgrCommand: (0x709, 1, 0),
             MMgrCommandReply: (0x70A, 1, 0), M.MMgrOpen: (0x700, 3, 1), M.MMgrConfigure: (0x701, 4, 1),
-            M.MMgrReport: (0x702, 9, 1), M.MMgrClose: (0x708, 1, 1),
+            M.MMgrReport: (0x702, 9, 1), M.MMgrClose: (0x708, 1, 1), MOSDMap: (41, 4, 3),
         }
         for cls, (t, hv, cv) in expected.items():
             self.assertEqual((cls.TYPE, cls.HEAD_VERSION, cls.COMPAT_VERSION), (t, hv, cv), cls)
