@@ -509,7 +509,31 @@ def _explain(error, attempt, args):
         return E.PeerClosed("%s closed the connection during %s%s" % (peer, stage_words, hint), addr, stage)
     if isinstance(error, E.Msgr2Error):
         return E.OperatorError("%s broke the protocol during %s: %s" % (peer, stage_words, error), addr, stage)
+    tls = _explain_tls(error, args)
+    if tls is not None:
+        return E.TLSFailed(tls, addr, "tls")
     return E.OperatorError("%s: %s: %s" % (addr, type(error).__name__, error), addr, stage)
+
+
+def _explain_tls(error, args):
+    """Words for a failure of a C{tls:} endpoint's handshake, or None when it is not one."""
+    via = getattr(args, "via", None) or ""
+    fields = dict(part.split("=", 1) for part in via.split(":")[1:] if "=" in part)
+    where = "%s:%s" % (fields.get("host", "?"), fields.get("port", "?"))
+    from service_identity.exceptions import VerificationError  # a dependency of ours
+    if isinstance(error, VerificationError):
+        return ("the TLS certificate of %s does not name the host %s: check host= in --via (it must be a name "
+                "or address the certificate lists), or give the server a certificate for that name"
+                % (where, fields.get("host", "?")))
+    from OpenSSL import SSL
+    if isinstance(error, SSL.Error):
+        text = str(error)
+        if "certificate verify failed" in text:
+            return ("the TLS certificate of %s is not signed by a CA we trust: add trustRoots=DIR to --via (a "
+                    "directory of PEM CA certificates), or use a certificate from a CA in the system store"
+                    % where)
+        return "the TLS handshake with %s failed (%s): is the server listening with ssl:?" % (where, text)
+    return None
 
 
 def _silent(attempt):
