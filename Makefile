@@ -37,8 +37,8 @@ ceph-deps:
 	fi
 
 # Ceph 18.2 (Reef, Debian trixie) and 20.2 (Tentacle, Debian sid) for the
-# interop tests: two debootstrap chroots, built in parallel (about 80 s from
-# scratch) into /var/cache/msgr2tx/chroots/ and reused on later runs.  Not
+# interop tests: two debootstrap chroots, built in parallel (80 s to 3 min
+# from scratch) into /var/cache/msgr2tx/chroots/ and reused on later runs.  Not
 # root: a note (tests on those releases skip; with CI set this fails).
 ceph-releases:
 	$(PYTHON) -m tests.cephlab build

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import log  # noqa: E402
 
-BENCHMARKS = ["bulk", "small", "ceph", "accept", "memory"]
+BENCHMARKS = ["bulk", "small", "ceph", "accept", "memory", "latency"]
 REACTOR_AWARE = ("bulk", "small")  # benchmarks that take --reactor
 
 

@@ -35,7 +35,7 @@ from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_
 from msgr2tx.core.messages import MMgrCommand, MMgrCommandReply
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2Receiver
-from msgr2tx.mgr import MgrRegistration
+from msgr2tx.mgr import DaemonSessions, MgrRegistration
 
 
 @implementer(IMsgr2Receiver)
@@ -86,8 +86,9 @@ def manager(reactor, mon_address, keyring, port, name="mgr.x", nonce=None):
                                    addrs, key_server=key_server, config=config)
     registration.setServiceParent(top)
     # refetch the rotating secrets when a client's ticket names a newer one
-    factory = Msgr2ServerFactory([registration.serverHandler(server_auth)], CommandAnswerer(), config,
-                                 nonce=nonce)
+    # DaemonSessions answers the monitor's MMgrOpen (MMgrConfigure), as ceph-mgr does
+    factory = Msgr2ServerFactory([registration.serverHandler(server_auth)], DaemonSessions(CommandAnswerer()),
+                                 config, nonce=nonce)
     strports.service("tcp:%d:interface=127.0.0.1" % port, factory).setServiceParent(top)
     return top, registration
 

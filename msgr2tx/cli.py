@@ -121,7 +121,8 @@ def build_parser():
                         "own command descriptions, or as JSON, e.g. '{\"prefix\": \"version\"}'")
 
     p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips")
-    p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300")
+    p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300, or a daemon's name (osd.0, mon.a), "
+                                   "looked up in the maps of the monitors of -m or the conf file")
     p.add_argument("--count", type=int, default=3, help="number of round trips (default 3)")
     _common(p, mon_help="monitors (mon_host syntax) to log in to first for a service ticket, "
                         "when the target is not a monitor (cephx); not taken from the conf file")
@@ -581,6 +582,10 @@ def _explain(error, attempt, args):
                               "Ceph daemon's msgr2 port? monitors use 3300)" % (addr, sent), addr, stage)
     if isinstance(error, E.AuthBadMethod):
         return _explain_auth(error, attempt, args, peer)
+    if isinstance(error, E.AuthRejected) and "ticket" in str(error) and attempt.peer != "monitor":
+        return E.KeyRefused("%s refused us: %s (a daemon other than a monitor wants a service ticket: give the "
+                            "monitors with -m, or the daemon's name, e.g. osd.0, with -c ceph.conf)"
+                            % (peer, error), addr, stage)
     if isinstance(error, E.AuthRejected):
         return E.KeyRefused("%s refused our credentials for %s: %s (check the keyring)"
                             % (peer, args.name, error), addr, stage)
@@ -596,7 +601,31 @@ def _explain(error, attempt, args):
         return E.PeerClosed("%s closed the connection during %s%s" % (peer, stage_words, hint), addr, stage)
     if isinstance(error, E.Msgr2Error):
         return E.OperatorError("%s broke the protocol during %s: %s" % (peer, stage_words, error), addr, stage)
+    tls = _explain_tls(error, args)
+    if tls is not None:
+        return E.TLSFailed(tls, addr, "tls")
     return E.OperatorError("%s: %s: %s" % (addr, type(error).__name__, error), addr, stage)
+
+
+def _explain_tls(error, args):
+    """Words for a failure of a C{tls:} endpoint's handshake, or None when it is not one."""
+    via = getattr(args, "via", None) or ""
+    fields = dict(part.split("=", 1) for part in via.split(":")[1:] if "=" in part)
+    where = "%s:%s" % (fields.get("host", "?"), fields.get("port", "?"))
+    from service_identity.exceptions import VerificationError  # a dependency of ours
+    if isinstance(error, VerificationError):
+        return ("the TLS certificate of %s does not name the host %s: check host= in --via (it must be a name "
+                "or address the certificate lists), or give the server a certificate for that name"
+                % (where, fields.get("host", "?")))
+    from OpenSSL import SSL
+    if isinstance(error, SSL.Error):
+        text = str(error)
+        if "certificate verify failed" in text:
+            return ("the TLS certificate of %s is not signed by a CA we trust: add trustRoots=DIR to --via (a "
+                    "directory of PEM CA certificates), or use a certificate from a CA in the system store"
+                    % where)
+        return "the TLS handshake with %s failed (%s): is the server listening with ssl:?" % (where, text)
+    return None
 
 
 def _silent(attempt):
@@ -789,6 +818,8 @@ async def _command(reactor, args):
 async def _ping(reactor, args):
     from twisted.internet import defer
 
+    from msgr2tx import errors as E
+
     if args.count < 0:
         print("msgr2tx: error: --count must not be negative", file=sys.stderr)
         return EXIT_USAGE
@@ -823,16 +854,16 @@ async def _ping(reactor, args):
             print("%d of %d keepalives answered" % (len(rtts), args.count))
 
     try:
-        if args.mon_host:
-            # a daemon other than a monitor wants an authorizer: get its ticket first
-            from msgr2tx.monclient import MonClient
-            monclient = MonClient()
-            _, mon_config = _client_setup(args, peer_is_mon=True)
-            mon = await _dial_monitors(reactor, args, handlers, mon_config, monclient)
-            mon.close()
-            handlers = [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
+        name = _daemon_name(args.target)
+        if name is not None or args.mon_host:
+            # a daemon named (osd.0, mon.a) is looked up in the maps; a daemon
+            # other than a monitor wants an authorizer: get its ticket first
+            args.target, handlers = await _from_the_monitors(reactor, args, handlers, name)
         started = time.perf_counter()
-        protocol = await _dial(reactor, args.target, handlers, config, args)
+        try:
+            protocol = await _dial(reactor, args.target, handlers, config, args)
+        except E.PeerClosed as e:
+            raise await _with_the_map_address(reactor, args, e) from None
         handshake = time.perf_counter() - started
         args.waiting_for = "KEEPALIVE2_ACK from %s" % args.target
         for _ in range(args.count):
@@ -845,6 +876,106 @@ async def _ping(reactor, args):
             protocol.close()
     summary(complete=True)
     return EXIT_OK
+
+
+def _daemon_name(target):
+    """C{osd.3} or C{mon.a} as an EntityName; None for an address."""
+    from msgr2tx.core.encoding import EntityName, EntityType
+    kind, dot, ident = target.partition(".")
+    if not dot or kind not in ("osd", "mon") or not ident or ":" in ident:
+        return None
+    if kind == "osd" and not ident.isdigit():
+        return None
+    return EntityName(EntityType.by_name[kind], ident)
+
+
+async def _from_the_monitors(reactor, args, handlers, name):
+    """
+    Log in to a monitor (tickets for what comes next), and when C{name}
+    names a daemon, find its address in the maps: an OSD's public msgr2
+    address, nonce included, in the osdmap; a monitor's in the monmap.
+    Returns (the address to dial, the auth handlers to dial it with).
+    """
+    from msgr2tx import errors as E
+    from msgr2tx.ceph.follower import OSDMapFollower
+    from msgr2tx.core.encoding import EntityType
+    from msgr2tx.monclient import MonClient
+
+    monclient = MonClient()
+    follower = OSDMapFollower(monclient) if name is not None and name.type == EntityType.OSD else None
+    _, mon_config = _client_setup(args, peer_is_mon=True)
+    mon = await _dial_monitors(reactor, args, handlers, mon_config, monclient)
+    address = args.target
+    try:
+        if follower is not None:
+            args.waiting_for = "the osdmap from the monitor at %s" % args.attempt.address
+            osdmap = await follower.when_epoch(1)
+            osd = int(name.id)
+            if not osdmap.exists(osd):
+                raise E.OperatorError("there is no %s in osdmap e%d (max_osd %d)" % (name, osdmap.epoch,
+                                                                                     osdmap.max_osd))
+            if not osdmap.is_up(osd):
+                raise E.OperatorError("%s is down in osdmap e%d" % (name, osdmap.epoch))
+            v2 = osdmap.osd_addrs[osd].msgr2_addr()
+            if v2 is None:
+                raise E.OperatorError("%s has no msgr2 address in osdmap e%d (%s)"
+                                      % (name, osdmap.epoch, osdmap.osd_addrs[osd]))
+            address = str(v2)
+        elif name is not None:
+            args.waiting_for = "the monmap from the monitor at %s" % args.attempt.address
+            monmap = await monclient.whenMonmap()
+            info = monmap.mons.get(name.id)
+            if info is None or info.addrs.msgr2_addr() is None:
+                raise E.OperatorError("there is no %s with a msgr2 address in monmap e%d (monitors: %s)"
+                                      % (name, monmap.epoch, ", ".join(sorted(monmap.mons)) or "none"))
+            address = str(info.addrs.msgr2_addr())
+    finally:
+        mon.close()
+    return address, [h.spawn() if hasattr(h, "spawn") else h for h in handlers]
+
+
+async def _with_the_map_address(reactor, args, error):
+    """
+    A daemon that closed at session setup because the address lacked its
+    nonce: when monitors are known, name the address the osdmap has for
+    that host and port.  Returns the error to raise.
+    """
+    from twisted.internet import defer
+
+    from msgr2tx import errors as E
+    from msgr2tx.ceph.follower import OSDMapFollower
+    from msgr2tx.core.encoding import entity_addrvec_t
+    from msgr2tx.monclient import MonClient
+
+    if error.stage != "session" or "/" in args.target:
+        return error
+    try:
+        wanted = entity_addrvec_t.parse(args.target).msgr2_addr()
+        mon_hosts = args.settings.mon_hosts()
+    except (ValueError, E.Msgr2Error):
+        return error
+    if wanted is None or not mon_hosts:
+        return error
+    monclient = MonClient()
+    follower = OSDMapFollower(monclient)
+    handlers = getattr(args, "handlers", None) or []
+    try:
+        _, mon_config = _client_setup(args, peer_is_mon=True)
+        mon = await _dial_monitors(reactor, args, [h.spawn() if hasattr(h, "spawn") else h for h in handlers],
+                                   mon_config, monclient)
+        try:
+            osdmap = await follower.when_epoch(1)
+        finally:
+            mon.close()
+    except (E.Msgr2Error, defer.CancelledError, OSError, ValueError):
+        return error
+    for osd, addrs in enumerate(osdmap.osd_addrs):
+        v2 = addrs.msgr2_addr()
+        if v2 is not None and v2.host == wanted.host and v2.port == wanted.port:
+            return E.PeerClosed("the peer at %s closed the connection during session setup: it is osd.%d, whose "
+                                "address in osdmap e%d is %s, nonce included: give that address, or the name "
+                                "osd.%d" % (args.target, osd, osdmap.epoch, v2, osd), error.address, error.stage)
+    return error
 
 
 ECHO_TEST_TYPE = 0x7FF0

@@ -198,6 +198,16 @@ class ConnectFailed(OperatorError):
     kind = "connect"
 
 
+class TLSFailed(OperatorError):
+    """
+    The TLS layer of a C{tls:} endpoint failed: the peer's certificate does
+    not name the host we asked for, is not signed by a CA we trust, or the
+    peer does not speak TLS.
+    """
+
+    kind = "tls"
+
+
 class PeerSilent(OperatorError):
     """The peer accepted the connection but stopped answering (or never started) within the timeout."""
 

@@ -35,13 +35,17 @@ from msgr2tx.client import ReconnectingClient
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import Decoder, EntityName, EntityType, entity_addrvec_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
-from msgr2tx.core.messages import MgrMap, MMgrBeacon, MMgrMap
+from msgr2tx.core.messages import MgrMap, MMgrBeacon, MMgrClose, MMgrConfigure, MMgrMap, MMgrOpen, MMgrReport
 from msgr2tx.errors import Msgr2Error
-from msgr2tx.interfaces import IServerAuthHandler
+from msgr2tx.interfaces import IMsgr2Receiver, IServerAuthHandler
 from msgr2tx.monclient import MonClient
 
 #: Ceph's mgr_tick_period: a beacon every 2 s (monitors drop a manager after 30 s without one)
 BEACON_INTERVAL = 2.0
+#: Ceph's mgr_stats_period: what a manager asks its daemons for, seconds between MMgrReports
+STATS_PERIOD = 5
+#: Ceph's mgr_stats_threshold: the lowest perf counter priority reported (PRIO_USEFUL)
+STATS_THRESHOLD = 5
 #: how often the rotating secrets are fetched again; monitors rotate them
 #: every auth_service_ticket_ttl (1 h) and keep the previous and next ones
 ROTATING_REFRESH = 600.0
@@ -247,6 +251,97 @@ class MgrRegistration(Service):
         self.beacons_sent += 1
 
 
+class DaemonSession:
+    """One daemon's open MgrClient session: its C{daemon} and C{service}
+    names from MMgrOpen, the connection it came on, reports received."""
+
+    __slots__ = ("daemon", "service", "protocol", "reports")
+
+    def __init__(self, daemon: str, service: str, protocol) -> None:
+        self.daemon = daemon
+        self.service = service
+        self.protocol = protocol
+        self.reports = 0
+
+    def __repr__(self) -> str:
+        return "<DaemonSession %s.%s reports=%d>" % (self.service or "?", self.daemon, self.reports)
+
+
+@implementer(IMsgr2Receiver)
+class DaemonSessions:
+    """
+    The manager's side of the daemons' MgrClient sessions, in front of the
+    server's own receiver.
+
+    A daemon that finds us in the mgrmap (the monitors first of all)
+    connects and sends L{MMgrOpen}; a manager answers with
+    L{MMgrConfigure} (C{stats_period}, C{stats_threshold}; Ceph's
+    DaemonServer::handle_open and _send_configure in src/mgr/DaemonServer.cc),
+    after which the daemon sends an L{MMgrReport} every C{stats_period}
+    seconds.  We answer every MMgrOpen so, remember the session (peer
+    entity -> daemon name, reports counted) until the connection closes or
+    the daemon sends L{MMgrClose}, and do nothing with the reports.
+
+    Every message, these included, then goes on to C{inner} (the service,
+    e.g. inspect), which also sees every connection event.
+
+    @param inner: the server's L{IMsgr2Receiver}.
+    @param stats_period: seconds between reports (0: none), as Ceph's
+        C{mgr_stats_period}.
+    @param stats_threshold: as Ceph's C{mgr_stats_threshold}.
+    """
+
+    log = Logger()
+
+    def __init__(self, inner, stats_period: int = STATS_PERIOD, stats_threshold: int = STATS_THRESHOLD) -> None:
+        self.inner = inner
+        self.stats_period = int(stats_period)
+        self.stats_threshold = int(stats_threshold)
+        #: open sessions: the peer entity (e.g. C{"mon.0"}) -> L{DaemonSession}
+        self.sessions: Dict[str, DaemonSession] = {}
+        #: MMgrOpens answered, MMgrReports received (over all sessions)
+        self.opens = 0
+        self.reports = 0
+
+    def __repr__(self) -> str:
+        return "<DaemonSessions %d open, %d opens, %d reports, inner=%r>" % (
+            len(self.sessions), self.opens, self.reports, self.inner)
+
+    def connectionReady(self, protocol, info) -> None:
+        self.inner.connectionReady(protocol, info)
+
+    def messageReceived(self, protocol, message) -> None:
+        if isinstance(message, MMgrOpen):
+            self._open(protocol, message)
+        elif isinstance(message, MMgrReport):
+            session = self.sessions.get(str(message.src))
+            self.reports += 1
+            if session is not None:
+                session.reports += 1
+            else:
+                self.log.debug("mgr: a report from {entity}, which never sent MMgrOpen", entity=str(message.src))
+        elif isinstance(message, MMgrClose):
+            self.sessions.pop(str(message.src), None)
+            self.log.info("mgr: {entity} closed its session", entity=str(message.src))
+        self.inner.messageReceived(protocol, message)
+
+    def _open(self, protocol, message: MMgrOpen) -> None:
+        entity = str(message.src)
+        self.sessions[entity] = DaemonSession(message.daemon_name, message.service_name, protocol)
+        self.opens += 1
+        protocol.sendMessage(MMgrConfigure(stats_period=self.stats_period, stats_threshold=self.stats_threshold))
+        self.log.info("mgr: {entity} opened a session as {service}.{daemon}; configured: "
+                      "stats_period={period} stats_threshold={threshold}", entity=entity,
+                      service=message.service_name or (entity.split(".")[0] if message.src else "?"),
+                      daemon=message.daemon_name, period=self.stats_period, threshold=self.stats_threshold)
+
+    def connectionLost(self, protocol, reason) -> None:
+        for entity, session in list(self.sessions.items()):
+            if session.protocol is protocol:
+                del self.sessions[entity]
+        self.inner.connectionLost(protocol, reason)
+
+
 @implementer(IServerAuthHandler)
 class FetchingServiceHandler:
     """
@@ -305,5 +400,5 @@ class FetchingServiceHandler:
         return self.registration.fetch_rotating().addCallback(lambda _: self.inner.handle_request(request))
 
 
-__all__ = ["MgrRegistration", "FetchingServiceHandler", "RegistrationError", "BEACON_INTERVAL",
-           "ROTATING_REFRESH"]
+__all__ = ["MgrRegistration", "FetchingServiceHandler", "DaemonSessions", "DaemonSession", "RegistrationError",
+           "BEACON_INTERVAL", "ROTATING_REFRESH", "STATS_PERIOD", "STATS_THRESHOLD"]

@@ -894,12 +894,18 @@ class MonClient:
             timeout = self.op_timeout
         started = self._now()
         monmap_d = self.whenMonmap()
+        timed_out = []
         if timeout and not monmap_d.called:
-            call = self._clock().callLater(timeout, monmap_d.cancel)
+            def expire():
+                timed_out.append(True)
+                monmap_d.cancel()
+            call = self._clock().callLater(timeout, expire)
             monmap_d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
         try:
             monmap = yield monmap_d
         except defer.CancelledError:
+            if not timed_out:
+                raise   # our caller cancelled us: not a timeout of ours
             raise CommandTimeout("command %s: no monmap from the monitors within %gs" % (cmd, timeout)) from None
         tid = self._tid()
         message = MMonCommand(monmap.fsid, [cmd], inbl, tid=tid)

@@ -360,7 +360,9 @@ def makeService(options):
     if registration:
         from twisted.internet import reactor
 
-        from msgr2tx.mgr import MgrRegistration
+        from msgr2tx.mgr import DaemonSessions, MgrRegistration
+        # answer the daemons' (the monitors') MMgrOpen as a manager does
+        receiver = DaemonSessions(receiver)
         mon_config = ConnectionConfig(entity_type=name.type, name=name, modes=options["modes"],
                                       revision1=options["rev"] == "1")
         manager = MgrRegistration(reactor, registration["mon"], registration["auth"],

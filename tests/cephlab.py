@@ -107,8 +107,10 @@ __all__ = [
     "debian_mirror",
     "ensure_ceph",
     "ensure_release",
+    "ceph_argv",
     "librados_argv",
     "release_argv",
+    "release_copy",
     "release_info",
     "release_tmpdir",
     "release_variants",
@@ -353,10 +355,46 @@ def chroot_path(release):
     return os.path.join(chroot_cache(), "%s-%s" % (rel.name, rel.suite))
 
 
+def _marker(path):
+    """(ceph version line, set of packages) from a chroot's ready marker, or None."""
+    try:
+        with open(os.path.join(path, _READY_MARKER)) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    packages = set()
+    for line in lines[1:]:
+        if line.startswith("packages:"):
+            packages = set(line[len("packages:"):].split())
+    return (lines[0] if lines else ""), packages
+
+
+def _missing_packages(path):
+    """CHROOT_PACKAGES a finished chroot was not built with (a chroot from
+    before a package was added to the list has them missing)."""
+    marker = _marker(path)
+    return [] if marker is None else [p for p in CHROOT_PACKAGES if p not in marker[1]]
+
+
 def chroot_ready(release):
-    """The chroot's path if it is built and finished, else None."""
+    """The chroot's path if it is built, finished and has every package of
+    CHROOT_PACKAGES, else None."""
     path = chroot_path(release)
-    return path if os.path.isfile(os.path.join(path, _READY_MARKER)) else None
+    marker = _marker(path)
+    if marker is None or _missing_packages(path):
+        return None
+    return path
+
+
+def _top_up(release, path, missing, log):
+    """Install *missing* packages into a finished chroot, in place (under
+    the build lock), and rewrite its marker once they are in."""
+    env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+    _build_step(log, ["chroot", path, "apt-get", "update"], env)
+    _build_step(log, ["chroot", path, "apt-get", "install", "-y", *missing], env)
+    _build_step(log, ["chroot", path, "apt-get", "clean"], env)
+    version = _marker(path)[0]
+    _write(os.path.join(path, _READY_MARKER), "%s\npackages: %s\n" % (version, " ".join(CHROOT_PACKAGES)))
 
 
 def debian_mirror():
@@ -463,12 +501,19 @@ def _build_step(log, cmd, env=None, timeout=900, check=True):
     return p
 
 
+_debootstrap_lock = threading.Lock()
+
+
 def _ensure_debootstrap(log):
-    if shutil.which("debootstrap"):
-        return
-    env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive")
-    _build_step(log, ["apt-get", "update"], env)
-    _build_step(log, ["apt-get", "install", "-y", "debootstrap"], env)
+    """Install debootstrap on the host if missing; the builds of two
+    releases run in parallel threads, and only one may run apt-get."""
+    with _debootstrap_lock:
+        if shutil.which("debootstrap"):
+            return
+        env = dict(_clean_env(), DEBIAN_FRONTEND="noninteractive")
+        _build_step(log, ["apt-get", "update"], env)
+        # wait for a dpkg lock another apt-get holds, rather than fail
+        _build_step(log, ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "debootstrap"], env)
 
 
 def _write(path, text, mode=0o644):
@@ -505,7 +550,7 @@ def _build_chroot(release, target, log):
     version = _build_step(log, ["chroot", target, "ceph-mon", "--version"], env).stdout.decode().strip()
     if "ceph version %s." % rel.version not in version:
         raise CephLabError("%s: the chroot has %r, not Ceph %s" % (release, version, rel.version))
-    _write(os.path.join(target, _READY_MARKER), version + "\n")
+    _write(os.path.join(target, _READY_MARKER), "%s\npackages: %s\n" % (version, " ".join(CHROOT_PACKAGES)))
     return version
 
 
@@ -515,7 +560,9 @@ def build_chroot(release, timeout=1800):
 
     Atomic: it is built in a temporary directory next to its final place and
     renamed when finished, so an interrupted build is never taken for a
-    finished one (it is removed by the next build).  A lock file per release
+    finished one (it is removed by the next build).  Its ready marker
+    lists the packages it was built with; a chroot built before a package
+    joined CHROOT_PACKAGES gets the newcomers installed in place.  A lock file per release
     in the cache dir keeps two processes from building it at once; the
     second waits (up to *timeout* seconds) and then finds it built.
     Raises CephLabError if the build fails.
@@ -533,6 +580,13 @@ def build_chroot(release, timeout=1800):
         done = chroot_ready(release)
         if done:
             return done
+        missing = _missing_packages(final)
+        if missing:
+            # finished, but from before a package joined CHROOT_PACKAGES
+            sys.stderr.write("cephlab: adding %s to the %s chroot\n" % (" ".join(missing), release))
+            log = []
+            _top_up(release, final, missing, log)
+            return final
         # leftovers of interrupted builds (we hold the lock: nobody builds)
         for stale in glob.glob(os.path.join(cache, ".building-%s-*" % release)):
             _remove_tree(stale)
@@ -578,21 +632,25 @@ def ensure_release(release=DEFAULT_RELEASE):
     host's Ceph, after ensure_ceph()).
 
     A chroot that is not built yet is built as root (a few minutes; see
-    build_chroot).  If it cannot be, this raises RuntimeError in CI (the CI
-    variable is set) and SkipTest otherwise, with a message saying why.
+    build_chroot).  If it cannot be, or we are not root (chroot needs
+    root), this raises RuntimeError in CI (the CI variable is set) and
+    SkipTest otherwise, with a message saying why and what to run.
     """
     rel = release_info(release)
     if not rel.in_chroot:
         ensure_ceph()
         return None
     done = chroot_ready(release)
-    if done:
-        return done
     if not _is_root():
+        if done:
+            _unavailable("Ceph %s (%s) runs in its chroot %s, and only root can chroot: run the tests as root"
+                         % (rel.version, release, done))
         _unavailable(
             "Ceph %s (%s, Debian %s) runs in a chroot that is not built in %s, and only root can "
             "build it: run 'make ceph-releases' (or 'python3 -m tests.cephlab build %s') as root"
             % (rel.version, release, rel.suite, chroot_cache(), release))
+    if done:
+        return done
     try:
         return build_chroot(release)
     except CephLabError as e:
@@ -648,6 +706,24 @@ def _remove_release_tmpdirs():
 
 
 atexit.register(_remove_release_tmpdirs)
+
+
+_release_copies = {}
+
+
+def release_copy(release, path):
+    """*path* as *release*'s tools can read it: unchanged for the host's
+    Ceph, else a copy in a release_tmpdir() (made once per release and
+    source path; copy again after changing the file)."""
+    if not release_info(release).in_chroot:
+        return path
+    key = (release, os.path.abspath(path))
+    d = _release_copies.get(key)
+    if d is None or not os.path.isdir(d):
+        d = _release_copies[key] = release_tmpdir(release, prefix="msgr2tx-copy-")
+    target = os.path.join(d, os.path.basename(path))
+    shutil.copy2(path, target)
+    return target
 
 
 def ceph_argv(release, *args):
@@ -1494,7 +1570,8 @@ def main(argv=None):
     if not _is_root():
         missing = [r for r in args.releases if not chroot_ready(r)]
         if not missing:
-            print("cephlab: chroots present: %s" % " ".join(chroot_path(r) for r in args.releases))
+            print("cephlab: chroots present: %s (running them needs root)"
+                  % " ".join(chroot_path(r) for r in args.releases))
             return 0
         print("cephlab: NOTE: the chroots of %s are not built in %s and only root can build them;"
               % (" ".join(missing), chroot_cache()))

@@ -399,9 +399,16 @@ class ChrootCacheTests(unittest.TestCase):
         self.assertEqual(path, os.path.join(self.cache, "reef-trixie"))
         os.makedirs(os.path.join(path, "usr/bin"))
         self.assertIsNone(cephlab.chroot_ready("reef"))
+        # finished, but built before the package list grew: not ready, those are missing
         with open(os.path.join(path, ".msgr2tx-ready"), "w") as f:
-            f.write("ceph version 18.2.7\n")
+            f.write("ceph version 18.2.7\npackages: ceph-mon ceph-osd\n")
+        self.assertIsNone(cephlab.chroot_ready("reef"))
+        self.assertEqual(cephlab._missing_packages(path),
+                         [p for p in cephlab.CHROOT_PACKAGES if p not in ("ceph-mon", "ceph-osd")])
+        with open(os.path.join(path, ".msgr2tx-ready"), "w") as f:
+            f.write("ceph version 18.2.7\npackages: %s\n" % " ".join(cephlab.CHROOT_PACKAGES))
         self.assertEqual(cephlab.chroot_ready("reef"), path)
+        self.assertEqual(cephlab._missing_packages(path), [])
         self.assertIsNone(cephlab.chroot_ready("tentacle"))
 
     def test_lock_excludes_a_second_builder(self):
@@ -412,6 +419,60 @@ class ChrootCacheTests(unittest.TestCase):
                     pass
         with cephlab._file_lock(lock, timeout=1):
             pass
+
+    def test_not_root_skips_or_fails_in_ci(self):
+        """Without root a chroot release is skipped with what to run; with CI set, it fails."""
+        from unittest import SkipTest
+
+        self.patch(cephlab, "_is_root", lambda: False)
+        for ci, error in (("", SkipTest), ("true", RuntimeError)):
+            self.patch(os, "environ", dict(os.environ, CI=ci))
+            for release in ("reef", "tentacle"):
+                with self.assertRaises(error) as caught:
+                    cephlab.ensure_release(release)
+                self.assertIn("only root can", str(caught.exception))
+                self.assertIn(release, str(caught.exception))
+        with self.assertRaises(RuntimeError):
+            cephlab.CephMonitor(release="reef").start()
+
+    def test_build_command_as_non_root(self):
+        """``python3 -m tests.cephlab build`` as non-root: a note and exit 0, or exit 1 with CI set."""
+        import contextlib
+        import io
+
+        self.patch(cephlab, "_is_root", lambda: False)
+        for ci, code in (("", 0), ("true", 1)):
+            self.patch(os, "environ", dict(os.environ, CI=ci))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                self.assertEqual(cephlab.main(["build"]), code)
+            self.assertIn("only root can build them", out.getvalue())
+            self.assertIn("sudo python3 -m tests.cephlab build reef tentacle", out.getvalue())
+        with contextlib.redirect_stderr(io.StringIO()):
+            self.assertRaises(SystemExit, cephlab.main, ["build", "pacific"])
+
+    def test_debootstrap_installed_once_by_parallel_builds(self):
+        """Two builds starting at once on a bare machine: one apt-get, not two racing for dpkg's lock."""
+        import threading
+
+        installed = []
+        calls = []
+
+        def step(log, cmd, env=None, timeout=900, check=True):
+            calls.append(cmd)
+            time.sleep(0.2)
+            if "install" in cmd:
+                installed.append(True)
+
+        self.patch(cephlab, "_build_step", step)
+        self.patch(cephlab.shutil, "which", lambda name: "/usr/sbin/debootstrap" if installed else None)
+        threads = [threading.Thread(target=cephlab._ensure_debootstrap, args=([],)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([c[0] for c in calls], ["apt-get", "apt-get"])
+        self.assertEqual(calls[1][-1], "debootstrap")
 
     def test_mirror_is_a_debian_archive(self):
         mirror = cephlab.debian_mirror()

@@ -1,6 +1,8 @@
 """
-cephx interop with real Ceph 16.2 (Pacific) on loopback, in crc and secure
-mode, msgr2.0 and msgr2.1:
+cephx interop with real Ceph on loopback, in crc and secure mode, msgr2.0
+and msgr2.1, on 16.2 (Pacific, the host's Ceph; the classes named here)
+and on 18.2 and 20.2 (their ``...ReefTests`` and ``...TentacleTests``
+variants, in chroots; Tentacle with aes keys, see tests/cephlab.py):
 
 - our cephx client -> ceph-mon (auth cephx): ``version`` and ``mon dump``
   are what the ceph CLI prints;
@@ -138,14 +140,15 @@ def assert_decoded_subscribe(test, log, mode, rev):
 
 
 class OurCephxClientToCephMonTests(TestCase):
-    """msgr2tx's cephx client against ceph-mon 16.2 with auth cephx: crc and secure, rev0 and rev1."""
+    """msgr2tx's cephx client against ceph-mon with auth cephx: crc and secure, rev0 and rev1."""
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 90
 
     def setUp(self):
-        # one monitor for the whole process (trial has no setUpClass): the shared
-        # cephx monitor, started on first use and stopped at process exit
-        self.mon = cephlab.shared_monitor(auth="cephx")
+        # one monitor per release for the whole process (trial has no setUpClass):
+        # the shared cephx monitor, started on first use and stopped at process exit
+        self.mon = cephlab.shared_monitor(auth="cephx", release=self.release)
 
     def _handler(self):
         return CephxAuthProvider().clientHandler("keyring=%s" % self.mon.keyring)
@@ -177,7 +180,7 @@ class OurCephxClientToCephMonTests(TestCase):
         cli = self.mon.ceph("version")
         self.assertEqual(cli.returncode, 0, cli.stderr)
         self.assertEqual(output.decode(), cli.stdout.decode())
-        self.assertIn("16.2.", output.decode())
+        self.assertIn("ceph version %s." % self.mon.version, output.decode())
         # the monitor gave us the tickets MonClient asks for
         for service in (EntityType.AUTH, EntityType.MON, EntityType.OSD, EntityType.MGR):
             self.assertTrue(handler.tickets.have(service), EntityType.name(service))
@@ -264,13 +267,17 @@ class OurCephxClientToCephMonTests(TestCase):
         yield self.assertFailure(d, Msgr2Error)
 
 
+cephlab.release_variants(globals(), OurCephxClientToCephMonTests)
+
+
 class TicketRenewalTests(TestCase):
     """cephx service tickets renewed over MAuth (CEPHX_GET_PRINCIPAL_SESSION_KEY) by ceph-mon."""
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 90
 
     def setUp(self):
-        self.mon = cephlab.shared_monitor(auth="cephx", osds=1)
+        self.mon = cephlab.shared_monitor(auth="cephx", osds=1, release=self.release)
         self.osd = self.mon.osds[0]
 
     @defer.inlineCallbacks
@@ -339,6 +346,9 @@ class TicketRenewalTests(TestCase):
         self.assertEqual(result, 0)
 
 
+cephlab.release_variants(globals(), TicketRenewalTests)
+
+
 class CephCliCephxToOurServerTests(TestCase):
     """
     The real ceph CLI (librados' MonClient) with cephx against ``twistd msgr2
@@ -346,25 +356,28 @@ class CephCliCephxToOurServerTests(TestCase):
     --rev 0) and rev1.  The four cells run in parallel, once per process.
     """
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 90
     _runs = None
 
     def setUp(self):
-        cephlab.ensure_ceph()
+        cephlab.ensure_release(self.release)
 
-    @staticmethod
-    def _argv(server, keyring, mode):
-        return ["ceph", "-c", "/dev/null", "-m", server.addr, "-n", "client.admin", "--keyring", keyring,
+    @classmethod
+    def _argv(cls, server, keyring, mode):
+        return cephlab.ceph_argv(cls.release) + [
+                "-c", "/dev/null", "-m", server.addr, "-n", "client.admin", "--keyring", keyring,
                 "--auth_client_required", "cephx", "--debug_ms", "1", "--ms_mon_client_mode", mode,
                 "--client_mount_timeout", "2", "--connect-timeout", "3", "status"]
 
     @classmethod
     def _cells(cls):
-        if cls._runs is None:
+        if cls.__dict__.get("_runs") is None:
             servers = {rev: cephx_server(rev) for rev in (0, 1)}
             starts = {rev: len(s.log()) for rev, s in servers.items()}
             env = dict(os.environ, CEPH_ARGS="")
-            procs = {(mode, rev): subprocess.Popen(cls._argv(servers[rev], server_keyring(), mode), env=env,
+            keyring = cephlab.release_copy(cls.release, server_keyring())
+            procs = {(mode, rev): subprocess.Popen(cls._argv(servers[rev], keyring, mode), env=env,
                                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                    stderr=subprocess.PIPE)
                      for mode in ("crc", "secure") for rev in (0, 1)}
@@ -404,8 +417,8 @@ class CephCliCephxToOurServerTests(TestCase):
 
     def test_ceph_cli_wrong_key_refused(self):
         self._cells()  # not while the parallel runs are going
-        d = tempfile.mkdtemp(prefix="msgr2tx-cephx-")
-        self.addCleanup(shutil.rmtree, d, True)
+        d = cephlab.release_tmpdir(self.release, prefix="msgr2tx-cephx-")
+        self.addCleanup(cephlab.remove_release_tmpdir, d)
         other = os.path.join(d, "other")
         ring = Keyring()
         ring.add(ADMIN, CryptoKey.generate())
@@ -422,13 +435,17 @@ class CephCliCephxToOurServerTests(TestCase):
         self.assertNotIn("Traceback", log)
 
 
+cephlab.release_variants(globals(), CephCliCephxToOurServerTests)
+
+
 class OurAuthorizerToCephOsdTests(TestCase):
     """Tickets from ceph-mon, presented as an authorizer to a real ceph-osd (always challenged)."""
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 180
 
     def setUp(self):
-        self.mon = cephlab.shared_monitor(auth="cephx", osds=1)
+        self.mon = cephlab.shared_monitor(auth="cephx", osds=1, release=self.release)
         self.osd = self.mon.osds[0]
 
     @defer.inlineCallbacks
@@ -491,3 +508,6 @@ class OurAuthorizerToCephOsdTests(TestCase):
 
     def test_cli_ping_osd_crc(self):
         self._cli_ping("crc", "1")
+
+
+cephlab.release_variants(globals(), OurAuthorizerToCephOsdTests)

@@ -1,12 +1,16 @@
 """
-The interop matrix, cell by cell.
+The interop matrix, cell by cell, on each release: 16.2 (Pacific, the
+host's Ceph) in the classes named here, 18.2 and 20.2 in their
+``...ReefTests`` and ``...TentacleTests`` variants (tests/cephlab.py runs
+them in debootstrap chroots; Tentacle with aes keys).
 
-1. our client -> ceph-mon 16.2, ``version`` and ``mon dump`` equal to the
+1. our client -> ceph-mon, ``version`` and ``mon dump`` equal to the
    ceph CLI's output: {cephx crc, cephx secure, none crc} x {rev0, rev1}.
    The cephx cells are in L{tests.test_interop_cephx.OurCephxClientToCephMonTests};
    the auth none cells are here (MonNoneMatrixTests).
 2. our authorizer -> ceph-osd, ticket renewal and the ceph CLI -> our server:
-   L{tests.test_interop_cephx}.
+   L{tests.test_interop_cephx}; our client -> ceph-osd with auth none, crc
+   rev0/rev1, here (OsdNoneMatrixTests).
 3. librados (python3-rados, a real C++ MonClient) -> our ``twistd msgr2
    --auth cephx --keyring K --mode secure,crc``: {crc, secure} x {rev0, rev1}
    (LibradosToOurServerTests).
@@ -50,10 +54,11 @@ TEST_MSG_TYPE = 0x7A5A
 class MonNoneMatrixTests(TestCase):
     """Cells none crc rev0/rev1: our client -> ceph-mon with auth none."""
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 60
 
     def setUp(self):
-        self.mon = cephlab.shared_monitor(auth="none")
+        self.mon = cephlab.shared_monitor(auth="none", release=self.release)
 
     @defer.inlineCallbacks
     def _session(self, rev1):
@@ -99,6 +104,40 @@ class MonNoneMatrixTests(TestCase):
         return self._mon_dump(True)
 
 
+cephlab.release_variants(globals(), MonNoneMatrixTests)
+
+
+class OsdNoneMatrixTests(TestCase):
+    """Cells none crc rev0/rev1: our client -> ceph-osd with auth none (no authorizer to show)."""
+
+    release = cephlab.DEFAULT_RELEASE
+    timeout = 90
+
+    def setUp(self):
+        self.mon = cephlab.shared_monitor(auth="none", osds=1, release=self.release)
+        self.osd = self.mon.osds[0]
+
+    @defer.inlineCallbacks
+    def _osd(self, rev1):
+        p = yield connect(reactor, self.osd.addr, [NoneClientHandler(ADMIN)],
+                          ConnectionConfig(modes=(ConnectionMode.CRC,), revision1=rev1), timeout=10)
+        self.addCleanup(p.transport.loseConnection)
+        self.assertEqual(str(p.info.peer_name), "osd.0")
+        self.assertEqual((p.info.mode_name, p.info.rev1), ("crc", rev1))
+        self.assertEqual(p.conn.auth_method, 1)
+        rtt = yield p.keepalive()
+        self.assertGreaterEqual(rtt, 0)
+
+    def test_osd_none_crc_rev0(self):
+        return self._osd(False)
+
+    def test_osd_none_crc_rev1(self):
+        return self._osd(True)
+
+
+cephlab.release_variants(globals(), OsdNoneMatrixTests)
+
+
 # ---------------------------------------------------------------------------
 
 #: Runs librados' connect() in a thread and leaves after a deadline: against a
@@ -141,21 +180,23 @@ class LibradosToOurServerTests(TestCase):
     decoded its messages.  The four cells run in parallel, once per process.
     """
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 90
     _runs = None
 
     def setUp(self):
-        cephlab.ensure_ceph()
-        self.python = cephlab.librados_python()
+        cephlab.ensure_release(self.release)
+        self.python = cephlab.librados_argv(self.release)
 
     @classmethod
     def _cells(cls, python):
-        if cls._runs is None:
+        if cls.__dict__.get("_runs") is None:
             servers = {rev: cephx_server(rev) for rev in (0, 1)}
             starts = {rev: len(s.log()) for rev, s in servers.items()}
             env = {k: v for k, v in os.environ.items() if k not in ("CEPH_ARGS", "CEPH_CONF", "CEPH_KEYRING")}
+            keyring = cephlab.release_copy(cls.release, server_keyring())
             procs = {(mode, rev): subprocess.Popen(
-                [python, "-c", LIBRADOS_SCRIPT, servers[rev].addr, server_keyring(), mode, "3.5"],
+                python + ["-c", LIBRADOS_SCRIPT, servers[rev].addr, keyring, mode, "3.5"],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 for mode in ("crc", "secure") for rev in (0, 1)}
             runs = {}
@@ -199,6 +240,9 @@ class LibradosToOurServerTests(TestCase):
 
     def test_librados_secure_rev0(self):
         self._check("secure", 0)
+
+
+cephlab.release_variants(globals(), LibradosToOurServerTests)
 
 
 # ---------------------------------------------------------------------------

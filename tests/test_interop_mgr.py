@@ -1,11 +1,14 @@
 """
-The cephx *service* role against real Ceph 16.2 clients: ``twistd msgr2
+The cephx *service* role against real Ceph clients, on 16.2 (the classes
+named here) and on 18.2 and 20.2 (their ``...ReefTests`` and
+``...TentacleTests`` variants, see tests/cephlab.py): ``twistd msgr2
 --entity mgr.x --mon MON`` registers with a real ceph-mon as the cluster's
 manager (rotating MGR secrets over MAuth, MMgrBeacon), so that the ceph CLI
 and librados find it in the mgrmap and connect with authorizers built from
 the monitor's MGR tickets.  crc and secure, msgr2.0 (our ``--rev 0``) and
-msgr2.1.  One monitor and one manager per revision: a cluster has one active
-manager.
+msgr2.1.  One monitor and one manager per release and revision: a cluster
+has one active manager.  The monitor's own MgrClient opens a session with
+our manager (MMgrOpen) and gets a manager's answer (MMgrConfigure).
 
 Without Ceph and without root the tests skip; in CI a missing Ceph is a failure.
 """
@@ -32,10 +35,10 @@ from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_addrvec_t
-from msgr2tx.core.messages import MMgrCommand, MMgrCommandReply
+from msgr2tx.core.messages import MMgrCommand, MMgrCommandReply, MMgrOpen, MMgrReport
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2Receiver
-from msgr2tx.mgr import MgrRegistration
+from msgr2tx.mgr import DaemonSessions, MgrRegistration
 from tests import cephlab
 from tests.test_interop_cephx import our_ready_entities, wait_for_log
 from tests.test_interop_pacific import TwistdServer
@@ -66,8 +69,8 @@ import rados
 
 conf, keyring, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 cluster = rados.Rados(conffile=conf, name="client.admin", conf={
-    "keyring": keyring, "ms_mon_client_mode": mode, "debug_ms": "1", "rados_mon_op_timeout": "4",
-    "log_to_stderr": "true", "err_to_stderr": "true", "log_file": ""})
+    "keyring": keyring, "ms_mon_client_mode": mode, "ms_client_mode": mode, "debug_ms": "1",
+    "rados_mon_op_timeout": "4", "log_to_stderr": "true", "err_to_stderr": "true", "log_file": ""})
 cluster.connect()
 ret, out, status = cluster.mgr_command(json.dumps({"prefix": "df", "format": "json"}), b"")
 sys.stdout.write("%d\n" % ret)
@@ -78,11 +81,12 @@ os._exit(0)
 
 
 class _Cluster:
-    """A cephx monitor and our manager registered with it, for one revision."""
+    """A cephx monitor of one release and our manager registered with it, for one revision."""
 
-    def __init__(self, rev):
+    def __init__(self, rev, release=cephlab.DEFAULT_RELEASE):
         self.rev = rev
-        self.mon = cephlab.CephMonitor(auth="cephx").start()
+        self.release = release
+        self.mon = cephlab.CephMonitor(auth="cephx", release=release).start()
         self.keyring = os.path.join(self.mon.dir, "mgr.x.keyring")
         self.mon.ceph_checked("auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "-o", self.keyring)
         self.server = TwistdServer("--entity", "mgr.x", "--mon", self.mon.addr, "--auth", "cephx",
@@ -102,8 +106,9 @@ class _Cluster:
 
     def ceph_argv(self, mode, *args):
         # Pacific's clients take the modes for a manager from
-        # ms_mon_client_mode, as for a monitor (not ms_client_mode)
-        return self.mon.ceph_argv("--debug_ms", "1", "--ms_mon_client_mode", mode, *args)
+        # ms_mon_client_mode, as for a monitor; ms_client_mode is set too
+        return self.mon.ceph_argv("--debug_ms", "1", "--ms_mon_client_mode", mode, "--ms_client_mode", mode,
+                                  *args)
 
     def stop(self):
         self.server.stop()
@@ -114,11 +119,11 @@ _clusters = {}
 _clusters_lock = threading.Lock()
 
 
-def cluster(rev):
+def cluster(rev, release=cephlab.DEFAULT_RELEASE):
     with _clusters_lock:
-        c = _clusters.get(rev)
+        c = _clusters.get((rev, release))
         if c is None:
-            c = _clusters[rev] = _Cluster(rev)
+            c = _clusters[rev, release] = _Cluster(rev, release)
         return c
 
 
@@ -140,14 +145,15 @@ class RealClientsToOurManagerTests(TestCase):
     once we saw its command and librados times out.
     """
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 240
     _cli_runs = None
 
     def setUp(self):
-        cephlab.ensure_ceph()
+        cephlab.ensure_release(self.release)
 
     def test_registered_in_the_mgrmap(self):
-        c = cluster(1)
+        c = cluster(1, self.release)
         self.assertEqual(c.mgrmap["active_name"], "x")
         addrs = c.mgrmap["active_addrs"]["addrvec"]
         self.assertEqual([(a["type"], a["addr"]) for a in addrs], [("v2", "127.0.0.1:%d" % c.server.port)])
@@ -162,8 +168,8 @@ class RealClientsToOurManagerTests(TestCase):
 
     @classmethod
     def _cli_cells(cls):
-        if cls._cli_runs is None:
-            clusters = {rev: cluster(rev) for rev in (0, 1)}
+        if cls.__dict__.get("_cli_runs") is None:
+            clusters = {rev: cluster(rev, cls.release) for rev in (0, 1)}
             starts = {rev: len(c.server.log()) for rev, c in clusters.items()}
             env = cephlab._clean_env()
             procs = {(mode, rev): subprocess.Popen(clusters[rev].ceph_argv(mode, "pg", "stat"), env=env,
@@ -205,10 +211,9 @@ class RealClientsToOurManagerTests(TestCase):
         self._check_cli("secure", 0)
 
     def _check_librados(self, mode, rev):
-        python = cephlab.librados_python()
-        c = cluster(rev)
+        c = cluster(rev, self.release)
         start = len(c.server.log())
-        proc = subprocess.run([python, "-c", LIBRADOS_MGR_SCRIPT, c.mon.conf, c.mon.keyring, mode],
+        proc = subprocess.run(c.mon.librados_argv() + ["-c", LIBRADOS_MGR_SCRIPT, c.mon.conf, c.mon.keyring, mode],
                               env=cephlab._clean_env(), stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=60)
         stderr = proc.stderr.decode("utf-8", "replace")
@@ -236,16 +241,20 @@ class RealClientsToOurManagerTests(TestCase):
         self._check_librados("crc", 0)
 
 
+cephlab.release_variants(globals(), RealClientsToOurManagerTests)
+
+
 class ManagerSessionTests(TestCase):
     """What the registration keeps up: the monitor's view follows ours."""
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 120
 
     def setUp(self):
-        cephlab.ensure_ceph()
+        cephlab.ensure_release(self.release)
 
     def test_beacons_keep_us_active(self):
-        c = cluster(1)
+        c = cluster(1, self.release)
         first = c.mon.ceph_json("mgr", "dump")
         # mon_mgr_beacon_grace is 30 s; beacons every 2 s keep the same gid active
         time.sleep(5)
@@ -256,10 +265,36 @@ class ManagerSessionTests(TestCase):
         self.assertTrue(metadata.get("ceph_version", "").startswith("msgr2tx "), metadata)
 
     def test_mgr_stat_json(self):
-        c = cluster(1)
+        c = cluster(1, self.release)
         stat = json.loads(c.mon.ceph_checked("mgr", "stat", "--format", "json").stdout)
         self.assertEqual(stat["active_name"], "x")
         self.assertTrue(stat["available"])
+
+    def test_monitor_session_configured(self):
+        """
+        The monitor's MgrClient opens a session with our twistd manager
+        (MMgrOpen, decoded), gets our MMgrConfigure and starts reporting
+        (MMgrReport) on that same connection.
+        """
+        for rev in (1, 0):
+            c = cluster(rev, self.release)
+            log = wait_for_log(c.server, 0, lambda text: re.search(
+                r"inspect: message from mon\.0: MMgrReport\(.*daemon_name='a'", text), timeout=30)
+            opened = re.findall(r"mgr: mon\.0 opened a session as mon\.a; configured: stats_period=5 "
+                                r"stats_threshold=5", log)
+            self.assertEqual(len(opened), 1, log[-3000:])
+            self.assertRegex(log, r"inspect: message from mon\.0: MMgrOpen\(.*v=3, .*daemon_name='a', "
+                                  r"service_name='mon', service_daemon=False, config_bl=<\d+ bytes>")
+            self.assertRegex(log, r"inspect: message from mon\.0: MMgrReport\(.*daemon_name='a'")
+            # one connection from the monitor, which stays up
+            peers = re.findall(r"inspect: READY peer=(\S+) entity=mon\.0 ", log)
+            self.assertEqual(len(peers), 1, log[-3000:])
+            self.assertNotIn("inspect: connection from %s closed" % peers[0], c.server.log())
+            self.assertNotIn("Traceback", log)
+            self.assertNotIn("Unhandled Error", log)
+
+
+cephlab.release_variants(globals(), ManagerSessionTests)
 
 
 LIBRADOS_COMMANDS_SCRIPT = r"""
@@ -285,11 +320,12 @@ class ManagerExampleTests(TestCase):
     JSON, librados' ``mgr_command`` gets its output and its error.
     """
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 120
 
     def setUp(self):
-        cephlab.ensure_ceph()
-        self.mon = cephlab.CephMonitor(auth="cephx").start()
+        cephlab.ensure_release(self.release)
+        self.mon = cephlab.CephMonitor(auth="cephx", release=self.release).start()
         self.addCleanup(self.mon.stop)
         keyring = os.path.join(self.mon.dir, "mgr.x.keyring")
         self.mon.ceph_checked("auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "-o", keyring)
@@ -327,8 +363,8 @@ class ManagerExampleTests(TestCase):
         self.assertEqual(printed, {"command": "pg stat", "from": answer["from"], "result": 0})
 
     def test_librados_output_and_error(self):
-        python = cephlab.librados_python()
-        proc = subprocess.run([python, "-c", LIBRADOS_COMMANDS_SCRIPT, self.mon.conf, self.mon.keyring],
+        proc = subprocess.run(self.mon.librados_argv() + ["-c", LIBRADOS_COMMANDS_SCRIPT, self.mon.conf,
+                                                          self.mon.keyring],
                               env=cephlab._clean_env(), capture_output=True, timeout=60)
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         df, fail = json.loads(proc.stdout)
@@ -337,6 +373,9 @@ class ManagerExampleTests(TestCase):
         self.assertEqual(abs(fail["ret"]), errno.EINVAL)
         self.assertEqual(fail["status"], "msgr2tx example: asked to fail")
         self.assertEqual(fail["out"], "")
+
+
+cephlab.release_variants(globals(), ManagerExampleTests)
 
 
 @implementer(IMsgr2Receiver)
@@ -498,3 +537,95 @@ class InProcessRegistrationTests(TestCase):
         self.assertNotIn(10 ** 6, self.key_server._secrets[EntityType.MGR])
         text = "\n".join(formatEvent(e) or "" for e in self.events)
         self.assertRegex(text, r"an authorizer names mgr secret \d+, which we do not hold")
+
+
+@implementer(IMsgr2Receiver)
+class _Sessions:
+    """Keep every READY and message, with the connection it came on."""
+
+    def __init__(self):
+        self.ready = []
+        self.messages = []
+        self.lost = []
+
+    def connectionReady(self, protocol, info):
+        self.ready.append((protocol, str(info.peer_name)))
+
+    def messageReceived(self, protocol, message):
+        self.messages.append((protocol, message))
+
+    def connectionLost(self, protocol, reason):
+        self.lost.append(protocol)
+
+
+class MonitorMgrSessionTests(TestCase):
+    """
+    The monitor's MgrClient and our manager in this process: its MMgrOpen
+    decoded (the monitor's config and defaults included), our MMgrConfigure
+    followed (reports every stats_period, here 1 s instead of 5 s) on one
+    connection that stays up.
+    """
+
+    release = cephlab.DEFAULT_RELEASE
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_open_configure_report(self):
+        from twisted.internet import reactor
+
+        cephlab.ensure_release(self.release)
+        mon = cephlab.CephMonitor(auth="cephx", release=self.release).start()
+        self.addCleanup(mon.stop)
+        path = os.path.join(mon.dir, "mgr.z.keyring")
+        mon.ceph_checked("auth", "get-or-create", "mgr.z", "mon", "allow profile mgr", "-o", path)
+        me = EntityName.parse("mgr.z")
+        keyring = Keyring.load(path)
+        cephx = CephxAuthProvider()
+        key_server = CephxKeyServer(keyring, own_name=me)
+        config = ConnectionConfig(entity_type=EntityType.MGR, name=me,
+                                  modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
+        port_number = cephlab.free_port()
+        addrs = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (port_number, 0x5eed)),))
+        registration = MgrRegistration(reactor, mon.addr, [cephx.clientHandler(name=me, keyring=keyring)],
+                                       addrs, key_server=key_server, config=config, beacon_interval=0.5)
+        recorder = _Sessions()
+        sessions = DaemonSessions(recorder, stats_period=1)
+        server_auth = registration.serverHandler(
+            cephx.serverHandler(key_server=key_server, authority=False, service_ids=(EntityType.MGR,)))
+        port = reactor.listenTCP(port_number, Msgr2ServerFactory([server_auth], sessions, config, nonce=0x5eed),
+                                 interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        registration.startService()
+        self.addCleanup(registration.stopService)
+        yield registration.whenAvailable()
+
+        def reports():
+            return [(p, m) for p, m in recorder.messages if isinstance(m, MMgrReport)]
+        deadline = reactor.seconds() + 20
+        while len(reports()) < 3 and reactor.seconds() < deadline:
+            yield task.deferLater(reactor, 0.2, lambda: None)
+        opens = [(p, m) for p, m in recorder.messages if isinstance(m, MMgrOpen)]
+        self.assertEqual(len(opens), 1, recorder.messages)
+        conn, opened = opens[0]
+        self.assertEqual(str(opened.src), "mon.0")
+        self.assertEqual((opened.version, opened.daemon_name, opened.service_name, opened.service_daemon),
+                         (3, "a", "mon", False))
+        # the monitor's configuration as it runs, from its conf file (CONF_FILE = 2)
+        values = opened.config()
+        self.assertEqual(values["mon_host"][2], mon.addr)
+        self.assertEqual(values["paxos_propose_interval"][2], "0.050000")
+        self.assertNotIn("fsid", values)  # Ceph leaves it out
+        self.assertEqual(opened.ignored_mon_values(), {})
+        defaults = opened.config_defaults()
+        self.assertEqual(defaults["mgr_stats_period"], "5")
+        self.assertGreater(len(defaults), 1000)
+        # reports follow on the same connection, at our period
+        self.assertGreaterEqual(len(reports()), 3, [type(m).__name__ for _, m in recorder.messages])
+        self.assertTrue(all(p is conn and m.daemon_name == "a" for p, m in reports()))
+        self.assertEqual([name for _, name in recorder.ready], ["mon.0"])
+        self.assertEqual(recorder.lost, [])
+        self.assertEqual(sessions.sessions["mon.0"].reports, len(reports()))
+        self.assertEqual(sessions.opens, 1)
+
+
+cephlab.release_variants(globals(), MonitorMgrSessionTests)

@@ -1,12 +1,14 @@
 """
-Interop with real Ceph 16.2 (Pacific) on loopback, auth none, crc mode:
+Interop with real Ceph on loopback, auth none, crc mode:
 
 - our client -> ceph-mon, msgr2.0 and msgr2.1;
 - the ceph CLI -> our ``twistd msgr2`` server;
 - our ``msgr2tx ping`` -> our ``twistd msgr2`` server.
 
-The monitor is started by the tests (tests/cephlab.py).  Without Ceph and
-without root the tests skip; in CI a missing Ceph is a failure.
+The Ceph classes run on 16.2 (Pacific, the host's Ceph) and again, as
+``...ReefTests`` and ``...TentacleTests``, on 18.2 and 20.2 in their chroots
+(tests/cephlab.py).  Without Ceph and without root the tests skip; in CI a
+missing Ceph is a failure.
 """
 
 import json
@@ -39,12 +41,13 @@ def tool(name):
 
 
 class OurClientToCephMonTests(TestCase):
-    """msgr2tx's client against ceph-mon 16.2, in rev0 and rev1."""
+    """msgr2tx's client against ceph-mon, in rev0 and rev1."""
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 60
 
     def setUp(self):
-        self.mon = cephlab.shared_monitor(auth="none")
+        self.mon = cephlab.shared_monitor(auth="none", release=self.release)
 
     @defer.inlineCallbacks
     def _session(self, rev1):
@@ -65,7 +68,7 @@ class OurClientToCephMonTests(TestCase):
         cli = self.mon.ceph("version")
         self.assertEqual(cli.returncode, 0, cli.stderr)
         self.assertEqual(output.decode(), cli.stdout.decode())
-        self.assertIn("16.2.", output.decode())
+        self.assertIn("ceph version %s." % self.mon.version, output.decode())
 
     def test_version_rev0(self):
         return self._version(False)
@@ -133,6 +136,9 @@ class OurClientToCephMonTests(TestCase):
         self.assertTrue(last.startswith("msgr2tx: error: command returned -2"), last)
 
 
+cephlab.release_variants(globals(), OurClientToCephMonTests)
+
+
 class TwistdServer:
     """``twistd -n msgr2`` in a subprocess, logging to a file."""
 
@@ -179,14 +185,15 @@ class TwistdServer:
 class CephClientToOurServerTests(TestCase):
     """The real ceph CLI (librados' MonClient) against twistd msgr2."""
 
+    release = cephlab.DEFAULT_RELEASE
     timeout = 60
 
     def setUp(self):
-        cephlab.ensure_ceph()
+        cephlab.ensure_release(self.release)
 
     def _ceph_status(self, server):
         return subprocess.run(
-            ["ceph", "-c", "/dev/null", "-m", server.addr, "--auth_client_required", "none",
+            cephlab.ceph_argv(self.release) + ["-c", "/dev/null", "-m", server.addr, "--auth_client_required", "none",
              "--debug_ms", "1", "--client_mount_timeout", "2", "--connect-timeout", "3", "status"],
             capture_output=True, timeout=40, env=dict(os.environ, CEPH_ARGS=""))
 
@@ -216,6 +223,9 @@ class CephClientToOurServerTests(TestCase):
     def test_ceph_cli_rev0(self):
         # our server leaves REVISION_1 out of its banner: Ceph falls back to msgr2.0
         self._check("0", ["--rev", "0"])
+
+
+cephlab.release_variants(globals(), CephClientToOurServerTests)
 
 
 class OurClientToOurServerTests(TestCase):

@@ -461,10 +461,13 @@ class BlockedReadTests(TestCase):
         banner, frames = split_stream(c2s, True)
         from tests.fuzzing import assemble
         head = banner + assemble(frames[0], True) + assemble(frames[1], True)  # HELLO, AUTH_REQUEST
-        # then AUTH_SIGNATURE (zeros with auth none), CLIENT_IDENT and 10 MiB
-        # of one MESSAGE repeated (the repeats are duplicates, dropped by seq)
+        # then AUTH_SIGNATURE (zeros with auth none), COMPRESSION_REQUEST (both
+        # banners advertise compression), CLIENT_IDENT and 10 MiB of one
+        # MESSAGE repeated (the repeats are duplicates, dropped by seq)
+        self.assertEqual([Tag(f.tag).name for f in frames[2:5]],
+                         ["AUTH_SIGNATURE", "COMPRESSION_REQUEST", "CLIENT_IDENT"])
         big = next(f for f in frames if f.tag == Tag.MESSAGE and sum(len(x) for x in f.segments) > 5000)
-        flood = (assemble(frames[2], True) + assemble(frames[3], True)
+        flood = (b"".join(assemble(f, True) for f in frames[2:5])
                  + assemble(big, True) * (10 * MiB // 5100))
         s = socket.create_connection(("127.0.0.1", port.getHost().port))
         self.addCleanup(s.close)

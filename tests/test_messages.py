@@ -146,8 +146,12 @@ def samples():
         MMgrMap(mgrmap_bytes()),
         MMgrCommand(FSID, ['{"prefix": "mgr services"}'], inbl=b"in"),
         MMgrCommandReply(-22, "invalid", outbl=b"out"),
+        M.MMgrOpen("a", "mon", True, {"hostname": "node1"}, {"state": "up"}, b"\0" * 8, b"\0" * 4),
+        M.MMgrConfigure(5, 5),
+        M.MMgrReport("a", b"\x01\x02"),
+        M.MMgrClose("a", "mon"),
+        MOSDMap(FSID, {5: b"incremental 5", 6: b"incremental 6"}, {6: b"full 6"}, oldest_map=1, newest_map=6),
         # msgr2tx.messages.osd (tests/test_osd_ops.py has real OSDs' bytes)
-        MOSDMap(FSID.bytes, {5: b"inc5"}, {4: b"full4"}, 1, 5),
         MOSDOp(1, 2, 0x1234, 9, T.FLAG_WRITE, "obj", T.ObjectLocator(1, nspace="ns"),
                [T.OSDOp.extent(T.OP_WRITE, 4, 3, b"abc"), T.OSDOp.xattr(T.OP_SETXATTR, b"user.a", b"v")],
                client_inc=0, features=F.CEPH_FEATURES_ALL, tid=7),
@@ -229,7 +233,8 @@ class RoundTripTests(unittest.TestCase):
             MMonGetVersion: (19, 1, 0), MMonGetVersionReply: (20, 2, 0),
             MMonCommand: (50, 1, 0), MMonCommandAck: (51, 1, 0), MConfig: (62, 1, 1),
             MMgrBeacon: (0x703, 9, 8), MMgrMap: (0x704, 1, 0), MMgrCommand: (0x709, 1, 0),
-            MMgrCommandReply: (0x70A, 1, 0),
+            MMgrCommandReply: (0x70A, 1, 0), M.MMgrOpen: (0x700, 3, 1), M.MMgrConfigure: (0x701, 4, 1),
+            M.MMgrReport: (0x702, 9, 1), M.MMgrClose: (0x708, 1, 1), MOSDMap: (41, 4, 3),
         }
         for cls, (t, hv, cv) in expected.items():
             self.assertEqual((cls.TYPE, cls.HEAD_VERSION, cls.COMPAT_VERSION), (t, hv, cv), cls)
@@ -750,3 +755,78 @@ class MgrMessageTests(unittest.TestCase):
         self.assertEqual(back, msg)
         self.assertEqual((back.r, back.rs, back.outbl), (-22, "bad command", b"{}" * 100))
         self.assertNotEqual(back, MMgrCommandReply(-22, "bad command", outbl=b"other"))
+
+
+class MgrSessionMessageTests(unittest.TestCase):
+    """MMgrOpen, MMgrConfigure, MMgrReport and MMgrClose against layouts built with struct."""
+
+    def config_blobs(self):
+        values = (struct.pack("<I", 2)
+                  + _str("fsid") + struct.pack("<I", 1) + struct.pack("<i", 2) + _str(str(FSID))
+                  + _str("mon_host") + struct.pack("<I", 2) + struct.pack("<i", 0) + _str("")
+                  + struct.pack("<i", 2) + _str("v2:127.0.0.1:3300")
+                  + struct.pack("<I", 1) + _str("debug_ms") + _str("1"))    # ignored_mon_values
+        defaults = struct.pack("<I", 1) + _str("mgr_stats_period") + _str("5")
+        return values, defaults
+
+    def open_front(self, service_daemon=False):
+        values, defaults = self.config_blobs()
+        front = _str("a") + _str("mon") + struct.pack("<B", 1 if service_daemon else 0)
+        if service_daemon:
+            front += struct.pack("<I", 1) + _str("hostname") + _str("node1") + struct.pack("<I", 0)
+        return front + struct.pack("<I", len(values)) + values + struct.pack("<I", len(defaults)) + defaults
+
+    def test_open_decode_v3(self):
+        msg = decode_message(M.MSG_MGR_OPEN, self.open_front(), b"", b"", 3, F.CEPH_FEATURES_ALL,
+                             compat_version=1)
+        self.assertIsInstance(msg, M.MMgrOpen)
+        self.assertEqual((msg.daemon_name, msg.service_name, msg.service_daemon), ("a", "mon", False))
+        self.assertEqual(msg.config(), {"fsid": {2: str(FSID)}, "mon_host": {0: "", 2: "v2:127.0.0.1:3300"}})
+        self.assertEqual(msg.ignored_mon_values(), {"debug_ms": "1"})
+        self.assertEqual(msg.config_defaults(), {"mgr_stats_period": "5"})
+        # our encoding is Ceph's, byte for byte
+        self.assertEqual(msg.encode()[0], self.open_front())
+        self.assertNotIn("127.0.0.1", repr(msg))  # the config is shown by size only
+        self.assertIn("config_bl=<", repr(msg))
+
+    def test_open_service_daemon(self):
+        front = self.open_front(service_daemon=True)
+        msg = M.MMgrOpen.decode(front, b"", b"", 3)
+        self.assertEqual((msg.daemon_metadata, msg.daemon_status), ({"hostname": "node1"}, {}))
+        self.assertEqual(msg.encode()[0], front)
+        self.assertEqual(M.MMgrOpen.decode(front, b"", b"", 3), msg)
+
+    def test_open_old_versions(self):
+        self.assertEqual(M.MMgrOpen.decode(_str("a"), b"", b"", 1).daemon_name, "a")
+        v2 = M.MMgrOpen.decode(_str("a") + _str("rgw") + b"\x00", b"", b"", 2)
+        self.assertEqual((v2.daemon_name, v2.service_name, v2.config_bl), ("a", "rgw", b""))
+
+    def test_open_truncated_and_bad_blobs(self):
+        front = self.open_front()
+        for n in range(len(front)):
+            self.assertRaises(DecodeError, M.MMgrOpen.decode, front[:n], b"", b"", 3)
+        msg = M.MMgrOpen(config_bl=struct.pack("<I", 0x7FFFFFFF), config_defaults_bl=b"\x00\x00\x00\x00x")
+        self.assertRaises(DecodeError, msg.config)
+        self.assertRaises(DecodeError, msg.config_defaults)
+
+    def test_configure_layout(self):
+        msg = M.MMgrConfigure(stats_period=5, stats_threshold=5)
+        front, middle, data = msg.encode()
+        # period, threshold, no OSD perf queries (empty map), no MDS metric config (empty optional)
+        self.assertEqual(front, struct.pack("<IIIB", 5, 5, 0, 0))
+        self.assertEqual((msg.TYPE, msg.version, msg.compat_version), (0x701, 4, 1))
+        back = decode_message(M.MSG_MGR_CONFIGURE, front, b"", b"", 4, F.CEPH_FEATURES_ALL, compat_version=1)
+        self.assertEqual(back, msg)
+        self.assertEqual((M.MMgrConfigure.decode(struct.pack("<I", 7), b"", b"", 1).stats_period,
+                          M.MMgrConfigure.decode(struct.pack("<II", 7, 3), b"", b"", 2).stats_threshold), (7, 3))
+        self.assertRaises(DecodeError, M.MMgrConfigure.decode, struct.pack("<I", 7), b"", b"", 2)
+
+    def test_report_and_close(self):
+        report = decode_message(M.MSG_MGR_REPORT, _str("a") + b"\x01\x02rest", b"", b"", 9, F.CEPH_FEATURES_ALL,
+                                compat_version=1)
+        self.assertEqual((report.daemon_name, report.rest), ("a", b"\x01\x02rest"))
+        self.assertEqual(report.encode()[0], _str("a") + b"\x01\x02rest")
+        close = decode_message(M.MSG_MGR_CLOSE, _str("a") + _str("mon"), b"", b"", 1, F.CEPH_FEATURES_ALL)
+        self.assertEqual((close.daemon_name, close.service_name), ("a", "mon"))
+        self.assertEqual(close.encode()[0], _str("a") + _str("mon"))
+        self.assertEqual(M.MESSAGE_TYPE_NAMES[0x700], "mgropen")

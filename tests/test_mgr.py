@@ -120,3 +120,79 @@ class FetchingServiceHandlerTests(ManagerFixture, TestCase):
         for key in self.mgr_ks._secrets[EntityType.MGR].values():
             self.assertNotIn(key.secret_bytes.hex(), text)
             self.assertNotIn(key.to_base64(), text)
+
+
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def connectionReady(self, protocol, info):
+        self.events.append(("ready", protocol))
+
+    def messageReceived(self, protocol, message):
+        self.events.append(("message", type(message).__name__))
+
+    def connectionLost(self, protocol, reason):
+        self.events.append(("lost", protocol))
+
+
+class _Protocol:
+    def __init__(self):
+        self.sent = []
+
+    def sendMessage(self, message):
+        self.sent.append(message)
+
+
+class DaemonSessionsTests(TestCase):
+    """The manager's answer to MMgrOpen, without a network."""
+
+    def setUp(self):
+        from msgr2tx.core.encoding import entity_name_t
+        from msgr2tx.mgr import DaemonSessions
+
+        self.inner = _Recorder()
+        self.sessions = DaemonSessions(self.inner, stats_period=2, stats_threshold=1)
+        self.mon = entity_name_t(EntityType.MON, 0)
+
+    def _from_mon(self, message):
+        message.src = self.mon
+        return message
+
+    def test_open_answered_with_configure(self):
+        from msgr2tx.core.messages import MMgrConfigure, MMgrOpen, MMgrReport
+
+        p = _Protocol()
+        self.sessions.connectionReady(p, None)
+        self.sessions.messageReceived(p, self._from_mon(MMgrOpen(daemon_name="a", service_name="mon")))
+        [answer] = p.sent
+        self.assertIsInstance(answer, MMgrConfigure)
+        self.assertEqual((answer.stats_period, answer.stats_threshold), (2, 1))
+        self.assertEqual(self.sessions.sessions["mon.0"].daemon, "a")
+        for _ in range(3):
+            self.sessions.messageReceived(p, self._from_mon(MMgrReport(daemon_name="a")))
+        self.assertEqual(len(p.sent), 1)  # reports are not answered
+        self.assertEqual((self.sessions.opens, self.sessions.reports), (1, 3))
+        self.assertEqual(self.sessions.sessions["mon.0"].reports, 3)
+        # the service sees everything
+        self.assertEqual(self.inner.events, [("ready", p), ("message", "MMgrOpen")] + [("message", "MMgrReport")] * 3)
+        self.sessions.connectionLost(p, None)
+        self.assertEqual(self.sessions.sessions, {})
+        self.assertEqual(self.inner.events[-1], ("lost", p))
+
+    def test_close_ends_the_session(self):
+        from msgr2tx.core.messages import MMgrClose, MMgrOpen
+
+        p = _Protocol()
+        self.sessions.messageReceived(p, self._from_mon(MMgrOpen(daemon_name="a")))
+        self.sessions.messageReceived(p, self._from_mon(MMgrClose(daemon_name="a")))
+        self.assertEqual(self.sessions.sessions, {})
+        self.assertEqual(len(p.sent), 1)
+
+    def test_other_messages_pass_through(self):
+        from msgr2tx.core.messages import MPing
+
+        p = _Protocol()
+        self.sessions.messageReceived(p, self._from_mon(MPing()))
+        self.assertEqual(p.sent, [])
+        self.assertEqual(self.inner.events, [("message", "MPing")])

@@ -69,11 +69,15 @@ MSG_CONFIG = 62
 MSG_GET_CONFIG = 63
 MSG_COMMAND = 97
 MSG_COMMAND_REPLY = 98
+MSG_MGR_OPEN = 0x700
+MSG_MGR_CONFIGURE = 0x701
+MSG_MGR_REPORT = 0x702
 MSG_MGR_BEACON = 0x703
 MSG_MGR_MAP = 0x704
 MSG_SERVICE_MAP = 0x707
 MSG_MGR_COMMAND = 0x709
 MSG_MGR_COMMAND_REPLY = 0x70A
+MSG_MGR_CLOSE = 0x708
 
 #: type number -> Ceph's short name, for logs
 MESSAGE_TYPE_NAMES: Dict[int, str] = {
@@ -107,6 +111,10 @@ MESSAGE_TYPE_NAMES: Dict[int, str] = {
     MSG_GET_CONFIG: "get_config",
     MSG_COMMAND: "command",
     MSG_COMMAND_REPLY: "command_reply",
+    MSG_MGR_OPEN: "mgropen",
+    MSG_MGR_CONFIGURE: "mgrconfigure",
+    MSG_MGR_REPORT: "mgrreport",
+    MSG_MGR_CLOSE: "mgrclose",
     MSG_MGR_BEACON: "mgrbeacon",
     MSG_MGR_MAP: "mgrmap",
     MSG_SERVICE_MAP: "service_map",
@@ -970,6 +978,208 @@ class MMgrCommandReply(Message):
         self.outbl = data
 
 
+# --- what daemons and managers say to each other (MgrClient <-> DaemonServer) --
+
+def _decode_config_values(data) -> Tuple[Dict[str, Dict[int, str]], Dict[str, str]]:
+    dec = Decoder(data)
+    values = dec.map(Decoder.string, lambda d: d.map(Decoder.i32, Decoder.string, 8), 8)
+    ignored = dec.map(Decoder.string, Decoder.string, 8)
+    dec.expect_end("config values")
+    return values, ignored
+
+
+def _decode_config_defaults(data) -> Dict[str, str]:
+    dec = Decoder(data)
+    values = dec.map(Decoder.string, Decoder.string, 8)
+    dec.expect_end("config defaults")
+    return values
+
+
+@register
+class MMgrOpen(Message):
+    """
+    The first message a daemon's MgrClient (a monitor, OSD, MDS, or a
+    client registering as a service) sends to the active manager: its
+    C{daemon_name} (the monitor's is its name, e.g. C{"a"}),
+    C{service_name} (empty: inferred from the entity type),
+    C{service_daemon} with C{daemon_metadata} and C{daemon_status} (present
+    only when C{service_daemon} is true), and from version 3 two encoded
+    blobs: C{config_bl}, the daemon's current configuration (see
+    L{config}), and C{config_defaults_bl}, its compiled-in defaults (see
+    L{config_defaults}).  A manager answers with L{MMgrConfigure}.
+
+    Version 3, compat 1, in Pacific, Reef and Tentacle (Ceph's
+    src/messages/MMgrOpen.h).  A monitor's is 75-85 KB, nearly all of it
+    the two config blobs.
+    """
+
+    TYPE = MSG_MGR_OPEN
+    HEAD_VERSION = 3
+    COMPAT_VERSION = 1
+    NAME = "mgropen"
+    FIELDS = ("daemon_name", "service_name", "service_daemon", "daemon_metadata", "daemon_status",
+              "config_bl", "config_defaults_bl")
+
+    def __init__(self, daemon_name: str = "", service_name: str = "", service_daemon: bool = False,
+                 daemon_metadata: Optional[Dict[str, str]] = None, daemon_status: Optional[Dict[str, str]] = None,
+                 config_bl=b"", config_defaults_bl=b"", **header) -> None:
+        super().__init__(**header)
+        self.daemon_name = daemon_name
+        self.service_name = service_name
+        self.service_daemon = bool(service_daemon)
+        self.daemon_metadata: Dict[str, str] = dict(daemon_metadata or {})
+        self.daemon_status: Dict[str, str] = dict(daemon_status or {})
+        self.config_bl = bytes(config_bl)
+        self.config_defaults_bl = bytes(config_defaults_bl)
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        self.version = self.HEAD_VERSION
+        enc.string(self.daemon_name).string(self.service_name).bool(self.service_daemon)
+        if self.service_daemon:
+            _encode_sorted_str_map(enc, self.daemon_metadata, lambda e, v: e.string(v))
+            _encode_sorted_str_map(enc, self.daemon_status, lambda e, v: e.string(v))
+        enc.blob(self.config_bl).blob(self.config_defaults_bl)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        self.daemon_name = dec.string()
+        if self.version >= 2:
+            self.service_name = dec.string()
+            self.service_daemon = dec.bool()
+            if self.service_daemon:
+                self.daemon_metadata = dec.map(Decoder.string, Decoder.string, 8)
+                self.daemon_status = dec.map(Decoder.string, Decoder.string, 8)
+        if self.version >= 3:
+            self.config_bl = dec.blob()
+            self.config_defaults_bl = dec.blob()
+
+    def config(self) -> Dict[str, Dict[int, str]]:
+        """C{config_bl}'s values: option name -> {source level: value}, the
+        levels being Ceph's CONF_DEFAULT (0), CONF_MON (1), CONF_FILE (2),
+        CONF_ENV (3), CONF_CMDLINE (4), CONF_OVERRIDE (5) and CONF_FINAL (6).
+        Every option set anywhere but at its default is there, except
+        C{fsid} and C{host}, which Ceph leaves out (md_config_t::get_config_bl
+        in src/common/config.cc).  Raises L{DecodeError} if the blob is
+        malformed."""
+        return _decode_config_values(self.config_bl)[0]
+
+    def ignored_mon_values(self) -> Dict[str, str]:
+        """The second part of C{config_bl}: values the monitors' config
+        database sets that the daemon ignores (its conf file or command
+        line wins), name -> value.  Raises L{DecodeError} if malformed."""
+        return _decode_config_values(self.config_bl)[1]
+
+    def config_defaults(self) -> Dict[str, str]:
+        """C{config_defaults_bl} decoded: option name -> default value.
+        Raises L{DecodeError} if the blob is malformed."""
+        return _decode_config_defaults(self.config_defaults_bl)
+
+    def _repr_fields(self) -> List[str]:
+        # config values may hold anything (keyring paths, even keys): sizes only
+        return ["daemon_name=%r" % self.daemon_name, "service_name=%r" % self.service_name,
+                "service_daemon=%s" % self.service_daemon,
+                "config_bl=<%d bytes>" % len(self.config_bl),
+                "config_defaults_bl=<%d bytes>" % len(self.config_defaults_bl)]
+
+
+@register
+class MMgrConfigure(Message):
+    """
+    A manager's answer to L{MMgrOpen}, and its later changes of policy:
+    C{stats_period} (seconds between the daemon's MMgrReports; 0 stops
+    them) and C{stats_threshold} (the lowest perf counter priority to
+    report), plus OSD perf metric queries (only for OSDs) and an MDS metric
+    config (only for MDSs).  We write the first two and leave the others
+    empty, as a manager does for a monitor.
+
+    Version 4, compat 1 (Ceph's src/messages/MMgrConfigure.h); from
+    src/mgr/DaemonServer.cc, a manager sends its C{mgr_stats_period} (5)
+    and C{mgr_stats_threshold} (5).  Decoding keeps the queries and the
+    metric config as their raw bytes (C{rest}).
+    """
+
+    TYPE = MSG_MGR_CONFIGURE
+    HEAD_VERSION = 4
+    COMPAT_VERSION = 1
+    NAME = "mgrconfigure"
+    FIELDS = ("stats_period", "stats_threshold", "rest")
+
+    def __init__(self, stats_period: int = 0, stats_threshold: int = 0, rest=b"", **header) -> None:
+        super().__init__(**header)
+        self.stats_period = stats_period
+        self.stats_threshold = stats_threshold
+        #: the encoded queries and metric config; empty means none of either
+        self.rest = bytes(rest)
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        self.version = self.HEAD_VERSION
+        enc.u32(self.stats_period).u32(self.stats_threshold)
+        if self.rest:
+            enc.raw(self.rest)
+        else:
+            enc.u32(0)   # no OSD perf metric queries
+            enc.u8(0)    # no MDS metric config (an empty optional)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        self.stats_period = dec.u32()
+        self.stats_threshold = dec.u32() if self.version >= 2 else 0
+        rest = dec.raw(dec.remaining())
+        self.rest = b"" if rest in (b"", b"\0\0\0\0", b"\0\0\0\0\0") else rest
+
+
+@register
+class MMgrReport(Message):
+    """
+    A daemon's periodic report to the manager (perf counters, status,
+    health, progress).  Only its first field, C{daemon_name}, is decoded;
+    the rest stays as it came (C{rest}) and is written back unchanged.
+    Ceph's src/messages/MMgrReport.h.
+    """
+
+    TYPE = MSG_MGR_REPORT
+    HEAD_VERSION = 9
+    COMPAT_VERSION = 1
+    NAME = "mgrreport"
+    FIELDS = ("daemon_name", "rest")
+
+    def __init__(self, daemon_name: str = "", rest=b"", **header) -> None:
+        super().__init__(**header)
+        self.daemon_name = daemon_name
+        self.rest = bytes(rest)
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        enc.string(self.daemon_name).raw(self.rest)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        self.daemon_name = dec.string()
+        self.rest = dec.raw(dec.remaining())
+
+    def _repr_fields(self) -> List[str]:
+        return ["daemon_name=%r" % self.daemon_name, "rest=<%d bytes>" % len(self.rest)]
+
+
+@register
+class MMgrClose(Message):
+    """A daemon leaving its manager: C{daemon_name} and C{service_name}
+    (Ceph's src/messages/MMgrClose.h)."""
+
+    TYPE = MSG_MGR_CLOSE
+    COMPAT_VERSION = 1
+    NAME = "mgrclose"
+    FIELDS = ("daemon_name", "service_name")
+
+    def __init__(self, daemon_name: str = "", service_name: str = "", **header) -> None:
+        super().__init__(**header)
+        self.daemon_name = daemon_name
+        self.service_name = service_name
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        enc.string(self.daemon_name).string(self.service_name)
+
+    def decode_front(self, dec: Decoder, features: int) -> None:
+        self.daemon_name = dec.string()
+        self.service_name = dec.string()
+
+
 # --- MonMap --------------------------------------------------------------------
 
 #: MonMap election strategies
@@ -1211,6 +1421,7 @@ __all__ = [
     "MPing", "MMonCommand", "MMonCommandAck", "MMonGetVersion", "MMonGetVersionReply",
     "SubscribeItem", "MMonSubscribe", "MMonSubscribeAck", "MMonMap", "MConfig",
     "MMgrBeacon", "MgrMap", "MMgrMap", "MMgrCommand", "MMgrCommandReply",
+    "MMgrOpen", "MMgrConfigure", "MMgrReport", "MMgrClose",
     "MAuth", "MAuthReply", "MonInfo", "MonMap",
 ] + [name for name in list(globals()) if name.startswith(
     ("CEPH_MSG_", "MSG_", "CEPH_SUBSCRIBE_", "CEPH_AUTH_", "ELECTION_", "MON_FEATURE_",

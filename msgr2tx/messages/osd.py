@@ -23,7 +23,7 @@ from msgr2tx.ceph.osd_types import (
 )
 from msgr2tx.core.encoding import Decoder, Encoder, utime_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
-from msgr2tx.core.messages import Message, register
+from msgr2tx.core.messages import Message, fsid_bytes, register
 from msgr2tx.errors import DecodeError
 
 CEPH_MSG_OSD_MAP = 41
@@ -56,10 +56,11 @@ class MOSDMap(Message):
     NAME = "osd_map"
     FIELDS = ("fsid", "incremental_maps", "maps", "oldest_map", "newest_map")
 
-    def __init__(self, fsid: bytes = bytes(16), incremental_maps=None, maps=None, oldest_map: int = 0,
+    def __init__(self, fsid=bytes(16), incremental_maps=None, maps=None, oldest_map: int = 0,
                  newest_map: int = 0, **header) -> None:
         super().__init__(**header)
-        self.fsid = fsid
+        #: the cluster fsid, 16 bytes (a uuid.UUID or its text is accepted)
+        self.fsid = fsid_bytes(fsid)
         self.incremental_maps: Dict[int, bytes] = dict(incremental_maps or {})
         self.maps: Dict[int, bytes] = dict(maps or {})
         self.oldest_map = oldest_map
