@@ -191,23 +191,25 @@ class IoCtx:
     def set_namespace(self, namespace: str) -> None:
         self.namespace = namespace
 
-    @defer.inlineCallbacks
-    def operate(self, oid: str, ops: List[T.OSDOp], what: str, key: str = "",
-                timeout: Optional[float] = None):
+    def operate(self, oid: str, ops: List[T.OSDOp], what: str = "operate", key: str = "",
+                timeout: Optional[float] = None) -> defer.Deferred:
         """
         Run a compound operation (a list of L{msgr2tx.ceph.osd_types.OSDOp})
         on one object; fires with the reply's ops (each with C{rval} and
-        C{outdata}).
+        C{outdata}).  C{what} names the operation in error messages.
 
         @raise RadosError: (as a failure) a negative result, as its subclass.
         """
         objecter = self.rados.objecter
         if objecter is None:
-            raise RadosError("not connected: call connect() first")
-        reply = yield objecter.submit(self.pool_id, oid, ops, namespace=self.namespace, key=key, timeout=timeout)
-        if reply.result < 0:
-            raise _error(reply.result, self.pool_name, oid, what)
-        return reply.ops
+            return defer.fail(RadosError("not connected: call connect() first"))
+
+        def done(reply):
+            if reply.result < 0:
+                raise _error(reply.result, self.pool_name, oid, what)
+            return reply.ops
+        return objecter.submit(self.pool_id, oid, ops, namespace=self.namespace, key=key,
+                               timeout=timeout).addCallback(done)
 
     # ---- data ------------------------------------------------------------------
 
