@@ -261,6 +261,29 @@ class CephxMatrixTests(_RadosCase):
         return self._round_trip(ConnectionMode.SECURE, False)
 
 
+class ConnectFailureTests(_RadosCase):
+    """connect() fails with a typed error, and soon, when it cannot succeed."""
+
+    auth = "cephx"
+
+    @defer.inlineCallbacks
+    def test_wrong_key(self):
+        from msgr2tx.auth.cephx import CephxAuthProvider
+        from msgr2tx.auth.keyring import CryptoKey
+        from msgr2tx.errors import AuthError
+        handler = CephxAuthProvider().clientHandler(name="client.admin", key=CryptoKey.generate())
+        rados = Rados(reactor, self.mon.addr, auth=[handler], connect_timeout=10.0)
+        yield self.assertFailure(rados.connect(), AuthError)
+
+    @defer.inlineCallbacks
+    def test_no_monitor(self):
+        from msgr2tx.errors import ConnectionClosed
+        port = cephlab.free_port()
+        rados = Rados(reactor, "v2:127.0.0.1:%d" % port, auth="none", connect_timeout=2.0)
+        e = yield self.assertFailure(rados.connect(), ConnectionClosed)
+        self.assertIn(str(port), str(e))
+
+
 class RetryTests(TestCase):
     """
     Three OSDs, a pool of size 2: objects keep being written and read while
