@@ -160,7 +160,7 @@ def _rados_parser(sub):
             ("get", "write the object's data to FILE (- for stdout)", (("object", None), ("outfile", None))),
             ("stat", "print the object's mtime and size", (("object", None),)),
             ("rm", "remove objects", (("objects", "+"),)),
-            ("ls", "list the pool's objects (in the namespace)", ())):
+            ("ls", "list the pool's objects (in the namespace; --all: in every namespace)", ())):
         q = ops.add_parser(name, help=help_text)
         for arg, nargs in args:
             q.add_argument(arg, nargs=nargs)
@@ -169,6 +169,9 @@ def _rados_parser(sub):
         q.add_argument("-N", "--namespace", default=argparse.SUPPRESS, help=ns_help)
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                        help="print machine-readable JSON (stat, ls)")
+        if name == "ls":
+            q.add_argument("--all", action="store_true", dest="all_namespaces",
+                           help="every namespace (as rados ls --all: NAMESPACE<tab>NAME)")
 
 
 async def _rados(reactor, args):
@@ -221,12 +224,12 @@ async def _rados(reactor, args):
             for name in args.objects:
                 await io.remove(name)
         elif op == "ls":
-            entries = await io.list_objects()
+            entries = await io.list_objects(all_namespaces=args.all_namespaces)
             if args.json:
                 print(json.dumps([{"namespace": e.nspace, "name": e.oid} for e in entries]))
             else:
                 for e in entries:
-                    print(e.oid)
+                    print("%s\t%s" % (e.nspace, e.oid) if args.all_namespaces else e.oid)
     finally:
         rados.close()
     return EXIT_OK

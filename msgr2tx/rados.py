@@ -39,6 +39,8 @@ from msgr2tx.errors import (
 
 #: entries asked for per PGNLS request (librados's default listing batch)
 LIST_BATCH = 1024
+#: the namespace that lists every namespace (C{LIBRADOS_ALL_NSPACES})
+ALL_NAMESPACES = "\x01"
 #: bytes per read request when reading more (the rados tool's op size)
 READ_CHUNK = 4 << 20
 #: omap entries asked for per request when reading a whole omap
@@ -342,11 +344,12 @@ class IoCtx:
     # ---- listing ---------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def list_objects(self, batch: int = LIST_BATCH):
+    def list_objects(self, batch: int = LIST_BATCH, all_namespaces: bool = False):
         """
         Fire with the L{msgr2tx.ceph.osd_types.ListEntry}s of the pool's
-        objects in this namespace (C{rados ls}), PG by PG (PGNLS), in
-        hash order as Ceph lists them.
+        objects in this namespace, or in every namespace with
+        C{all_namespaces} (C{rados ls}, C{rados ls --all}), PG by PG
+        (PGNLS), in hash order as Ceph lists them.
         """
         objecter = self.rados.objecter
         if objecter is None:
@@ -361,7 +364,8 @@ class IoCtx:
                                    pool=self.pool_name)
             seed = pool.raw_pg_to_pg(PgId(self.pool_id, cursor.hash)).seed
             reply = yield objecter.submit(self.pool_id, "", [T.pgnls_op(batch, m.epoch, cursor)],
-                                          namespace=self.namespace, pg_seed=seed)
+                                          namespace=ALL_NAMESPACES if all_namespaces else self.namespace,
+                                          pg_seed=seed)
             if reply.result < 0:
                 raise _error(reply.result, self.pool_name, None, "list")
             response = T.NlsResponse.decode(reply.ops[0].outdata)
@@ -377,4 +381,4 @@ class IoCtx:
         return sorted(e.oid for e in entries)
 
 
-__all__ = ["Rados", "IoCtx", "ObjectStat", "LIST_BATCH", "OMAP_BATCH", "READ_CHUNK"]
+__all__ = ["Rados", "IoCtx", "ObjectStat", "LIST_BATCH", "OMAP_BATCH", "READ_CHUNK", "ALL_NAMESPACES"]

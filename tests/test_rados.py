@@ -170,6 +170,11 @@ class InteropTests(_RadosCase):
         yield ns.write_full("hidden", b"x")
         self.assertEqual((yield ns.list_names()), ["hidden"])
         self.assertNotIn("hidden", (yield io.list_names()))
+        everything = yield io.list_objects(all_namespaces=True)
+        theirs = yield threads.deferToThread(self.mon.rados, "-p", POOL, "ls", "--all")
+        self.assertEqual(sorted("%s\t%s" % (e.nspace, e.oid) for e in everything),
+                         sorted(theirs.stdout.decode().splitlines()))
+        self.assertIn(("elsewhere", "hidden"), [(e.nspace, e.oid) for e in everything])
 
     @defer.inlineCallbacks
     def test_create_remove_and_typed_errors(self):
@@ -444,6 +449,9 @@ class CliTests(_RadosCase):
         ours = self.msgr2tx("-p", POOL, "ls")
         theirs = self.mon.rados("-p", POOL, "ls")
         self.assertEqual(sorted(ours.stdout.split()), sorted(theirs.stdout.split()))
+        ours = self.msgr2tx("-p", POOL, "ls", "--all")
+        theirs = self.mon.rados("-p", POOL, "ls", "--all")
+        self.assertEqual(sorted(ours.stdout.splitlines()), sorted(theirs.stdout.splitlines()))
         p = self.msgr2tx("-p", POOL, "rm", name, name + "-t")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertNotEqual(self.mon.rados("-p", POOL, "stat", name).returncode, 0)
