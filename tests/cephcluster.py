@@ -35,7 +35,7 @@ import time
 import uuid
 
 from tests.cephlab import (
-    HOST, CephLabError, _clean_env, _popen_daemon, _run, _stop_proc, _tail_logs, free_port, port_open,
+    HOST, CephLabError, _clean_env, _popen_daemon, _run, _stop_proc, _tail_logs, free_port, mon_conf_text, port_open,
 )
 
 __all__ = ["CephCluster"]
@@ -82,42 +82,8 @@ class CephCluster:
     # -- setup -------------------------------------------------------------
 
     def _conf_text(self):
-        d = self.dir
-        return "\n".join([
-            "[global]",
-            "fsid = %s" % self.fsid,
-            "mon host = %s" % self.mon_host,
-            "mon initial members = %s" % ",".join(self.mon_ids),
-            "public addr = %s" % HOST,
-            "ms bind msgr1 = false",
-            "ms bind msgr2 = true",
-            "ms bind ipv6 = false",
-            "auth cluster required = %s" % self.auth,
-            "auth service required = %s" % self.auth,
-            "auth client required = %s" % self.auth,
-            "auth allow insecure global id reclaim = false",
-            "keyring = %s" % self.keyring,
-            "run dir = %s/run" % d,
-            "crash dir = %s/crash" % d,
-            "log file = %s/log/$name.log" % d,
-            "log to stderr = false",
-            "err to stderr = true",
-            "log to syslog = false",
-            "mon cluster log file = %s/log/cluster.log" % d,
-            "mon cluster log to syslog = false",
-            "mon mgr mkfs grace = 31536000",
-            "mon data avail crit = 0",
-            "mon data avail warn = 0",
-            "mon warn on pool no redundancy = false",
-            *self.extra_conf,
-            "",
-            "[mon]",
-            "mon data = %s/mon.$id" % d,
-            "admin socket = %s/run/$name.asok" % d,
-            "pid file = %s/run/$name.pid" % d,
-            "paxos propose interval = 0.05",
-            "",
-        ])
+        return mon_conf_text(self.dir, self.fsid, self.mon_host, self.mon_ids, self.auth, self.keyring,
+                             self.extra_conf)
 
     def _create(self):
         for i in self.mon_ids:

@@ -873,6 +873,54 @@ def _stop_proc(proc, sig=signal.SIGTERM, wait=10.0):
 # The monitor
 
 
+
+def mon_conf_text(d, fsid, mon_host, mon_ids, auth, keyring, extra_global=()):
+    """
+    The [global] and [mon] sections of a loopback test cluster's ceph.conf:
+    msgr2 only on 127.0.0.1, C{auth} everywhere, every path under the
+    scratch directory C{d}, fast paxos; C{extra_global} lines go at the end
+    of [global].  Ends with an empty line, so more sections can follow.
+    """
+    return "\n".join([
+        "[global]",
+        "fsid = %s" % fsid,
+        "mon host = %s" % mon_host,
+        "mon initial members = %s" % ",".join(mon_ids),
+        "public addr = %s" % HOST,
+        "ms bind msgr1 = false",
+        "ms bind msgr2 = true",
+        "ms bind ipv6 = false",
+        "auth cluster required = %s" % auth,
+        "auth service required = %s" % auth,
+        "auth client required = %s" % auth,
+        "auth allow insecure global id reclaim = false",
+        "keyring = %s" % keyring,
+        "run dir = %s/run" % d,
+        "crash dir = %s/crash" % d,
+        "log file = %s/log/$name.log" % d,
+        "log to stderr = false",
+        "err to stderr = true",
+        "log to syslog = false",
+        "mon cluster log file = %s/log/cluster.log" % d,
+        "mon cluster log to syslog = false",
+        # No mgr runs; don't warn about it.
+        "mon mgr mkfs grace = 31536000",
+        # A nearly full /tmp must not make the monitor shut down.
+        "mon data avail crit = 0",
+        "mon data avail warn = 0",
+        "mon warn on pool no redundancy = false",
+        *extra_global,
+        "",
+        "[mon]",
+        "mon data = %s/mon.$id" % d,
+        "admin socket = %s/run/$name.asok" % d,
+        "pid file = %s/run/$name.pid" % d,
+        "paxos propose interval = 0.05",
+        "",
+        "",
+    ])
+
+
 class CephMonitor:
     """One ceph-mon (id ``a``) listening on ``v2:127.0.0.1:PORT`` only.
 
@@ -956,62 +1004,27 @@ class CephMonitor:
 
     def _conf_text(self):
         d = self.dir
-        return "\n".join(
-            [
-                "[global]",
-                "fsid = %s" % self.fsid,
-                "mon host = %s" % self.addr,
-                "mon initial members = %s" % self.mon_id,
-                "public addr = %s" % HOST,
-                "ms bind msgr1 = false",
-                "ms bind msgr2 = true",
-                "ms bind ipv6 = false",
-                "auth cluster required = %s" % self.auth,
-                "auth service required = %s" % self.auth,
-                "auth client required = %s" % self.auth,
-                "auth allow insecure global id reclaim = false",
-                "keyring = %s" % self.keyring,
-                "run dir = %s/run" % d,
-                "crash dir = %s/crash" % d,
-                "log file = %s/log/$name.log" % d,
-                "log to stderr = false",
-                "err to stderr = true",
-                "log to syslog = false",
-                "mon cluster log file = %s/log/cluster.log" % d,
-                "mon cluster log to syslog = false",
-                "mon allow pool delete = true",
-                "mon allow pool size one = true",
-                "osd pool default size = 1",
-                "osd pool default min size = 1",
-                "osd crush chooseleaf type = 0",
-                # No mgr runs; don't warn about it.
-                "mon mgr mkfs grace = 31536000",
-                # A nearly full /tmp must not make the monitor shut down.
-                "mon data avail crit = 0",
-                "mon data avail warn = 0",
-                "mon warn on pool no redundancy = false",
-                "",
-                "[mon]",
-                "mon data = %s/mon.$id" % d,
-                "admin socket = %s/run/$name.asok" % d,
-                "pid file = %s/run/$name.pid" % d,
-                "paxos propose interval = 0.05",
-                "",
-                # Only used by OSDs from add_osd().
-                "[osd]",
-                "osd data = %s/osd.$id" % d,
-                "keyring = %s/osd.$id/keyring" % d,
-                "admin socket = %s/run/$name.asok" % d,
-                "pid file = %s/run/$name.pid" % d,
-                "osd objectstore = memstore",
-                "memstore device bytes = %d" % DEFAULT_MEMSTORE_BYTES,
-                # Without this a memstore OSD restarted after SIGTERM loses
-                # its PGs and I/O hangs.
-                "osd fast shutdown = false",
-                "osd crush update on start = true",
-                "",
-            ]
-        )
+        return mon_conf_text(d, self.fsid, self.addr, [self.mon_id], self.auth, self.keyring, [
+            "mon allow pool delete = true",
+            "mon allow pool size one = true",
+            "osd pool default size = 1",
+            "osd pool default min size = 1",
+            "osd crush chooseleaf type = 0",
+        ]) + "\n".join([
+            # Only used by OSDs from add_osd().
+            "[osd]",
+            "osd data = %s/osd.$id" % d,
+            "keyring = %s/osd.$id/keyring" % d,
+            "admin socket = %s/run/$name.asok" % d,
+            "pid file = %s/run/$name.pid" % d,
+            "osd objectstore = memstore",
+            "memstore device bytes = %d" % DEFAULT_MEMSTORE_BYTES,
+            # Without this a memstore OSD restarted after SIGTERM loses
+            # its PGs and I/O hangs.
+            "osd fast shutdown = false",
+            "osd crush update on start = true",
+            "",
+        ])
 
     def _create(self):
         """Scratch dir, conf, keyring, monmap and mkfs.  Done once."""

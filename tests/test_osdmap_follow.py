@@ -39,10 +39,11 @@ def _same_map(test, ours, theirs):
 
 class FollowTests(TestCase):
     timeout = 120
+    release = cephlab.DEFAULT_RELEASE
 
     def setUp(self):
         cephlab.ensure_ceph()
-        self.mon = cephlab.CephMonitor(auth="none").start()
+        self.mon = cephlab.CephMonitor(auth="none", release=self.release).start()
         self.addCleanup(self.mon.stop)
 
     @defer.inlineCallbacks
@@ -145,3 +146,6 @@ class FollowTests(TestCase):
         self.assertEqual(ours.epoch, later.epoch)
         # another cluster's maps are ignored
         self.assertEqual(advance(base, uuid.uuid4(), {}, {later.epoch: blob}), (base, None))
+
+
+cephlab.release_variants(globals(), FollowTests)

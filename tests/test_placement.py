@@ -357,16 +357,15 @@ class FixedPointTests(SynchronousTestCase):
             self.assertTrue(0 <= hash32_2(a, b) <= 0xFFFFFFFF)
 
 
-_REAL = None
+_REAL: dict = {}
 
 
-def _real_cluster_map():
-    """(monitor, osdmap path, decoded OSDMap), made once per test process."""
-    global _REAL
-    if _REAL is not None:
-        return _REAL
+def _real_cluster_map(release):
+    """(monitor, osdmap path, decoded OSDMap) of *release*, made once per test process."""
+    if release in _REAL:
+        return _REAL[release]
     cephlab.ensure_ceph()
-    mon = cephlab.CephMonitor(auth="none").start()
+    mon = cephlab.CephMonitor(auth="none", release=release).start()
     atexit.register(mon.stop)
     c = mon.ceph_checked
     for _ in range(6):
@@ -393,8 +392,8 @@ def _real_cluster_map():
     path = os.path.join(mon.dir, "osdmap.bin")
     c("osd", "getmap", "-o", path)
     with open(path, "rb") as f:
-        _REAL = (mon, path, OSDMap.decode(f.read()))
-    return _REAL
+        _REAL[release] = (mon, path, OSDMap.decode(f.read()))
+    return _REAL[release]
 
 
 class RealOSDMapTests(SynchronousTestCase):
@@ -406,11 +405,14 @@ class RealOSDMapTests(SynchronousTestCase):
     by Ceph's tools.
     """
 
+    release = cephlab.DEFAULT_RELEASE
+
     def setUp(self):
-        self.mon, self.path, self.map = _real_cluster_map()
+        self.mon, self.path, self.map = _real_cluster_map(self.release)
 
     def dump(self, *extra):
-        out = _tool("osdmaptool", self.path, "--test-map-pgs-dump-all", *extra)
+        # the release's own osdmaptool (the scratch path is the same inside its chroot)
+        out = _tool(*cephlab.release_argv(self.release), "osdmaptool", self.path, "--test-map-pgs-dump-all", *extra)
         pat = re.compile(r"(\d+\.[0-9a-f]+) raw \(\[(.*?)\], p(-?\d+)\) up \(\[(.*?)\], p(-?\d+)\) "
                          r"acting \(\[(.*?)\], p(-?\d+)\)")
         rows = [m.groups() for m in map(pat.match, out.splitlines()) if m]
@@ -474,3 +476,6 @@ class RealOSDMapTests(SynchronousTestCase):
         # ceph osd map rep3 foo -> pg 1.7fc1f406 (1.6), seen on 16.2
         self.assertEqual(str_hash_rjenkins(b"foo"), 0x7FC1F406)
         self.assertEqual(str(self.map.map_object(self.map.pool_by_name("rep3").id, b"foo")[1]), "1.6")
+
+
+cephlab.release_variants(globals(), RealOSDMapTests)

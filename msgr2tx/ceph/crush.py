@@ -91,8 +91,8 @@ class RuleType(enum.IntEnum):
 
 # --- the hash ----------------------------------------------------------------
 
-def _mix(a: int, b: int, c: int) -> Tuple[int, int, int]:
-    # Robert Jenkins' 96-bit mix, on unsigned 32-bit words
+def jenkins_mix(a: int, b: int, c: int) -> Tuple[int, int, int]:
+    """Robert Jenkins' 96-bit mix on unsigned 32-bit words (CRUSH's hash and C{ceph_str_hash_rjenkins})."""
     a = (a - b - c) & _M32
     a ^= c >> 13
     b = (b - c - a) & _M32
@@ -120,9 +120,9 @@ def hash32_2(a: int, b: int) -> int:
     b &= _M32
     h = _HASH_SEED ^ a ^ b
     x, y = 231232, 1232
-    a, b, h = _mix(a, b, h)
-    x, a, h = _mix(x, a, h)
-    b, y, h = _mix(b, y, h)
+    a, b, h = jenkins_mix(a, b, h)
+    x, a, h = jenkins_mix(x, a, h)
+    b, y, h = jenkins_mix(b, y, h)
     return h
 
 
@@ -133,11 +133,11 @@ def hash32_3(a: int, b: int, c: int) -> int:
     c &= _M32
     h = _HASH_SEED ^ a ^ b ^ c
     x, y = 231232, 1232
-    a, b, h = _mix(a, b, h)
-    c, x, h = _mix(c, x, h)
-    y, a, h = _mix(y, a, h)
-    b, x, h = _mix(b, x, h)
-    y, c, h = _mix(y, c, h)
+    a, b, h = jenkins_mix(a, b, h)
+    c, x, h = jenkins_mix(c, x, h)
+    y, a, h = jenkins_mix(y, a, h)
+    b, x, h = jenkins_mix(b, x, h)
+    y, c, h = jenkins_mix(y, c, h)
     return h
 
 
@@ -149,12 +149,12 @@ def hash32_4(a: int, b: int, c: int, d: int) -> int:
     d &= _M32
     h = _HASH_SEED ^ a ^ b ^ c ^ d
     x, y = 231232, 1232
-    a, b, h = _mix(a, b, h)
-    c, d, h = _mix(c, d, h)
-    a, x, h = _mix(a, x, h)
-    y, b, h = _mix(y, b, h)
-    c, x, h = _mix(c, x, h)
-    y, d, h = _mix(y, d, h)
+    a, b, h = jenkins_mix(a, b, h)
+    c, d, h = jenkins_mix(c, d, h)
+    a, x, h = jenkins_mix(a, x, h)
+    y, b, h = jenkins_mix(y, b, h)
+    c, x, h = jenkins_mix(c, x, h)
+    y, d, h = jenkins_mix(y, d, h)
     return h
 
 

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from msgr2tx.ceph.crush import ITEM_NONE, CrushMap, hash32_2
+from msgr2tx.ceph.crush import ITEM_NONE, CrushMap, hash32_2, jenkins_mix as _mix
 from msgr2tx.core.encoding import Decoder, entity_addrvec_t, utime_t
 from msgr2tx.errors import DecodeError, Msgr2Error
 
@@ -47,28 +47,6 @@ class PlacementError(Msgr2Error):
 
 
 # --- name hashing (src/common/ceph_hash.cc) ----------------------------------
-
-def _mix(a: int, b: int, c: int) -> Tuple[int, int, int]:
-    a = (a - b - c) & _M32
-    a ^= c >> 13
-    b = (b - c - a) & _M32
-    b ^= (a << 8) & _M32
-    c = (c - a - b) & _M32
-    c ^= b >> 13
-    a = (a - b - c) & _M32
-    a ^= c >> 12
-    b = (b - c - a) & _M32
-    b ^= (a << 16) & _M32
-    c = (c - a - b) & _M32
-    c ^= b >> 5
-    a = (a - b - c) & _M32
-    a ^= c >> 3
-    b = (b - c - a) & _M32
-    b ^= (a << 10) & _M32
-    c = (c - a - b) & _M32
-    c ^= b >> 15
-    return a, b, c
-
 
 def str_hash_rjenkins(data: bytes) -> int:
     """C{ceph_str_hash_rjenkins}: Robert Jenkins' lookup2 hash of C{data}, a u32."""
