@@ -305,3 +305,90 @@ for _name, _test in _generate().items():
     _test.__name__ = _name
     setattr(BreakpointScenarios, _name, _test)
 del _name, _test
+
+
+class WhoGotIt(ServerCounter):
+    """A ServerCounter that also notes which connection dispatched each numbered message."""
+
+    def __init__(self):
+        super().__init__()
+        self.dispatched_by = {}
+
+    def messageReceived(self, protocol, message):
+        if message.TYPE == TEST_TYPE:
+            self.dispatched_by[struct.unpack_from("<Q", message.front)[0]] = protocol
+        return super().messageReceived(protocol, message)
+
+
+class BatchFaultTests(TestCase):
+    """
+    Messages 1 and 2 reach the server in one read; echoing message 1 faults
+    the connection (a FAULT on the server's first MESSAGE write).  Message 2
+    was already counted as received (the core's in_seq), so the client never
+    sends it again: the server must still dispatch it and its echo must wait
+    in the lossless session for the reconnect.  (Under CPU load, the
+    BreakpointScenarios test_fault_server_write_message_1_* tests ran into
+    this by chance; here a BLOCK on the first MESSAGE read holds the server
+    until message 2 is in its buffer too.)
+    """
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def run_batch(self, rev1):
+        interceptor = Interceptor()
+        interceptor.add(("read", Tag.MESSAGE), "server", 1, BLOCK)
+        interceptor.add(("write", Tag.MESSAGE), "server", 1, FAULT)
+        server = WhoGotIt()
+        factory = Msgr2ServerFactory([NoneServerHandler()], server,
+                                     ConnectionConfig(entity_type=EntityType.OSD, entity_num=0, lossy=False,
+                                                      revision1=rev1))
+        factory.interceptor = interceptor
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client_side = Counter()
+        client = ReconnectingClient(
+            reactor, "v2:127.0.0.1:%d" % port.getHost().port, [NoneClientHandler(ADMIN)],
+            ConnectionConfig(lossy=False, revision1=rev1), receiver=client_side, timeout=5,
+            initial_backoff=0.01, max_backoff=0.05)
+        client.factory.interceptor = interceptor
+        client.startService()
+        self.addCleanup(client.stopService)
+        for n in (1, 2):
+            client.sendMessage(GenericMessage(TEST_TYPE, struct.pack("<Q", n) + b"x" * 100))
+        for _ in range(500):
+            if interceptor.blocked:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(interceptor.blocked), 1, "the server never read message 1")
+        blocked = interceptor.blocked[0]
+        # message 1 is held; wait until message 2 has arrived behind it
+        last = -1
+        for _ in range(500):
+            yield task.deferLater(reactor, 0.02, lambda: None)
+            if blocked.buffered and blocked.buffered == last:
+                break
+            last = blocked.buffered
+        interceptor.release_all()
+        for _ in range(500):
+            if len(client_side.seen) == 2 and client_side.readies == 2:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(len(interceptor.hits), 2)
+        first = server.dispatched_by[1]
+        # the case under test: both came in the batch of the connection that faulted
+        self.assertIs(server.dispatched_by[2], first)
+        self.assertTrue(first._closed)
+        self.assertEqual(server.received, 2)
+        self.assertEqual(client_side.seen, [1, 2])
+        self.assertEqual(client_side.duplicates, 0)
+        self.assertEqual(client_side.readies, 2)
+        self.assertEqual(interceptor.counts.get(("client", "write", Tag.SESSION_RECONNECT)), 1)
+        self.assertEqual(len(factory.sessions), 1)
+
+    def test_echo_of_the_rest_of_the_batch_survives_the_fault_rev1(self):
+        return self.run_batch(True)
+
+    def test_echo_of_the_rest_of_the_batch_survives_the_fault_rev0(self):
+        return self.run_batch(False)
