@@ -322,27 +322,30 @@ class WhoGotIt(ServerCounter):
 
 class BatchFaultTests(TestCase):
     """
-    Messages 1 and 2 reach the server in one read; echoing message 1 faults
-    the connection (a FAULT on the server's first MESSAGE write).  Message 2
-    was already counted as received (the core's in_seq), so the client never
-    sends it again: the server must still dispatch it and its echo must wait
-    in the lossless session for the reconnect.  (Under CPU load, the
-    BreakpointScenarios test_fault_server_write_message_1_* tests ran into
-    this by chance; here a BLOCK on the first MESSAGE read holds the server
-    until message 2 is in its buffer too.)
+    Messages 1 and 2 reach the server in one read, and the connection dies
+    while the server answers them.  Message 2 was already counted as
+    received (the core's in_seq), so the client never sends it again: the
+    server must still dispatch it and its echo must wait in the lossless
+    session for the reconnect.  (Under CPU load, the BreakpointScenarios
+    test_fault_server_write_message_1_* tests ran into this by chance; here
+    a BLOCK on the first MESSAGE read holds the server until message 2 is in
+    its buffer too.)
     """
 
     timeout = 20
 
     @defer.inlineCallbacks
-    def run_batch(self, rev1):
+    def run_batch(self, rev1, stalled_transport=False):
         interceptor = Interceptor()
         interceptor.add(("read", Tag.MESSAGE), "server", 1, BLOCK)
-        interceptor.add(("write", Tag.MESSAGE), "server", 1, FAULT)
+        if not stalled_transport:
+            # echoing message 1 faults the connection
+            interceptor.add(("write", Tag.MESSAGE), "server", 1, FAULT)
         server = WhoGotIt()
+        # (a queue of one message: with the transport stalled, echo 1 fills it)
         factory = Msgr2ServerFactory([NoneServerHandler()], server,
                                      ConnectionConfig(entity_type=EntityType.OSD, entity_num=0, lossy=False,
-                                                      revision1=rev1))
+                                                      revision1=rev1, send_queue_messages=1))
         factory.interceptor = interceptor
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
@@ -369,15 +372,26 @@ class BatchFaultTests(TestCase):
             if blocked.buffered and blocked.buffered == last:
                 break
             last = blocked.buffered
-        interceptor.release_all()
+        first = blocked.owner
+        if stalled_transport:
+            # the transport is full (as Twisted would pause us): echo 1
+            # waits in the queue, which is then full, so echo 2 waits for
+            # whenWritable() when the connection is lost
+            first.pauseProducing()
+            interceptor.release_all()
+            self.assertFalse(first.writable)
+            self.assertEqual(first._rx_inflight_messages, 1)
+            first.transport.abortConnection()
+        else:
+            interceptor.release_all()
         for _ in range(500):
             if len(client_side.seen) == 2 and client_side.readies == 2:
                 break
             yield task.deferLater(reactor, 0.01, lambda: None)
         yield task.deferLater(reactor, 0.1, lambda: None)
-        self.assertEqual(len(interceptor.hits), 2)
-        first = server.dispatched_by[1]
-        # the case under test: both came in the batch of the connection that faulted
+        self.assertEqual(len(interceptor.hits), 1 if stalled_transport else 2)
+        # the case under test: both came in the batch of the connection that died
+        self.assertIs(server.dispatched_by[1], first)
         self.assertIs(server.dispatched_by[2], first)
         self.assertTrue(first._closed)
         self.assertEqual(server.received, 2)
@@ -392,3 +406,6 @@ class BatchFaultTests(TestCase):
 
     def test_echo_of_the_rest_of_the_batch_survives_the_fault_rev0(self):
         return self.run_batch(False)
+
+    def test_echo_waiting_for_room_survives_the_loss(self):
+        return self.run_batch(True, stalled_transport=True)
