@@ -161,7 +161,17 @@ class BreakpointScenarios(TestCase):
         client.startService()
         self.addCleanup(client.stopService)
         if release_after is not None:
-            reactor.callLater(release_after, interceptor.release_all)
+            # release_after seconds after the block fires (counted from the
+            # start, a slow handshake could reach the block after the release)
+            releasing = []
+
+            def release_later():
+                if interceptor.blocked and not (releasing and releasing[-1].active()):
+                    releasing.append(reactor.callLater(release_after, interceptor.release_all))
+            watch = task.LoopingCall(release_later)
+            watch.start(0.005)
+            self.addCleanup(lambda: [call.cancel() for call in releasing if call.active()])
+            self.addCleanup(watch.stop)
         for n in range(1, MESSAGES + 1):
             client.sendMessage(GenericMessage(TEST_TYPE, struct.pack("<Q", n) + b"x" * 100))
             yield task.deferLater(reactor, 0.002, lambda: None)
