@@ -10,6 +10,7 @@ connection cleanly and never reach Twisted's log as "Unhandled Error".
 import errno
 import os
 import time
+import weakref
 from dataclasses import dataclass, fields
 from typing import List, Optional
 
@@ -89,6 +90,11 @@ BLOCKED_READ_LIMIT = 1 << 20
 #: after the keepalive timeout, a silent peer gets this fraction of it more
 #: to answer a KEEPALIVE2 probe before it is faulted
 PROBE_FRACTION = 0.25
+
+#: whenWritable() waiters of lossless sessions that have no connection now,
+#: by session: the next connection that carries the session fires them once
+#: its queue is below the limits
+_session_writers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @implementer(IPushProducer)
@@ -234,27 +240,51 @@ class Msgr2Protocol(Protocol):
         """
         True when its queue of messages waiting for the transport is below
         C{send_queue_bytes} and C{send_queue_messages} (L{whenWritable} would
-        fire at once).  False once the connection is closed, except that a
-        lossless session whose connection the peer just broke still takes
-        messages for its next connection.
+        fire at once).  On a lossy session, False once the connection is
+        closed.  A lossless session outlives its connection, whatever closed
+        it (a fault, a loss, the peer breaking the protocol): L{sendMessage}
+        still takes messages for it, so this then tells whether the queue of
+        the connection carrying the session now (or, between connections,
+        the session's own queue) is below those limits.
         """
+        if self._follows_session():
+            # whatever closed it, sendMessage puts messages in the session:
+            # the queue that counts is that of the connection carrying the
+            # session now, or the session's own until the next one
+            carrier = self._carrier()
+            if carrier is not None:
+                return carrier.writable
+            return self._below_limits()
         if self._closed:
             return False
         if self.conn is None:
             return True
-        if self.conn.state is State.CLOSED and self.conn.session.lossy:
-            # (a lossless session keeps what is sent for its next connection)
-            return False
-        pending = self.conn.session.pending
-        return pending.bytes < self.config.send_queue_bytes and len(pending) < self.config.send_queue_messages
+        if self.conn.state is State.CLOSED:
+            return False  # (a lossy session: _follows_session covers lossless ones)
+        return self._below_limits()
 
     def whenWritable(self) -> defer.Deferred:
         """
         Fires when the queue of messages waiting for the transport is below
         the configured byte and message limits; a sender that waits for it
         before each L{sendMessage} keeps memory bounded however slow the peer
-        reads.  Fails with L{ConnectionClosed} once the connection is closed.
+        reads.  On a lossy session it fails with L{ConnectionClosed} once the
+        connection is closed (and a waiting one fails when it closes).  On a
+        lossless session it follows the session instead (see L{writable}):
+        between connections, with the session's queue full, it fires once
+        the next connection carrying the session has drained it below the
+        limits; it never fires if no connection resumes the session.
         """
+        if self._follows_session():
+            carrier = self._carrier()
+            if carrier is not None:
+                return carrier.whenWritable()
+            if self._below_limits():
+                return defer.succeed(None)
+            # no connection carries the session now: the next one fires it
+            d = defer.Deferred()
+            _session_writers.setdefault(self.conn.session, []).append(d)
+            return d
         if self._closed:
             return defer.fail(ConnectionClosed("connection is closed"))
         if self.writable:
@@ -262,6 +292,40 @@ class Msgr2Protocol(Protocol):
         d = defer.Deferred()
         self._writable_waiters.append(d)
         return d
+
+    def _follows_session(self) -> bool:
+        """
+        True when this connection is closed (a fault, a loss, the peer's
+        protocol error, a close) but its session is lossless: what is sent
+        on it then waits in the session for the connection that resumes it
+        (Ceph requeues a lossless connection's messages on a fault).
+        """
+        conn = self.conn
+        if conn is None or not (self._closed or conn.state is State.CLOSED):
+            return False
+        return not conn.session.lossy
+
+    def _carrier(self) -> Optional["Msgr2Protocol"]:
+        """The open protocol that carries our session now, if another one does."""
+        session_conn = self.conn.session.connection if self.conn is not None else None
+        current = session_conn.owner if session_conn is not None else None
+        if current is not None and current is not self and not current._closed:
+            return current
+        return None
+
+    def _below_limits(self) -> bool:
+        pending = self.conn.session.pending
+        return pending.bytes < self.config.send_queue_bytes and len(pending) < self.config.send_queue_messages
+
+    def _wake_writers(self) -> None:
+        """Fire whenWritable() waiters, ours and those the session kept, once we are writable."""
+        if self._closed or self.conn is None or not self.writable:
+            return
+        waiters, self._writable_waiters = self._writable_waiters, []
+        waiters.extend(_session_writers.pop(self.conn.session, ()))
+        for d in waiters:
+            if not d.called:  # a cancelled waiter has fired already
+                d.callback(None)
 
     # ---- IPushProducer (we produce into the transport) ------------------------
 
@@ -286,11 +350,7 @@ class Msgr2Protocol(Protocol):
         if "queue" in self._read_pauses and (pending.bytes <= cfg.send_queue_bytes // 2
                                              and len(pending) <= cfg.send_queue_messages // 2):
             self._resume_reading("queue")
-        if self.writable:
-            waiters, self._writable_waiters = self._writable_waiters, []
-            for d in waiters:
-                if not d.called:
-                    d.callback(None)
+        self._wake_writers()
 
     def stopProducing(self) -> None:
         pass
@@ -409,8 +469,14 @@ class Msgr2Protocol(Protocol):
                 call.cancel()
         self._liveness_calls = {}
         waiters, self._writable_waiters = self._writable_waiters, []
+        follows = self._follows_session()
         for d in waiters:
-            if not d.called:  # a cancelled waiter has fired already
+            if d.called:  # a cancelled waiter has fired already
+                continue
+            if follows:
+                # a lossless session goes on: wait for the connection that carries it next
+                self.whenWritable().chainDeferred(d)
+            else:
                 d.errback(Failure(ConnectionClosed("connection lost")))
         if self.conn is not None:
             self.conn.connection_lost()
@@ -806,6 +872,8 @@ class Msgr2Protocol(Protocol):
         self._ready_waiters = []
         for d in waiters:
             d.callback(self.info)
+        # senders that waited while no connection carried the session
+        self._wake_writers()
 
     def _keepalive_acked(self, stamp: utime_t) -> None:
         lst = self._keepalive_waiters.get((stamp.sec, stamp.nsec))
