@@ -249,7 +249,7 @@ def main(args):
     one_way = args.one_way / 1000.0
     rtt = 2 * one_way
     scenarios = []
-    for flight in ("plain", "speculative"):
+    for flight in ("plain", "speculative") if not args.ceph_only else ():
         spec = flight == "speculative"
         scenarios += [
             ("fresh none/crc -> msgr2tx, %s" % flight, lambda spec=spec: fresh("none", one_way, spec)),
@@ -323,6 +323,7 @@ def run():
     parser.add_argument("--repeat", type=int, default=5, help="runs per scenario; medians are printed (default 5)")
     parser.add_argument("--no-ceph", action="store_true", help="skip the real Ceph monitor and OSD")
     parser.add_argument("--no-osd", action="store_true", help="skip the real Ceph OSD")
+    parser.add_argument("--ceph-only", action="store_true", help="only the Ceph scenarios")
     parser.add_argument("--release", default="pacific", choices=("pacific", "reef", "tentacle"),
                         help="the Ceph release to measure (default pacific, the host's 16.2)")
     args = parser.parse_args()
