@@ -396,6 +396,45 @@ class SpeculationToCephMonTests(TestCase):
     def test_mon_secure(self):
         return self._mon("secure")
 
+    @defer.inlineCallbacks
+    def _fallback(self, assumed, handler):
+        """A wrong assumption about the monitor: the first attempt fails, connect() dials again plainly."""
+        addr = entity_addr_t.parse(self.mon.addr)
+        cache = PeerBannerCache()
+        cache.learn(addr, assumed)
+        attempts = []
+        original = Msgr2ClientFactory.buildProtocol
+
+        def counting(factory, a):
+            p = original(factory, a)
+            attempts.append(p)
+            return p
+        self.patch(Msgr2ClientFactory, "buildProtocol", counting)
+        monclient = MonClient()
+        p = yield connect(reactor, self.mon.addr, [handler], SPEC_CONFIGS["secure"], receiver=monclient,
+                          timeout=10, peer_banners=cache)
+        self.addCleanup(p.transport.loseConnection)
+        self.assertEqual(len(attempts), 2)
+        self.assertTrue(attempts[0].conn.speculated)
+        self.assertIsInstance(attempts[0]._failure.value, SpeculationFailed)
+        self.assertFalse(p.conn.speculated)
+        self.assertEqual(str(p.info.peer_name), "mon.0")
+        self.assertEqual(cache.get(addr).entity_type, EntityType.MON)
+        result, status, output = yield monclient.command({"prefix": "version"})
+        self.assertEqual(result, 0)
+
+    def test_fallback_when_revision_differs(self):
+        # assumed msgr2.0 (a banner without REVISION_1): every release here offers msgr2.1
+        return self._fallback(KnownPeer(0, 0, EntityType.MON), self._handler())
+
+    @defer.inlineCallbacks
+    def test_fallback_when_entity_type_differs(self):
+        # assumed an OSD at the monitor's address: the AUTH_REQUEST carried an authorizer
+        handler = self._handler()
+        p = yield connect(reactor, self.mon.addr, [handler], SPEC_CONFIGS["crc"], receiver=MonClient(), timeout=10)
+        p.transport.loseConnection()
+        yield self._fallback(KnownPeer(REV1_COMPRESSION, 0, EntityType.OSD), handler.spawn())
+
 
 cephlab.release_variants(globals(), SpeculationToCephMonTests)
 
