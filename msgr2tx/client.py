@@ -87,7 +87,10 @@ class ReconnectingClient:
     SESSION_RECONNECT and replays what the peer had not acknowledged.
 
     Messages sent while disconnected wait in the session and go out, in
-    order, once the next connection is READY.  Add it to a service
+    order, once the next connection is READY.  From its second connection
+    on, the client knows the peer's banner and entity type (its factory's
+    L{PeerBannerCache}) and sends banner, HELLO and AUTH_REQUEST in one
+    write (C{ConnectionConfig.speculate}).  Add it to a service
     hierarchy or call L{startService}/L{stopService} yourself.
 
     (The handshake is not run as C{ClientService}'s C{prepareConnection}:
@@ -134,7 +137,10 @@ class ReconnectingClient:
                 d.callback(protocol)
 
         def failed(reason):
-            self.failed_handshakes += 1
+            if not reason.check(SpeculationFailed):
+                # (a first flight that assumed an outdated peer is not a
+                # failure of the peer: the next attempt goes at the usual pace)
+                self.failed_handshakes += 1
         protocol.whenReady().addCallbacks(ready, failed)
 
     @property

@@ -241,14 +241,14 @@ class SpeculationLoopbackTests(TestCase):
 
     timeout = 30
 
-    def _server(self, config=None, handlers=None):
+    def _server(self, config=None, handlers=None, port=0):
         factory = Msgr2ServerFactory(handlers or [NoneServerHandler()], EchoReceiver(),
                                      config or ConnectionConfig(entity_type=EntityType.MON, entity_num=0))
         self.accepted = []
         factory.onProtocol = self.accepted.append
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        return entity_addr_t.parse("v2:127.0.0.1:%d/0" % port.getHost().port)
+        self.port = reactor.listenTCP(port, factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        return entity_addr_t.parse("v2:127.0.0.1:%d/0" % self.port.getHost().port)
 
     def _close(self, p):
         self.addCleanup(p.transport.loseConnection)
@@ -348,6 +348,58 @@ class SpeculationLoopbackTests(TestCase):
         self.assertEqual(cache.get(addr), MON_PEER)
 
 
+    @defer.inlineCallbacks
+    def test_refused_method_falls_back_to_the_next(self):
+        # the speculative AUTH_REQUEST uses the first handler; the server
+        # allows only auth none: AUTH_BAD_METHOD, then none, same connection
+        addr = self._server()
+        cache = PeerBannerCache()
+        cache.learn(addr, MON_PEER)
+        handlers = [CephxClientHandler(ADMIN, CryptoKey.generate()), NoneClientHandler(ADMIN)]
+        p = self._close((yield connect(reactor, str(addr), handlers, ConnectionConfig(), timeout=10,
+                                       peer_banners=cache)))
+        self.assertTrue(p.conn.speculated)
+        self.assertEqual(p.conn.auth_method, AuthMethod.NONE)
+        self.assertEqual(len(self.accepted), 1)
+
+    @defer.inlineCallbacks
+    def test_reconnecting_client_speculates_and_recovers(self):
+        from msgr2tx.client import ReconnectingClient
+        addr = self._server()
+        client = ReconnectingClient(reactor, str(addr), [NoneClientHandler(ADMIN)], ConnectionConfig(),
+                                    timeout=10, initial_backoff=0.01, max_backoff=0.05)
+        client.startService()
+        self.addCleanup(client.stopService)
+        p1 = yield client.whenReady()
+        self.assertFalse(p1.conn.speculated)
+        p1.transport.abortConnection()
+        yield _until(lambda: client.protocol is not None and client.protocol is not p1)
+        self.assertTrue(client.protocol.conn.speculated)
+        # the server comes back at the same port speaking msgr2.0 only
+        yield self.port.stopListening()
+        for p in self.accepted:
+            if p.transport is not None:
+                p.transport.abortConnection()
+        p2 = client.protocol
+        self._server(ConnectionConfig(entity_type=EntityType.MON, entity_num=0, revision1=False), port=addr.port)
+        yield _until(lambda: client.protocol is not None and client.protocol is not p2)
+        # its first attempt speculated and failed, the next one did not speculate
+        self.assertEqual(len(self.accepted), 2)
+        self.assertFalse(client.protocol.conn.speculated)
+        self.assertFalse(client.protocol.info.rev1)
+
+
+@defer.inlineCallbacks
+def _until(condition, timeout=10.0):
+    from twisted.internet import task
+    waited = 0.0
+    while not condition():
+        if waited > timeout:
+            raise AssertionError("condition not met within %gs" % timeout)
+        yield task.deferLater(reactor, 0.01, lambda: None)
+        waited += 0.01
+
+
 # ---- real Ceph ------------------------------------------------------------------
 
 SPEC_CONFIGS = {mode: ConnectionConfig(modes=(ConnectionMode.parse(mode),)) for mode in ("crc", "secure")}
@@ -395,6 +447,21 @@ class SpeculationToCephMonTests(TestCase):
 
     def test_mon_secure(self):
         return self._mon("secure")
+
+    @defer.inlineCallbacks
+    def test_monclient_second_session_speculates(self):
+        monclient = MonClient()
+        yield monclient.start(reactor, [self.mon.addr], [self._handler()], SPEC_CONFIGS["secure"])
+        self.addCleanup(monclient.stop)
+        p1 = yield monclient.authenticate(timeout=20)
+        self.assertFalse(p1.conn.speculated)
+        monclient.reopen_session()
+        p2 = yield monclient.authenticate(timeout=20)
+        self.assertIsNot(p1, p2)
+        self.assertTrue(p2.conn.speculated)
+        self.assertEqual(p2.info.mode_name, "secure")
+        result, status, output = yield monclient.command({"prefix": "version"})
+        self.assertEqual(result, 0)
 
     @defer.inlineCallbacks
     def _fallback(self, assumed, handler):
