@@ -45,7 +45,9 @@ from msgr2tx.core.messages import (
     MMonSubscribe, MonMap,
 )
 from msgr2tx.core.speculation import PeerBannerCache
-from msgr2tx.errors import AuthError, CommandError, CommandTimeout, ConnectionClosed, Msgr2Error, NoMonitors
+from msgr2tx.errors import (
+    AuthError, CommandError, CommandTimeout, ConnectionClosed, Msgr2Error, NoMonitors, SpeculationFailed,
+)
 from msgr2tx.interfaces import IMsgr2Receiver
 
 __all__ = [
@@ -504,6 +506,13 @@ class MonClient:
             return  # already won, or given up
         del self._pending[key]
         attempt.failed = error
+        if isinstance(error, SpeculationFailed) and self._running and self.protocol is None:
+            # the monitor is not what our first flight assumed: dial it again
+            # now, plainly (the cache no longer speculates for it)
+            self.log.info("monclient: mon {name} ({addr}): {error}; dialling again",
+                          name=attempt.name, addr=str(attempt.addr), error=str(error))
+            self._dial(attempt.name, attempt.addr)
+            return
         self.log.info("monclient: mon {name} ({addr}) failed: {error}", name=attempt.name,
                       addr=str(attempt.addr), error=str(error) or type(error).__name__)
         if self._pending or self.protocol is not None:

@@ -464,6 +464,18 @@ class SpeculationToCephMonTests(TestCase):
         self.assertEqual(result, 0)
 
     @defer.inlineCallbacks
+    def test_monclient_redials_at_once_after_a_wrong_assumption(self):
+        monclient = MonClient(hunt_interval=60.0)
+        monclient.peer_banners.learn(entity_addr_t.parse(self.mon.addr), KnownPeer(0, 0, EntityType.MON))
+        yield monclient.start(reactor, [self.mon.addr], [self._handler()], SPEC_CONFIGS["crc"])
+        self.addCleanup(monclient.stop)
+        # well before the next hunting round (60 s)
+        p = yield monclient.authenticate(timeout=10)
+        self.assertFalse(p.conn.speculated)
+        self.assertEqual(monclient.sessions, 1)
+        self.assertTrue(monclient.peer_banners.get(entity_addr_t.parse(self.mon.addr)).rev1_with(3))
+
+    @defer.inlineCallbacks
     def _fallback(self, assumed, handler):
         """A wrong assumption about the monitor: the first attempt fails, connect() dials again plainly."""
         addr = entity_addr_t.parse(self.mon.addr)
