@@ -13,12 +13,19 @@ reconnect, from the moment the old connection is cut):
   reconnect scenario, until the message sent into the dead connection has
   been delivered again and answered.
 
-and prints each in milliseconds and in round trips (milliseconds / RTT).
+and prints each in milliseconds and in round trips (milliseconds / RTT),
+with the fastest run's READY too (on a busy machine the median drifts up).
 The scenarios: a fresh connection to an msgr2tx echo server with auth none
 in crc mode and with cephx in secure mode, a lossless session resumed with
-SESSION_RECONNECT after a cut (auth none and cephx secure), and a fresh
-connection to a real Ceph monitor with cephx in secure mode (when Ceph is
-installed).  Medians of ``--repeat`` runs.
+SESSION_RECONNECT after a cut (auth none and cephx secure), and fresh
+connections to a real Ceph monitor and OSD with cephx in secure mode (when
+Ceph is installed; ``--release`` picks 16.2, or Reef or Tentacle from their
+chroots).  Each is measured twice: ``plain`` waits for the peer's banner
+and HELLO before it sends its own HELLO and AUTH_REQUEST
+(``ConnectionConfig(speculate=False)``); ``speculative`` knows the peer from
+an earlier connection to it (a shared PeerBannerCache; for the reconnect,
+the ReconnectingClient's own) and sends banner, HELLO and AUTH_REQUEST in
+one write.  Medians of ``--repeat`` runs.
 
     .venv/bin/python bench/latency.py --one-way 20 --repeat 5
 """
@@ -42,6 +49,7 @@ from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType
 from msgr2tx.core.messages import MPing
+from msgr2tx.core.speculation import PeerBannerCache
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.services import EchoReceiver
 
@@ -147,28 +155,49 @@ def _server(auth, lossless):
     return port, client_auth
 
 
-def _client_config(auth, lossless=False):
+def _client_config(auth, lossless=False, speculate=True):
     mode = ConnectionMode.SECURE if auth == "cephx" else ConnectionMode.CRC
-    return ConnectionConfig(modes=(mode,), lossy=not lossless)
+    return ConnectionConfig(modes=(mode,), lossy=not lossless, speculate=speculate)
 
 
 @defer.inlineCallbacks
-def fresh(auth, one_way, target_port=None, client_auth=None, config=None):
-    """(ready, first) seconds for a new connection through the delay."""
+def fresh(auth, one_way, speculate, target=None, client_auth=None, keepalive=False):
+    """
+    (ready, first) seconds for a new connection through the delay.  With
+    C{speculate}, an undelayed connection to the same target first teaches
+    a PeerBannerCache the peer's banner and entity type.  C{client_auth}: a
+    callable making a fresh handler.  C{keepalive}: "first" is a
+    KEEPALIVE2 round trip (an OSD does not answer MPing).
+    """
     server = None
-    if target_port is None:
-        server, client_auth = _server(auth, lossless=False)
-        target_port = server.getHost().port
-    proxy = DelayProxy(target_port, one_way)
+    if target is None:
+        server, handler = _server(auth, lossless=False)
+        target = "v2:%s:%d" % (HOST, server.getHost().port)
+
+        def client_auth():
+            return handler
+    config = _client_config(auth, speculate=speculate)
+    cache = PeerBannerCache()
+    if speculate:
+        p = yield connect(reactor, target, [client_auth()], config, receiver=_Answers(), timeout=30,
+                          peer_banners=cache)
+        p.transport.loseConnection()
+    port = int(target.rsplit(":", 1)[1].split("/")[0])
+    proxy = DelayProxy(port, one_way)
     via = "tcp:host=%s:port=%d" % (HOST, proxy.listen())
     answers = _Answers()
     start = time.perf_counter()
-    p = yield connect(reactor, "v2:%s:%d" % (HOST, target_port), [client_auth], config or _client_config(auth),
-                      receiver=answers, timeout=30, via=via)
+    p = yield connect(reactor, target, [client_auth()], config, receiver=answers, timeout=30, via=via,
+                      peer_banners=cache)
     ready = time.perf_counter() - start
-    got = answers.next()
-    p.sendMessage(MPing())
-    yield got
+    if p.conn.speculated != speculate:
+        raise RuntimeError("speculated=%s, expected %s" % (p.conn.speculated, speculate))
+    if keepalive:
+        yield p.keepalive()
+    else:
+        got = answers.next()
+        p.sendMessage(MPing())
+        yield got
     first = time.perf_counter() - start
     p.transport.loseConnection()
     yield proxy.port.stopListening()
@@ -178,7 +207,7 @@ def fresh(auth, one_way, target_port=None, client_auth=None, config=None):
 
 
 @defer.inlineCallbacks
-def reconnect(auth, one_way):
+def reconnect(auth, one_way, speculate):
     """(ready, first) seconds from a cut to READY again and to the resent message's answer."""
     server, client_auth = _server(auth, lossless=True)
     target_port = server.getHost().port
@@ -186,7 +215,7 @@ def reconnect(auth, one_way):
     via = "tcp:host=%s:port=%d" % (HOST, proxy.listen())
     answers = _Answers()
     client = ReconnectingClient(reactor, "v2:%s:%d" % (HOST, target_port), [client_auth],
-                                _client_config(auth, lossless=True), receiver=answers, timeout=30,
+                                _client_config(auth, lossless=True, speculate=speculate), receiver=answers, timeout=30,
                                 initial_backoff=0.0, max_backoff=0.0, via=via)
     client.startService()
     yield client.whenReady() if hasattr(client, "whenReady") else task.deferLater(reactor, 10 * one_way, lambda: None)
@@ -208,6 +237,8 @@ def reconnect(auth, one_way):
     ready_at = yield ready_seen
     yield got
     first = time.perf_counter() - start
+    if client.protocol.conn.speculated != speculate:
+        raise RuntimeError("speculated=%s, expected %s" % (client.protocol.conn.speculated, speculate))
     yield client.stopService()
     yield proxy.port.stopListening()
     yield server.stopListening()
@@ -218,26 +249,48 @@ def reconnect(auth, one_way):
 def main(args):
     one_way = args.one_way / 1000.0
     rtt = 2 * one_way
-    scenarios = [
-        ("fresh none/crc -> msgr2tx", lambda: fresh("none", one_way)),
-        ("fresh cephx/secure -> msgr2tx", lambda: fresh("cephx", one_way)),
-        ("lossless reconnect none/crc -> msgr2tx", lambda: reconnect("none", one_way)),
-        ("lossless reconnect cephx/secure -> msgr2tx", lambda: reconnect("cephx", one_way)),
-    ]
+    scenarios = []
+    for flight in ("plain", "speculative") if not args.ceph_only else ():
+        spec = flight == "speculative"
+        scenarios += [
+            ("fresh none/crc -> msgr2tx, %s" % flight, lambda spec=spec: fresh("none", one_way, spec)),
+            ("fresh cephx/secure -> msgr2tx, %s" % flight, lambda spec=spec: fresh("cephx", one_way, spec)),
+            ("lossless reconnect none/crc -> msgr2tx, %s" % flight,
+             lambda spec=spec: reconnect("none", one_way, spec)),
+            ("lossless reconnect cephx/secure -> msgr2tx, %s" % flight,
+             lambda spec=spec: reconnect("cephx", one_way, spec)),
+        ]
     mon = None
     if not args.no_ceph:
         try:
             from tests import cephlab
             if not cephlab.missing_tools():
-                mon = cephlab.CephMonitor(auth="cephx").start()
-                key = CryptoKey.from_base64(mon.key("client.admin"))
+                from msgr2tx.auth.cephx import CephxAuthProvider
+                from msgr2tx.monclient import MonClient
 
-                def ceph_fresh():
-                    return fresh("cephx", one_way, target_port=mon.port, client_auth=CephxClientHandler(ADMIN, key),
-                                 config=ConnectionConfig(modes=(ConnectionMode.SECURE,)))
-                scenarios.append(("fresh cephx/secure -> ceph-mon 16.2", ceph_fresh))
+                mon = cephlab.CephMonitor(auth="cephx", release=args.release).start()
+                version = cephlab.release_info(args.release).version
+                osd = mon.add_osd() if not args.no_osd else None
+
+                def mon_handler():
+                    return CephxAuthProvider().clientHandler("keyring=%s" % mon.keyring)
+                tickets = mon_handler()
+                if osd is not None:
+                    # service tickets for the OSD, from a monitor session
+                    p = yield connect(reactor, mon.addr, [tickets], ConnectionConfig(modes=(ConnectionMode.SECURE,)),
+                                      receiver=MonClient(), timeout=30)
+                    p.transport.loseConnection()
+                for flight in ("plain", "speculative"):
+                    spec = flight == "speculative"
+                    scenarios.append(("fresh cephx/secure -> ceph-mon %s, %s" % (version, flight),
+                                      lambda spec=spec: fresh("cephx", one_way, spec, target=mon.addr,
+                                                              client_auth=mon_handler)))
+                    if osd is not None:
+                        scenarios.append(("fresh cephx/secure -> ceph-osd %s, %s" % (version, flight),
+                                          lambda spec=spec: fresh("cephx", one_way, spec, target=osd.addr,
+                                                                  client_auth=tickets.spawn, keepalive=True)))
         except Exception as e:  # a benchmark, not a test: say why and go on
-            log("no Ceph monitor: %s", e)
+            log("no Ceph: %s", e)
     results = []
     try:
         for name, run in scenarios:
@@ -249,18 +302,19 @@ def main(args):
             r, f = statistics.median(readies), statistics.median(firsts)
             results.append({"scenario": name, "rtt_ms": rtt * 1000, "ready_ms": round(r * 1000, 1),
                             "ready_rtt": round(r / rtt, 2), "first_ms": round(f * 1000, 1),
-                            "first_rtt": round(f / rtt, 2), "repeat": args.repeat})
+                            "first_rtt": round(f / rtt, 2), "ready_min_rtt": round(min(readies) / rtt, 2),
+                            "repeat": args.repeat})
             print("RESULT " + json.dumps(results[-1]))
             sys.stdout.flush()
     finally:
         if mon is not None:
             mon.stop()
     width = max(len(r["scenario"]) for r in results)
-    print("%-*s  %9s %6s  %9s %6s" % (width, "scenario (RTT %.0f ms)" % (rtt * 1000), "READY ms", "RTTs",
-                                       "first ms", "RTTs"))
+    print("%-*s  %9s %6s %6s  %9s %6s" % (width, "scenario (RTT %.0f ms)" % (rtt * 1000), "READY ms", "RTTs",
+                                           "(min)", "first ms", "RTTs"))
     for r in results:
-        print("%-*s  %9.1f %6.2f  %9.1f %6.2f" % (width, r["scenario"], r["ready_ms"], r["ready_rtt"],
-                                                  r["first_ms"], r["first_rtt"]))
+        print("%-*s  %9.1f %6.2f %6.2f  %9.1f %6.2f" % (width, r["scenario"], r["ready_ms"], r["ready_rtt"],
+                                                        r["ready_min_rtt"], r["first_ms"], r["first_rtt"]))
     print("latency: " + "; ".join("%s READY %.2f RTT, first %.2f RTT" % (r["scenario"], r["ready_rtt"],
                                                                            r["first_rtt"]) for r in results))
 
@@ -269,7 +323,11 @@ def run():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one-way", type=float, default=20.0, help="delay each way, in milliseconds (default 20)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per scenario; medians are printed (default 5)")
-    parser.add_argument("--no-ceph", action="store_true", help="skip the real Ceph monitor")
+    parser.add_argument("--no-ceph", action="store_true", help="skip the real Ceph monitor and OSD")
+    parser.add_argument("--no-osd", action="store_true", help="skip the real Ceph OSD")
+    parser.add_argument("--ceph-only", action="store_true", help="only the Ceph scenarios")
+    parser.add_argument("--release", default="pacific", choices=("pacific", "reef", "tentacle"),
+                        help="the Ceph release to measure (default pacific, the host's 16.2)")
     args = parser.parse_args()
     failures = []
 

@@ -11,6 +11,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, c
 
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import AddrType, entity_addr_t, entity_addrvec_t
+from msgr2tx.core.speculation import PeerBannerCache
+from msgr2tx.errors import SpeculationFailed
 from msgr2tx.factory import Msgr2ClientFactory
 
 
@@ -37,7 +39,8 @@ def parse_target(reactor, address, timeout: float = 30.0):
 
 
 def connect(reactor, address, auth: Sequence, config: Optional[ConnectionConfig] = None,
-            receiver=None, timeout: Optional[float] = 30.0, via=None) -> defer.Deferred:
+            receiver=None, timeout: Optional[float] = 30.0, via=None,
+            peer_banners: Optional[PeerBannerCache] = None) -> defer.Deferred:
     """
     Connect and complete the msgr2 handshake.
 
@@ -47,6 +50,12 @@ def connect(reactor, address, auth: Sequence, config: Optional[ConnectionConfig]
     @param auth: client auth handlers (L{IClientAuthHandler}) in order of
         preference; a failed method falls back to the next one the server
         allows.
+    @param peer_banners: a L{PeerBannerCache} shared between calls: a
+        connection to an address that an earlier one reached sends its
+        banner, HELLO and AUTH_REQUEST in one write (a speculative first
+        flight, one round trip less to READY).  If the peer turned out
+        different (L{msgr2tx.errors.SpeculationFailed}), it is dialled once
+        more without speculation.
     @return: a Deferred firing with the L{Msgr2Protocol} after READY; its
         C{info} attribute holds the peer's entity, features, mode and revision.
     """
@@ -56,14 +65,18 @@ def connect(reactor, address, auth: Sequence, config: Optional[ConnectionConfig]
         # dial another endpoint (a tunnel, a proxy) but name the target in the handshake
         endpoint = parse_target(reactor, via, timeout or 30.0)[0]
     factory = Msgr2ClientFactory(auth, config, target_addr=target, receiver=receiver,
-                                 reactor=reactor, handshake_timeout=timeout)
-    d = endpoint.connect(factory)
+                                 reactor=reactor, handshake_timeout=timeout, peer_banners=peer_banners)
 
     def connected(protocol):
         return protocol.whenReady().addCallback(lambda info: protocol)
 
-    d.addCallback(connected)
-    return d
+    def redial(failure):
+        # the peer is not the one our first flight assumed: the protocol
+        # left a cache entry without an entity type, so this attempt does not speculate
+        failure.trap(SpeculationFailed)
+        return endpoint.connect(factory).addCallback(connected)
+
+    return endpoint.connect(factory).addCallback(connected).addErrback(redial)
 
 
 class ReconnectingClient:
@@ -74,7 +87,10 @@ class ReconnectingClient:
     SESSION_RECONNECT and replays what the peer had not acknowledged.
 
     Messages sent while disconnected wait in the session and go out, in
-    order, once the next connection is READY.  Add it to a service
+    order, once the next connection is READY.  From its second connection
+    on, the client knows the peer's banner and entity type (its factory's
+    L{PeerBannerCache}) and sends banner, HELLO and AUTH_REQUEST in one
+    write (C{ConnectionConfig.speculate}).  Add it to a service
     hierarchy or call L{startService}/L{stopService} yourself.
 
     (The handshake is not run as C{ClientService}'s C{prepareConnection}:
@@ -121,7 +137,10 @@ class ReconnectingClient:
                 d.callback(protocol)
 
         def failed(reason):
-            self.failed_handshakes += 1
+            if not reason.check(SpeculationFailed):
+                # (a first flight that assumed an outdated peer is not a
+                # failure of the peer: the next attempt goes at the usual pace)
+                self.failed_handshakes += 1
         protocol.whenReady().addCallbacks(ready, failed)
 
     @property

@@ -169,6 +169,18 @@ class InjectedFault(ProtocolError):
     """A test breakpoint (L{msgr2tx.testing.Interceptor}) failed the connection on purpose."""
 
 
+class SpeculationFailed(ProtocolError):
+    """
+    A speculative first flight (banner, HELLO and AUTH_REQUEST sent before
+    the peer's banner arrived) assumed a peer that is not the one that
+    answered: its banner picks the other frame revision, or its HELLO names
+    another entity type than the one the AUTH_REQUEST was built for.  The
+    frames already sent cannot be taken back, so the connection is closed;
+    dial again without speculation (L{msgr2tx.client.connect} does so once
+    by itself).
+    """
+
+
 class ConfError(Msgr2Error, ValueError):
     """A ceph.conf, C{CEPH_ARGS} or C{mon_host} value cannot be read; the message names the file and line."""
 

@@ -10,6 +10,7 @@ from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.connection import Role
 from msgr2tx.core.encoding import EntityType, entity_addr_t
 from msgr2tx.core.session import GlobalSeq, Session, SessionTable
+from msgr2tx.core.speculation import PeerBannerCache
 from msgr2tx.protocol import Msgr2Protocol
 
 
@@ -67,7 +68,16 @@ class Msgr2ServerFactory(Factory):
 
 
 class Msgr2ClientFactory(ClientFactory):
-    """Builds one client protocol for a connection attempt."""
+    """
+    Builds one client protocol for a connection attempt.
+
+    @param peer_banners: the L{PeerBannerCache} in which each connection
+        records the banner and entity type its peer showed, and from which
+        the next connection to that address builds its speculative first
+        flight (C{ConnectionConfig.speculate}); share one between factories
+        to let their connections learn from each other.  None: a new cache
+        of this factory's own.
+    """
 
     protocol = Msgr2Protocol
 
@@ -75,7 +85,8 @@ class Msgr2ClientFactory(ClientFactory):
                  target_addr: Optional[entity_addr_t] = None, receiver=None,
                  reactor=None, handshake_timeout: Optional[float] = 30.0,
                  session: Optional[Session] = None, global_seqs: Optional[GlobalSeq] = None,
-                 sessions: Optional[SessionTable] = None) -> None:
+                 sessions: Optional[SessionTable] = None,
+                 peer_banners: Optional[PeerBannerCache] = None) -> None:
         self.config = config
         self.auth_handlers = list(auth_handlers)
         self.target_addr = target_addr
@@ -93,6 +104,8 @@ class Msgr2ClientFactory(ClientFactory):
         #: our address nonce for every connection this factory makes (Ceph's
         #: messenger nonce): a peer finds our session by our address
         self.nonce = random.getrandbits(32) or 1
+        #: what peers showed earlier connections (for speculative first flights)
+        self.peer_banners = peer_banners if peer_banners is not None else PeerBannerCache()
 
     #: called with each new protocol (ReconnectingClient watches READY this way)
     onProtocol = None

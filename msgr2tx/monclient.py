@@ -44,7 +44,10 @@ from msgr2tx.core.messages import (
     MAuth, MAuthReply, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap,
     MMonSubscribe, MonMap,
 )
-from msgr2tx.errors import AuthError, CommandError, CommandTimeout, ConnectionClosed, Msgr2Error, NoMonitors
+from msgr2tx.core.speculation import PeerBannerCache
+from msgr2tx.errors import (
+    AuthError, CommandError, CommandTimeout, ConnectionClosed, Msgr2Error, NoMonitors, SpeculationFailed,
+)
 from msgr2tx.interfaces import IMsgr2Receiver
 
 __all__ = [
@@ -331,6 +334,9 @@ class MonClient:
         self._last_keepalive_ack = 0.0
         self._lost_at: Optional[float] = None
         self._auth_renewal_pending = False
+        #: what each monitor's banner and HELLO showed (hunting mode): a
+        #: monitor dialled again gets a speculative first flight
+        self.peer_banners = PeerBannerCache()
 
     def _clock(self):
         if self.clock is None:
@@ -477,7 +483,8 @@ class MonClient:
         cls = TCP6ClientEndpoint if addr.host.version == 6 else TCP4ClientEndpoint
         endpoint = cls(self._reactor, str(addr.host), addr.port, timeout=self._connect_timeout)
         factory = Msgr2ClientFactory(attempt.handlers, self._config or ConnectionConfig(), target_addr=addr,
-                                     receiver=self, reactor=self._reactor, handshake_timeout=self._connect_timeout)
+                                     receiver=self, reactor=self._reactor, handshake_timeout=self._connect_timeout,
+                                     peer_banners=self.peer_banners)
 
         def built(protocol):
             attempt.protocol = protocol
@@ -499,6 +506,13 @@ class MonClient:
             return  # already won, or given up
         del self._pending[key]
         attempt.failed = error
+        if isinstance(error, SpeculationFailed) and self._running and self.protocol is None:
+            # the monitor is not what our first flight assumed: dial it again
+            # now, plainly (the cache no longer speculates for it)
+            self.log.info("monclient: mon {name} ({addr}): {error}; dialling again",
+                          name=attempt.name, addr=str(attempt.addr), error=str(error))
+            self._dial(attempt.name, attempt.addr)
+            return
         self.log.info("monclient: mon {name} ({addr}) failed: {error}", name=attempt.name,
                       addr=str(attempt.addr), error=str(error) or type(error).__name__)
         if self._pending or self.protocol is not None:

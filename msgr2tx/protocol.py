@@ -27,6 +27,7 @@ from msgr2tx.core.compression import algorithm_name
 from msgr2tx.core.connection import Msgr2Connection, Role, State
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.session import payload_size
+from msgr2tx.core.speculation import KnownPeer
 from msgr2tx.core.encoding import (
     AddrType, EntityType, addr_from_socket, entity_addr_t, entity_addrvec_t,
     utime_t,
@@ -445,10 +446,15 @@ class Msgr2Protocol(Protocol):
             transport.registerProducer(self, True)
         except Exception:
             pass  # a transport that takes no producer (some test doubles)
-        self.conn.initiate()
+        try:
+            self.conn.initiate(*self._first_flight())
+        except InjectedFault as e:
+            self._flush()
+            self._fault(e)
+            return
         self._flush()
         early, self._early = self._early, []
-        if early:
+        if early or self.conn.interceptor is not None:
             self._pump(b"".join(early))
 
     def dataReceived(self, data: bytes) -> None:
@@ -673,6 +679,20 @@ class Msgr2Protocol(Protocol):
         elif kind is E.HelloReceived:
             self.log.debug("HELLO from {peer}: {entity}", peer=str(self.conn.peer_addr),
                            entity=EntityType.name(event.entity_type))
+            cache = self._peer_banners()
+            if cache is not None and self.role is Role.CLIENT:
+                # what the next connection to this address may assume
+                conn = self.conn
+                cache.learn(conn.peer_addr, KnownPeer(conn.peer_supported, conn.peer_required, event.entity_type))
+        elif kind is E.FirstFlightMissed:
+            self.log.info("{peer} is not the peer our first flight assumed: {reason}",
+                          peer=str(self.conn.peer_addr), reason=event.reason)
+            cache = self._peer_banners()
+            if cache is not None:
+                # the banner it showed, with no entity type: the next
+                # connection waits for its HELLO (no speculation) and learns it
+                conn = self.conn
+                cache.learn(conn.peer_addr, KnownPeer(conn.peer_supported, conn.peer_required, 0))
 
     # ---- receive throttle -----------------------------------------------------
 
@@ -962,6 +982,40 @@ class Msgr2Protocol(Protocol):
                 list(self.config.modes), handler.method), handler.method)
         self._auth_step(lambda: handler.build_request(self.conn.peer_entity_type),
                         lambda payload: self.conn.send_auth_request(handler.method, payload, modes))
+
+    def _peer_banners(self):
+        """The client factory's L{PeerBannerCache}, if it keeps one."""
+        return getattr(getattr(self, "factory", None), "peer_banners", None)
+
+    def _first_flight(self):
+        """
+        (assumed peer, (method, payload, modes)) for a speculative first
+        flight, or (None, None): only a client whose config allows it, that
+        knows the peer at its address (or is told it in the config), and
+        whose first auth handler builds its request at once.
+        """
+        none = (None, None)
+        if self.role is not Role.CLIENT or not self.config.speculate or not self.auth_handlers:
+            return none
+        cache = self._peer_banners()
+        known = cache.get(self.conn.peer_addr) if cache is not None else None
+        if known is None:
+            known = self.config.assumed_peer()
+        if known is None or not known.entity_type:
+            return none
+        handler = self.auth_handlers[0]
+        modes = self._modes_for(handler)
+        if not modes:
+            return none
+        try:
+            payload = handler.build_request(known.entity_type)
+        except Exception:
+            return none  # (the same call after HELLO reports it in its place)
+        if isinstance(payload, defer.Deferred):
+            payload.addErrback(lambda f: None)  # an asynchronous handler: it answers after HELLO instead
+            return none
+        self._auth_handler = handler
+        return known, (handler.method, payload, modes)
 
     def _modes_for(self, handler, allowed=None):
         return [m for m in self.config.modes

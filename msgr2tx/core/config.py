@@ -12,6 +12,7 @@ from msgr2tx.core.framing import DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, DEFAULT
 
 from msgr2tx.core.features import CEPH_FEATURES_ALL, MSGR2_REQUIRED
 from msgr2tx.core.policy import Policy
+from msgr2tx.core.speculation import KnownPeer
 
 #: Ceph's ms_connection_idle_timeout default (seconds): what a server uses
 #: when C{idle_timeout} is left at None
@@ -65,6 +66,16 @@ class ConnectionConfig:
         segments add up to fewer bytes go out uncompressed.
     @ivar compress_secure: Ceph's C{ms_compress_secure}: compress secure
         connections too (compression happens before encryption).
+    @ivar speculate: a client whose peer is known (its banner and entity
+        type seen by an earlier connection to that address, kept in the
+        factory's L{msgr2tx.core.speculation.PeerBannerCache}, or given as
+        C{peer_banner} with C{peer_type}) sends its banner, HELLO and
+        AUTH_REQUEST in one write, one round trip before it would otherwise
+        (docs/protocol.md, "Speculative first flight").  False: always wait
+        for the peer's banner and HELLO.
+    @ivar peer_banner: the peer's banner as (supported, required) msgr2
+        feature masks, assumed when no earlier connection taught us better;
+        used only together with C{peer_type}.  None: learn it.
     """
 
     entity_type: int = EntityType.CLIENT
@@ -83,6 +94,8 @@ class ConnectionConfig:
     policy: Optional[Policy] = None
     policies: Union[Mapping[int, Policy], Tuple[Tuple[int, Policy], ...]] = ()
     peer_type: int = 0
+    speculate: bool = True
+    peer_banner: Optional[Tuple[int, int]] = None
     learn_addr_from_peer: bool = True
     #: our bound addresses, for a peer that listens as well as connects
     #: (lossless peers); CLIENT_IDENT then carries them, not an "any" address
@@ -117,6 +130,10 @@ class ConnectionConfig:
         for peer_type, policy in self.policies.items() if isinstance(self.policies, Mapping) else self.policies:
             if not isinstance(policy, Policy):
                 raise ValueError("the policy for peer type %r is not a Policy" % (peer_type,))
+        if self.peer_banner is not None and (len(self.peer_banner) != 2 or
+                                             not all(isinstance(b, int) and 0 <= b < 1 << 64
+                                                     for b in self.peer_banner)):
+            raise ValueError("peer_banner must be (supported, required), two u64 msgr2 feature masks")
         if not self.modes:
             raise ValueError("at least one connection mode is needed")
         for m in self.modes:
@@ -188,3 +205,12 @@ class ConnectionConfig:
     @property
     def msgr2_required(self) -> int:
         return 0
+
+    def assumed_peer(self) -> Optional[KnownPeer]:
+        """
+        The L{msgr2tx.core.speculation.KnownPeer} that C{peer_banner} and
+        C{peer_type} describe, or None when either is missing.
+        """
+        if self.peer_banner is None or not self.peer_type:
+            return None
+        return KnownPeer(self.peer_banner[0], self.peer_banner[1], self.peer_type)

@@ -33,9 +33,10 @@ from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import decode_message
 from msgr2tx.core.policy import Policy
 from msgr2tx.core.session import GlobalSeq, Session, SessionTable
+from msgr2tx.core.speculation import KnownPeer
 from msgr2tx.errors import (
     BannerError, DecodeError, IdentMismatch, InjectedFault, LocalProtocolError, MissingFeatures, Msgr1Banner,
-    PeerTypeMismatch, ProtocolError, SignatureMismatch, UnexpectedFrame,
+    PeerTypeMismatch, ProtocolError, SignatureMismatch, SpeculationFailed, UnexpectedFrame,
 )
 
 _BANNER_HEAD = struct.Struct("<8sH")
@@ -269,6 +270,9 @@ class Msgr2Connection:
         self.reader: Optional[FrameReader] = None
         self.rev1 = False
         self.peer_supported = 0
+        self.peer_required = 0
+        #: client: the peer our speculative first flight assumed (None: no first flight)
+        self.assumed_peer: Optional[KnownPeer] = None
         self.peer_entity_type = 0
         self.peer_global_id = 0
         self.peer_addrs = entity_addrvec_t()
@@ -310,12 +314,48 @@ class Msgr2Connection:
 
     # ---- I/O boundary ----------------------------------------------------
 
-    def initiate(self) -> None:
-        """Queue our banner; both roles send it without waiting."""
+    def initiate(self, assume: Optional[KnownPeer] = None,
+                 auth_request: Optional[Tuple[int, bytes, Sequence[int]]] = None) -> None:
+        """
+        Queue our banner; both roles send it without waiting.
+
+        A client given the peer it expects (C{assume}: its banner and entity
+        type, from an earlier connection) and the auth method's first
+        request (C{auth_request}: method, payload built for that entity
+        type, connection modes) also queues HELLO and AUTH_REQUEST, in the
+        frame revision that banner and ours agree on: the speculative first
+        flight (docs/protocol.md).  Nothing is speculated when the assumed
+        banner would refuse us or we it.  If the peer then turns out to pick
+        another revision or to be another entity type, L{receive_data}
+        raises L{SpeculationFailed}; a changed COMPRESSION bit or other bits
+        that leave the frame format alone are taken as they come.
+        """
         banner = _BANNER_HEAD.pack(BANNER_PREFIX, BANNER_PAYLOAD_LEN) + _BANNER_PAYLOAD.pack(
             self.config.msgr2_supported, self.config.msgr2_required)
         self._pre_auth_tx += banner
         self._out.append(banner)
+        if assume is not None and auth_request is not None and self.role is Role.CLIENT:
+            self._send_first_flight(assume, *auth_request)
+
+    def _send_first_flight(self, assume: KnownPeer, method: int, payload: bytes, modes: Sequence[int]) -> None:
+        cfg = self.config
+        ours = cfg.msgr2_supported
+        if assume.required & ~ours or cfg.msgr2_required & ~assume.supported or not assume.entity_type:
+            return  # that banner would end the connection anyway: no speculation
+        if cfg.peer_type and assume.entity_type != cfg.peer_type:
+            return  # we mean to reach another kind of daemon than the one seen there
+        self.assumed_peer = assume
+        self.rev1 = assume.rev1_with(ours)
+        self.writer = FrameWriter(self.rev1, cfg.data_crc)
+        self.writer.recording = self._pre_auth_tx
+        self._send(F.Hello(cfg.entity_type, self.peer_addr))
+        self.auth_method = method
+        self._send(F.AuthRequest(method, tuple(modes or cfg.modes), payload))
+
+    @property
+    def speculated(self) -> bool:
+        """Client: HELLO and AUTH_REQUEST went out with our banner (a speculative first flight)."""
+        return self.assumed_peer is not None
 
     def data_to_send(self) -> List[bytes]:
         """The queued output parts, for C{writeSequence}; clears the queue."""
@@ -445,11 +485,20 @@ class Msgr2Connection:
         if missing:
             raise MissingFeatures("peer lacks required msgr2 features 0x%x" % missing, missing)
         self.peer_supported = supported
-        self.rev1 = bool(supported & Msgr2Feature.REVISION_1) and bool(ours & Msgr2Feature.REVISION_1)
+        self.peer_required = required
+        rev1 = bool(supported & Msgr2Feature.REVISION_1) and bool(ours & Msgr2Feature.REVISION_1)
         cfg = self.config
-        self.writer = FrameWriter(self.rev1, cfg.data_crc)
+        if self.assumed_peer is not None:
+            if rev1 != self.rev1:
+                # our HELLO and AUTH_REQUEST are in the other frame format:
+                # the peer cannot read them, and they cannot be unsent
+                self._first_flight_missed("peer's banner (supported 0x%x) picks msgr2.%d, our first flight "
+                                          "assumed msgr2.%d" % (supported, rev1, self.rev1))
+        else:
+            self.rev1 = rev1
+            self.writer = FrameWriter(self.rev1, cfg.data_crc)
+            self.writer.recording = self._pre_auth_tx
         self.reader = FrameReader(self.rev1, cfg.data_crc, cfg.max_segment, cfg.max_frame, cfg.max_control)
-        self.writer.recording = self._pre_auth_tx
         self.reader.recording = self._pre_auth_rx
         self.reader.gate = self._admit_frame
         self._events.append(E.BannerExchanged(supported, required, self.rev1))
@@ -458,10 +507,16 @@ class Msgr2Connection:
             self._held_out = []
             self._blocked = True
             self._banner_held = True
-        # both roles send HELLO straight after the banner
-        self._send(F.Hello(self.config.entity_type, self.peer_addr))
+        if self.assumed_peer is None:
+            # both roles send HELLO straight after the banner (unless it went with ours)
+            self._send(F.Hello(self.config.entity_type, self.peer_addr))
         self.state = BANNER_TRANSITIONS[self.state]
         return True
+
+    def _first_flight_missed(self, reason: str) -> None:
+        self._events.append(E.FirstFlightMissed(reason))
+        raise SpeculationFailed("speculative first flight to %s failed: %s; dial again without speculation"
+                                % (self.peer_addr, reason))
 
     def _send(self, frame) -> None:
         if self.interceptor is not None:
@@ -534,13 +589,19 @@ class Msgr2Connection:
             raise PeerTypeMismatch("we meant to reach a %s at %s, but its HELLO says it is a %s" % (
                 EntityType.name(expected), self.peer_addr, EntityType.name(hello.entity_type)),
                 expected, hello.entity_type)
+        assumed = self.assumed_peer
+        if assumed is not None and hello.entity_type != assumed.entity_type:
+            # our AUTH_REQUEST's payload was built for another kind of peer
+            self._first_flight_missed("its HELLO says it is a %s, our AUTH_REQUEST was for a %s" % (
+                EntityType.name(hello.entity_type), EntityType.name(assumed.entity_type)))
         self.peer_entity_type = hello.entity_type
         self.policy = self.config.policy_for(hello.entity_type, server=False)
         self._learn_addr(hello.peer_addr)
         self._events.append(E.HelloReceived(hello.entity_type, hello.peer_addr))
-        self._events.append(E.AuthRequestNeeded())
-        self._blocked = True
         self.state = State.AUTH_CONNECTING
+        if assumed is None:
+            self._events.append(E.AuthRequestNeeded())
+            self._blocked = True
 
     def send_auth_request(self, method: int, payload: bytes, modes: Optional[Sequence[int]] = None) -> None:
         """Client: send AUTH_REQUEST (answers L{E.AuthRequestNeeded})."""

@@ -24,6 +24,17 @@ class BannerExchanged(Event):
 
 
 @dataclass(frozen=True)
+class FirstFlightMissed(Event):
+    """
+    Client: the peer is not the one our speculative first flight assumed
+    (the connection closes with L{msgr2tx.errors.SpeculationFailed} right
+    after this event); forget what was known about it.
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class HelloReceived(Event):
     entity_type: int
     #: the address the peer sees for us
