@@ -368,6 +368,11 @@ class Msgr2Connection:
                 if not self._process_banner():
                     return
                 continue
+            if self.state is State.READY and self.interceptor is None:
+                # every complete plain MESSAGE frame at the front of the buffer
+                self.reader.read_messages(rbuf, self._fast_message, self.config.max_frame)
+                if self.state is not State.READY:
+                    continue
             frame = self.reader.next_frame(rbuf)
             if frame is None:
                 return
@@ -1139,7 +1144,7 @@ class Msgr2Connection:
                                message.data_off, session.in_seq, message.flags, message.compat_version, 0)
         if self.interceptor is not None:
             self._intercept_write(Tag.MESSAGE)
-        self._output(self.writer.assemble(Tag.MESSAGE, (header, front, middle, data), F.MESSAGE_ALIGNS))
+        self._output(self.writer.assemble_message(header, front, middle, data, F.MESSAGE_ALIGNS))
         self._last_ack_sent = session.in_seq
 
     def send_keepalive(self, timestamp: utime_t) -> None:
@@ -1152,16 +1157,20 @@ class Msgr2Connection:
         header = segments[0]
         if len(header) != F.HEADER2_SIZE:
             raise DecodeError("ceph_msg_header2 is %d bytes, not %d" % (len(header), F.HEADER2_SIZE))
+        n = len(segments)
+        self._fast_message(header, 0, segments[1] if n > 1 else b"", segments[2] if n > 2 else b"",
+                           segments[3] if n > 3 else b"")
+
+    def _fast_message(self, src, offset: int, front, middle, data) -> None:
+        """A MESSAGE whose ceph_msg_header2 is at C{offset} in C{src} (the fast path and L{_ready_message})."""
         (seq, tid, msg_type, priority, version, _, data_off, ack_seq, flags,
-         compat_version, _) = _HEADER2.unpack(header)
+         compat_version, _) = _HEADER2.unpack_from(src, offset)
         session = self.session
         if ack_seq:
             session.acked(ack_seq)
         if not session.accept_in_seq(seq):
             return  # a duplicate after replay
-        n = len(segments)
-        message = decode_message(msg_type, segments[1] if n > 1 else b"", segments[2] if n > 2 else b"",
-                                 segments[3] if n > 3 else b"", version, self.features,
+        message = decode_message(msg_type, front, middle, data, version, self.features,
                                  compat_version=compat_version)
         message.seq = seq
         message.tid = tid
