@@ -296,6 +296,11 @@ class Msgr2Connection:
         self._banner_held = False
         # the newest KEEPALIVE2 timestamp not answered yet (while paused)
         self._keepalive_ack_due: Optional[utime_t] = None
+        #: bytes of the MESSAGE frames queued since the last data_to_send
+        #: (header and payload segments; the I/O layer batches by it)
+        self.queued_message_bytes = 0
+        # the peer's entity_name_t for received messages (set at READY)
+        self._rx_src: Optional[entity_name_t] = None
 
     # ---- introspection -------------------------------------------------
 
@@ -321,6 +326,7 @@ class Msgr2Connection:
         """The queued output parts, for C{writeSequence}; clears the queue."""
         out = self._out
         self._out = []
+        self.queued_message_bytes = 0
         return out
 
     def receive_data(self, data=b"") -> List[E.Event]:
@@ -1074,6 +1080,7 @@ class Msgr2Connection:
 
     def _become_ready(self, lossy: bool, reconnected: bool = False, replay=()) -> None:
         self.state = State.READY
+        self._rx_src = None
         self.session.connection = self
         self._events.append(E.Ready(
             self.peer_name, self.peer_addrs, self.features, int(self.con_mode),
@@ -1145,6 +1152,7 @@ class Msgr2Connection:
         if self.interceptor is not None:
             self._intercept_write(Tag.MESSAGE)
         self._output(self.writer.assemble_message(header, front, middle, data, F.MESSAGE_ALIGNS))
+        self.queued_message_bytes += F.HEADER2_SIZE + len(front) + len(middle) + len(data)
         self._last_ack_sent = session.in_seq
 
     def send_keepalive(self, timestamp: utime_t) -> None:
@@ -1170,6 +1178,9 @@ class Msgr2Connection:
             session.acked(ack_seq)
         if not session.accept_in_seq(seq):
             return  # a duplicate after replay
+        src = self._rx_src
+        if src is None:
+            src = self._rx_src = self.peer_name
         message = decode_message(msg_type, front, middle, data, version, self.features,
                                  compat_version=compat_version)
         message.seq = seq
@@ -1180,7 +1191,7 @@ class Msgr2Connection:
         message.flags = flags
         message.data_off = data_off
         message.ack_seq = ack_seq
-        message.src = self.peer_name
+        message.src = src
         self._events.append(E.MessageReceived(message))
 
     def _ready_keepalive(self, frame: F.Keepalive2) -> None:
