@@ -213,15 +213,18 @@ class FrameWriter:
         parts = [b"".join((body, pcrc, header, _U32.pack(_std_crc32c(header) ^ _CRC_MASK)))]
         if n == 1:
             return parts
-        # an empty segment's crc is 0xFFFFFFFF, which is what crc32c gives for b""
-        c1 = _std_crc32c(front) ^ _CRC_MASK
+        c1 = c2 = c3 = 0
         if l1:
+            c1 = _std_crc32c(front) ^ _CRC_MASK
             parts.append(front if type(front) is bytes else bytes(front))
-        c2 = c3 = 0
+        else:
+            c1 = _EMPTY_CRC
         if n > 2:
-            c2 = _std_crc32c(middle) ^ _CRC_MASK
             if l2:
+                c2 = _std_crc32c(middle) ^ _CRC_MASK
                 parts.append(middle if type(middle) is bytes else bytes(middle))
+            else:
+                c2 = _EMPTY_CRC
             if n > 3:
                 c3 = _std_crc32c(data) ^ _CRC_MASK
                 parts.append(data if type(data) is bytes else bytes(data))
@@ -591,8 +594,9 @@ class FrameReader:
                     late_status, c1, c2, c3 = _EPILOGUE_REV1.unpack_from(buf, q)
                     if late_status & LATE_STATUS_ABORTED_MASK != LATE_STATUS_COMPLETE:
                         return
-                    if data_crc and (_std_crc32c(front) ^ _CRC_MASK != c1
-                                     or (count > 2 and _std_crc32c(middle) ^ _CRC_MASK != c2)
+                    # (an empty segment's crc is 0xFFFFFFFF)
+                    if data_crc and ((_std_crc32c(front) ^ _CRC_MASK if l1 else _EMPTY_CRC) != c1
+                                     or (count > 2 and (_std_crc32c(middle) ^ _CRC_MASK if l2 else _EMPTY_CRC) != c2)
                                      or (count > 3 and _std_crc32c(data) ^ _CRC_MASK != c3)):
                         return
                 pos += size
