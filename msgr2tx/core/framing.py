@@ -294,7 +294,7 @@ class ReceiveBuffer:
         self.buf = bytearray()
         self.pos = 0
         self.want = 0
-        self.chunks: List[bytes] = []
+        self.chunks: list = []
         self.chunks_len = 0
 
     def expect(self, n: int) -> None:
@@ -307,8 +307,10 @@ class ReceiveBuffer:
             self.chunks_len += len(data)
             if len(self.buf) - self.pos + self.chunks_len < self.want:
                 return
-            head = bytes(memoryview(self.buf)[self.pos:])
-            self.buf = b"".join([head] + self.chunks)
+            # one copy: the buffered head goes into the join as a view
+            chunks = self.chunks
+            chunks.insert(0, memoryview(self.buf)[self.pos:])
+            self.buf = b"".join(chunks)
             self.pos = 0
             self.chunks = []
             self.chunks_len = self.want = 0
