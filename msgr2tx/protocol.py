@@ -229,10 +229,11 @@ class Msgr2Protocol(Protocol):
             self._pause_reading("queue")
         if self.conn.interceptor is not None:
             self._pump()  # a breakpoint may have queued an event
-        elif self._pumping and self._unflushed < 16 and payload_size(message) < (64 << 10):
-            # small replies sent while we dispatch a batch go out together
-            # when the batch is done, in one writeSequence
-            self._unflushed += 1
+        elif self._pumping and self.conn.queued_message_bytes < (64 << 10):
+            # replies sent while we dispatch a batch go out together when the
+            # batch is done, in one writeSequence, up to 64 KiB of messages
+            # (the core counts them)
+            pass
         else:
             self._flush()
 

@@ -300,6 +300,11 @@ class Msgr2Connection:
         self._banner_held = False
         # the newest KEEPALIVE2 timestamp not answered yet (while paused)
         self._keepalive_ack_due: Optional[utime_t] = None
+        #: bytes of the MESSAGE frames queued since the last data_to_send
+        #: (header and payload segments; the I/O layer batches by it)
+        self.queued_message_bytes = 0
+        # the peer's entity_name_t for received messages (set at READY)
+        self._rx_src: Optional[entity_name_t] = None
 
     # ---- introspection -------------------------------------------------
 
@@ -361,6 +366,7 @@ class Msgr2Connection:
         """The queued output parts, for C{writeSequence}; clears the queue."""
         out = self._out
         self._out = []
+        self.queued_message_bytes = 0
         return out
 
     def receive_data(self, data=b"") -> List[E.Event]:
@@ -408,6 +414,11 @@ class Msgr2Connection:
                 if not self._process_banner():
                     return
                 continue
+            if self.state is State.READY and self.interceptor is None:
+                # every complete plain MESSAGE frame at the front of the buffer
+                self.reader.read_messages(rbuf, self._fast_message, self.config.max_frame)
+                if self.state is not State.READY:
+                    continue
             frame = self.reader.next_frame(rbuf)
             if frame is None:
                 return
@@ -1130,6 +1141,7 @@ class Msgr2Connection:
 
     def _become_ready(self, lossy: bool, reconnected: bool = False, replay=()) -> None:
         self.state = State.READY
+        self._rx_src = None
         self.session.connection = self
         self._events.append(E.Ready(
             self.peer_name, self.peer_addrs, self.features, int(self.con_mode),
@@ -1200,7 +1212,8 @@ class Msgr2Connection:
                                message.data_off, session.in_seq, message.flags, message.compat_version, 0)
         if self.interceptor is not None:
             self._intercept_write(Tag.MESSAGE)
-        self._output(self.writer.assemble(Tag.MESSAGE, (header, front, middle, data), F.MESSAGE_ALIGNS))
+        self._output(self.writer.assemble_message(header, front, middle, data, F.MESSAGE_ALIGNS))
+        self.queued_message_bytes += F.HEADER2_SIZE + len(front) + len(middle) + len(data)
         self._last_ack_sent = session.in_seq
 
     def send_keepalive(self, timestamp: utime_t) -> None:
@@ -1213,16 +1226,23 @@ class Msgr2Connection:
         header = segments[0]
         if len(header) != F.HEADER2_SIZE:
             raise DecodeError("ceph_msg_header2 is %d bytes, not %d" % (len(header), F.HEADER2_SIZE))
+        n = len(segments)
+        self._fast_message(header, 0, segments[1] if n > 1 else b"", segments[2] if n > 2 else b"",
+                           segments[3] if n > 3 else b"")
+
+    def _fast_message(self, src, offset: int, front, middle, data) -> None:
+        """A MESSAGE whose ceph_msg_header2 is at C{offset} in C{src} (the fast path and L{_ready_message})."""
         (seq, tid, msg_type, priority, version, _, data_off, ack_seq, flags,
-         compat_version, _) = _HEADER2.unpack(header)
+         compat_version, _) = _HEADER2.unpack_from(src, offset)
         session = self.session
         if ack_seq:
             session.acked(ack_seq)
         if not session.accept_in_seq(seq):
             return  # a duplicate after replay
-        n = len(segments)
-        message = decode_message(msg_type, segments[1] if n > 1 else b"", segments[2] if n > 2 else b"",
-                                 segments[3] if n > 3 else b"", version, self.features,
+        src = self._rx_src
+        if src is None:
+            src = self._rx_src = self.peer_name
+        message = decode_message(msg_type, front, middle, data, version, self.features,
                                  compat_version=compat_version)
         message.seq = seq
         message.tid = tid
@@ -1232,7 +1252,7 @@ class Msgr2Connection:
         message.flags = flags
         message.data_off = data_off
         message.ack_seq = ack_seq
-        message.src = self.peer_name
+        message.src = src
         self._events.append(E.MessageReceived(message))
 
     def _ready_keepalive(self, frame: F.Keepalive2) -> None:

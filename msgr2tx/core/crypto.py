@@ -32,15 +32,19 @@ _U64_MASK = 0xFFFFFFFFFFFFFFFF
 
 
 class NonceSequence:
-    """The nonces of one direction, with the no-reuse guard."""
+    """
+    The nonces of one direction, with the no-reuse guard: C{left} counts the
+    GCM operations before the first nonce would come round again (2**64 in
+    msgr2.1, 2**32 in msgr2.0).
+    """
 
-    __slots__ = ("fixed", "counter", "rev1", "_initial", "_used_initial")
+    __slots__ = ("fixed", "counter", "rev1", "left", "_initial")
 
     def __init__(self, raw: bytes, rev1: bool) -> None:
         self.fixed, self.counter = _NONCE.unpack(raw)
         self.rev1 = rev1
         self._initial = (self.fixed, self.counter)
-        self._used_initial = False
+        self.left = _U64_MASK + 1 if rev1 else _U32_MASK + 1
 
     def __repr__(self) -> str:
         return "<NonceSequence rev%d>" % (1 if self.rev1 else 0)
@@ -49,17 +53,18 @@ class NonceSequence:
         return _NONCE.pack(self.fixed, self.counter)
 
     def take(self) -> bytes:
-        """The nonce for the next GCM operation."""
-        if (self.fixed, self.counter) == self._initial:
-            if self._used_initial:
-                raise NoncesExhausted("AES-GCM nonce space exhausted: the connection must be re-keyed")
-            self._used_initial = True
-        nonce = _NONCE.pack(self.fixed, self.counter)
+        """The nonce for the next GCM operation; raises L{NoncesExhausted} before one would repeat."""
+        left = self.left
+        if left <= 0:
+            raise NoncesExhausted(_EXHAUSTED)
+        self.left = left - 1
         if self.rev1:
-            self.counter = (self.counter + 1) & _U64_MASK
-        else:
-            self.fixed = (self.fixed + 1) & _U32_MASK
-        return nonce
+            counter = self.counter
+            self.counter = (counter + 1) & _U64_MASK
+            return _NONCE.pack(self.fixed, counter)
+        fixed = self.fixed
+        self.fixed = (fixed + 1) & _U32_MASK
+        return _NONCE.pack(fixed, self.counter)
 
     def advance_for_testing(self, operations_left: int) -> None:
         """Move the counter so that only C{operations_left} operations remain."""
@@ -67,7 +72,10 @@ class NonceSequence:
             self.counter = (self._initial[1] - operations_left) & _U64_MASK
         else:
             self.fixed = (self._initial[0] - operations_left) & _U32_MASK
-        self._used_initial = True
+        self.left = operations_left
+
+
+_EXHAUSTED = "AES-GCM nonce space exhausted: the connection must be re-keyed"
 
 
 def split_connection_secret(secret: bytes, accepting: bool):
@@ -99,7 +107,16 @@ class TxCipher:
         return "<TxCipher AES-128-GCM>"
 
     def encrypt(self, plaintext) -> bytes:
-        return self._aead.encrypt(self.nonces.take(), plaintext, None)
+        seq = self.nonces
+        if seq.rev1 and seq.left > 0:
+            # NonceSequence.take inlined (msgr2.1): this runs for every frame part
+            seq.left -= 1
+            counter = seq.counter
+            seq.counter = (counter + 1) & _U64_MASK
+            nonce = _NONCE.pack(seq.fixed, counter)
+        else:
+            nonce = seq.take()
+        return self._aead.encrypt(nonce, plaintext, None)
 
 
 class RxCipher:
@@ -117,7 +134,15 @@ class RxCipher:
 
     def decrypt(self, data) -> bytes:
         """Verify and decrypt ciphertext || tag; raises L{AuthTagMismatch}."""
-        nonce = self.nonces.take()
+        seq = self.nonces
+        if seq.rev1 and seq.left > 0:
+            # NonceSequence.take inlined (msgr2.1), as in TxCipher.encrypt
+            seq.left -= 1
+            counter = seq.counter
+            seq.counter = (counter + 1) & _U64_MASK
+            nonce = _NONCE.pack(seq.fixed, counter)
+        else:
+            nonce = seq.take()
         try:
             return self._aead.decrypt(nonce, data, None)
         except InvalidTag:
