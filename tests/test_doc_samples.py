@@ -17,6 +17,8 @@ NEEDS says what the program is run against:
     trial      ``python -m twisted.trial`` on the module NAME
     proxy      ``python NAME PORT`` with ``twistd msgr2 --policy stateful`` on PORT, then
                ``msgr2tx echo-test --via`` the address it prints
+    module     a file of a plugin package (NAME is its path in the package): the page's
+               modules are written out together and the plugin is tried as the page shows
 
 A program's output is compared with the ```console block that follows it
 where that block shows ``$ python NAME``: line by line, with numbers,
@@ -38,7 +40,7 @@ from tests.test_examples import EXAMPLES, _env, _free_port, _readline
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ("embedding", "auth-plugins", "service-plugins", "testing", "quickstart", "twistd")
 MARKER = re.compile(r"^<!-- sample: (.*?) -->$")
-NEEDS = ("none", "echo", "mon", "mon-cephx", "tac", "trial", "proxy")
+NEEDS = ("none", "echo", "mon", "mon-cephx", "tac", "trial", "proxy", "module")
 TIMEOUT = 120
 
 
@@ -101,6 +103,11 @@ def _port_free(port):
         return False
     finally:
         s.close()
+
+
+def _have(tool):
+    import shutil
+    return shutil.which(tool) is not None
 
 
 def _accepts(port):
@@ -239,6 +246,92 @@ class DocSampleTests(SynchronousTestCase):
                          % (where, p.stdout, p.stderr))
         return None
 
+    # -- plugin packages: the page's modules written out together, then used through twistd msgr2
+
+    def plugin_package(self, page):
+        workdir = os.path.abspath(self.mktemp())
+        written = []
+        for p, line, name, needs, code, out in samples():
+            if p == page and needs == "module":
+                path = os.path.join(workdir, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(code)
+                written.append(name)
+                package = name.split("/")[0]
+                if package != "twisted" and not os.path.exists(os.path.join(workdir, package, "__init__.py")):
+                    open(os.path.join(workdir, package, "__init__.py"), "w").close()
+        self.assertTrue(written, "no module samples on docs/%s.md" % page)
+        env = _env()
+        env["PYTHONPATH"] = os.pathsep.join([workdir, env["PYTHONPATH"]])
+        return workdir, env
+
+    def twistd_msgr2(self, workdir, env, *args):
+        """twistd msgr2 on a free port with the plugin package importable; its address."""
+        port = _free_port()
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        proc = subprocess.Popen([twistd, "-n", "--pidfile=", "msgr2", "--listen", "tcp:%d:interface=127.0.0.1" % port]
+                                + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env, cwd=workdir)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        deadline = time.monotonic() + 30
+        while not _accepts(port):
+            if proc.poll() is not None:
+                self.fail("twistd msgr2 exited:\n%s" % (proc.stdout.read(),))
+            self.assertLess(time.monotonic(), deadline, "twistd msgr2 never listened")
+            time.sleep(0.2)
+        return proc, "v2:127.0.0.1:%d" % port
+
+    def ping(self, address, env, *args):
+        return subprocess.run([sys.executable, "-m", "msgr2tx", "ping", address, "--count", "1"] + list(args),
+                              capture_output=True, text=True, timeout=60, env=env)
+
+    def test_auth_plugin_allowlist(self):
+        """docs/auth-plugins.md: the allowlist plugin lets client.admin in and refuses client.bob."""
+        workdir, env = self.plugin_package("auth-plugins")
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        listed = subprocess.run([twistd, "msgr2", "--help-auth"], capture_output=True, text=True, timeout=60,
+                                env=env, cwd=workdir)
+        self.assertIn("allowlist auth none restricted to the names in a file", listed.stdout, listed.stderr)
+        with open(os.path.join(workdir, "names.txt"), "w") as f:
+            f.write("client.admin\n")
+        server, address = self.twistd_msgr2(workdir, env, "--auth", "allowlist:file=names.txt")
+        p = self.ping(address, env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("(mon.0) mode=crc", p.stdout)
+        p = self.ping(address, env, "--name", "client.bob")
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("msgr2tx: error: the peer at %s refused client.bob (auth none: permission denied)" % address,
+                      p.stderr)
+        server.kill()
+        server.wait()
+        self.assertIn("client.bob is not on the list", server.stdout.read())
+
+    def test_service_plugin_count(self):
+        """docs/service-plugins.md: the count service answers MPing and logs its count."""
+        workdir, env = self.plugin_package("service-plugins")
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        listed = subprocess.run([twistd, "msgr2", "--help-services"], capture_output=True, text=True, timeout=60,
+                                env=env, cwd=workdir)
+        self.assertIn("count    Answer MPing and log a running message count (count:every=N).", listed.stdout,
+                      listed.stderr)
+        server, address = self.twistd_msgr2(workdir, env, "--auth", "none", "--mode", "crc",
+                                            "--service", "count:every=1")
+        p = subprocess.run(["ceph", "-c", "/dev/null", "-m", address, "--auth_client_required", "none",
+                            "ping", "mon.noname-a"], capture_output=True, text=True, timeout=60, env=env) \
+            if _have("ceph") else None
+        if p is not None:
+            self.assertEqual(p.returncode, 0, p.stderr)
+        q = self.ping(address, env)
+        self.assertEqual(q.returncode, 0, q.stderr)
+        server.kill()
+        server.wait()
+        log = server.stdout.read()
+        self.assertIn("client.", log)
+        self.assertIn("connected in crc mode", log)
+        if p is not None:
+            self.assertIn("1 messages so far", log)
+
     # -- one test per program, so a failure names it
 
     def test_embedding_client(self):
@@ -284,6 +377,6 @@ class DocSampleTests(SynchronousTestCase):
         self.run_sample("echo.tac")
 
     def test_every_program_has_a_test(self):
-        names = {name for page, line, name, needs, code, out in samples() if name != "fragment"}
+        names = {name for page, line, name, needs, code, out in samples() if name != "fragment" and needs != "module"}
         tested = set(re.findall(r'run_sample\("([^"]+)"', open(__file__, encoding="utf-8").read()))
         self.assertEqual(names - tested, set(), "doc samples no test runs")
