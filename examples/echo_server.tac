@@ -8,5 +8,5 @@ from msgr2tx.service import Msgr2ServerService
 from msgr2tx.services import EchoReceiver
 
 application = Application("msgr2-echo")
-server = Msgr2ServerService(["tcp:3300:interface=127.0.0.1"], [makeServerHandler("none")], EchoReceiver())
+server = Msgr2ServerService(["tcp:13300:interface=127.0.0.1"], [makeServerHandler("none")], EchoReceiver())
 server.setServiceParent(application)

@@ -4,7 +4,7 @@ Serve a real Ceph cluster as its manager and answer the commands real
 clients send to it (``ceph pg stat``, librados ``mgr_command``).
 
     ceph auth get-or-create mgr.x mon 'allow profile mgr' -o mgr.x.keyring
-    python examples/manager.py --mon v2:127.0.0.1:3300 --keyring mgr.x.keyring --port 6800
+    python examples/manager.py --mon v2:127.0.0.1:3300 --keyring mgr.x.keyring --port 13300
     ceph pg stat          # answered by this program
 
 The program logs in to the monitor as mgr.x, fetches the rotating MGR
@@ -98,7 +98,8 @@ def main(reactor, argv):
     parser.add_argument("--mon", required=True, help="the monitor's address, v2:IP:PORT")
     parser.add_argument("--keyring", required=True, help="a keyring with the manager's key")
     parser.add_argument("--name", default="mgr.x", help="our entity (default mgr.x)")
-    parser.add_argument("--port", type=int, default=6800, help="where to listen on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=13300,
+                        help="where to listen on 127.0.0.1 (default 13300, a port no Ceph daemon uses)")
     args = parser.parse_args(argv)
     try:
         keyring = Keyring.load(args.keyring)

@@ -127,7 +127,7 @@ class EchoServerExampleTests(SynchronousTestCase):
         """The .tac variant runs under twistd (on a free port, from a patched copy)."""
         port = _free_port()
         with open(os.path.join(EXAMPLES, "echo_server.tac"), encoding="utf-8") as f:
-            tac = f.read().replace("tcp:3300:", "tcp:%d:" % port)
+            tac = f.read().replace("tcp:13300:", "tcp:%d:" % port)
         path = os.path.abspath(self.mktemp() + ".tac")
         with open(path, "w", encoding="utf-8") as f:
             f.write(tac)
