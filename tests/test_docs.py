@@ -145,9 +145,9 @@ class OptionTableTests(SynchronousTestCase):
         self.assertEqual(wrong, [], "defaults in the twistd msgr2 table differ from msgr2tx/tap.py")
 
     def test_cli_shared_table(self):
-        rows = _table_after(self.doc, "Options shared by `ping`, `command` and `echo-test`")
+        rows = _table_after(self.doc, "Options shared by `ping`, `command`, `echo-test` and `rados`")
         shared = None
-        for name in ("ping", "command", "echo-test"):
+        for name in ("ping", "command", "echo-test", "rados"):
             actions = {a.dest: a for a in _subparser(name)._actions if a.option_strings and a.dest != "help"}
             shared = actions if shared is None else {d: a for d, a in shared.items() if d in actions}
         documented, wrong = set(), []
