@@ -210,7 +210,8 @@ def find_conf(conf_arg: Optional[str], cluster: str, name: str, env: Mapping[str
     explicit = conf_arg is not None or bool(env.get("CEPH_CONF"))
     candidates = split_list(conf_arg) if conf_arg is not None else conf_search_list(cluster, name, env)
     for path in candidates:
-        if os.path.isfile(path) and os.access(path, os.R_OK):
+        # any readable file that is not a directory: Ceph's "-c /dev/null" means an empty conf
+        if os.path.exists(path) and not os.path.isdir(path) and os.access(path, os.R_OK):
             return path
     if explicit:
         raise ConfError("cannot read the conf file %s" % " or ".join(candidates or ["''"]))

@@ -346,7 +346,7 @@ def _client_setup(args, peer_is_mon=False):
     from msgr2tx.core.config import ConnectionConfig
     from msgr2tx.core.constants import ConnectionMode
     from msgr2tx.core.encoding import EntityName, EntityType
-    from msgr2tx.errors import NoCredentials
+    from msgr2tx.errors import ConfError, NoCredentials
 
     settings = getattr(args, "settings", None) or cephconf.ClientConf(name=args.name or "client.admin")
     name = EntityName.parse(args.name or settings.name)
@@ -382,14 +382,26 @@ def _client_setup(args, peer_is_mon=False):
             raise NoCredentials("cephx needs a key for %s and none was found (searched %s): give -k KEYRING%s"
                                 % (name, ", ".join(searched), "" if explicit else ", or --auth none if the "
                                    "cluster allows it"))
-        raise ValueError("--auth needs at least one method")
+        if explicit:
+            raise ValueError("--auth needs at least one method")
+        raise ConfError("auth_client_required (%s, from %s) names no auth method msgr2tx has (none, cephx): fix "
+                        "the conf file or give --auth" % (", ".join(specs) or "empty",
+                                                          settings.sources.get("auth_client_required", "the defaults")))
     if args.mode is not None:
         mode_names = [m for m in args.mode.replace(",", " ").split() if m]
+        where = "--mode"
     else:
         mode_names = settings.modes(peer_is_mon)
-    modes = tuple(ConnectionMode.parse(m) for m in mode_names)
+        option = "ms_mon_client_mode" if peer_is_mon else "ms_client_mode"
+        where = "%s (from %s)" % (option, settings.sources.get(option, "the defaults"))
+    try:
+        modes = tuple(ConnectionMode.parse(m) for m in mode_names)
+    except ValueError as e:
+        if args.mode is not None:
+            raise
+        raise ConfError("%s: %s: fix the conf file or give --mode" % (where, e)) from None
     if not modes:
-        raise ValueError("--mode needs at least one of crc, secure")
+        raise ValueError("%s needs at least one of crc, secure" % where)
     # a monitor must say it is one in its HELLO, or the connection ends before auth
     config = ConnectionConfig(entity_type=name.type, name=name, modes=modes, revision1=args.rev == "1",
                               peer_type=EntityType.MON if peer_is_mon else 0, **_compression_config(args))
@@ -478,6 +490,8 @@ class _Attempt:
         self.received = 0
         self.first = b""
         self.ready = False
+        #: the endpoint dialled instead (--via), if any
+        self.via = None
 
     @property
     def stage(self):
@@ -520,26 +534,68 @@ async def _dial(reactor, address, handlers, config, args, receiver=None, peer="p
     """
     from twisted.internet import defer
 
-    from msgr2tx.client import parse_target
     from msgr2tx.factory import Msgr2ClientFactory
 
     limit = _connect_limit(args)
+    address = await _resolve_address(reactor, address)
     attempt = args.attempt = _Attempt(address, limit, peer)
-    endpoint, target = parse_target(reactor, address, limit)
+    endpoint, target = _parse_address(reactor, address, limit)
     if args.via is not None:
-        endpoint = parse_target(reactor, args.via, limit)[0]
+        endpoint = _parse_address(reactor, args.via, limit, "--via")[0]
+        attempt.via = args.via
     factory = Msgr2ClientFactory(handlers, config, target_addr=target, receiver=receiver, reactor=reactor,
                                  handshake_timeout=limit)
     factory.protocol = _traced(factory.protocol, attempt)
+    from twisted.internet.error import ConnectingCancelledError
+
     try:
         protocol = await endpoint.connect(factory)
         await protocol.whenReady()
     except defer.CancelledError:
         raise
+    except ConnectingCancelledError:
+        raise defer.CancelledError() from None   # our --timeout or Ctrl-C, during the TCP connect
     except Exception as e:
         raise _explain(e, attempt, args) from None
     attempt.ready = True
     return protocol
+
+
+def _parse_address(reactor, address, limit, what="address"):
+    """L{parse_target}, with what cannot be read turned into a usage error that shows the forms."""
+    from msgr2tx import errors as E
+    from msgr2tx.client import parse_target
+
+    try:
+        return parse_target(reactor, address, limit)
+    except (ValueError, TypeError) as e:
+        if "has no msgr2" in str(e):
+            raise E.CommandUsageError("%s has no msgr2 (v2) address: msgr2tx speaks only msgr2 (a monitor "
+                                      "listens for it on port 3300)" % address, address, "connect") from None
+        raise E.CommandUsageError("%s %r cannot be read (%s): give v2:IP:PORT[/NONCE] (IPv6 as v2:[::1]:3300), "
+                                  "an address vector [v2:...,v1:...], HOST:PORT, a Twisted endpoint "
+                                  "(tcp:host=...:port=...), or a daemon's name (osd.0, mon.a) with -c ceph.conf"
+                                  % (what, address, e), address, "connect") from None
+
+
+async def _resolve_address(reactor, address):
+    """A host name in Ceph's address syntax (v2:name:port, name:port) resolved as mon_host's are."""
+    from msgr2tx import cephconf
+    from msgr2tx import errors as E
+
+    if address.startswith(("tcp:", "tcp6:", "unix:", "tls:", "ssl:", "host=")):
+        return address
+    try:
+        hosts = cephconf.parse_mon_host(address)
+    except Exception:
+        return address
+    if len(hosts) != 1 or not hosts[0].is_name:
+        return address
+    try:
+        targets = await _mon_targets(reactor, hosts)
+    except E.ConnectFailed as e:
+        raise E.ConnectFailed(str(e).replace("the monitor host name", "the host name"), address, "connect") from None
+    return targets[0] if targets else address
 
 
 def _explain(error, attempt, args):
@@ -553,16 +609,18 @@ def _explain(error, attempt, args):
     peer = "the %s at %s" % (attempt.peer, addr)
     if isinstance(error, E.OperatorError):
         return error
+    # the TCP connect went to --via, not to the address the handshake names
+    where = addr if attempt.via is None else "%s (--via, on the way to %s)" % (attempt.via, addr)
     if isinstance(error, txerror.ConnectionRefusedError):
         return E.ConnectFailed("could not connect to %s: connection refused (nothing listens there: check the "
-                               "address and port, and that the daemon runs)" % addr, addr, stage)
+                               "address and port, and that the daemon runs)" % where, addr, stage)
     if isinstance(error, (txerror.TCPTimedOutError, txerror.TimeoutError)):
         return E.ConnectFailed("could not connect to %s: no answer within %gs (check the address, and any "
-                               "firewall on the way)" % (addr, attempt.limit), addr, stage)
+                               "firewall on the way)" % (where, attempt.limit), addr, stage)
     if isinstance(error, txerror.DNSLookupError):
-        return E.ConnectFailed("could not resolve the host name of %s" % addr, addr, stage)
+        return E.ConnectFailed("could not resolve the host name of %s" % where, addr, stage)
     if isinstance(error, (txerror.ConnectError, OSError)) and not attempt.tcp:
-        return E.ConnectFailed("could not connect to %s: %s" % (addr, getattr(error, "osError", None) or error),
+        return E.ConnectFailed("could not connect to %s: %s" % (where, getattr(error, "osError", None) or error),
                                addr, stage)
     if isinstance(error, (E.HandshakeTimeout, E.KeepaliveTimeout)) or error == "timeout":
         return _silent(attempt)
@@ -822,6 +880,8 @@ async def _ping(reactor, args):
     from twisted.internet import defer
 
     from msgr2tx import errors as E
+    # loaded now, so that the handshake time we print does not include importing them
+    from msgr2tx import client, factory  # noqa: F401
 
     if args.count < 0:
         print("msgr2tx: error: --count must not be negative", file=sys.stderr)
@@ -1141,6 +1201,8 @@ def _run(coro_fn, args):
             if getattr(args, "settings", None) is not None:
                 _log_settings(args)
 
+        running: dict = {}
+
         def interrupt(*_):
             # the subcommand sees a CancelledError, prints its partial summary and re-raises;
             # a second Ctrl-C stops at once
@@ -1149,18 +1211,30 @@ def _run(coro_fn, args):
                 reactor.callFromThread(reactor.stop)
                 return
             outcome["interrupted"] = True
-            reactor.callFromThread(d.cancel)
+            if "d" in running:
+                reactor.callFromThread(running["d"].cancel)
 
         try:
             signal.signal(signal.SIGINT, interrupt)
         except ValueError:
             pass  # not the main thread (an embedding program): its own handler stays
-        timer = reactor.callLater(args.timeout, lambda: d.cancel())
+        if _EARLY_INTERRUPT:
+            # Ctrl-C while the program was still starting
+            outcome["interrupted"] = True
+        timer = reactor.callLater(args.timeout, lambda: running["d"].cancel())
         try:
-            d = defer.ensureDeferred(coro_fn(reactor, args))
+            d = running["d"] = defer.ensureDeferred(coro_fn(reactor, args))
+            if outcome["interrupted"]:
+                d.cancel()
             outcome["code"] = await d
         except defer.CancelledError:
             if outcome["interrupted"]:
+                if _wants_json(args):
+                    obj = {"error": "interrupted", "message": "interrupted", "address": None, "stage": None,
+                           "complete": False}
+                    if getattr(args, "partial", None) is not None:
+                        obj["partial"] = args.partial
+                    print(json.dumps(obj))
                 print("msgr2tx: interrupted", file=sys.stderr)
                 outcome["code"] = EXIT_INTERRUPTED
             else:
@@ -1207,6 +1281,12 @@ def _timed_out(args):
 
     attempt = args.attempt
     if attempt is not None and not attempt.ready:
+        connect_limit = args.connect_timeout if args.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT
+        if args.timeout < connect_limit and attempt.tcp and attempt.received:
+            # our own --timeout ran out before the peer's time was up: do not blame the peer
+            stage, stage_words = attempt.stage
+            return E.PeerSilent("timed out after %gs (--timeout) during %s with the %s at %s"
+                                % (args.timeout, stage_words, attempt.peer, attempt.address), attempt.address, stage)
         attempt.limit = min(attempt.limit, args.timeout)
         return _silent(attempt)
     if args.waiting_for:
@@ -1313,7 +1393,19 @@ def _entry_json(entry):
             "caps": dict(entry.caps)}
 
 
+#: set when Ctrl-C comes while the program is still starting (importing,
+#: reading its conf): the run then stops at once, as interrupted
+_EARLY_INTERRUPT: list = []
+
+
 def main(argv=None):
+    import signal
+
+    try:
+        # not KeyboardInterrupt: code that imports plugins swallows exceptions
+        signal.signal(signal.SIGINT, lambda signum, frame: _EARLY_INTERRUPT.append(True))
+    except ValueError:
+        pass  # not the main thread
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -1322,6 +1414,7 @@ def main(argv=None):
 
 
 def _main(argv=None):
+    import math
     import os
 
     from msgr2tx.errors import ConfError, Msgr2Error
@@ -1337,14 +1430,14 @@ def _main(argv=None):
         return EXIT_OK
     if args.cmd == "keyring":
         return _keyring(args)
-    if args.timeout <= 0:
-        parser.error("--timeout must be positive")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error("--timeout must be a positive number of seconds")
     try:
         _resolve_settings(args, os.environ)
     except ConfError as e:
         return _fail_json(args, e)
-    if args.connect_timeout is not None and args.connect_timeout <= 0:
-        parser.error("--connect-timeout must be positive")
+    if args.connect_timeout is not None and not (math.isfinite(args.connect_timeout) and args.connect_timeout > 0):
+        parser.error("--connect-timeout must be a positive number of seconds")
     from msgr2tx.auth import UnknownAuthMethod
     try:
         _client_setup(args, peer_is_mon=args.cmd == "command")
