@@ -430,7 +430,13 @@ def _find_key(settings, name, CryptoKey, Keyring):
     if path is None:
         if explicit:
             from msgr2tx.auth.keyring import KeyringError
-            raise KeyringError("cannot read the keyring %s" % ", ".join(searched))
+            import os
+            reasons = []
+            for p in searched:
+                reason = ("no such file" if not os.path.exists(p) else "a directory" if os.path.isdir(p)
+                          else "not readable" if not os.access(p, os.R_OK) else "")
+                reasons.append("%s%s" % (p, " (%s)" % reason if reason else ""))
+            raise KeyringError("cannot read the keyring %s" % ", ".join(reasons))
         return None
     return Keyring.load(path).get(name)
 

@@ -131,3 +131,8 @@ class ArgumentTests(_Server, TestCase):
         self.assertEqual((p.returncode, p.stderr), (
             cli.EXIT_FAILED, "msgr2tx: error: ms_mon_client_mode (from %s): unknown connection mode 'foo' (crc, "
                              "secure): fix the conf file or give --mode\n" % conf))
+
+    def test_keyring_that_cannot_be_read_says_why(self):
+        p = run("command", "-m", self.addr, "-k", "/nonexistent/keyring", "version")
+        self.assertEqual((p.returncode, p.stderr), (
+            cli.EXIT_FAILED, "msgr2tx: error: cannot read the keyring /nonexistent/keyring (no such file)\n"))
