@@ -176,8 +176,10 @@ class ThreeMonitorTests(TestCase):
             if mc.active_name != hung:
                 break
         silent = clock.seconds() - stopped_at
-        # left at the first tick past mon_client_ping_timeout (30 s)
-        self.assertEqual(silent, 40, "%s %s" % (mc.active_name, mc.sessions))
+        # left at the first tick past mon_client_ping_timeout (30 s) and the probe that
+        # follows it (a quarter of the timeout), or at the next one when the probe's
+        # verdict, judged one reactor turn later, misses the tick on a busy machine
+        self.assertIn(silent, (40, 50), "%s %s" % (mc.active_name, mc.sessions))
         yield mc.authenticate(timeout=30)
         self.assertNotEqual(mc.active_name, hung)
         self.assertEqual(mc.sessions, 2)
