@@ -108,6 +108,8 @@ def _compression_config(args) -> dict:
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="msgr2tx", description="Talk Ceph msgr2 from the command line.")
+    parser.add_argument("--version", action="version", version="msgr2tx %s" % __version__,
+                        help="print the msgr2tx version and exit (as msgr2tx version)")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
@@ -1002,6 +1004,12 @@ async def _echo_test(reactor, args):
     # keepalives as a Ceph MonClient sends them (mon_client_ping_interval,
     # 10 s); the default timeout is then mon_client_ping_timeout's 30 s
     config = dataclasses.replace(config, lossy=not lossless, keepalive_interval=10.0)
+    # the front segment is the 8-byte sequence number and the payload
+    if args.size + 8 > config.max_segment:
+        print("msgr2tx: error: --size %d makes a %d-byte segment, over the %d-byte segment limit "
+              "(twistd msgr2's default --max-segment, 64 MiB); use --size %d or less"
+              % (args.size, args.size + 8, config.max_segment, config.max_segment - 8), file=sys.stderr)
+        return EXIT_USAGE
     payload = bytes(args.size)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
 
@@ -1094,7 +1102,8 @@ async def _echo_test(reactor, args):
                      "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
     finally:
         if progress:
-            sys.stderr.write("\n")
+            # the final count, then the line ends
+            sys.stderr.write("\rsent %d/%d, received %d\n" % (sent, args.count, tally.received))
         await client.stopService()
         seconds = time.perf_counter() - started
         if tally.downgraded is None:

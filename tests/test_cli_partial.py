@@ -121,6 +121,16 @@ class PartialSummaryTests(TestCase):
         self.assertNotIn("complete", result)
 
     @defer.inlineCallbacks
+    def test_progress_ends_with_the_final_count(self):
+        address = self.start_server(lossy=True)
+        out, err, code = yield msgr2tx("echo-test", "--target", address, "--policy", "lossy", "--progress",
+                                       "--count", "250", "--timeout", "30")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out.strip().splitlines()[-1])["received"], 250)
+        self.assertTrue(err.endswith("\n"), repr(err))
+        self.assertEqual(err.rstrip("\n").split("\r")[-1], "sent 250/250, received 250")
+
+    @defer.inlineCallbacks
     def test_echo_test_timeout_prints_the_partial_summary(self):
         address, via = self.silent_after(40)
         out, err, code = yield msgr2tx("echo-test", "--target", address, "--via", via, "--count", "100000",
