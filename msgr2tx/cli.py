@@ -1067,6 +1067,14 @@ async def _echo_test(reactor, args):
                     call.cancel()
             self.check()
 
+    _remember(args, handlers, config)
+    # the first connection as ping makes it: a peer that refuses, is not a
+    # msgr2 server or refuses our auth fails at once, explained, instead of
+    # being retried until --timeout
+    args.waiting_for = "the first handshake with %s" % args.target
+    probe = await _dial(reactor, args.target, handlers, config, args)
+    probe.close()
+    args.waiting_for = "the echoes from %s" % args.target
     tally = Tally()
     client = ReconnectingClient(reactor, args.target, handlers, config, receiver=tally, timeout=args.timeout,
                                 via=args.via)
