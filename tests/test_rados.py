@@ -380,6 +380,12 @@ class ExampleTests(_RadosCase):
         p = subprocess.run(argv + ["--pool", "no-such-pool"], capture_output=True, text=True, timeout=60, env=env)
         self.assertEqual(p.returncode, 1)
         self.assertIn("no pool named 'no-such-pool'", p.stderr)
+        # without --auth (none) against this cephx monitor: the refusal in words
+        p = subprocess.run(argv[:4] + ["--pool", "example"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "error: the monitor at %s refused auth none; it allows cephx (modes secure, crc): "
+                                   "use --auth cephx:keyring=PATH (e.g. /etc/ceph/ceph.client.admin.keyring)\n"
+                         % self.mon.addr)
 
 
 class ReleaseTests(TestCase):
