@@ -14,7 +14,8 @@ import sys
 
 from twisted.internet import defer, task
 
-from msgr2tx.errors import Msgr2Error, ObjectNotFound
+from msgr2tx.core.constants import AuthMethod, ConnectionMode
+from msgr2tx.errors import AuthBadMethod, Msgr2Error, ObjectNotFound
 from msgr2tx.rados import Rados
 
 
@@ -56,7 +57,19 @@ def run(argv=None):
 
     def failed(failure):
         failure.trap(Msgr2Error)
-        print("error: %s" % failure.value, file=sys.stderr)
+        error = failure.value
+        if isinstance(error, AuthBadMethod) and error.allowed_methods:
+            # the monitor names what it allows as numbers: say it in words
+            def names(kind, values):
+                return ", ".join(kind(v).name.lower() if v in kind._value2member_map_ else str(v)
+                                 for v in values)
+            allowed = names(AuthMethod, error.allowed_methods)
+            hint = ("--auth cephx:keyring=PATH (e.g. /etc/ceph/ceph.client.admin.keyring)"
+                    if AuthMethod.CEPHX in error.allowed_methods else "--auth " + allowed.split(", ")[0])
+            error = "the monitor at %s refused auth %s; it allows %s (modes %s): use %s" % (
+                args.mon, args.auth.partition(":")[0], allowed,
+                names(ConnectionMode, error.allowed_modes), hint)
+        print("error: %s" % error, file=sys.stderr)
         raise SystemExit(1)
 
     def go(reactor):

@@ -108,6 +108,8 @@ def _compression_config(args) -> dict:
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="msgr2tx", description="Talk Ceph msgr2 from the command line.")
+    parser.add_argument("--version", action="version", version="msgr2tx %s" % __version__,
+                        help="print the msgr2tx version and exit (as msgr2tx version)")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
@@ -164,11 +166,14 @@ def _rados_parser(sub):
         q = ops.add_parser(name, help=help_text)
         for arg, nargs in args:
             q.add_argument(arg, nargs=nargs)
-        # as with the rados tool, -p and -N may also follow the operation
-        q.add_argument("-p", "--pool", default=argparse.SUPPRESS, help=pool_help)
-        q.add_argument("-N", "--namespace", default=argparse.SUPPRESS, help=ns_help)
-        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                       help="print machine-readable JSON (stat, ls)")
+        # as with the rados tool, -p, -N and the common options may also
+        # follow the operation; given there, they replace what came before
+        q.add_argument("-p", "--pool", help=pool_help)
+        q.add_argument("-N", "--namespace", help=ns_help)
+        _common(q)
+        for action in q._actions:
+            if action.dest != "help" and action.option_strings:
+                action.default = argparse.SUPPRESS
         if name == "ls":
             q.add_argument("--all", action="store_true", dest="all_namespaces",
                            help="every namespace (as rados ls --all: NAMESPACE<tab>NAME)")
@@ -176,15 +181,40 @@ def _rados_parser(sub):
 
 async def _rados(reactor, args):
     """msgr2tx rados OP: one operation through msgr2tx.rados, output as the rados tool prints it."""
+    if not args.pool:
+        print("msgr2tx: error: rados needs a pool: -p POOL", file=sys.stderr)
+        return EXIT_USAGE
+    infile = None
+    if args.rados_cmd == "put":
+        # before connecting: a file we cannot read fails at once
+        try:
+            infile = sys.stdin.buffer if args.infile == "-" else open(args.infile, "rb")
+        except OSError as e:
+            return _fail("cannot read %s: %s" % (args.infile, _strerror(e)))
+    try:
+        return await _rados_op(reactor, args, infile)
+    finally:
+        if infile is not None and infile is not sys.stdin.buffer:
+            infile.close()
+
+
+#: bytes per write when putting a file (the rados tool's default op size, 4 MiB)
+PUT_OP_SIZE = 4 << 20
+
+
+def _strerror(error: OSError) -> str:
+    """An OSError in words: 'no such file or directory', 'is a directory'."""
+    text = error.strerror or str(error)
+    return text[:1].lower() + text[1:]
+
+
+async def _rados_op(reactor, args, infile):
     import datetime
 
     from twisted.internet import threads
 
     from msgr2tx.rados import Rados
 
-    if not args.pool:
-        print("msgr2tx: error: rados needs a pool: -p POOL", file=sys.stderr)
-        return EXIT_USAGE
     handlers, config = _client_setup(args)
     _remember(args, handlers, config)
     monitors = await _mon_targets(reactor, args.settings.mon_hosts())
@@ -197,20 +227,33 @@ async def _rados(reactor, args):
         args.waiting_for = "the OSDs to answer"
         op = args.rados_cmd
         if op == "put":
-            if args.infile == "-":
-                data = await threads.deferToThread(sys.stdin.buffer.read)
-            else:
-                with open(args.infile, "rb") as f:
-                    data = f.read()
-            await io.write_full(args.object, data)
+            # as the rados tool puts a file: pieces of its op size, the first
+            # with write_full (an empty file makes an empty object), the
+            # rest with writes at their offsets
+            offset = 0
+            while True:
+                try:
+                    piece = await threads.deferToThread(infile.read, PUT_OP_SIZE)
+                except OSError as error:
+                    return _fail("cannot read %s: %s" % (args.infile, _strerror(error)))
+                if offset == 0:
+                    await io.write_full(args.object, piece)
+                elif piece:
+                    await io.write(args.object, piece, offset)
+                if len(piece) < PUT_OP_SIZE:
+                    break
+                offset += len(piece)
         elif op == "get":
             data = await io.read(args.object)
-            if args.outfile == "-":
-                sys.stdout.buffer.write(data)
-                sys.stdout.flush()
-            else:
-                with open(args.outfile, "wb") as f:
-                    f.write(data)
+            try:
+                if args.outfile == "-":
+                    sys.stdout.buffer.write(data)
+                    sys.stdout.flush()
+                else:
+                    with open(args.outfile, "wb") as f:
+                        f.write(data)
+            except OSError as error:
+                return _fail("cannot write %s: %s" % (args.outfile, _strerror(error)))
         elif op == "stat":
             st = await io.stat(args.object)
             # as the rados tool prints it: whole seconds, local time
@@ -1068,6 +1111,12 @@ async def _echo_test(reactor, args):
     # keepalives as a Ceph MonClient sends them (mon_client_ping_interval,
     # 10 s); the default timeout is then mon_client_ping_timeout's 30 s
     config = dataclasses.replace(config, lossy=not lossless, keepalive_interval=10.0)
+    # the front segment is the 8-byte sequence number and the payload
+    if args.size + 8 > config.max_segment:
+        print("msgr2tx: error: --size %d makes a %d-byte segment, over the %d-byte segment limit "
+              "(twistd msgr2's default --max-segment, 64 MiB); use --size %d or less"
+              % (args.size, args.size + 8, config.max_segment, config.max_segment - 8), file=sys.stderr)
+        return EXIT_USAGE
     payload = bytes(args.size)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
 
@@ -1125,6 +1174,14 @@ async def _echo_test(reactor, args):
                     call.cancel()
             self.check()
 
+    _remember(args, handlers, config)
+    # the first connection as ping makes it: a peer that refuses, is not a
+    # msgr2 server or refuses our auth fails at once, explained, instead of
+    # being retried until --timeout
+    args.waiting_for = "the first handshake with %s" % args.target
+    probe = await _dial(reactor, args.target, handlers, config, args)
+    probe.close()
+    args.waiting_for = "the echoes from %s" % args.target
     tally = Tally()
     client = ReconnectingClient(reactor, args.target, handlers, config, receiver=tally, timeout=args.timeout,
                                 via=args.via)
@@ -1160,7 +1217,8 @@ async def _echo_test(reactor, args):
                      "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
     finally:
         if progress:
-            sys.stderr.write("\n")
+            # the final count, then the line ends
+            sys.stderr.write("\rsent %d/%d, received %d\n" % (sent, args.count, tally.received))
         await client.stopService()
         seconds = time.perf_counter() - started
         if tally.downgraded is None:

@@ -23,6 +23,7 @@ C{ObjectOperation}): the same ops with the same arguments go on the wire.
 
 import dataclasses
 import errno
+import os
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from twisted.internet import defer
@@ -57,7 +58,9 @@ _ERRORS = {
 
 def _error(result: int, pool: str, oid: Optional[str], what: str) -> RadosError:
     code = -result
-    cls, text = _ERRORS.get(code, (RadosError, errno.errorcode.get(code, "error %d" % code)))
+    # in words, then the errno's name: 'message too long (EMSGSIZE)'
+    cls, text = _ERRORS.get(code, (RadosError, os.strerror(code).lower() if code in errno.errorcode
+                                   else "error %d" % code))
     subject = "object %r in pool %r" % (oid, pool) if oid is not None else "pool %r" % (pool,)
     return cls("%s: %s %s (%s)" % (what, subject, text, errno.errorcode.get(code, code)),
                code, pool=pool, oid=oid)

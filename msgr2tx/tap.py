@@ -9,12 +9,15 @@ run creates with keys for client.admin and for the server's own entity; the
 server then prints how to connect to it.
 """
 
+import errno
 import os
 import re
 import shutil
+import socket
 import sys
 
 from twisted.application import strports
+from twisted.internet import endpoints
 from twisted.application.service import MultiService
 from twisted.plugin import getPlugins
 from twisted.python import usage
@@ -89,6 +92,54 @@ def _listen_address(description: str, strict: bool = False):
     if host in ("::",):
         host = "::1"
     return "v2:[%s]:%s" % (host, port) if ":" in host else "v2:%s:%s" % (host, port)
+
+
+def _bind_error(description: str):
+    """
+    Why a tcp: or tcp6: listen *description* cannot be bound now, in words
+    (None when it can, or for other endpoint types): a trial bind with the
+    SO_REUSEADDR that Twisted's listener sets too.
+    """
+    endpoint = endpoints.serverFromString(None, description)
+    if not isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint)):
+        return None
+    six = isinstance(endpoint, endpoints.TCP6ServerEndpoint)
+    port = getattr(endpoint, "_port", 0)
+    interface = getattr(endpoint, "_interface", "") or ("::" if six else "0.0.0.0")
+    where = "[%s]:%d" % (interface, port) if six else "%s:%d" % (interface, port)
+    if not 0 <= port <= 65535:
+        return "--listen %s: port %d is out of range (0 to 65535)" % (description, port)
+    with socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((interface, port))
+        except socket.gaierror as e:
+            return "cannot listen on %s: %s is not an address of this host (%s)" % (where, interface, e.strerror)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return ("cannot listen on %s: address already in use (a Ceph monitor or another twistd "
+                        "msgr2 may hold it): use --listen tcp:PORT:interface=%s with a free PORT"
+                        % (where, interface))
+            if e.errno == errno.EACCES:
+                return "cannot listen on %s: permission denied (ports below 1024 need root)" % where
+            if e.errno == errno.EADDRNOTAVAIL:
+                return "cannot listen on %s: %s is not an address of this host" % (where, interface)
+            return "cannot listen on %s: %s" % (where, e.strerror or e)
+    return None
+
+
+def check_listen(description: str) -> None:
+    """
+    Raise L{usage.UsageError} in one line when *description* is not a server
+    endpoint string, or names a tcp port this host cannot bind now.
+    """
+    try:
+        problem = _bind_error(description)
+    except ValueError as e:
+        raise usage.UsageError("--listen %s is not an endpoint description (%s): use e.g. "
+                               "--listen tcp:3300:interface=127.0.0.1" % (description, e))
+    if problem:
+        raise usage.UsageError(problem)
 
 
 def findServices():
@@ -203,6 +254,8 @@ class Options(usage.Options):
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        for description in self["listen"]:
+            check_listen(description)
         self["modes"] = parse_modes(self["mode"])
         try:
             self["entity_name"] = EntityName.parse(self["entity"])

@@ -61,6 +61,18 @@ class ConventionsTests(SynchronousTestCase, _TempDir):
         p = run("version", "--json")
         self.assertEqual(p.returncode, 0)
         self.assertEqual(json.loads(p.stdout), {"version": __version__})
+        p = run("--version")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "msgr2tx %s\n" % __version__, ""))
+
+    def test_echo_test_size_over_the_segment_limit(self):
+        # refused before any connection or allocation: nothing listens on port 1
+        for size in ("200000000", "1000000000000"):
+            p = run("echo-test", "--target", "v2:127.0.0.1:1", "--size", size, timeout=30)
+            self.assertEqual(p.returncode, cli.EXIT_USAGE, p.stderr)
+            lines = p.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, p.stderr)
+            self.assertIn("--size %s" % size, lines[0])
+            self.assertIn("segment limit", lines[0])
 
     def test_usage_errors_exit_2(self):
         for args in (["nosuch"], [], ["ping"], ["ping", "v2:127.0.0.1:1", "--count", "-1"],

@@ -68,6 +68,18 @@ class Countdown(EchoReceiver):
             self.then()
 
 
+class _HTTPReply(protocol.Protocol):
+    def connectionMade(self):
+        self.transport.write(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+        self.transport.loseConnection()
+
+
+class _HTTPish(protocol.ServerFactory):
+    """A peer that answers like a web server: a status line, then it closes."""
+
+    protocol = _HTTPReply
+
+
 class PartialSummaryTests(TestCase):
 
     timeout = 90
@@ -119,6 +131,39 @@ class PartialSummaryTests(TestCase):
         result = json.loads(out.strip().splitlines()[-1])
         self.assertEqual((result["sent"], result["received"]), (50, 50))
         self.assertNotIn("complete", result)
+
+    @defer.inlineCallbacks
+    def test_first_connection_failure_is_explained_at_once(self):
+        """A closed port and a peer that is no msgr2 server: ping's explanation, not 30 s of retries."""
+        from tests.test_cli import socket_closed_port
+        with socket_closed_port() as port:
+            target = "v2:127.0.0.1:%d" % port
+            started = time.monotonic()
+            out, err, code = yield msgr2tx("echo-test", "--target", target, "--timeout", "60")
+            _, ping_err, _ = yield msgr2tx("ping", target, "--timeout", "60")
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertEqual((code, out), (cli.EXIT_FAILED, ""), err)
+        self.assertEqual(err, ping_err)
+        self.assertIn("connection refused", err)
+        # an HTTP server (any non-msgr2 peer) on the port
+        http = reactor.listenTCP(0, _HTTPish(), interface="127.0.0.1")
+        self.addCleanup(http.stopListening)
+        target = "v2:127.0.0.1:%d" % http.getHost().port
+        out, err, code = yield msgr2tx("echo-test", "--target", target, "--timeout", "60")
+        _, ping_err, _ = yield msgr2tx("ping", target, "--timeout", "60")
+        self.assertEqual((code, out), (cli.EXIT_FAILED, ""), err)
+        self.assertEqual(err, ping_err)
+        self.assertIn("does not speak msgr2", err)
+
+    @defer.inlineCallbacks
+    def test_progress_ends_with_the_final_count(self):
+        address = self.start_server(lossy=True)
+        out, err, code = yield msgr2tx("echo-test", "--target", address, "--policy", "lossy", "--progress",
+                                       "--count", "250", "--timeout", "30")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out.strip().splitlines()[-1])["received"], 250)
+        self.assertTrue(err.endswith("\n"), repr(err))
+        self.assertEqual(err.rstrip("\n").split("\r")[-1], "sent 250/250, received 250")
 
     @defer.inlineCallbacks
     def test_echo_test_timeout_prints_the_partial_summary(self):

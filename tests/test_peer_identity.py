@@ -204,7 +204,8 @@ class TwistdGlobalIdTests(TestCase):
         state = tempfile.mkdtemp(prefix="msgr2tx-session-")
         self.addCleanup(shutil.rmtree, state, True)
         options = Options()
-        options.parseOptions(["--state-dir", os.path.join(state, "s"), "--auth", "cephx,none", "--mode", "crc"])
+        options.parseOptions(["--state-dir", os.path.join(state, "s"), "--auth", "cephx,none", "--mode", "crc",
+                             "--listen", "tcp:0:interface=127.0.0.1"])
         keyring_path, _ = options["generated_keyring"]
         factory = Msgr2ServerFactory(options["auth_handlers"],
                                      config=ConnectionConfig(entity_type=EntityType.MON, entity_num=0))

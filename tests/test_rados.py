@@ -380,6 +380,12 @@ class ExampleTests(_RadosCase):
         p = subprocess.run(argv + ["--pool", "no-such-pool"], capture_output=True, text=True, timeout=60, env=env)
         self.assertEqual(p.returncode, 1)
         self.assertIn("no pool named 'no-such-pool'", p.stderr)
+        # without --auth (none) against this cephx monitor: the refusal in words
+        p = subprocess.run(argv[:4] + ["--pool", "example"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "error: the monitor at %s refused auth none; it allows cephx (modes secure, crc): "
+                                   "use --auth cephx:keyring=PATH (e.g. /etc/ceph/ceph.client.admin.keyring)\n"
+                         % self.mon.addr)
 
 
 class ReleaseTests(TestCase):
@@ -460,3 +466,51 @@ class CliTests(_RadosCase):
         self.assertIn(b"not found (ENOENT)", p.stderr)
         p = self.msgr2tx("ls")
         self.assertEqual(p.returncode, 2)
+
+    def test_put_in_pieces(self):
+        """A file over the op size goes as write_full of 4 MiB, then writes at offsets: rados reads it whole."""
+        name = self.name("big")
+        data = os.urandom(2 * (4 << 20) + 12345)
+        path = os.path.join(self.mktemp() + "-in")
+        with open(path, "wb") as f:
+            f.write(data)
+        p = self.msgr2tx("-p", POOL, "put", name, path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.mon.rados_get(POOL, name), data)
+        # an empty file makes an empty object, replacing the old data
+        with open(path, "wb"):
+            pass
+        p = self.msgr2tx("-p", POOL, "put", name, path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.mon.rados_get(POOL, name), b"")
+
+    def test_file_errors_in_words(self):
+        name = self.name("files")
+        p = self.msgr2tx("-p", POOL, "put", name, "/nonexistent/file")
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, b"msgr2tx: error: cannot read /nonexistent/file: no such file or directory\n")
+        self.mon.rados_put(POOL, name, b"abc")
+        directory = os.path.dirname(os.path.abspath(self.mktemp()))
+        os.makedirs(directory, exist_ok=True)
+        p = self.msgr2tx("-p", POOL, "get", name, directory)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, ("msgr2tx: error: cannot write %s: is a directory\n" % directory).encode())
+
+    def test_common_options_after_the_operation(self):
+        p = self.msgr2tx("-p", POOL, "ls", "--timeout", "30", "--mode", "secure")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.msgr2tx("-p", POOL, "ls", "--timeout", "0")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"--timeout must be positive", p.stderr)
+
+
+class ErrorWordsTests(TestCase):
+
+    def test_errno_in_words_then_its_name(self):
+        import errno
+
+        from msgr2tx.rados import _error
+        self.assertEqual(str(_error(-errno.EMSGSIZE, "p", "o", "write_full")),
+                         "write_full: object 'o' in pool 'p' message too long (EMSGSIZE)")
+        self.assertEqual(str(_error(-errno.ENOENT, "p", "o", "read")),
+                         "read: object 'o' in pool 'p' not found (ENOENT)")

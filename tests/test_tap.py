@@ -21,6 +21,7 @@ from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.encoding import AddrType, EntityName, EntityType
 from msgr2tx.mgr import FetchingServiceHandler, MgrRegistration
+from msgr2tx import tap
 from msgr2tx.tap import Options, _listen_address, makeService
 from tests import cephlab
 from tests.test_interop_pacific import TwistdServer, tool
@@ -31,6 +32,8 @@ class OptionTests(SynchronousTestCase):
     def setUp(self):
         self.state = tempfile.mkdtemp(prefix="msgr2tx-state-")
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.state]))
+        # these parse the default --listen; port 3300 may be busy here
+        self.patch(tap, "check_listen", lambda description: None)
 
     def parse(self, *args):
         options = Options()
@@ -83,6 +86,60 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(_listen_address("tcp6:3300:interface=\\:\\:1"), "v2:[::1]:3300")
 
 
+class ListenCheckTests(SynchronousTestCase):
+    """Each --listen is checked before twistd starts: one line, no traceback."""
+
+    def parse(self, *args):
+        options = Options()
+        options.parseOptions(["--auth", "none", "--mode", "crc"] + list(args))
+        return options
+
+    def error(self, *args):
+        return str(self.assertRaises(usage.UsageError, self.parse, *args))
+
+    def test_not_an_endpoint(self):
+        for bad in ("garbage", "tcp:abc", "tcp:port=x"):
+            message = self.error("--listen", bad)
+            self.assertIn("--listen %s is not an endpoint description" % bad, message)
+            self.assertNotIn("\n", message)
+
+    def test_port_out_of_range(self):
+        self.assertIn("out of range", self.error("--listen", "tcp:70000:interface=127.0.0.1"))
+
+    def test_address_in_use(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            message = self.error("--listen", "tcp:%d:interface=127.0.0.1" % port)
+        self.assertIn("cannot listen on 127.0.0.1:%d: address already in use" % port, message)
+        self.assertIn("--listen tcp:PORT:interface=127.0.0.1", message)
+
+    def test_not_our_address(self):
+        self.assertIn("is not an address of this host",
+                      self.error("--listen", "tcp:0:interface=192.0.2.1"))
+
+    def test_free_port_and_other_types(self):
+        self.assertEqual(self.parse("--listen", "tcp:0:interface=127.0.0.1")["listen"],
+                         ["tcp:0:interface=127.0.0.1"])
+        path = os.path.join(tempfile.mkdtemp(prefix="msgr2tx-sock-"), "s")
+        self.assertEqual(self.parse("--listen", "unix:" + path)["listen"], ["unix:" + path])
+
+    def test_twistd_in_use_is_one_line(self):
+        """twistd itself: the usage error and a non-zero exit, no traceback."""
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            p = subprocess.run([tool("twistd"), "-n", "msgr2", "--auth", "none", "--mode", "crc",
+                                "--listen", "tcp:%d:interface=127.0.0.1" % port],
+                               capture_output=True, timeout=60, cwd=tempfile.gettempdir())
+        err = (p.stdout + p.stderr).decode()
+        self.assertNotEqual(p.returncode, 0)
+        self.assertNotIn("Traceback", err)
+        self.assertIn("cannot listen on 127.0.0.1:%d: address already in use" % port, err)
+
+
 MGR_SECRET = b"MGRTAPSECRET-012"
 ADMIN_SECRET = b"ADMTAPSECRET-345"
 
@@ -94,6 +151,8 @@ class ManagerOptionTests(SynchronousTestCase):
         self.dir = tempfile.mkdtemp(prefix="msgr2tx-mgr-")
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.dir]))
         self.state = os.path.join(self.dir, "state")
+        # the listen addresses here are examples, possibly busy on this machine
+        self.patch(tap, "check_listen", lambda description: None)
 
     def keyring(self, *names):
         path = os.path.join(self.dir, "keyring-" + "-".join(names or ("empty",)))
