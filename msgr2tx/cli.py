@@ -1179,8 +1179,14 @@ async def _echo_test(reactor, args):
     # msgr2 server or refuses our auth fails at once, explained, instead of
     # being retried until --timeout
     args.waiting_for = "the first handshake with %s" % args.target
-    probe = await _dial(reactor, args.target, handlers, config, args)
-    probe.close()
+    from msgr2tx import errors as E
+    try:
+        probe = await _dial(reactor, args.target, handlers, config, args)
+        probe.close()
+    except (E.PeerClosed, E.PeerSilent):
+        # a connection cut or stalled on the way is what echo-test is for: the
+        # reconnecting client below retries; only a definite refusal ends the run here
+        args.attempt = None
     args.waiting_for = "the echoes from %s" % args.target
     tally = Tally()
     client = ReconnectingClient(reactor, args.target, handlers, config, receiver=tally, timeout=args.timeout,
