@@ -501,7 +501,7 @@ class CliTests(_RadosCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         p = self.msgr2tx("-p", POOL, "ls", "--timeout", "0")
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn(b"--timeout must be positive", p.stderr)
+        self.assertIn(b"--timeout must be a positive number of seconds", p.stderr)
 
 
 class ErrorWordsTests(TestCase):
