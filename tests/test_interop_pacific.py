@@ -178,7 +178,13 @@ class TwistdServer:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                # seen once in CI: twistd still shutting down after 10 s (a
+                # peer's connection not yet closed); the test is not about that
+                self.proc.kill()
+                self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
