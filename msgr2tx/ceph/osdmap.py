@@ -294,6 +294,18 @@ def _i32_list(dec: Decoder) -> List[int]:
     return [dec.i32() for _ in range(dec.count(4))]
 
 
+def _i32_pairs(dec: Decoder) -> List[Tuple[int, int]]:
+    return [(dec.i32(), dec.i32()) for _ in range(dec.count(8))]
+
+
+def _skip_snap_maps(dec: Decoder) -> None:
+    # new_removed_snaps and new_purged_snaps: pool -> interval set, twice
+    for _ in range(2):
+        for _ in range(dec.count(12)):
+            dec.i64()
+            _skip_interval_set(dec)
+
+
 class Placement(NamedTuple):
     """Where a PG lives: the up set and its primary, the acting set and its primary (-1: none)."""
 
@@ -393,15 +405,11 @@ class OSDMap:
                 Decoder.string, lambda d: d.map(Decoder.string, Decoder.string, 8), 4)
         if version >= 4:
             self.pg_upmap = _pg_map(dec, _i32_list)     # type: ignore[assignment]
-            self.pg_upmap_items = _pg_map(          # type: ignore[assignment]
-                dec, lambda d: [(d.i32(), d.i32()) for _ in range(d.count(8))])
+            self.pg_upmap_items = _pg_map(dec, _i32_pairs)  # type: ignore[assignment]
         if version >= 6:
             self.crush_version = dec.i32()
         if version >= 7:
-            for _ in range(2):          # new_removed_snaps, new_purged_snaps
-                for _ in range(dec.count(12)):
-                    dec.i64()
-                    _skip_interval_set(dec)
+            _skip_snap_maps(dec)
         if version >= 9:
             utime_t.decode(dec)         # last_up_change
             utime_t.decode(dec)         # last_in_change
@@ -662,14 +670,10 @@ class Incremental:
         if v >= 4:
             inc.new_pg_upmap = _pg_map(dec, _i32_list)     # type: ignore[assignment]
             inc.old_pg_upmap = [PgId.decode(dec) for _ in range(dec.count(17))]
-            inc.new_pg_upmap_items = _pg_map(      # type: ignore[assignment]
-                dec, lambda d: [(d.i32(), d.i32()) for _ in range(d.count(8))])
+            inc.new_pg_upmap_items = _pg_map(dec, _i32_pairs)  # type: ignore[assignment]
             inc.old_pg_upmap_items = [PgId.decode(dec) for _ in range(dec.count(17))]
         if v >= 6:
-            for _ in range(2):      # new_removed_snaps, new_purged_snaps
-                for _ in range(dec.count(12)):
-                    dec.i64()
-                    _skip_interval_set(dec)
+            _skip_snap_maps(dec)
         if v >= 8:
             utime_t.decode(dec)     # new_last_up_change
             utime_t.decode(dec)     # new_last_in_change
