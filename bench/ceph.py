@@ -30,7 +30,7 @@ from common import log  # noqa: E402
 
 async def msgr2tx_side(reactor, mon, seconds, connects):
     from msgr2tx.client import connect
-    from msgr2tx.monclient import MonClient
+    from msgr2tx.clients.monclient import MonClient
 
     config = common.client_config("secure", 1)
     times = []

@@ -48,7 +48,7 @@ from msgr2tx.client import ReconnectingClient, connect
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType
-from msgr2tx.core.messages import MPing
+from msgr2tx.messages import MPing
 from msgr2tx.core.speculation import PeerBannerCache
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.services import EchoReceiver
@@ -266,7 +266,7 @@ def main(args):
             from tests import cephlab
             if not cephlab.missing_tools():
                 from msgr2tx.auth.cephx import CephxAuthProvider
-                from msgr2tx.monclient import MonClient
+                from msgr2tx.clients.monclient import MonClient
 
                 mon = cephlab.CephMonitor(auth="cephx", release=args.release).start()
                 version = cephlab.release_info(args.release).version

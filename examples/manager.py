@@ -32,10 +32,10 @@ from msgr2tx.auth.keyring import Keyring, KeyringError
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_addrvec_t
-from msgr2tx.core.messages import MMgrCommand, MMgrCommandReply
+from msgr2tx.messages import MMgrCommand, MMgrCommandReply
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2Receiver
-from msgr2tx.mgr import DaemonSessions, MgrRegistration
+from msgr2tx.clients.mgr import DaemonSessions, MgrRegistration
 
 
 @implementer(IMsgr2Receiver)

@@ -24,7 +24,7 @@ from msgr2tx.auth import makeClientHandler
 from msgr2tx.client import ReconnectingClient
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import EntityName
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 
 
 class CommandPoller(Service):

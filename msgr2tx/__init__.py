@@ -34,9 +34,9 @@ _EXPORTS: Dict[str, str] = {
     "InspectReceiver": "msgr2tx.services",
     "InspectServiceFactory": "msgr2tx.services",
     # Ceph roles
-    "MonClient": "msgr2tx.monclient",
-    "MgrRegistration": "msgr2tx.mgr",
-    "FetchingServiceHandler": "msgr2tx.mgr",
+    "MonClient": "msgr2tx.clients.monclient",
+    "MgrRegistration": "msgr2tx.clients.mgr",
+    "FetchingServiceHandler": "msgr2tx.clients.mgr",
     # objects
     "Rados": "msgr2tx.rados",
     "IoCtx": "msgr2tx.rados",
@@ -63,7 +63,8 @@ _EXPORTS: Dict[str, str] = {
     "entity_addrvec_t": "msgr2tx.core.encoding",
     "Message": "msgr2tx.core.messages",
     "GenericMessage": "msgr2tx.core.messages",
-    "MPing": "msgr2tx.core.messages",
+    "MPing": "msgr2tx.messages",
+    "MMonCommand": "msgr2tx.messages",
     # errors
     "Msgr2Error": "msgr2tx.errors",
     "ProtocolError": "msgr2tx.errors",

@@ -866,8 +866,8 @@ def _json_command(words):
 async def _command(reactor, args):
     from twisted.internet import defer
 
-    from msgr2tx.moncommands import build_command, parse_descriptions
-    from msgr2tx.monclient import MonClient
+    from msgr2tx.clients.moncommands import build_command, parse_descriptions
+    from msgr2tx.clients.monclient import MonClient
 
     try:
         cmd = _json_command(args.command)
@@ -1009,9 +1009,9 @@ async def _from_the_monitors(reactor, args, handlers, name):
     Returns (the address to dial, the auth handlers to dial it with).
     """
     from msgr2tx import errors as E
-    from msgr2tx.ceph.follower import OSDMapFollower
+    from msgr2tx.clients.follower import OSDMapFollower
     from msgr2tx.core.encoding import EntityType
-    from msgr2tx.monclient import MonClient
+    from msgr2tx.clients.monclient import MonClient
 
     monclient = MonClient()
     follower = OSDMapFollower(monclient) if name is not None and name.type == EntityType.OSD else None
@@ -1055,9 +1055,9 @@ async def _with_the_map_address(reactor, args, error):
     from twisted.internet import defer
 
     from msgr2tx import errors as E
-    from msgr2tx.ceph.follower import OSDMapFollower
+    from msgr2tx.clients.follower import OSDMapFollower
     from msgr2tx.core.encoding import entity_addrvec_t
-    from msgr2tx.monclient import MonClient
+    from msgr2tx.clients.monclient import MonClient
 
     if error.stage != "session" or "/" in args.target:
         return error

@@ -32,6 +32,7 @@ from msgr2tx.core.encoding import (
     AddrType, EntityType, addr_from_socket, entity_addr_t, entity_addrvec_t,
     utime_t,
 )
+import msgr2tx.messages  # noqa: F401  (importing it registers the Ceph message types)
 from msgr2tx.errors import (
     AuthBadMethod, AuthError, AuthRejected, ConnectionClosed, HandshakeTimeout,
     InjectedFault, KeepaliveTimeout, LocalProtocolError, Msgr2Error, ProtocolError,

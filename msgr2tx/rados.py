@@ -1,9 +1,9 @@
 """
 RADOS objects from Twisted, with no librados.
 
-L{Rados} is a client: a monitor session (L{msgr2tx.monclient.MonClient}),
-the OSDMap kept current (L{msgr2tx.ceph.follower.OSDMapFollower}) and the
-L{msgr2tx.ceph.objecter.Objecter} that sends requests to OSDs.  An
+L{Rados} is a client: a monitor session (L{msgr2tx.clients.monclient.MonClient}),
+the OSDMap kept current (L{msgr2tx.clients.follower.OSDMapFollower}) and the
+L{msgr2tx.clients.objecter.Objecter} that sends requests to OSDs.  An
 L{IoCtx} is one pool (and namespace); its methods return Deferreds, so in a
 coroutine run by C{defer.ensureDeferred} they are awaited::
 
@@ -29,8 +29,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 from twisted.internet import defer
 
 from msgr2tx.ceph import osd_types as T
-from msgr2tx.ceph.follower import OSDMapFollower
-from msgr2tx.ceph.objecter import Objecter
+from msgr2tx.clients.follower import OSDMapFollower
+from msgr2tx.clients.objecter import Objecter
 from msgr2tx.ceph.osdmap import OSDMap, PgId, PlacementError
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import Decoder, EntityName
@@ -79,7 +79,7 @@ class Rados:
     A RADOS client.
 
     @param reactor: the Twisted reactor.
-    @param mon_addrs: monitors as L{msgr2tx.monclient.resolve_monitors}
+    @param mon_addrs: monitors as L{msgr2tx.clients.monclient.resolve_monitors}
         takes them: a C{mon_host} string (C{"v2:127.0.0.1:3300"}, several
         separated by commas) or a list of addresses.
     @param auth: an auth spec (C{"none"}, C{"cephx:keyring=PATH"}; the
@@ -122,7 +122,7 @@ class Rados:
         @raise ConnectionClosed: (as a failure) no monitor session within
             C{connect_timeout} seconds.
         """
-        from msgr2tx.monclient import MonClient
+        from msgr2tx.clients.monclient import MonClient
 
         self.monclient = MonClient(clock=self.reactor)
         self.follower = OSDMapFollower(self.monclient)

@@ -413,7 +413,7 @@ def makeService(options):
     if registration:
         from twisted.internet import reactor
 
-        from msgr2tx.mgr import DaemonSessions, MgrRegistration
+        from msgr2tx.clients.mgr import DaemonSessions, MgrRegistration
         # answer the daemons' (the monitors') MMgrOpen as a manager does
         receiver = DaemonSessions(receiver)
         mon_config = ConnectionConfig(entity_type=name.type, name=name, modes=options["modes"],

@@ -30,7 +30,7 @@ from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.encoding import Decoder, EntityName, EntityType, utime_t
-from msgr2tx.core.messages import MPing
+from msgr2tx.messages import MPing
 from msgr2tx.errors import AuthBadMethod, Msgr2Error
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.services import EchoReceiver

@@ -630,11 +630,11 @@ class CommandWordsTests(SynchronousTestCase):
             p = run("command", "-c", self.mon.conf, '{"prefix": "get_command_descriptions"}')
             self.assertEqual(p.returncode, 0, p.stderr)
             self._descriptions[self.mon.addr] = p.stdout
-        from msgr2tx.moncommands import parse_descriptions
+        from msgr2tx.clients.moncommands import parse_descriptions
         self.sigs = parse_descriptions(self._descriptions[self.mon.addr])
 
     def build(self, *words):
-        from msgr2tx.moncommands import build_command
+        from msgr2tx.clients.moncommands import build_command
         return build_command(words, self.sigs)
 
     def test_build_against_the_real_table(self):

@@ -667,7 +667,7 @@ class _OsdCompression:
         from msgr2tx.auth.cephx import CephxAuthProvider
         from msgr2tx.client import connect, parse_target
         from msgr2tx.factory import Msgr2ClientFactory
-        from msgr2tx.monclient import MonClient
+        from msgr2tx.clients.monclient import MonClient
         name = C.algorithm_name(method)
         self.tell(ms_osd_compression_algorithm=name)
         me = EntityName.parse("osd.7")

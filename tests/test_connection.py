@@ -19,7 +19,7 @@ from msgr2tx.core.connection import (
 from msgr2tx.core.constants import ConnectionMode, Tag
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t, utime_t
 from msgr2tx.core.framing import FrameWriter
-from msgr2tx.core.messages import MMonCommand, MPing
+from msgr2tx.messages import MMonCommand, MPing
 from msgr2tx.errors import (
     BannerError, IdentMismatch, LocalProtocolError, MissingFeatures, Msgr1Banner,
     ProtocolError, UnexpectedFrame,

@@ -72,13 +72,26 @@ def _free_port():
     return port
 
 
+def _established(port):
+    """Whether a TCP connection to 127.0.0.1:port is ESTABLISHED (Linux /proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
 class EchoServerExampleTests(SynchronousTestCase):
     def start(self, *args):
         proc = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, "echo_server.py")] + list(args),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        # cleanups run last-in first-out: kill first, so that closing a pipe
+        # never waits on a reader thread blocked on a live child
         self.addCleanup(proc.stdout.close)
         self.addCleanup(proc.stderr.close)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
         return proc
 
     def test_echo_server(self):
@@ -102,7 +115,14 @@ class EchoServerExampleTests(SynchronousTestCase):
                                    "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=_env())
         self.addCleanup(lambda: client.poll() is None and client.kill())
-        time.sleep(1.0)
+        # wait until its connection is up (a loaded machine may take more
+        # than a second to start the CLI)
+        port = int(address.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while not _established(port) and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertTrue(_established(port), "the ping client did not connect within 30 s")
+        time.sleep(0.5)  # the kernel completes the TCP handshake before the server accepts
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         err = proc.stderr.read()

@@ -20,7 +20,7 @@ from msgr2tx.core.encoding import EntityName, EntityType
 from msgr2tx.core.messages import GenericMessage
 from msgr2tx.errors import KeepaliveTimeout
 from msgr2tx.factory import Msgr2ServerFactory
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 from msgr2tx.protocol import PROBE_FRACTION
 from msgr2tx.services import EchoReceiver
 from msgr2tx.testing import FaultProxy

@@ -36,7 +36,7 @@ from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType
 from msgr2tx.errors import Msgr2Error
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 from tests import cephlab
 from tests.test_interop_pacific import TwistdServer, tool
 

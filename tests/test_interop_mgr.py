@@ -35,10 +35,10 @@ from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_addrvec_t
-from msgr2tx.core.messages import MMgrCommand, MMgrCommandReply, MMgrOpen, MMgrReport
+from msgr2tx.messages import MMgrCommand, MMgrCommandReply, MMgrOpen, MMgrReport
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import IMsgr2Receiver
-from msgr2tx.mgr import DaemonSessions, MgrRegistration
+from msgr2tx.clients.mgr import DaemonSessions, MgrRegistration
 from tests import cephlab
 from tests.test_interop_cephx import our_ready_entities, wait_for_log
 from tests.test_interop_pacific import TwistdServer

@@ -28,7 +28,7 @@ from msgr2tx.auth.cephx import CephxAuthProvider
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityType
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 from tests import cephlab
 from tests.cephcluster import CephCluster
 

@@ -27,7 +27,7 @@ from msgr2tx.auth.none import NoneClientHandler
 from msgr2tx.client import connect
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import EntityName
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 from tests import cephlab
 
 ADMIN = EntityName.parse("client.admin")

@@ -47,8 +47,8 @@ from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_addrvec_t
 from msgr2tx.errors import AuthBadMethod
 from msgr2tx.factory import Msgr2ServerFactory
-from msgr2tx.mgr import MgrRegistration
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.mgr import MgrRegistration
+from msgr2tx.clients.monclient import MonClient
 from tests import cephlab
 from tests.test_interop_cephx import ceph_ready, subscribed_entities, wait_for_log
 from tests.test_interop_mgr import _Answerer, ceph_mgr_ready

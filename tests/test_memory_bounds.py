@@ -27,7 +27,8 @@ from msgr2tx.core.constants import PREAMBLE_SIZE, Tag
 from msgr2tx.core import events as E
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addrvec_t, utime_t
 from msgr2tx.core.framing import build_preamble
-from msgr2tx.core.messages import GenericMessage, MPing
+from msgr2tx.core.messages import GenericMessage
+from msgr2tx.messages import MPing
 from msgr2tx.errors import DecodeError, FrameTooLarge, UnexpectedFrame
 from msgr2tx.testing import CLIENT_ADDR, SERVER_ADDR, CorePair
 from tests.hostile import ServerProcess, SyncClient, closed_within

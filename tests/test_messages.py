@@ -18,13 +18,18 @@ from msgr2tx.core import features as F
 from msgr2tx.core.encoding import (
     AddrType, Decoder, Encoder, entity_addr_t, entity_addrvec_t, utime_t,
 )
+from msgr2tx import messages as P
 from msgr2tx.core import messages as M
+from msgr2tx.ceph.mgrmap import MgrMap
+from msgr2tx.ceph.monmap import MonMap
 from msgr2tx.core.messages import (
-    CEPH_MSG_MON_MAP, CEPH_MSG_MON_SUBSCRIBE, CEPH_MSG_PING, CEPH_MSG_PRIO_DEFAULT,
-    CEPH_SUBSCRIBE_ONETIME, MESSAGE_TYPES,
-    GenericMessage, MAuth, MAuthReply, MConfig, Message, MgrMap, MMgrBeacon, MMgrCommand,
-    MMgrCommandReply, MMgrMap, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply,
-    MMonMap, MMonSubscribe, MMonSubscribeAck, MonMap, MPing, SubscribeItem, decode_message, register,
+    CEPH_MSG_MON_MAP, CEPH_MSG_MON_SUBSCRIBE, CEPH_MSG_PING, CEPH_MSG_PRIO_DEFAULT, CEPH_SUBSCRIBE_ONETIME,
+    MESSAGE_TYPES, GenericMessage, Message, decode_message, register,
+)
+from msgr2tx.messages import (
+    MAuth, MAuthReply, MConfig, MMgrBeacon, MMgrCommand, MMgrCommandReply, MMgrMap, MMonCommand,
+    MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap, MMonSubscribe, MMonSubscribeAck, MPing,
+    SubscribeItem,
 )
 from msgr2tx.ceph import osd_types as T
 from msgr2tx.errors import DecodeError
@@ -146,10 +151,10 @@ def samples():
         MMgrMap(mgrmap_bytes()),
         MMgrCommand(FSID, ['{"prefix": "mgr services"}'], inbl=b"in"),
         MMgrCommandReply(-22, "invalid", outbl=b"out"),
-        M.MMgrOpen("a", "mon", True, {"hostname": "node1"}, {"state": "up"}, b"\0" * 8, b"\0" * 4),
-        M.MMgrConfigure(5, 5),
-        M.MMgrReport("a", b"\x01\x02"),
-        M.MMgrClose("a", "mon"),
+        P.MMgrOpen("a", "mon", True, {"hostname": "node1"}, {"state": "up"}, b"\0" * 8, b"\0" * 4),
+        P.MMgrConfigure(5, 5),
+        P.MMgrReport("a", b"\x01\x02"),
+        P.MMgrClose("a", "mon"),
         MOSDMap(FSID, {5: b"incremental 5", 6: b"incremental 6"}, {6: b"full 6"}, oldest_map=1, newest_map=6),
         # msgr2tx.messages.osd (tests/test_osd_ops.py has real OSDs' bytes)
         MOSDOp(1, 2, 0x1234, 9, T.FLAG_WRITE, "obj", T.ObjectLocator(1, nspace="ns"),
@@ -233,8 +238,8 @@ class RoundTripTests(unittest.TestCase):
             MMonGetVersion: (19, 1, 0), MMonGetVersionReply: (20, 2, 0),
             MMonCommand: (50, 1, 0), MMonCommandAck: (51, 1, 0), MConfig: (62, 1, 1),
             MMgrBeacon: (0x703, 9, 8), MMgrMap: (0x704, 1, 0), MMgrCommand: (0x709, 1, 0),
-            MMgrCommandReply: (0x70A, 1, 0), M.MMgrOpen: (0x700, 3, 1), M.MMgrConfigure: (0x701, 4, 1),
-            M.MMgrReport: (0x702, 9, 1), M.MMgrClose: (0x708, 1, 1), MOSDMap: (41, 4, 3),
+            MMgrCommandReply: (0x70A, 1, 0), P.MMgrOpen: (0x700, 3, 1), P.MMgrConfigure: (0x701, 4, 1),
+            P.MMgrReport: (0x702, 9, 1), P.MMgrClose: (0x708, 1, 1), MOSDMap: (41, 4, 3),
         }
         for cls, (t, hv, cv) in expected.items():
             self.assertEqual((cls.TYPE, cls.HEAD_VERSION, cls.COMPAT_VERSION), (t, hv, cv), cls)
@@ -779,7 +784,7 @@ class MgrSessionMessageTests(unittest.TestCase):
     def test_open_decode_v3(self):
         msg = decode_message(M.MSG_MGR_OPEN, self.open_front(), b"", b"", 3, F.CEPH_FEATURES_ALL,
                              compat_version=1)
-        self.assertIsInstance(msg, M.MMgrOpen)
+        self.assertIsInstance(msg, P.MMgrOpen)
         self.assertEqual((msg.daemon_name, msg.service_name, msg.service_daemon), ("a", "mon", False))
         self.assertEqual(msg.config(), {"fsid": {2: str(FSID)}, "mon_host": {0: "", 2: "v2:127.0.0.1:3300"}})
         self.assertEqual(msg.ignored_mon_values(), {"debug_ms": "1"})
@@ -791,35 +796,35 @@ class MgrSessionMessageTests(unittest.TestCase):
 
     def test_open_service_daemon(self):
         front = self.open_front(service_daemon=True)
-        msg = M.MMgrOpen.decode(front, b"", b"", 3)
+        msg = P.MMgrOpen.decode(front, b"", b"", 3)
         self.assertEqual((msg.daemon_metadata, msg.daemon_status), ({"hostname": "node1"}, {}))
         self.assertEqual(msg.encode()[0], front)
-        self.assertEqual(M.MMgrOpen.decode(front, b"", b"", 3), msg)
+        self.assertEqual(P.MMgrOpen.decode(front, b"", b"", 3), msg)
 
     def test_open_old_versions(self):
-        self.assertEqual(M.MMgrOpen.decode(_str("a"), b"", b"", 1).daemon_name, "a")
-        v2 = M.MMgrOpen.decode(_str("a") + _str("rgw") + b"\x00", b"", b"", 2)
+        self.assertEqual(P.MMgrOpen.decode(_str("a"), b"", b"", 1).daemon_name, "a")
+        v2 = P.MMgrOpen.decode(_str("a") + _str("rgw") + b"\x00", b"", b"", 2)
         self.assertEqual((v2.daemon_name, v2.service_name, v2.config_bl), ("a", "rgw", b""))
 
     def test_open_truncated_and_bad_blobs(self):
         front = self.open_front()
         for n in range(len(front)):
-            self.assertRaises(DecodeError, M.MMgrOpen.decode, front[:n], b"", b"", 3)
-        msg = M.MMgrOpen(config_bl=struct.pack("<I", 0x7FFFFFFF), config_defaults_bl=b"\x00\x00\x00\x00x")
+            self.assertRaises(DecodeError, P.MMgrOpen.decode, front[:n], b"", b"", 3)
+        msg = P.MMgrOpen(config_bl=struct.pack("<I", 0x7FFFFFFF), config_defaults_bl=b"\x00\x00\x00\x00x")
         self.assertRaises(DecodeError, msg.config)
         self.assertRaises(DecodeError, msg.config_defaults)
 
     def test_configure_layout(self):
-        msg = M.MMgrConfigure(stats_period=5, stats_threshold=5)
+        msg = P.MMgrConfigure(stats_period=5, stats_threshold=5)
         front, middle, data = msg.encode()
         # period, threshold, no OSD perf queries (empty map), no MDS metric config (empty optional)
         self.assertEqual(front, struct.pack("<IIIB", 5, 5, 0, 0))
         self.assertEqual((msg.TYPE, msg.version, msg.compat_version), (0x701, 4, 1))
         back = decode_message(M.MSG_MGR_CONFIGURE, front, b"", b"", 4, F.CEPH_FEATURES_ALL, compat_version=1)
         self.assertEqual(back, msg)
-        self.assertEqual((M.MMgrConfigure.decode(struct.pack("<I", 7), b"", b"", 1).stats_period,
-                          M.MMgrConfigure.decode(struct.pack("<II", 7, 3), b"", b"", 2).stats_threshold), (7, 3))
-        self.assertRaises(DecodeError, M.MMgrConfigure.decode, struct.pack("<I", 7), b"", b"", 2)
+        self.assertEqual((P.MMgrConfigure.decode(struct.pack("<I", 7), b"", b"", 1).stats_period,
+                          P.MMgrConfigure.decode(struct.pack("<II", 7, 3), b"", b"", 2).stats_threshold), (7, 3))
+        self.assertRaises(DecodeError, P.MMgrConfigure.decode, struct.pack("<I", 7), b"", b"", 2)
 
     def test_report_and_close(self):
         report = decode_message(M.MSG_MGR_REPORT, _str("a") + b"\x01\x02rest", b"", b"", 9, F.CEPH_FEATURES_ALL,

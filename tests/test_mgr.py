@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from msgr2tx.auth import AuthDone, AuthMore, AuthReject
 from msgr2tx.core.encoding import EntityType
-from msgr2tx.mgr import FetchingServiceHandler
+from msgr2tx.clients.mgr import FetchingServiceHandler
 from tests.test_cephx import ADMIN, ManagerFixture, log_in_admin, request
 
 
@@ -149,7 +149,7 @@ class DaemonSessionsTests(TestCase):
 
     def setUp(self):
         from msgr2tx.core.encoding import entity_name_t
-        from msgr2tx.mgr import DaemonSessions
+        from msgr2tx.clients.mgr import DaemonSessions
 
         self.inner = _Recorder()
         self.sessions = DaemonSessions(self.inner, stats_period=2, stats_threshold=1)
@@ -160,7 +160,7 @@ class DaemonSessionsTests(TestCase):
         return message
 
     def test_open_answered_with_configure(self):
-        from msgr2tx.core.messages import MMgrConfigure, MMgrOpen, MMgrReport
+        from msgr2tx.messages import MMgrConfigure, MMgrOpen, MMgrReport
 
         p = _Protocol()
         self.sessions.connectionReady(p, None)
@@ -181,7 +181,7 @@ class DaemonSessionsTests(TestCase):
         self.assertEqual(self.inner.events[-1], ("lost", p))
 
     def test_close_ends_the_session(self):
-        from msgr2tx.core.messages import MMgrClose, MMgrOpen
+        from msgr2tx.messages import MMgrClose, MMgrOpen
 
         p = _Protocol()
         self.sessions.messageReceived(p, self._from_mon(MMgrOpen(daemon_name="a")))
@@ -190,7 +190,7 @@ class DaemonSessionsTests(TestCase):
         self.assertEqual(len(p.sent), 1)
 
     def test_other_messages_pass_through(self):
-        from msgr2tx.core.messages import MPing
+        from msgr2tx.messages import MPing
 
         p = _Protocol()
         self.sessions.messageReceived(p, self._from_mon(MPing()))

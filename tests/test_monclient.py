@@ -16,12 +16,11 @@ from msgr2tx.auth import AuthReject
 from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t, entity_addrvec_t
-from msgr2tx.core.messages import (
-    MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap, MMonSubscribe, MonMap,
-)
+from msgr2tx.ceph.monmap import MonMap
+from msgr2tx.messages import MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap, MMonSubscribe
 from msgr2tx.errors import AuthError, ConnectionClosed
 from msgr2tx.factory import Msgr2ServerFactory
-from msgr2tx.monclient import CommandTimeout, MonClient, NoMonitors, resolve_monitors, split_mon_list
+from msgr2tx.clients.monclient import CommandTimeout, MonClient, NoMonitors, resolve_monitors, split_mon_list
 
 ADMIN = EntityName.parse("client.admin")
 FSID = bytes(range(16))

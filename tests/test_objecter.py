@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgr2tx.ceph import osd_types as T
-from msgr2tx.ceph.objecter import Objecter
+from msgr2tx.clients.objecter import Objecter
 from msgr2tx.ceph.osdmap import OSD_EXISTS, OSD_IN, OSD_UP, OSDMap, PgId, Pool
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import entity_addr_t, entity_addrvec_t

@@ -11,7 +11,7 @@ import errno
 from twisted.trial.unittest import TestCase
 
 from msgr2tx.ceph import osd_types as T
-from msgr2tx.ceph.objecter import Op, build_request, request_flags
+from msgr2tx.clients.objecter import Op, build_request, request_flags
 from msgr2tx.ceph.osdmap import PgId
 from msgr2tx.core.encoding import Decoder
 from msgr2tx.errors import DecodeError

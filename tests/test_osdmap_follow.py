@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 
 from msgr2tx import ConnectionConfig, EntityName, MonClient, connect
 from msgr2tx.auth.none import NoneClientHandler
-from msgr2tx.ceph.follower import OSDMapFollower
+from msgr2tx.clients.follower import OSDMapFollower
 from msgr2tx.ceph.osdmap import OSDMap, PgId, advance
 from msgr2tx.messages.osd import MOSDMap
 from tests import cephlab

@@ -31,9 +31,10 @@ from msgr2tx.client import connect
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.encoding import EntityName, EntityType
-from msgr2tx.core.messages import MAuth, MAuthReply, GenericMessage, MPing
+from msgr2tx.core.messages import GenericMessage
+from msgr2tx.messages import MAuth, MAuthReply, MPing
 from msgr2tx.factory import Msgr2ServerFactory
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 from tests import cephlab
 from tests.test_interop_pacific import tool
 

@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 
 from msgr2tx.auth import makeClientHandler, makeServerHandler
 from msgr2tx.client import connect
-from msgr2tx.core.messages import MPing
+from msgr2tx.messages import MPing
 from msgr2tx.interfaces import IMsgr2Receiver
 from msgr2tx.service import Msgr2ServerService
 from msgr2tx.services import EchoReceiver

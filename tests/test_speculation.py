@@ -36,7 +36,7 @@ from msgr2tx.core.framing import FrameReader, ReceiveBuffer
 from msgr2tx.core.speculation import KnownPeer, PeerBannerCache, address_key
 from msgr2tx.errors import SpeculationFailed
 from msgr2tx.factory import Msgr2ClientFactory, Msgr2ServerFactory
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 from msgr2tx.services import EchoReceiver
 from msgr2tx.testing import CLIENT_ADDR, SERVER_ADDR, CorePair
 from tests import cephlab

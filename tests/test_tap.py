@@ -20,7 +20,7 @@ from msgr2tx.auth.cephx_proto import CryptoKey
 from msgr2tx.auth.keyring import Keyring
 from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.encoding import AddrType, EntityName, EntityType
-from msgr2tx.mgr import FetchingServiceHandler, MgrRegistration
+from msgr2tx.clients.mgr import FetchingServiceHandler, MgrRegistration
 from msgr2tx import tap
 from msgr2tx.tap import Options, _listen_address, makeService
 from tests import cephlab

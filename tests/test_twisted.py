@@ -23,7 +23,8 @@ from msgr2tx.core.constants import Tag
 from msgr2tx.core.crc import preamble_crc
 from msgr2tx.core.encoding import EntityName, EntityType, entity_addr_t
 from msgr2tx.core.framing import FrameWriter
-from msgr2tx.core.messages import GenericMessage, MPing
+from msgr2tx.core.messages import GenericMessage
+from msgr2tx.messages import MPing
 from msgr2tx.errors import AuthBadMethod, HandshakeTimeout
 from msgr2tx.factory import Msgr2ServerFactory
 from msgr2tx.interfaces import (
@@ -348,7 +349,7 @@ class MonClientWithoutConnectionTests(TestCase):
 
     def test_get_version_and_renewal_fail_cleanly(self):
         from msgr2tx.errors import ConnectionClosed
-        from msgr2tx.monclient import MonClient
+        from msgr2tx.clients.monclient import MonClient
 
         monclient = MonClient(resend_on_reconnect=True)
         self.failureResultOf(monclient.get_version("osdmap"), ConnectionClosed)

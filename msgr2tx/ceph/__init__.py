@@ -1,5 +1,7 @@
 """
-What a Ceph client computes on top of the wire protocol, with no I/O:
-CRUSH placement (L{msgr2tx.ceph.crush}) and the OSDMap with object-to-PG-to-OSD
-mapping (L{msgr2tx.ceph.osdmap}).
+Ceph's own data types, with no I/O and no Twisted: the maps a client keeps
+(L{monmap}, L{mgrmap}, L{osdmap}), the OSD-side types the object operations
+use (L{osd_types}) and CRUSH placement (L{crush}), with object-to-PG-to-OSD
+mapping in L{osdmap}.  The clients that fetch and use them live in
+L{msgr2tx.clients}.
 """

@@ -35,10 +35,11 @@ from msgr2tx.client import ReconnectingClient
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import Decoder, EntityName, EntityType, entity_addrvec_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
-from msgr2tx.core.messages import MgrMap, MMgrBeacon, MMgrClose, MMgrConfigure, MMgrMap, MMgrOpen, MMgrReport
+from msgr2tx.ceph.mgrmap import MgrMap
+from msgr2tx.messages import MMgrBeacon, MMgrClose, MMgrConfigure, MMgrMap, MMgrOpen, MMgrReport
 from msgr2tx.errors import Msgr2Error
 from msgr2tx.interfaces import IMsgr2Receiver, IServerAuthHandler
-from msgr2tx.monclient import MonClient
+from msgr2tx.clients.monclient import MonClient
 
 #: Ceph's mgr_tick_period: a beacon every 2 s (monitors drop a manager after 30 s without one)
 BEACON_INTERVAL = 2.0

@@ -1,7 +1,7 @@
 """
 Keep an OSDMap current over a monitor session.
 
-L{OSDMapFollower} subscribes a L{msgr2tx.monclient.MonClient} to the
+L{OSDMapFollower} subscribes a L{msgr2tx.clients.monclient.MonClient} to the
 osdmap, applies the MOSDMaps the monitor sends with
 L{msgr2tx.ceph.osdmap.advance} (incrementals in order, a full map first or
 where one is needed), and asks again from the next epoch it lacks, as
@@ -23,7 +23,7 @@ class OSDMapFollower:
     """
     The newest OSDMap a monitor has told us about.
 
-    C{monclient} is a L{msgr2tx.monclient.MonClient} (connected or not:
+    C{monclient} is a L{msgr2tx.clients.monclient.MonClient} (connected or not:
     the subscription is sent on every READY).  C{osdmap} is None until the
     first map arrives.  L{when_epoch} waits for an epoch; listeners added
     with L{add_listener} are called with each new map.

@@ -4,7 +4,7 @@ resent when the map moves them.
 
 An L{Objecter} takes requests (pool, object or PG, a list of
 L{msgr2tx.ceph.osd_types.OSDOp}), finds their PG and its acting primary in
-the current OSDMap (L{msgr2tx.ceph.follower.OSDMapFollower}), and sends an
+the current OSDMap (L{msgr2tx.clients.follower.OSDMapFollower}), and sends an
 L{msgr2tx.messages.osd.MOSDOp} over one lossy msgr2 session per OSD
 (an authorizer from the monitor's service tickets when auth is cephx).
 Replies are matched by tid and by the attempt they answer.  It follows the

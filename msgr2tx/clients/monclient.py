@@ -40,9 +40,10 @@ from zope.interface import implementer
 
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import AddrType, entity_addr_t, entity_addrvec_t
-from msgr2tx.core.messages import (
+from msgr2tx.ceph.monmap import MonMap
+from msgr2tx.messages import (
     MAuth, MAuthReply, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap,
-    MMonSubscribe, MonMap,
+    MMonSubscribe,
 )
 from msgr2tx.core.speculation import PeerBannerCache
 from msgr2tx.errors import (
