@@ -9,7 +9,8 @@ The file syntax follows Ceph 16.2's C{ConfFile} (C{src/common/ConfUtils.cc}),
 checked line by line against C{ceph-conf --show-config-value}:
 
   - C{[section]} headers, then C{key = value} lines; leading whitespace is
-    ignored; keys before the first header belong to C{[global]};
+    ignored; a file with no header at all holds C{[global]} keys, but a file
+    with headers must not have keys before the first one (Ceph refuses it);
   - C{#} and C{;} start a comment anywhere outside quotes;
   - a value in C{"double"} or C{'single'} quotes loses its quotes (no escapes
     inside; a comment character inside quotes is an error, as in Ceph);
@@ -97,6 +98,8 @@ class CephConf:
         lines = text.splitlines()
         i = 0
         where = path or "<conf>"
+        loose_key_line = 0  # the first 'key = value' seen before any [section]
+        seen_header = False
         while i < len(lines):
             number = i + 1
             line = lines[i]
@@ -111,11 +114,18 @@ class CephConf:
             if body.startswith("["):
                 if not body.endswith("]") or len(body) < 3:
                     raise ConfError("%s line %d: a section header is [NAME]" % (where, number))
+                if loose_key_line:
+                    raise ConfError("%s line %d: 'key = value' before the first [section]; move it under"
+                                    " [global] (Ceph reads keys outside sections only in a file without"
+                                    " sections)" % (where, loose_key_line))
+                seen_header = True
                 section = conf.sections.setdefault(body[1:-1], {})
                 continue
             key, eq, value = body.partition("=")
             if not eq or not key.strip():
                 raise ConfError("%s line %d: expected 'key = value' or [section]" % (where, number))
+            if not seen_header and not loose_key_line:
+                loose_key_line = number
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]

@@ -34,6 +34,9 @@ def ceph_conf_value(text, option, name="client.bob"):
 
 #: (conf text, option, value for client.bob); ConfError: the file is rejected
 SYNTAX_CASES = [
+    ("ms_mon_client_mode = crc\n", "ms_mon_client_mode", "crc"),
+    ("ms_mon_client_mode = crc\n[global]\nfsid = x\n", "ms_mon_client_mode", ConfError),
+    ("  \n; c\nms_mon_client_mode = crc\n[client]\n", "ms_mon_client_mode", ConfError),
     ("[global]\nms mon client mode = crc\n", "ms_mon_client_mode", "crc"),
     ("[global]\nms  mon\tclient mode = crc\n", "ms_mon_client_mode", "crc"),
     ("[global]\n    ms_mon_client_mode=crc   ; comment\n", "ms_mon_client_mode", "crc"),
