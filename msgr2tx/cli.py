@@ -1123,6 +1123,12 @@ async def _echo_test(reactor, args):
     class Downgraded(Exception):
         pass
 
+    class NotEchoing(Exception):
+        pass
+
+    #: sessions the peer may close while echoing nothing before we call it no echo service
+    closes_before_verdict = 3
+
     class Tally:
         def __init__(self):
             self.seen = set()
@@ -1131,14 +1137,23 @@ async def _echo_test(reactor, args):
             self.waiter = None
             #: the PeerInfo of a session granted lossy where we asked for lossless
             self.downgraded = None
+            self.peer_name = None
+            #: sessions that reached READY and were closed while nothing had come back
+            self.closed_silent = 0
+            self._ready = False
 
         def connectionReady(self, protocol, info):
+            self.peer_name = info.peer_name
+            self._ready = True
             if lossless and info.downgraded and self.downgraded is None:
                 self.downgraded = info
                 self._wake()
 
         def connectionLost(self, protocol, reason):
-            pass
+            if self._ready and self.received == 0:
+                self.closed_silent += 1
+                self._wake()
+            self._ready = False
 
         def messageReceived(self, protocol, message):
             if message.TYPE != ECHO_TEST_TYPE or len(message.front) < 8:
@@ -1162,6 +1177,8 @@ async def _echo_test(reactor, args):
         def check(self):
             if self.downgraded is not None:
                 raise Downgraded()
+            if self.received == 0 and self.closed_silent >= closes_before_verdict:
+                raise NotEchoing()
 
         async def wait(self, timeout):
             self.check()
@@ -1221,6 +1238,11 @@ async def _echo_test(reactor, args):
         return _fail("asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
                      "messages in flight at a fault; a lossless echo test needs a server with a stateful "
                      "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
+    except NotEchoing:
+        return _fail("%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
+                     "service (Ceph daemons close sessions that send them unknown message types); run "
+                     "echo-test against a msgr2tx echo server (twistd msgr2 --service echo)"
+                     % (args.target, tally.peer_name, tally.closed_silent))
     finally:
         if progress:
             # the final count, then the line ends

@@ -4,6 +4,8 @@ granted (the core's PolicyGranted event, PeerInfo, a warning in the log),
 in memory and on real sockets.
 """
 
+import json
+
 from twisted.internet import defer, reactor
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -148,6 +150,21 @@ class RealCephGrantTests(TestCase):
         self.addCleanup(protocol.close)
         self.assertTrue(protocol.info.downgraded)
         self.assertEqual(protocol.info.policy, "lossy")
+
+    @defer.inlineCallbacks
+    def test_lossy_echo_test_against_a_monitor_says_it_does_not_echo(self):
+        # a monitor closes a session that sends it unknown message types: the
+        # CLI says so after a few sessions instead of waiting out --timeout
+        from tests.test_cli_partial import msgr2tx
+        out, err, code = yield msgr2tx("echo-test", "--target", self.mon.addr, "--policy", "lossy",
+                                       "--count", "200", "--timeout", "60")
+        self.assertEqual(code, 1, err)
+        self.assertIn("echoed nothing back: it is not an echo service", err)
+        self.assertIn("(mon.", err)
+        self.assertIn("twistd msgr2 --service echo", err)
+        summary = json.loads(out)
+        self.assertEqual(summary["received"], 0)
+        self.assertIs(summary["complete"], False)
 
     @defer.inlineCallbacks
     def test_an_osd_grants_an_osd_a_lossless_session_on_its_cluster_address(self):
