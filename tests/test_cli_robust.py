@@ -56,7 +56,14 @@ class CtrlCTests(_Server, TestCase):
     def test_at_any_moment(self):
         # while starting (imports), while connecting, and during the keepalives
         for delay in (0.05, 0.2, 0.4, 1.5):
-            code, out, err = interrupted_after(delay, "ping", self.addr, "--count", "100000000", "--auth", "none")
+            for _ in range(5):
+                code, out, err = interrupted_after(delay, "ping", self.addr, "--count", "100000000", "--auth",
+                                                   "none")
+                # a SIGINT that lands while the interpreter itself starts (before
+                # runpy has loaded, so before any msgr2tx code) is Python's to
+                # report; a loaded machine gets there late: try that delay again
+                if not err.startswith("Could not import runpy module"):
+                    break
             self.assertEqual((code, err), (cli.EXIT_INTERRUPTED, "msgr2tx: interrupted\n"), (delay, out))
             self.assertNotIn("Traceback", out + err)
 
