@@ -387,7 +387,20 @@ class Msgr2Protocol(Protocol):
     def close(self) -> None:
         if self.transport is not None and not self._closed:
             self._flush()
-            self.transport.loseConnection()
+            self._lose_transport()
+
+    def _lose_transport(self) -> None:
+        """
+        Close the transport once what is buffered is written.  Twisted closes
+        a transport only once its producer is gone: were we still registered
+        while it holds us paused (write buffer full), the drained buffer
+        would resume us instead of closing, and the connection stayed open.
+        """
+        try:
+            self.transport.unregisterProducer()
+        except Exception:
+            pass  # a transport that takes no producer (some test doubles)
+        self.transport.loseConnection()
 
     # ---- Twisted callbacks ---------------------------------------------------
 
@@ -597,7 +610,7 @@ class Msgr2Protocol(Protocol):
         self._flush()
         self._closed = True
         self.conn.close()
-        self.transport.loseConnection()
+        self._lose_transport()
 
     def _fail_ready(self, failure: Failure) -> None:
         waiters = self._ready_waiters
@@ -674,7 +687,7 @@ class Msgr2Protocol(Protocol):
             self._fail_ready(self._failure)
             self._closed = True
             self._flush()
-            self.transport.loseConnection()
+            self._lose_transport()
         elif kind is E.Intercepted:
             if event.action == "stall":
                 self._liveness_calls["stall"] = self.clock.callLater(event.seconds, self.release)

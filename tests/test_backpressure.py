@@ -145,3 +145,37 @@ class FlowTests(TestCase):
         # the queue never grew past the limit plus the message being sent
         self.assertLessEqual(highest_queue, limit + size + 8)
         self.assertEqual([struct.unpack_from("<Q", m.front)[0] for m in slow.messages], list(range(1, sent + 1)))
+
+    @defer.inlineCallbacks
+    def test_close_while_the_transport_holds_us_paused(self):
+        # Twisted closes a transport with a registered producer only once the
+        # producer is gone: a close() while the transport has paused us (its
+        # write buffer full) must still end the connection once the buffer
+        # drains, not resume us as a producer and stay open
+        slow = Slow()
+        address = self.serve(slow, receive_window_messages=1)
+        p = yield connect(reactor, address, [NoneClientHandler(ADMIN)], ConnectionConfig(), timeout=5)
+        lost = defer.Deferred()
+        original = p.connectionLost
+
+        def connectionLost(reason):
+            original(reason)
+            if not lost.called:
+                lost.callback(None)
+        p.connectionLost = connectionLost
+        self.addCleanup(lambda: p.transport.abortConnection() if p.transport.connected else None)
+        for n in range(1, 41):
+            p.sendMessage(numbered(n, size=1 << 20))
+        for _ in range(100):
+            if p.transport.producerPaused:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertTrue(p.transport.producerPaused, "the transport never paused us")
+        p.close()
+        # the server reads again; everything buffered goes out, then the close
+        for _ in range(1000):
+            slow.finish_all()
+            if lost.called:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertTrue(lost.called, "the connection stayed open after close()")
