@@ -1076,10 +1076,23 @@ def _endpoint_addr(address) -> Optional[entity_addr_t]:
     port = getattr(address, "port", None)
     if host is None or port is None:
         return None
+    ip = _HOSTS.get(host)
+    if ip is not None:
+        # parsing the host text costs more than the rest of an accept's
+        # bookkeeping; ipaddress objects are immutable and can be shared
+        return entity_addr_t(AddrType.MSGR2, 0, ip, port)
     try:
-        return addr_from_socket(host, port)
+        addr = addr_from_socket(host, port)
     except ValueError:
         return None
+    if len(_HOSTS) < 1024:
+        _HOSTS[host] = addr.host
+    return addr
+
+
+#: host text (as a transport reports it) -> its ipaddress object, for the
+#: hosts seen most recently by _endpoint_addr (bounded: once full, new hosts are parsed each time)
+_HOSTS: dict = {}
 
 
 def _random_u64() -> int:
