@@ -16,8 +16,16 @@ its ratio (the ratio of each run's figure to that run's own baseline, which
 moves with the machine's load).  This machine's run-to-run spread is
 +-15-25%: compare medians of N >= 5, not single runs.
 
+With ``--against DIR`` (another checkout, e.g. ``git worktree add /tmp/old
+COMMIT``), each benchmark runs from that tree's ``bench/`` (with its own
+msgr2tx) and from this one, one right after the other, in every round; the
+output then has a table per tree and a before/after table (the medians,
+"change" = after over before, and the ratios to the baselines before and
+after).  Benchmarks the other tree does not have fail there and are left
+out of the comparison.
+
     python bench/run.py [--only bulk,small,small_cpu,ceph,accept,memory,latency]
-                        [--repeat N] [--json PATH]
+                        [--repeat N] [--against DIR] [--json PATH]
                         [--reactor default|asyncio|uvloop]   (bulk and small only)
 """
 
@@ -112,57 +120,30 @@ def _range(s, key, fmt):
     return "%s (%s-%s)" % (fmt(s[key]), fmt(s[key + "_min"]), fmt(s[key + "_max"]))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default=",".join(BENCHMARKS))
-    p.add_argument("--repeat", type=int, default=1,
-                   help="run the list N times in rounds; the table gives medians and ranges")
-    p.add_argument("--json", default="/tmp/msgr2tx-bench.json")
-    p.add_argument("--reactor", choices=common.REACTORS, default="default",
-                   help="event loop for the bulk and small benchmarks (the others use the default)")
-    args = p.parse_args(argv)
-    names = [n for n in args.only.split(",") if n]
-    unknown = [n for n in names if n not in BENCHMARKS]
-    if unknown:
-        p.error("unknown benchmark(s) %s; choose from %s" % (",".join(unknown), ",".join(BENCHMARKS)))
-    info = machine()
-    info["bench_reactor"] = args.reactor
-    log("machine: %s", json.dumps(info))
-    records, lines = [], {}
-    started = time.monotonic()
-    for rnd in range(1, args.repeat + 1):
-        for name in names:
-            log("=== %s (round %d of %d) ===", name, rnd, args.repeat)
-            t = time.monotonic()
-            extra = ["--reactor", args.reactor] if name in REACTOR_AWARE else []
-            extra += EXTRA_ARGS.get(name, [])
-            proc = subprocess.run([sys.executable, os.path.join(common.HERE, name + ".py")] + extra,
-                                  stdout=subprocess.PIPE, text=True, cwd=common.ROOT)
-            out = proc.stdout.strip().splitlines()
-            for line in out:
-                if line.startswith("RESULT "):
-                    rec = normalise(json.loads(line[7:]))
-                    rec["benchmark"] = name
-                    rec["round"] = rnd
-                    records.append(rec)
-            last = out[-1] if out else "(no output)"
-            if proc.returncode:
-                last = "FAILED (exit %d): %s" % (proc.returncode, last)
-            lines.setdefault(name, []).append(last)
-            log("%s done in %.1fs", name, time.monotonic() - t)
-            prefix = name if args.repeat == 1 else "%s [%d/%d]" % (name, rnd, args.repeat)
-            print("%s: %s" % (prefix, last), flush=True)
-    total = time.monotonic() - started
-    summary = summarise(records)
-    with open(args.json, "w") as f:
-        json.dump({"machine": info, "seconds": total, "repeat": args.repeat, "command": sys.argv,
-                   "summary": summary, "records": records, "summaries": lines}, f, indent=1)
-    print()
-    print("machine: nproc=%s python=%s twisted=%s cryptography=%s reactor=%s cpu=%s" % (
-        info["nproc"], info["python"], info["twisted"], info["cryptography"], info.get("reactor"),
-        info.get("cpu")))
-    if args.repeat > 1:
-        print("medians over %d interleaved runs (range in brackets)" % args.repeat)
+def run_one(root, name, args, rnd, tree=None):
+    """Run benchmark C{name} from the checkout at C{root}; returns (records, last line)."""
+    extra = ["--reactor", args.reactor] if name in REACTOR_AWARE else []
+    extra += EXTRA_ARGS.get(name, [])
+    # each tree's bench/common.py puts its own checkout first on sys.path
+    proc = subprocess.run([sys.executable, os.path.join(root, "bench", name + ".py")] + extra,
+                          stdout=subprocess.PIPE, text=True, cwd=root)
+    out = proc.stdout.strip().splitlines()
+    records = []
+    for line in out:
+        if line.startswith("RESULT "):
+            rec = normalise(json.loads(line[7:]))
+            rec["benchmark"] = name
+            rec["round"] = rnd
+            if tree is not None:
+                rec["tree"] = tree
+            records.append(rec)
+    last = out[-1] if out else "(no output)"
+    if proc.returncode:
+        last = "FAILED (exit %d): %s" % (proc.returncode, last)
+    return records, last
+
+
+def print_table(summary):
     print("%-46s %26s %-13s %20s  %s" % ("figure", "value", "unit", "ratio", "against"))
     for s in summary:
         against = ""
@@ -171,6 +152,84 @@ def main(argv=None):
         print("%-46s %26s %-13s %20s  %s" % (
             s["name"], _range(s, "value", common._num), s["unit"],
             _range(s, "ratio", lambda v: "%.2fx" % v), against))
+
+
+def compare(old, new):
+    """Rows (name, unit, old summary, new summary) for the figures both trees reported."""
+    olds = {s["name"]: s for s in old}
+    return [(s["name"], s["unit"], olds[s["name"]], s) for s in new if s["name"] in olds]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(BENCHMARKS))
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the list N times in rounds; the table gives medians and ranges")
+    p.add_argument("--against", metavar="DIR",
+                   help="another checkout of msgr2tx (e.g. a git worktree of an older commit): each "
+                        "benchmark runs from it and from this tree alternately, and a before/after table follows")
+    p.add_argument("--json", default="/tmp/msgr2tx-bench.json")
+    p.add_argument("--reactor", choices=common.REACTORS, default="default",
+                   help="event loop for the bulk and small benchmarks (the others use the default)")
+    args = p.parse_args(argv)
+    names = [n for n in args.only.split(",") if n]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        p.error("unknown benchmark(s) %s; choose from %s" % (",".join(unknown), ",".join(BENCHMARKS)))
+    trees = [(None, common.ROOT)]
+    if args.against:
+        other = os.path.abspath(args.against)
+        if not os.path.isdir(os.path.join(other, "bench")) or not os.path.isdir(os.path.join(other, "msgr2tx")):
+            p.error("--against %s: not a msgr2tx checkout (no bench/ and msgr2tx/ in it)" % other)
+        trees = [("before", other), ("after", common.ROOT)]
+    info = machine()
+    info["bench_reactor"] = args.reactor
+    log("machine: %s", json.dumps(info))
+    records, lines = [], {}
+    started = time.monotonic()
+    for rnd in range(1, args.repeat + 1):
+        for name in names:
+            for tree, root in trees:
+                label = name if tree is None else "%s (%s)" % (name, tree)
+                log("=== %s (round %d of %d) ===", label, rnd, args.repeat)
+                t = time.monotonic()
+                recs, last = run_one(root, name, args, rnd, tree)
+                records.extend(recs)
+                lines.setdefault(label, []).append(last)
+                log("%s done in %.1fs", label, time.monotonic() - t)
+                prefix = label if args.repeat == 1 else "%s [%d/%d]" % (label, rnd, args.repeat)
+                print("%s: %s" % (prefix, last), flush=True)
+    total = time.monotonic() - started
+    by_tree = {tree: summarise([r for r in records if r.get("tree") == tree]) for tree, _ in trees}
+    summary = by_tree[trees[-1][0]]
+    out = {"machine": info, "seconds": total, "repeat": args.repeat, "command": sys.argv,
+           "summary": summary, "records": records, "summaries": lines}
+    if args.against:
+        out["against"] = trees[0][1]
+        out["summary_before"] = by_tree["before"]
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=1)
+    print()
+    print("machine: nproc=%s python=%s twisted=%s cryptography=%s reactor=%s cpu=%s" % (
+        info["nproc"], info["python"], info["twisted"], info["cryptography"], info.get("reactor"),
+        info.get("cpu")))
+    if args.repeat > 1:
+        print("medians over %d interleaved runs (range in brackets)" % args.repeat)
+    if args.against:
+        print("before: %s" % trees[0][1])
+        print_table(by_tree["before"])
+        print("after: %s" % trees[1][1])
+    print_table(summary)
+    if args.against:
+        print()
+        print("%-46s %26s %26s %8s  %s" % ("before -> after", "value before", "value after", "change",
+                                           "ratio before -> after"))
+        for name, unit, b, a in compare(by_tree["before"], summary):
+            change = ("%.2fx" % (a["value"] / b["value"])) if a.get("value") and b.get("value") else ""
+            print("%-46s %26s %26s %8s  %s" % (
+                name, _range(b, "value", common._num), _range(a, "value", common._num), change,
+                ("%s -> %s" % (_range(b, "ratio", lambda v: "%.2fx" % v), _range(a, "ratio", lambda v: "%.2fx" % v))
+                 if a.get("ratio") is not None and b.get("ratio") is not None else "")))
     print("all benchmarks: %.0fs; JSON in %s" % (total, args.json))
     ratios = ["%s %s" % (s["name"], _range(s, "ratio", lambda v: "%.2fx" % v)) for s in summary
               if s.get("ratio") is not None]
