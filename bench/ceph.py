@@ -44,7 +44,8 @@ async def msgr2tx_side(reactor, mon, seconds, connects):
 
     mc = MonClient()
     p = await connect(reactor, mon.addr, common.client_auth("cephx", mon.keyring), config, receiver=mc)
-    cmd = {"prefix": "version"}
+    # the JSON text, encoded once, as librados_probe.py gives Rados.mon_command
+    cmd = json.dumps({"prefix": "version"})
     for _ in range(20):  # warm-up
         r, rs, out = await mc.command(cmd)
         assert r == 0, (r, rs)

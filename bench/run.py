@@ -1,12 +1,31 @@
 """
 Run every msgr2tx benchmark in one go (``make bench``): bulk stream, small
-messages, real Ceph (monitor commands, connect time, rados bench), server
-accept rate, memory per idle connection.  Each benchmark runs as its own
-process and prints its figure and its ratio as its last line; this script
-prints those lines, a table of every figure, and writes all records as JSON
-to --json (default /tmp/msgr2tx-bench.json).
+messages (messages per second and CPU per echo), real Ceph (monitor
+commands, connect time, rados bench), server accept rate, memory per idle
+connection, round trips to READY.  Each benchmark runs as its own process
+and prints its figures and ratios as its last line; this script prints
+those lines, a table of every figure, and writes all records as JSON to
+--json (default /tmp/msgr2tx-bench.json).
 
-    python bench/run.py [--only bulk,small,ceph,accept,memory] [--json PATH]
+With ``--repeat N`` the whole list runs N times in rounds (bulk, small, ...,
+then bulk, small, ... again).  Every benchmark measures msgr2tx and its
+baseline (the Twisted floor or echo, librados) back to back in the same
+run, so msgr2tx and its baseline interleave N times; the table then gives
+each figure's median and range over the N runs, and the median and range of
+its ratio (the ratio of each run's figure to that run's own baseline, which
+moves with the machine's load).  This machine's run-to-run spread is
++-15-25%: compare medians of N >= 5, not single runs.
+
+With ``--against DIR`` (another checkout, e.g. ``git worktree add /tmp/old
+COMMIT``), each benchmark runs from that tree's ``bench/`` (with its own
+msgr2tx) and from this one, one right after the other, in every round; the
+output then has a table per tree and a before/after table (the medians,
+"change" = after over before, and the ratios to the baselines before and
+after).  Benchmarks the other tree does not have fail there and are left
+out of the comparison.
+
+    python bench/run.py [--only bulk,small,small_cpu,ceph,accept,memory,latency]
+                        [--repeat N] [--against DIR] [--json PATH]
                         [--reactor default|asyncio|uvloop]   (bulk and small only)
 """
 
@@ -14,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -22,8 +42,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import log  # noqa: E402
 
-BENCHMARKS = ["bulk", "small", "ceph", "accept", "memory", "latency"]
+BENCHMARKS = ["bulk", "small", "small_cpu", "ceph", "accept", "memory", "latency"]
 REACTOR_AWARE = ("bulk", "small")  # benchmarks that take --reactor
+#: arguments run.py gives a benchmark: small_cpu repeats itself unless told
+#: not to, and run.py does the repeating (interleaved with the others)
+EXTRA_ARGS = {"small_cpu": ["--repeat", "1"]}
 
 
 def machine():
@@ -48,49 +71,169 @@ def machine():
     return info
 
 
+def normalise(rec):
+    """Give a record without name/value (bench/latency.py's scenarios) a name, value and unit."""
+    if "name" not in rec and "scenario" in rec:
+        rec["name"] = "RTTs to READY: %s" % rec["scenario"]
+        rec["value"], rec["unit"] = rec.get("ready_rtt"), "RTT"
+    rec.setdefault("name", "?")
+    rec.setdefault("value", None)
+    rec.setdefault("unit", "")
+    return rec
+
+
+def spread(values):
+    """(median, min, max) of the numbers among values, or None when there are none."""
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return None
+    med = statistics.median(values)
+    if all(isinstance(v, int) for v in values) and med == int(med):
+        med = int(med)
+    return med, min(values), max(values)
+
+
+def summarise(records):
+    """One summary per figure name, in first-seen order: medians and ranges over the runs."""
+    by_name = {}
+    for r in records:
+        by_name.setdefault(r["name"], []).append(r)
+    out = []
+    for name, runs in by_name.items():
+        first = runs[0]
+        s = {"name": name, "unit": first.get("unit"), "runs": len(runs),
+             "baseline_name": first.get("baseline_name"), "target": first.get("target")}
+        for key in ("value", "ratio", "baseline"):
+            sp = spread([r.get(key) for r in runs])
+            if sp is not None:
+                s[key], s[key + "_min"], s[key + "_max"] = sp
+                s[key + "_all"] = [r.get(key) for r in runs]
+        out.append(s)
+    return out
+
+
+def _range(s, key, fmt):
+    if s.get(key) is None:
+        return ""
+    if s["runs"] == 1 or s[key + "_min"] == s[key + "_max"]:
+        return fmt(s[key])
+    return "%s (%s-%s)" % (fmt(s[key]), fmt(s[key + "_min"]), fmt(s[key + "_max"]))
+
+
+def run_one(root, name, args, rnd, tree=None):
+    """Run benchmark C{name} from the checkout at C{root}; returns (records, last line)."""
+    extra = ["--reactor", args.reactor] if name in REACTOR_AWARE else []
+    extra += EXTRA_ARGS.get(name, [])
+    # each tree's bench/common.py puts its own checkout first on sys.path
+    proc = subprocess.run([sys.executable, os.path.join(root, "bench", name + ".py")] + extra,
+                          stdout=subprocess.PIPE, text=True, cwd=root)
+    out = proc.stdout.strip().splitlines()
+    records = []
+    for line in out:
+        if line.startswith("RESULT "):
+            rec = normalise(json.loads(line[7:]))
+            rec["benchmark"] = name
+            rec["round"] = rnd
+            if tree is not None:
+                rec["tree"] = tree
+            records.append(rec)
+    last = out[-1] if out else "(no output)"
+    if proc.returncode:
+        last = "FAILED (exit %d): %s" % (proc.returncode, last)
+    return records, last
+
+
+def print_table(summary):
+    print("%-46s %26s %-13s %20s  %s" % ("figure", "value", "unit", "ratio", "against"))
+    for s in summary:
+        against = ""
+        if s.get("baseline_name"):
+            against = "%s %s" % (s["baseline_name"], _range(s, "baseline", common._num))
+        print("%-46s %26s %-13s %20s  %s" % (
+            s["name"], _range(s, "value", common._num), s["unit"],
+            _range(s, "ratio", lambda v: "%.2fx" % v), against))
+
+
+def compare(old, new):
+    """Rows (name, unit, old summary, new summary) for the figures both trees reported."""
+    olds = {s["name"]: s for s in old}
+    return [(s["name"], s["unit"], olds[s["name"]], s) for s in new if s["name"] in olds]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(BENCHMARKS))
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the list N times in rounds; the table gives medians and ranges")
+    p.add_argument("--against", metavar="DIR",
+                   help="another checkout of msgr2tx (e.g. a git worktree of an older commit): each "
+                        "benchmark runs from it and from this tree alternately, and a before/after table follows")
     p.add_argument("--json", default="/tmp/msgr2tx-bench.json")
     p.add_argument("--reactor", choices=common.REACTORS, default="default",
                    help="event loop for the bulk and small benchmarks (the others use the default)")
     args = p.parse_args(argv)
+    names = [n for n in args.only.split(",") if n]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        p.error("unknown benchmark(s) %s; choose from %s" % (",".join(unknown), ",".join(BENCHMARKS)))
+    trees = [(None, common.ROOT)]
+    if args.against:
+        other = os.path.abspath(args.against)
+        if not os.path.isdir(os.path.join(other, "bench")) or not os.path.isdir(os.path.join(other, "msgr2tx")):
+            p.error("--against %s: not a msgr2tx checkout (no bench/ and msgr2tx/ in it)" % other)
+        trees = [("before", other), ("after", common.ROOT)]
     info = machine()
     info["bench_reactor"] = args.reactor
     log("machine: %s", json.dumps(info))
     records, lines = [], {}
     started = time.monotonic()
-    for name in args.only.split(","):
-        log("=== %s ===", name)
-        t = time.monotonic()
-        extra = ["--reactor", args.reactor] if name in REACTOR_AWARE else []
-        proc = subprocess.run([sys.executable, os.path.join(common.HERE, name + ".py")] + extra,
-                              stdout=subprocess.PIPE, text=True, cwd=common.ROOT)
-        out = proc.stdout.strip().splitlines()
-        for line in out:
-            if line.startswith("RESULT "):
-                rec = json.loads(line[7:])
-                rec["benchmark"] = name
-                records.append(rec)
-        last = out[-1] if out else "(no output)"
-        if proc.returncode:
-            last = "FAILED (exit %d): %s" % (proc.returncode, last)
-        lines[name] = last
-        log("%s done in %.1fs", name, time.monotonic() - t)
-        print("%s: %s" % (name, last), flush=True)
+    for rnd in range(1, args.repeat + 1):
+        for name in names:
+            for tree, root in trees:
+                label = name if tree is None else "%s (%s)" % (name, tree)
+                log("=== %s (round %d of %d) ===", label, rnd, args.repeat)
+                t = time.monotonic()
+                recs, last = run_one(root, name, args, rnd, tree)
+                records.extend(recs)
+                lines.setdefault(label, []).append(last)
+                log("%s done in %.1fs", label, time.monotonic() - t)
+                prefix = label if args.repeat == 1 else "%s [%d/%d]" % (label, rnd, args.repeat)
+                print("%s: %s" % (prefix, last), flush=True)
     total = time.monotonic() - started
+    by_tree = {tree: summarise([r for r in records if r.get("tree") == tree]) for tree, _ in trees}
+    summary = by_tree[trees[-1][0]]
+    out = {"machine": info, "seconds": total, "repeat": args.repeat, "command": sys.argv,
+           "summary": summary, "records": records, "summaries": lines}
+    if args.against:
+        out["against"] = trees[0][1]
+        out["summary_before"] = by_tree["before"]
     with open(args.json, "w") as f:
-        json.dump({"machine": info, "seconds": total, "records": records, "summaries": lines}, f, indent=1)
+        json.dump(out, f, indent=1)
     print()
     print("machine: nproc=%s python=%s twisted=%s cryptography=%s reactor=%s cpu=%s" % (
         info["nproc"], info["python"], info["twisted"], info["cryptography"], info.get("reactor"),
         info.get("cpu")))
-    print("%-46s %14s %-13s %8s  %s" % ("figure", "value", "unit", "ratio", "against"))
-    for r in records:
-        ratio = "%.2fx" % r["ratio"] if r.get("ratio") is not None else ""
-        against = ("%s %s" % (r.get("baseline_name"), r.get("baseline"))) if r.get("baseline_name") else ""
-        print("%-46s %14s %-13s %8s  %s" % (r["name"], common._num(r["value"]), r["unit"], ratio, against))
+    if args.repeat > 1:
+        print("medians over %d interleaved runs (range in brackets)" % args.repeat)
+    if args.against:
+        print("before: %s" % trees[0][1])
+        print_table(by_tree["before"])
+        print("after: %s" % trees[1][1])
+    print_table(summary)
+    if args.against:
+        print()
+        print("%-46s %26s %26s %8s  %s" % ("before -> after", "value before", "value after", "change",
+                                           "ratio before -> after"))
+        for name, unit, b, a in compare(by_tree["before"], summary):
+            change = ("%.2fx" % (a["value"] / b["value"])) if a.get("value") and b.get("value") else ""
+            print("%-46s %26s %26s %8s  %s" % (
+                name, _range(b, "value", common._num), _range(a, "value", common._num), change,
+                ("%s -> %s" % (_range(b, "ratio", lambda v: "%.2fx" % v), _range(a, "ratio", lambda v: "%.2fx" % v))
+                 if a.get("ratio") is not None and b.get("ratio") is not None else "")))
     print("all benchmarks: %.0fs; JSON in %s" % (total, args.json))
+    ratios = ["%s %s" % (s["name"], _range(s, "ratio", lambda v: "%.2fx" % v)) for s in summary
+              if s.get("ratio") is not None]
+    print("ratios%s: %s" % (" (medians of %d)" % args.repeat if args.repeat > 1 else "", "; ".join(ratios)))
 
 
 if __name__ == "__main__":

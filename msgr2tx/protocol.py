@@ -211,8 +211,9 @@ class Msgr2Protocol(Protocol):
             else:
                 session.pending.append(message)
             return
+        conn = self.conn
         try:
-            self.conn.send_message(message)
+            conn.send_message(message)
         except InjectedFault as e:
             # a test breakpoint: the message stays queued for the replay
             self._flush()
@@ -223,14 +224,14 @@ class Msgr2Protocol(Protocol):
             raise
         if self.clock is not None:
             self._last_message = self.clock.seconds()
-        pending = self.conn.session.pending
+        pending = conn.session.pending
         if pending and self.info is not None and (pending.bytes >= self.config.send_queue_bytes
                                                   or len(pending) >= self.config.send_queue_messages):
             # (before READY the queue waits for the handshake, which needs reading)
             self._pause_reading("queue")
-        if self.conn.interceptor is not None:
+        if conn.interceptor is not None:
             self._pump()  # a breakpoint may have queued an event
-        elif self._pumping and self.conn.queued_message_bytes < (64 << 10):
+        elif self._pumping and conn.queued_message_bytes < (64 << 10):
             # replies sent while we dispatch a batch go out together when the
             # batch is done, in one writeSequence, up to 64 KiB of messages
             # (the core counts them)
@@ -250,6 +251,13 @@ class Msgr2Protocol(Protocol):
         the connection carrying the session now (or, between connections,
         the session's own queue) is below those limits.
         """
+        conn = self.conn
+        if conn is not None and conn.state is State.READY and not self._closed:
+            # the common case (what the checks below come to), checked once
+            # per message by senders such as the echo service
+            pending = conn.session.pending
+            cfg = self.config
+            return pending.bytes < cfg.send_queue_bytes and len(pending) < cfg.send_queue_messages
         if self._follows_session():
             # whatever closed it, sendMessage puts messages in the session:
             # the queue that counts is that of the connection carrying the
@@ -1090,10 +1098,23 @@ def _endpoint_addr(address) -> Optional[entity_addr_t]:
     port = getattr(address, "port", None)
     if host is None or port is None:
         return None
+    ip = _HOSTS.get(host)
+    if ip is not None:
+        # parsing the host text costs more than the rest of an accept's
+        # bookkeeping; ipaddress objects are immutable and can be shared
+        return entity_addr_t(AddrType.MSGR2, 0, ip, port)
     try:
-        return addr_from_socket(host, port)
+        addr = addr_from_socket(host, port)
     except ValueError:
         return None
+    if len(_HOSTS) < 1024:
+        _HOSTS[host] = addr.host
+    return addr
+
+
+#: host text (as a transport reports it) -> its ipaddress object, for the
+#: hosts seen most recently by _endpoint_addr (bounded: once full, new hosts are parsed each time)
+_HOSTS: dict = {}
 
 
 def _random_u64() -> int:

@@ -263,6 +263,34 @@ class RoundTripTests(unittest.TestCase):
         self.assertEqual(msg.encode(0), (b"front", b"mid", b"data"))
         self.assertIn("front=<5 bytes>", repr(msg))
 
+    def test_generic_shortcuts(self):
+        """
+        The two shortcuts of the READY fast path build the same objects as
+        the general way: GenericMessage() without header arguments, and
+        received_generic() against decode_message() plus the header fields
+        set one by one (segments that are small views become bytes, large
+        read-only views are kept).
+        """
+        from msgr2tx.core.encoding import EntityType, entity_name_t
+        plain = GenericMessage(0x4242, b"f", data=b"d")
+        general = GenericMessage(0x4242, b"f", data=b"d", seq=0)
+        self.assertEqual(vars(plain), vars(general))
+        small = memoryview(b"x" * 100)[1:]
+        big = memoryview(bytes(M.SHARE_SEGMENTS_FROM + 1))
+        header = dict(seq=9, tid=8, priority=7, version=6, compat_version=1, flags=4, data_off=3,
+                      ack_seq=2, src=entity_name_t(EntityType.OSD, 5))
+        for front, middle, data in ((b"", b"", b""), (b"front", small, big), (small, b"", bytearray(b"ba"))):
+            fast = M.received_generic(0x4242, front, middle, data, **header)
+            slow = decode_message(0x4242, front, middle, data, 6, F.CEPH_FEATURES_ALL, compat_version=1)
+            for name, value in header.items():
+                setattr(slow, name, value)
+            self.assertIs(type(fast), GenericMessage)
+            self.assertEqual(vars(fast).keys(), vars(slow).keys())
+            for name in vars(slow):
+                self.assertEqual(getattr(fast, name), getattr(slow, name), name)
+                self.assertIs(type(getattr(fast, name)), type(getattr(slow, name)), name)
+        self.assertIs(M.received_generic(1, b"", b"", big, **header).data, big)
+
     def test_register_conflict(self):
         class Other(Message):
             TYPE = CEPH_MSG_PING

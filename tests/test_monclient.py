@@ -417,3 +417,50 @@ class ResolveTests(TestCase):
         self.failureResultOf(resolve_monitors(reactor, ["v1:127.0.0.1:6789"]), NoMonitors)
 
 
+
+
+class CommandTests(TestCase):
+    """L{MonClient.command} once the monmap is known (its path without a generator)."""
+
+    class Protocol:
+        def __init__(self, fail=None):
+            self.sent, self.fail = [], fail
+
+        def sendMessage(self, message):
+            if self.fail is not None:
+                raise self.fail
+            self.sent.append(message)
+
+    def client(self, protocol):
+        from msgr2tx.core.messages import MonMap
+        clock = task.Clock()
+        mc = MonClient(clock=clock)
+        mc.protocol = protocol
+        mc.monmap = MonMap(fsid=b"\x01" * 16)
+        return mc, clock
+
+    def test_answer_check_and_timeout(self):
+        from msgr2tx.core.messages import MMonCommandAck
+        from msgr2tx.errors import CommandError
+        p = self.Protocol()
+        mc, clock = self.client(p)
+        ok = mc.command({"prefix": "version"})
+        refused = mc.command("{\"prefix\": \"nope\"}", check=True)
+        silent = mc.command({"prefix": "status"}, timeout=5)
+        self.assertEqual([m.cmd for m in p.sent], [['{"prefix": "version"}'], ['{"prefix": "nope"}'],
+                                                   ['{"prefix": "status"}']])
+        self.assertEqual([m.fsid for m in p.sent], [b"\x01" * 16] * 3)
+        self.assertEqual(len({m.tid for m in p.sent}), 3)
+        mc.messageReceived(p, MMonCommandAck(0, "", ['{"prefix": "version"}'], b"v", tid=p.sent[0].tid))
+        mc.messageReceived(p, MMonCommandAck(-22, "no", ['{"prefix": "nope"}'], b"", tid=p.sent[1].tid))
+        self.assertEqual(self.successResultOf(ok), (0, "", b"v"))
+        error = self.failureResultOf(refused, CommandError).value
+        self.assertEqual((error.result, error.status), (-22, "no"))
+        self.assertNoResult(silent)
+        clock.advance(5.1)
+        self.failureResultOf(silent, CommandTimeout)
+
+    def test_send_failure_is_a_failed_deferred(self):
+        mc, _ = self.client(self.Protocol(fail=ConnectionClosed("gone")))
+        d = mc.command({"prefix": "version"})
+        self.failureResultOf(d, ConnectionClosed)

@@ -148,7 +148,7 @@ class CryptoKey:
     reachable as L{secret_bytes}; repr and str never show it.
     """
 
-    __slots__ = ("type", "created", "_secret", "_aes256k")
+    __slots__ = ("type", "created", "_secret", "_aes256k", "_cbc")
 
     def __init__(self, secret: bytes, type: int = CRYPTO_AES, created: Optional[utime_t] = None) -> None:
         secret = bytes(secret)
@@ -160,6 +160,9 @@ class CryptoKey:
         self.created = created if created is not None else utime_t()
         self._secret = secret
         self._aes256k: Optional[Aes256kKey] = None
+        #: the AES-128-CBC cipher (fixed IV) once used: each encrypt and
+        #: decrypt takes a fresh context from it, without building it again
+        self._cbc: Optional[Cipher] = None
 
     @classmethod
     def generate(cls, now: Optional[float] = None, type: int = CRYPTO_AES) -> "CryptoKey":
@@ -258,7 +261,10 @@ class CryptoKey:
     # crypto
 
     def _cipher(self) -> Cipher:
-        return Cipher(algorithms.AES(self._secret[:AES_KEY_LEN]), modes.CBC(AES_IV))
+        cbc = self._cbc
+        if cbc is None:
+            cbc = self._cbc = Cipher(algorithms.AES(self._secret[:AES_KEY_LEN]), modes.CBC(AES_IV))
+        return cbc
 
     def _krb5(self) -> Aes256kKey:
         if self._aes256k is None:

@@ -894,7 +894,6 @@ class MonClient:
         self._monmap_waiters.append(d)
         return d
 
-    @defer.inlineCallbacks
     def command(self, cmd, inbl: bytes = b"", check: bool = False, timeout: Optional[float] = None):
         """
         Run a monitor command (a JSON string or a dict).  Fires with
@@ -903,6 +902,29 @@ class MonClient:
         answered; fails with L{CommandTimeout} after C{timeout} seconds
         (default C{op_timeout}; 0: no limit), counted from this call.
         """
+        monmap = self.monmap
+        if monmap is None:
+            return self._command_after_monmap(cmd, inbl, check, timeout)
+        # the monmap is known (every command after the first): the same
+        # steps without waiting, and without a generator per command
+        try:
+            if not isinstance(cmd, str):
+                cmd = json.dumps(cmd)
+            if timeout is None:
+                timeout = self.op_timeout
+            tid = self._tid()
+            message = MMonCommand(monmap.fsid, [cmd], inbl, tid=tid)
+            op = self._start_op(self._commands, tid, message if self.resend_on_reconnect else None,
+                                timeout or 0, "command %s" % (cmd,))
+            if self.protocol is not None:
+                self.protocol.sendMessage(message)
+        except Exception:
+            return defer.fail()
+        return op.d.addCallback(_command_result, check)
+
+    @defer.inlineCallbacks
+    def _command_after_monmap(self, cmd, inbl: bytes, check: bool, timeout: Optional[float]):
+        """L{command} before the first monmap has arrived: waits for it (counted in C{timeout})."""
         if not isinstance(cmd, str):
             cmd = json.dumps(cmd)
         if timeout is None:
@@ -930,9 +952,7 @@ class MonClient:
         if self.protocol is not None:
             self.protocol.sendMessage(message)
         ack = yield op.d
-        if check and ack.r != 0:
-            raise CommandError("command failed with %d: %s" % (ack.r, ack.rs), ack.r, ack.rs, ack.outbl)
-        return (ack.r, ack.rs, ack.outbl)
+        return _command_result(ack, check)
 
     def get_version(self, what: str, timeout: Optional[float] = None) -> defer.Deferred:
         """
@@ -951,6 +971,13 @@ class MonClient:
         if self.protocol is not None:
             self.protocol.sendMessage(message)
         return op.d.addCallback(lambda reply: (reply.map_version, reply.oldest_version))
+
+
+def _command_result(ack, check: bool):
+    """An MMonCommandAck as L{MonClient.command} reports it."""
+    if check and ack.r != 0:
+        raise CommandError("command failed with %d: %s" % (ack.r, ack.rs), ack.r, ack.rs, ack.outbl)
+    return (ack.r, ack.rs, ack.outbl)
 
 
 @defer.inlineCallbacks

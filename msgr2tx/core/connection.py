@@ -30,7 +30,7 @@ from msgr2tx.core.encoding import (
     AddrType, EntityType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
 )
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
-from msgr2tx.core.messages import decode_message
+from msgr2tx.core.messages import MESSAGE_TYPES, decode_message, received_generic
 from msgr2tx.core.policy import Policy
 from msgr2tx.core.session import GlobalSeq, Session, SessionTable
 from msgr2tx.core.speculation import KnownPeer
@@ -41,6 +41,8 @@ from msgr2tx.errors import (
 
 _BANNER_HEAD = struct.Struct("<8sH")
 _HEADER2 = struct.Struct("<QQHHHIHQBHH")
+_HEADER2_SIZE = _HEADER2.size
+_MESSAGE_ALIGNS = F.MESSAGE_ALIGNS
 _BANNER_PAYLOAD = struct.Struct("<QQ")
 BANNER_SIZE = _BANNER_HEAD.size + BANNER_PAYLOAD_LEN  # 26
 
@@ -1204,17 +1206,22 @@ class Msgr2Connection:
         self._write_message(message, seq)
 
     def _write_message(self, message, seq: int) -> None:
-        session = self.session
+        in_seq = self.session.in_seq
         front, middle, data = message.encode(self.features)
         message.seq = seq
         # ceph_msg_header2, packed straight from the message (hot path)
         header = _HEADER2.pack(seq, message.tid, message.TYPE, message.priority, message.version, 0,
-                               message.data_off, session.in_seq, message.flags, message.compat_version, 0)
+                               message.data_off, in_seq, message.flags, message.compat_version, 0)
         if self.interceptor is not None:
             self._intercept_write(Tag.MESSAGE)
-        self._output(self.writer.assemble_message(header, front, middle, data, F.MESSAGE_ALIGNS))
-        self.queued_message_bytes += F.HEADER2_SIZE + len(front) + len(middle) + len(data)
-        self._last_ack_sent = session.in_seq
+        parts = self.writer.assemble_message(header, front, middle, data, _MESSAGE_ALIGNS)
+        # (_output, inlined)
+        if self._held_out is not None:
+            self._held_out.extend(parts)
+        else:
+            self._out.extend(parts)
+        self.queued_message_bytes += _HEADER2_SIZE + len(front) + len(middle) + len(data)
+        self._last_ack_sent = in_seq
 
     def send_keepalive(self, timestamp: utime_t) -> None:
         self._require(State.READY, "send KEEPALIVE2")
@@ -1242,6 +1249,12 @@ class Msgr2Connection:
         src = self._rx_src
         if src is None:
             src = self._rx_src = self.peer_name
+        if msg_type not in MESSAGE_TYPES:
+            # a type we do not decode (what decode_message would give, in one step)
+            self._events.append(E.MessageReceived(received_generic(
+                msg_type, front, middle, data, seq, tid, priority, version, compat_version, flags, data_off,
+                ack_seq, src)))
+            return
         message = decode_message(msg_type, front, middle, data, version, self.features,
                                  compat_version=compat_version)
         message.seq = seq

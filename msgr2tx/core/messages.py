@@ -327,11 +327,20 @@ class GenericMessage(Message):
     FIELDS = ("front", "middle", "data")
 
     def __init__(self, type: int = 0, front=b"", middle=b"", data=b"", **header) -> None:
-        super().__init__(**header)
-        self.TYPE = type
-        self.front = keep_segment(front)
-        self.middle = keep_segment(middle)
-        self.data = keep_segment(data)
+        if header:
+            super().__init__(**header)
+        else:
+            # the common case (an application sending a payload), without
+            # the keyword-argument call of Message.__init__: same attributes
+            self.seq = self.tid = self.flags = self.data_off = self.ack_seq = 0
+            self.priority = self.PRIORITY
+            self.version = self.HEAD_VERSION
+            self.compat_version = self.COMPAT_VERSION
+            self.src = None
+        self.TYPE = type  # (the argument; the builtin is shadowed here)
+        self.front = front if front.__class__ is bytes else keep_segment(front)
+        self.middle = middle if middle.__class__ is bytes else keep_segment(middle)
+        self.data = data if data.__class__ is bytes else keep_segment(data)
 
     def encode(self, features: int = CEPH_FEATURES_ALL) -> Tuple[bytes, bytes, bytes]:
         return self.front, self.middle, self.data
@@ -345,6 +354,28 @@ class GenericMessage(Message):
         name = MESSAGE_TYPE_NAMES.get(self.TYPE, "type%d" % self.TYPE)
         return "GenericMessage(%s, seq=%d, tid=%d, v=%d, front=<%d bytes>, middle=<%d bytes>, data=<%d bytes>)" % (
             name, self.seq, self.tid, self.version, len(self.front), len(self.middle), len(self.data))
+
+
+def received_generic(msg_type: int, front, middle, data, seq: int, tid: int, priority: int, version: int,
+                     compat_version: int, flags: int, data_off: int, ack_seq: int, src) -> GenericMessage:
+    """
+    The L{GenericMessage} of a received message of an unregistered type,
+    with every header field set: what L{decode_message} and setting the
+    header attributes one by one give, built in one step (the READY fast
+    path, L{msgr2tx.core.connection.Msgr2Connection}).  Segments are kept
+    as L{GenericMessage} keeps them.
+    """
+    msg = _new_object(GenericMessage)
+    msg.__dict__ = {"seq": seq, "tid": tid, "priority": priority, "version": version,
+                    "compat_version": compat_version, "flags": flags, "data_off": data_off,
+                    "ack_seq": ack_seq, "src": src, "TYPE": msg_type,
+                    "front": front if type(front) is bytes else keep_segment(front),
+                    "middle": middle if type(middle) is bytes else keep_segment(middle),
+                    "data": data if type(data) is bytes else keep_segment(data)}
+    return msg
+
+
+_new_object = object.__new__
 
 
 def decode_message(msg_type: int, front, middle, data, version: int,
