@@ -432,7 +432,7 @@ class CommandTests(TestCase):
             self.sent.append(message)
 
     def client(self, protocol):
-        from msgr2tx.core.messages import MonMap
+        from msgr2tx.ceph.monmap import MonMap
         clock = task.Clock()
         mc = MonClient(clock=clock)
         mc.protocol = protocol
@@ -440,7 +440,7 @@ class CommandTests(TestCase):
         return mc, clock
 
     def test_answer_check_and_timeout(self):
-        from msgr2tx.core.messages import MMonCommandAck
+        from msgr2tx.messages import MMonCommandAck
         from msgr2tx.errors import CommandError
         p = self.Protocol()
         mc, clock = self.client(p)
