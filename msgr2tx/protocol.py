@@ -25,7 +25,7 @@ from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
 from msgr2tx.core.compression import algorithm_name
 from msgr2tx.core.connection import Msgr2Connection, Role, State
-from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.session import payload_size
 from msgr2tx.core.speculation import KnownPeer
 from msgr2tx.core.encoding import (
@@ -419,6 +419,11 @@ class Msgr2Protocol(Protocol):
                 cookie=_random_u64() or 1)
         self.conn.owner = self
         self.conn.defer_acks = True
+        if self.role is Role.SERVER:
+            # what an AUTH_BAD_METHOD refusing a fast reconnect offers instead
+            self.conn.auth_offer = (tuple(h.method for h in self.auth_handlers),
+                                    tuple(sorted({m for h in self.auth_handlers for m in h.allowed_modes
+                                                  if m in self.config.modes})))
         interceptor = getattr(self.factory, "interceptor", None) if hasattr(self, "factory") else None
         if interceptor is not None:
             self.conn.interceptor = interceptor
@@ -685,6 +690,12 @@ class Msgr2Protocol(Protocol):
                 # what the next connection to this address may assume
                 conn = self.conn
                 cache.learn(conn.peer_addr, KnownPeer(conn.peer_supported, conn.peer_required, event.entity_type))
+        elif kind is E.FastReconnectAccepted:
+            self.log.info("{peer}: fast reconnect accepted ({early} early messages)",
+                          peer=str(self.conn.peer_addr), early=event.early_messages)
+        elif kind is E.FastReconnectRefused:
+            self.log.info("{peer}: fast reconnect refused: {error_type}: {error}", peer=str(self.conn.peer_addr),
+                          error_type=type(event.error).__name__, error=str(event.error))
         elif kind is E.FirstFlightMissed:
             self.log.info("{peer} is not the peer our first flight assumed: {reason}",
                           peer=str(self.conn.peer_addr), reason=event.reason)
@@ -955,6 +966,10 @@ class Msgr2Protocol(Protocol):
         handlers = self.auth_handlers
         if event.allowed_methods is None:
             candidates = handlers
+        elif event.rejected_method == AuthMethod.MSGR2TX_RESUME:
+            # our fast reconnect was refused: any of our methods the server allows
+            candidates = [h for h in handlers if h.method in event.allowed_methods
+                          and self._modes_for(h, event.allowed_modes)]
         else:
             # next method after the rejected one that the server allows
             after = False
@@ -1050,7 +1065,7 @@ class Msgr2Protocol(Protocol):
         def answer(result):
             if isinstance(result, AuthDone):
                 conn.send_auth_done(result.global_id, mode, result.payload,
-                                    result.session_key, result.connection_secret)
+                                    result.session_key, result.connection_secret, expires=result.expires)
             elif isinstance(result, AuthMore):
                 conn.send_auth_reply_more(result.payload)
             elif isinstance(result, AuthReject):

@@ -135,3 +135,77 @@ class CephCliToOurServerWithTheBitTests(TestCase):
 
 
 cephlab.release_variants(globals(), CephCliToOurServerWithTheBitTests)
+
+
+class StockCephRefusesTheResumeTests(TestCase):
+    """
+    A client that believes it holds a resumable msgr2tx session with the
+    peer at an address where a stock ceph-mon now listens (a stale banner
+    cache offering the bit, cookies and a key): its first flight carries the
+    fast reconnect; Ceph answers AUTH_BAD_METHOD, and the client
+    authenticates with cephx on the same TCP connection, then finds its
+    session gone (SESSION_RESET) and starts a new one.
+    """
+
+    release = cephlab.DEFAULT_RELEASE
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_fallback_to_cephx_on_the_same_connection(self):
+        import secrets
+
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        from msgr2tx.auth.cephx import CephxAuthProvider
+        from msgr2tx.core import events as E
+        from msgr2tx.core.constants import AuthMethod
+        from msgr2tx.core.encoding import EntityType, entity_addr_t
+        from msgr2tx.core.session import Session
+        from msgr2tx.errors import ResumeNotNegotiated
+        from msgr2tx.factory import Msgr2ClientFactory
+        from msgr2tx.monclient import MonClient
+
+        mon = cephlab.shared_monitor(auth="cephx", release=self.release)
+        session = Session(client_cookie=secrets.randbits(63) | 1)
+        session.server_cookie = secrets.randbits(63) | 1
+        session.lossy = False
+        session.resume_key = secrets.token_bytes(16)
+        ours = ConnectionConfig().msgr2_supported
+        config = ConnectionConfig(lossy=False, modes=(ConnectionMode.SECURE,), peer_type=EntityType.MON,
+                                  peer_banner=(ours, 0))
+        target = entity_addr_t.parse(mon.addr)
+        factory = Msgr2ClientFactory([CephxAuthProvider().clientHandler("keyring=%s" % mon.keyring)], config,
+                                     target_addr=target, receiver=MonClient(), reactor=reactor,
+                                     handshake_timeout=10, session=session)
+        events = []
+        connections = []
+
+        def watch(protocol):
+            connections.append(protocol)
+            dispatch = protocol._dispatch
+
+            def record(event):
+                events.append(event)
+                return dispatch(event)
+            protocol._dispatch = record
+        factory.onProtocol = watch
+        p = yield TCP4ClientEndpoint(reactor, "127.0.0.1", target.port).connect(factory)
+        self.addCleanup(p.transport.loseConnection)
+        info = yield p.whenReady()
+        self.assertEqual(len(connections), 1)
+        self.assertTrue(p.conn.speculated)
+        # the resume went out first and Ceph refused it as an unknown method
+        self.assertIsInstance(p.conn.resume_refusal, ResumeNotNegotiated)
+        refused = [e for e in events if isinstance(e, E.FastReconnectRefused)]
+        self.assertEqual(len(refused), 1)
+        self.assertIn("result -95", str(refused[0].error))
+        self.assertFalse(p.conn.fast_reconnected)
+        self.assertEqual(p.conn.auth_method, AuthMethod.CEPHX)
+        self.assertEqual(info.mode_name, "secure")
+        self.assertEqual(str(info.peer_name), "mon.0")
+        # the session Ceph never had: reset, then a new one (lossy, as a monitor grants)
+        self.assertEqual(len([e for e in events if isinstance(e, E.SessionResetReceived)]), 1)
+        self.assertTrue(info.lossy)
+
+
+cephlab.release_variants(globals(), StockCephRefusesTheResumeTests)

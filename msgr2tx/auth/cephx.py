@@ -639,7 +639,8 @@ class CephxAuthorityHandler:
         elif request.con_mode == ConnectionMode.SECURE:
             return _reject("cephx: %s asked for no service keys, so secure mode has no secret" % (name,),
                            errno.EOPNOTSUPP)
-        return AuthDone(global_id, enc.getvalue(), session_key.secret_bytes, secret, name)
+        return AuthDone(global_id, enc.getvalue(), session_key.secret_bytes, secret, name,
+                        expires=auth_info.ticket.expires.to_float())
 
     def handle_principal_session_key(self, auth_payload: bytes) -> bytes:
         """
@@ -741,7 +742,8 @@ class CephxServiceHandler:
             return _reject("cephx: %s did not answer the authorizer challenge" % (ticket.name,))
         secret = _connection_secret(request.con_mode)
         reply = encrypt_bl(info.session_key, encode_authorize_reply(nonce + 1, secret), CEPHX_KEY_USAGE_AUTHORIZE_REPLY)
-        return AuthDone(global_id, reply, info.session_key.secret_bytes, secret, ticket.name)
+        return AuthDone(global_id, reply, info.session_key.secret_bytes, secret, ticket.name,
+                        expires=ticket.expires.to_float() if ticket.expires.sec else 0.0)
 
 
 @implementer(IServerAuthHandler)
