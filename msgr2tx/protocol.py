@@ -652,7 +652,7 @@ class Msgr2Protocol(Protocol):
                             self.conn.send_auth_request_more)
         elif kind is E.AuthDoneReceived:
             self._auth_step(lambda: self._auth_handler.handle_done(event.global_id, event.con_mode, event.payload),
-                            lambda keys: self.conn.auth_finish(*keys))
+                            lambda keys: self.conn.auth_finish(*keys, expires=self._session_expires()))
         elif kind is E.AuthRequestReceived:
             self._server_auth_request(event)
         elif kind is E.SessionResetReceived:
@@ -998,6 +998,11 @@ class Msgr2Protocol(Protocol):
                 list(self.config.modes), handler.method), handler.method)
         self._auth_step(lambda: handler.build_request(self.conn.peer_entity_type),
                         lambda payload: self.conn.send_auth_request(handler.method, payload, modes))
+
+    def _session_expires(self) -> float:
+        """When the ticket behind the session key just agreed expires (0: not known), for the fast reconnect."""
+        expires = getattr(self._auth_handler, "session_expires", None)
+        return float(expires()) if expires is not None else 0.0
 
     def _peer_banners(self):
         """The client factory's L{PeerBannerCache}, if it keeps one."""

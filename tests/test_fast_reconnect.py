@@ -119,6 +119,8 @@ class FastReconnectTests(TestCase):
         self.assertEqual(session.resume_key, peers.session.resume_key)
         self.assertTrue(session.resume_key)  # the cephx session key, on both sides
         self.assertGreater(session.resume_expires, time.time())
+        # the client knows its ticket's end too (its own clock)
+        self.assertGreater(peers.session.resume_expires, time.time())
         # messages sent while no connection carried the session
         for n in (3, 4, 5):
             peers.session.pending.append(numbered(n))

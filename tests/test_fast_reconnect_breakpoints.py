@@ -10,7 +10,9 @@ messages queued meanwhile.  A second breakpoint then faults (or stalls) the
 connection at one step of that exchange: every frame each side writes and
 reads in it.  Whatever the step, every message arrives exactly once, in
 order, no session is reset, and the connection after the fault is again a
-fast reconnect (the session key is still good).
+fast reconnect (the session key is still good).  The same for a server
+that refuses every resume (the ticket expired): a fault at each step of the
+refusal and of the fallback to cephx and SESSION_RECONNECT.
 """
 
 import struct
@@ -57,14 +59,14 @@ class FastReconnectBreakpoints(TestCase):
     timeout = 30
 
     @defer.inlineCallbacks
-    def run_scenario(self, breakpoints, rev1=True, mode=ConnectionMode.SECURE):
+    def run_scenario(self, breakpoints, rev1=True, mode=ConnectionMode.SECURE, server=None, fast_after=True):
         interceptor = Interceptor()
         for bp in breakpoints:
             interceptor.add(*bp)
         key = CryptoKey.generate()
         ring = Keyring()
         ring.add(ADMIN, key, {"mon": "allow *"})
-        server = ServerCounter()
+        server = server or ServerCounter()
         factory = Msgr2ServerFactory([CephxServerHandler(CephxKeyServer(ring))], server,
                                      ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=False,
                                                       revision1=rev1, modes=(ConnectionMode.SECURE,
@@ -109,8 +111,10 @@ class FastReconnectBreakpoints(TestCase):
         self.assertEqual(server.remote_resets, 0)
         self.assertEqual(len(factory.sessions), 1)
         # the first connection by cephx; every later READY by a fast reconnect
+        # (or, when the server refuses them, by cephx and SESSION_RECONNECT)
         self.assertEqual(fast[0], False)
-        self.assertTrue(len(fast) >= 2 and all(fast[1:]), fast)
+        self.assertTrue(len(fast) >= 2, fast)
+        self.assertEqual(fast[1:], [fast_after] * (len(fast) - 1))
         return interceptor, client, client_side, server
 
     def connects(self, interceptor):
@@ -142,6 +146,44 @@ def _stall(role, direction, tag):
     return test
 
 
+class ExpiringServer(ServerCounter):
+    """A ServerCounter whose first session's ticket has expired as soon as it is READY: every resume is refused."""
+
+    def connectionReady(self, protocol, info):
+        if not self.readies:
+            protocol.conn.session.resume_expires = 1.0
+        super().connectionReady(protocol, info)
+
+
+#: the refusal and the fallback to cephx on the same connection: the first
+#: AUTH_BAD_METHOD, the third AUTH_REQUEST (cephx after the refusal), the
+#: second AUTH_DONE, the first SESSION_RECONNECT
+REFUSAL_STEPS = [
+    ("server", "write", Tag.AUTH_BAD_METHOD, 1),
+    ("client", "read", Tag.AUTH_BAD_METHOD, 1),
+    ("client", "write", Tag.AUTH_REQUEST, 3),
+    ("server", "read", Tag.AUTH_REQUEST, 3),
+    ("server", "write", Tag.AUTH_DONE, 2),
+    ("client", "read", Tag.AUTH_DONE, 2),
+    ("client", "write", Tag.SESSION_RECONNECT, 1),
+    ("server", "read", Tag.SESSION_RECONNECT, 1),
+]
+
+
+def _refused_fault(role, direction, tag, nth):
+    @defer.inlineCallbacks
+    def test(self):
+        server = ExpiringServer()
+        interceptor, client, client_side, server = yield self.run_scenario(
+            [(("write", Tag.MESSAGE), "client", 3, FAULT), ((direction, tag), role, nth, FAULT)],
+            server=server, fast_after=False)
+        self.assertEqual(self.connects(interceptor), 3)
+        self.assertEqual(client_side.readies, 2)
+        # the resume was refused at least once, and never accepted
+        self.assertGreaterEqual(interceptor.counts.get(("server", "write", Tag.AUTH_BAD_METHOD), 0), 1)
+    return test
+
+
 def _generate():
     scenarios = {}
     for role, direction, tag in RESUME_STEPS:
@@ -149,6 +191,9 @@ def _generate():
         scenarios["test_fault_%s_secure_rev1" % name] = _fault(role, direction, tag, True, ConnectionMode.SECURE)
         scenarios["test_fault_%s_crc_rev0" % name] = _fault(role, direction, tag, False, ConnectionMode.CRC)
         scenarios["test_stall_%s" % name] = _stall(role, direction, tag)
+    for role, direction, tag, nth in REFUSAL_STEPS:
+        name = "%s_%s_%s_%d" % (role, direction, tag.name.lower(), nth)
+        scenarios["test_refused_fault_%s" % name] = _refused_fault(role, direction, tag, nth)
     return scenarios
 
 

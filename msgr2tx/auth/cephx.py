@@ -257,6 +257,23 @@ class CephxClientHandler:
             return self._authorizer.session_key.secret_bytes, secret
         raise AuthRejected("cephx: AUTH_DONE before any request")
 
+    def session_expires(self) -> float:
+        """
+        When the ticket whose session key the last L{handle_done} returned
+        expires (seconds since the epoch, by our clock; 0: not known): the
+        AUTH ticket towards a monitor, the service's ticket for an
+        authorizer.  msgr2tx does not try a fast reconnect with that key
+        after it (docs/protocol.md, "Fast reconnect").
+        """
+        if self._role == "mon":
+            service = EntityType.AUTH
+        elif self._role == "authorizer" and self._authorizer is not None:
+            service = self._authorizer.service_id
+        else:
+            return 0.0
+        ticket = self.tickets.get(service)
+        return ticket.expires if ticket is not None else 0.0
+
     def _handle_mon_done(self, payload: bytes):
         dec = _response_body(payload, CEPHX_GET_AUTH_SESSION_KEY)
         tickets = parse_service_ticket_reply(self._key, dec, self.tickets.session_keys())
