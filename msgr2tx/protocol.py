@@ -652,7 +652,7 @@ class Msgr2Protocol(Protocol):
                             self.conn.send_auth_request_more)
         elif kind is E.AuthDoneReceived:
             self._auth_step(lambda: self._auth_handler.handle_done(event.global_id, event.con_mode, event.payload),
-                            lambda keys: self.conn.auth_finish(*keys, expires=self._session_expires()))
+                            lambda keys: self.conn.auth_finish(keys[0], keys[1], expires=self._session_expires()))
         elif kind is E.AuthRequestReceived:
             self._server_auth_request(event)
         elif kind is E.SessionResetReceived:

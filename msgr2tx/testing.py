@@ -110,8 +110,8 @@ class CorePair:
             conn.send_auth_request_more(self._client_handler.handle_reply_more(event.payload))
         elif isinstance(event, E.AuthDoneReceived):
             expires = getattr(self._client_handler, "session_expires", None)
-            conn.auth_finish(*self._client_handler.handle_done(event.global_id, event.con_mode, event.payload),
-                             expires=expires() if expires is not None else 0.0)
+            session_key, secret = self._client_handler.handle_done(event.global_id, event.con_mode, event.payload)
+            conn.auth_finish(session_key, secret, expires=expires() if expires is not None else 0.0)
         elif isinstance(event, E.AuthRequestReceived):
             handler = next((h for h in self.server_auth if h.method == event.method), None)
             if handler is None:
