@@ -144,7 +144,9 @@ class StockCephRefusesTheResumeTests(TestCase):
     cache offering the bit, cookies and a key): its first flight carries the
     fast reconnect; Ceph answers AUTH_BAD_METHOD, and the client
     authenticates with cephx on the same TCP connection, then finds its
-    session gone (SESSION_RESET) and starts a new one.
+    session gone (SESSION_RESET) and starts a new one.  The request carries
+    a 60 KiB queued message as early data, which Ceph reads with the
+    AUTH_REQUEST and ignores.
     """
 
     release = cephlab.DEFAULT_RELEASE
@@ -170,6 +172,9 @@ class StockCephRefusesTheResumeTests(TestCase):
         session.server_cookie = secrets.randbits(63) | 1
         session.lossy = False
         session.resume_key = secrets.token_bytes(16)
+        # a message queued for the session rides in the request: 60 KiB of early data for Ceph to read past
+        from msgr2tx.core.messages import GenericMessage
+        session.pending.append(GenericMessage(0x7A5A, front=b"x" * (60 << 10)))
         ours = ConnectionConfig().msgr2_supported
         config = ConnectionConfig(lossy=False, modes=(ConnectionMode.SECURE,), peer_type=EntityType.MON,
                                   peer_banner=(ours, 0))
@@ -194,6 +199,7 @@ class StockCephRefusesTheResumeTests(TestCase):
         info = yield p.whenReady()
         self.assertEqual(len(connections), 1)
         self.assertTrue(p.conn.speculated)
+        self.assertEqual(p.conn.early_messages, 1)
         # the resume went out first and Ceph refused it as an unknown method
         self.assertIsInstance(p.conn.resume_refusal, ResumeNotNegotiated)
         refused = [e for e in events if isinstance(e, E.FastReconnectRefused)]
