@@ -17,7 +17,10 @@ and prints each in milliseconds and in round trips (milliseconds / RTT),
 with the fastest run's READY too (on a busy machine the median drifts up).
 The scenarios: a fresh connection to an msgr2tx echo server with auth none
 in crc mode and with cephx in secure mode, a lossless session resumed with
-SESSION_RECONNECT after a cut (auth none and cephx secure), and fresh
+SESSION_RECONNECT after a cut (auth none and cephx secure), the same
+session resumed with msgr2tx's fast reconnect (cephx secure: one
+AUTH_REQUEST proving the session key, the resent message riding in it; see
+docs/protocol.md "Fast reconnect"), and fresh
 connections to a real Ceph monitor and OSD with cephx in secure mode (when
 Ceph is installed; ``--release`` picks 16.2, or Reef or Tentacle from their
 chroots).  Each is measured twice: ``plain`` waits for the peer's banner
@@ -155,9 +158,9 @@ def _server(auth, lossless):
     return port, client_auth
 
 
-def _client_config(auth, lossless=False, speculate=True):
+def _client_config(auth, lossless=False, speculate=True, fast=False):
     mode = ConnectionMode.SECURE if auth == "cephx" else ConnectionMode.CRC
-    return ConnectionConfig(modes=(mode,), lossy=not lossless, speculate=speculate)
+    return ConnectionConfig(modes=(mode,), lossy=not lossless, speculate=speculate, fast_reconnect=fast)
 
 
 @defer.inlineCallbacks
@@ -207,15 +210,20 @@ def fresh(auth, one_way, speculate, target=None, client_auth=None, keepalive=Fal
 
 
 @defer.inlineCallbacks
-def reconnect(auth, one_way, speculate):
-    """(ready, first) seconds from a cut to READY again and to the resent message's answer."""
+def reconnect(auth, one_way, speculate, fast=False):
+    """
+    (ready, first) seconds from a cut to READY again and to the resent
+    message's answer.  C{fast}: the client resumes with msgr2tx's fast
+    reconnect (the server offers it), else with cephx and SESSION_RECONNECT.
+    """
     server, client_auth = _server(auth, lossless=True)
     target_port = server.getHost().port
     proxy = DelayProxy(target_port, one_way)
     via = "tcp:host=%s:port=%d" % (HOST, proxy.listen())
     answers = _Answers()
     client = ReconnectingClient(reactor, "v2:%s:%d" % (HOST, target_port), [client_auth],
-                                _client_config(auth, lossless=True, speculate=speculate), receiver=answers, timeout=30,
+                                _client_config(auth, lossless=True, speculate=speculate, fast=fast), receiver=answers,
+                                timeout=30,
                                 initial_backoff=0.0, max_backoff=0.0, via=via)
     client.startService()
     yield client.whenReady() if hasattr(client, "whenReady") else task.deferLater(reactor, 10 * one_way, lambda: None)
@@ -239,6 +247,8 @@ def reconnect(auth, one_way, speculate):
     first = time.perf_counter() - start
     if client.protocol.conn.speculated != speculate:
         raise RuntimeError("speculated=%s, expected %s" % (client.protocol.conn.speculated, speculate))
+    if client.protocol.conn.fast_reconnected != fast:
+        raise RuntimeError("fast_reconnected=%s, expected %s" % (client.protocol.conn.fast_reconnected, fast))
     yield client.stopService()
     yield proxy.port.stopListening()
     yield server.stopListening()
@@ -259,6 +269,8 @@ def main(args):
              lambda spec=spec: reconnect("none", one_way, spec)),
             ("lossless reconnect cephx/secure -> msgr2tx, %s" % flight,
              lambda spec=spec: reconnect("cephx", one_way, spec)),
+            ("fast reconnect cephx/secure -> msgr2tx, %s" % flight,
+             lambda spec=spec: reconnect("cephx", one_way, spec, fast=True)),
         ]
     mon = None
     if not args.no_ceph:

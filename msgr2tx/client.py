@@ -84,7 +84,10 @@ class ReconnectingClient:
     A client that keeps one msgr2 session alive across connection failures,
     built on Twisted's C{ClientService}: it reconnects with exponential
     backoff (reset after every connection), resumes a lossless session with
-    SESSION_RECONNECT and replays what the peer had not acknowledged.
+    SESSION_RECONNECT and replays what the peer had not acknowledged.  With
+    an msgr2tx peer and a cephx session key, the session comes back with a
+    fast reconnect instead (one AUTH_REQUEST proving the key, the queued
+    messages riding in it; docs/protocol.md, "Fast reconnect").
 
     Messages sent while disconnected wait in the session and go out, in
     order, once the next connection is READY.  From its second connection

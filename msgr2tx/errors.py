@@ -106,6 +106,52 @@ class SignatureMismatch(AuthError, RemoteProtocolError):
     """The peer's AUTH_SIGNATURE does not cover what we sent."""
 
 
+class ResumeRefused(AuthError):
+    """
+    A fast reconnect (msgr2tx's session resume, docs/protocol.md) was
+    refused.  On the server it names the reason the request failed; the
+    server then answers AUTH_BAD_METHOD and the client, seeing the same
+    typed error (from the errno), authenticates with its ordinary method on
+    the same connection.  Only raised to the application when no ordinary
+    method is left to fall back on.
+    """
+
+
+class ResumeNotNegotiated(ResumeRefused):
+    """
+    The fast reconnect method was used without both banners offering the
+    MSGR2TX_FAST_RECONNECT bit (a peer that strips the bit), or the server
+    does not know the method at all (a Ceph server: -EOPNOTSUPP).
+    """
+
+
+class ResumeUnknownSession(ResumeRefused):
+    """The server has no lossless session with those cookies (it restarted, or reset the session)."""
+
+
+class ResumeTampered(ResumeRefused):
+    """A fast reconnect request or reply is malformed or its proof does not verify (wrong key, changed bytes)."""
+
+
+class ResumeReplayed(ResumeRefused):
+    """A fast reconnect request with the global_seq the server last accepted for the session: a replay."""
+
+
+class ResumeStale(ResumeRefused):
+    """A fast reconnect request with a global_seq below the last one the server saw for the session."""
+
+
+class ResumeExpired(ResumeRefused):
+    """The ticket whose session key the fast reconnect would use has expired: authenticate anew."""
+
+
+class ResumeFailed(AuthError, RemoteProtocolError):
+    """
+    The server accepted our fast reconnect with a reply that does not prove
+    it holds the session key (or is malformed): the connection is closed.
+    """
+
+
 class IdentMismatch(RemoteProtocolError):
     """The peer's ident frame names an address or entity we did not expect."""
 

@@ -41,7 +41,10 @@ class IClientAuthHandler(Interface):
         """
         Check AUTH_DONE and return C{(session_key, connection_secret)} as
         bytes (both empty for methods without keys).  Raise L{AuthRejected}
-        if the payload does not verify.
+        if the payload does not verify.  A handler may also have
+        C{session_expires()}: when the ticket behind that key expires
+        (seconds since the epoch, 0: not known), after which msgr2tx tries
+        no fast reconnect with it.
         """
 
 

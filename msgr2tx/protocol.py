@@ -25,7 +25,7 @@ from msgr2tx.auth import AuthDone, AuthMore, AuthReject, AuthRequestInfo
 from msgr2tx.core import events as E
 from msgr2tx.core.compression import algorithm_name
 from msgr2tx.core.connection import Msgr2Connection, Role, State
-from msgr2tx.core.constants import ConnectionMode
+from msgr2tx.core.constants import AuthMethod, ConnectionMode
 from msgr2tx.core.session import payload_size
 from msgr2tx.core.speculation import KnownPeer
 from msgr2tx.core.encoding import (
@@ -441,6 +441,11 @@ class Msgr2Protocol(Protocol):
                 cookie=_random_u64() or 1)
         self.conn.owner = self
         self.conn.defer_acks = True
+        if self.role is Role.SERVER:
+            # what an AUTH_BAD_METHOD refusing a fast reconnect offers instead
+            self.conn.auth_offer = (tuple(h.method for h in self.auth_handlers),
+                                    tuple(sorted({m for h in self.auth_handlers for m in h.allowed_modes
+                                                  if m in self.config.modes})))
         interceptor = getattr(self.factory, "interceptor", None) if hasattr(self, "factory") else None
         if interceptor is not None:
             self.conn.interceptor = interceptor
@@ -669,7 +674,7 @@ class Msgr2Protocol(Protocol):
                             self.conn.send_auth_request_more)
         elif kind is E.AuthDoneReceived:
             self._auth_step(lambda: self._auth_handler.handle_done(event.global_id, event.con_mode, event.payload),
-                            lambda keys: self.conn.auth_finish(*keys))
+                            lambda keys: self.conn.auth_finish(keys[0], keys[1], expires=self._session_expires()))
         elif kind is E.AuthRequestReceived:
             self._server_auth_request(event)
         elif kind is E.SessionResetReceived:
@@ -707,6 +712,12 @@ class Msgr2Protocol(Protocol):
                 # what the next connection to this address may assume
                 conn = self.conn
                 cache.learn(conn.peer_addr, KnownPeer(conn.peer_supported, conn.peer_required, event.entity_type))
+        elif kind is E.FastReconnectAccepted:
+            self.log.info("{peer}: fast reconnect accepted ({early} early messages)",
+                          peer=str(self.conn.peer_addr), early=event.early_messages)
+        elif kind is E.FastReconnectRefused:
+            self.log.info("{peer}: fast reconnect refused: {error_type}: {error}", peer=str(self.conn.peer_addr),
+                          error_type=type(event.error).__name__, error=str(event.error))
         elif kind is E.FirstFlightMissed:
             self.log.info("{peer} is not the peer our first flight assumed: {reason}",
                           peer=str(self.conn.peer_addr), reason=event.reason)
@@ -977,6 +988,10 @@ class Msgr2Protocol(Protocol):
         handlers = self.auth_handlers
         if event.allowed_methods is None:
             candidates = handlers
+        elif event.rejected_method == AuthMethod.MSGR2TX_RESUME:
+            # our fast reconnect was refused: any of our methods the server allows
+            candidates = [h for h in handlers if h.method in event.allowed_methods
+                          and self._modes_for(h, event.allowed_modes)]
         else:
             # next method after the rejected one that the server allows
             after = False
@@ -1005,6 +1020,11 @@ class Msgr2Protocol(Protocol):
                 list(self.config.modes), handler.method), handler.method)
         self._auth_step(lambda: handler.build_request(self.conn.peer_entity_type),
                         lambda payload: self.conn.send_auth_request(handler.method, payload, modes))
+
+    def _session_expires(self) -> float:
+        """When the ticket behind the session key just agreed expires (0: not known), for the fast reconnect."""
+        expires = getattr(self._auth_handler, "session_expires", None)
+        return float(expires()) if expires is not None else 0.0
 
     def _peer_banners(self):
         """The client factory's L{PeerBannerCache}, if it keeps one."""
@@ -1072,7 +1092,7 @@ class Msgr2Protocol(Protocol):
         def answer(result):
             if isinstance(result, AuthDone):
                 conn.send_auth_done(result.global_id, mode, result.payload,
-                                    result.session_key, result.connection_secret)
+                                    result.session_key, result.connection_secret, expires=result.expires)
             elif isinstance(result, AuthMore):
                 conn.send_auth_reply_more(result.payload)
             elif isinstance(result, AuthReject):

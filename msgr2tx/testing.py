@@ -44,6 +44,8 @@ class CorePair:
             Role.SERVER, SERVER_ADDR, CLIENT_ADDR,
             server_addrs=entity_addrvec_t((SERVER_ADDR,)), cookie=server_cookie,
             sessions=sessions, global_seqs=server_global_seqs)
+        # what an AUTH_BAD_METHOD refusing a fast reconnect offers instead
+        self.server.auth_offer = (tuple(h.method for h in self.server_auth), tuple(self.server.config.modes))
         self.client_events: List[E.Event] = []
         self.server_events: List[E.Event] = []
         self.wire_c2s = bytearray()
@@ -107,7 +109,9 @@ class CorePair:
         elif isinstance(event, E.AuthReplyMoreReceived):
             conn.send_auth_request_more(self._client_handler.handle_reply_more(event.payload))
         elif isinstance(event, E.AuthDoneReceived):
-            conn.auth_finish(*self._client_handler.handle_done(event.global_id, event.con_mode, event.payload))
+            expires = getattr(self._client_handler, "session_expires", None)
+            session_key, secret = self._client_handler.handle_done(event.global_id, event.con_mode, event.payload)
+            conn.auth_finish(session_key, secret, expires=expires() if expires is not None else 0.0)
         elif isinstance(event, E.AuthRequestReceived):
             handler = next((h for h in self.server_auth if h.method == event.method), None)
             if handler is None:
@@ -123,7 +127,7 @@ class CorePair:
                 event.method, mode, event.payload, event.more, conn.peer_entity_type, self._auth_state))
             if isinstance(result, AuthDone):
                 conn.send_auth_done(result.global_id, mode, result.payload, result.session_key,
-                                    result.connection_secret)
+                                    result.connection_secret, expires=result.expires)
             elif isinstance(result, AuthMore):
                 conn.send_auth_reply_more(result.payload)
             elif isinstance(result, AuthReject):

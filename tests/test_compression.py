@@ -339,8 +339,8 @@ class NegotiationTests(SynchronousTestCase):
         pair = osd_pair(server_compression=False)
         pair.handshake()
         self.assertIs(pair.client.state, State.READY)
-        self.assertEqual(bytes(pair.wire_s2c[10:18]).hex(), "0100000000000000")
-        self.assertEqual(bytes(pair.wire_c2s[10:18]).hex(), "0300000000000000")
+        self.assertEqual(bytes(pair.wire_s2c[10:18]).hex(), "0100000000000100")  # (and bit 48, ours)
+        self.assertEqual(bytes(pair.wire_c2s[10:18]).hex(), "0300000000000100")  # (and bit 48, ours)
         tags = [t for t, _, _, _ in wire_frames(pair.wire_c2s, True)]
         self.assertNotIn(Tag.COMPRESSION_REQUEST, tags)
         self.assertEqual(tags[3], Tag.CLIENT_IDENT)
@@ -502,7 +502,8 @@ class OptionTests(SynchronousTestCase):
         options.parseOptions(["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1",
                               "--no-compression"])
         (listener,) = list(makeService(options))
-        self.assertEqual((listener.factory.config.compression, listener.factory.config.msgr2_supported), (False, 1))
+        self.assertEqual((listener.factory.config.compression, listener.factory.config.msgr2_supported),
+                         (False, 1 | Msgr2Feature.MSGR2TX_FAST_RECONNECT))
         for args in (["--compress-mode", "passive"], ["--compress-methods", "brotli"],
                      ["--compress-min-size", "-1"], ["--compress-mode", "force", "--no-compression"]):
             self.assertRaises(usage.UsageError, Options().parseOptions, ["--auth", "none", "--mode", "crc"] + args)
@@ -518,7 +519,7 @@ class OptionTests(SynchronousTestCase):
         args = parser.parse_args(["ping", "v2:127.0.0.1:3300", "--compress-methods", "lzma"])
         self.assertRaises(ValueError, cli._client_setup, args)
         args = parser.parse_args(["ping", "v2:127.0.0.1:3300", "--no-compression"])
-        self.assertEqual(cli._client_setup(args)[1].msgr2_supported, 1)
+        self.assertEqual(cli._client_setup(args)[1].msgr2_supported, 1 | Msgr2Feature.MSGR2TX_FAST_RECONNECT)
 
 
 class Pacific16Tests(TestCase):
@@ -548,7 +549,7 @@ class Pacific16Tests(TestCase):
         yield p.keepalive()
         conn = p.conn
         self.assertEqual(conn.peer_supported, 1)
-        self.assertEqual(conn.config.msgr2_supported, 3 if rev1 else 2)
+        self.assertEqual(conn.config.msgr2_supported, (3 if rev1 else 2) | Msgr2Feature.MSGR2TX_FAST_RECONNECT)
         self.assertEqual(conn.compression_method, 0)
         self.assertIsNone(conn.writer.compressor)
         writes = {tag for (role, point, tag), n in interceptor.counts.items() if point == "write"}

@@ -61,7 +61,8 @@ class HandshakeTests(SynchronousTestCase):
         pair.handshake()
         self.assertReady(pair, rev1=False)
         # the client's banner advertised only COMPRESSION (as Ceph, compression does not need rev1)
-        self.assertEqual(bytes(pair.wire_c2s[10:26]).hex(), "02" + "00" * 15)
+        # and msgr2tx's own fast reconnect bit (48)
+        self.assertEqual(bytes(pair.wire_c2s[10:26]).hex(), "0200000000000100" + "00" * 8)
 
     def test_rev0_when_server_leaves_out_revision1(self):
         pair = none_pair(rev1_server=False)
@@ -72,9 +73,9 @@ class HandshakeTests(SynchronousTestCase):
         pair = none_pair()
         pair.handshake()
         # "ceph v2\n", u16 16, u64 supported (REVISION_1 | COMPRESSION, as Reef
-        # and Tentacle send it), u64 required
+        # and Tentacle send it, and msgr2tx's fast reconnect bit 48), u64 required
         self.assertEqual(bytes(pair.wire_c2s[:BANNER_SIZE]).hex(),
-                         "636570682076320a" "1000" "0300000000000000" "0000000000000000")
+                         "636570682076320a" "1000" "0300000000000100" "0000000000000000")
 
     def test_auth_none_global_ids(self):
         first = none_pair()

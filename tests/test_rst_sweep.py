@@ -6,10 +6,12 @@ every link forwards a random number of bytes (both directions counted
 together) and then resets both sides with C{SO_LINGER} 0: an RST in the
 middle of a frame, of a handshake or of a replay, whichever the count hits.
 The client reconnects at once and resumes its session with
-SESSION_RECONNECT; the stateful (lossless) msgr2tx server echoes every
-message.  Each configuration (msgr2.0/2.1, crc/secure, 4 KiB/64 KiB) runs
-until the proxy has reset at least L{CUTS} links, and every echo must come
-back exactly once and in order, with no stall.
+SESSION_RECONNECT (the ``test_fast_...`` configurations: with msgr2tx's
+fast reconnect, whose first flight carries the queued messages); the
+stateful (lossless) msgr2tx server echoes every message.  Each
+configuration (msgr2.0/2.1, crc/secure, 4 KiB/64 KiB) runs until the proxy
+has reset at least L{CUTS} links, and every echo must come back exactly
+once and in order, with no stall.
 
 The proxy's random choices are seeded: set C{MSGR2TX_SWEEP_SEED} to rerun
 a configuration with the seed printed by a failure (the timing of reads
@@ -180,7 +182,7 @@ class RstSweepTests(TestCase):
         return port.getHost().port
 
     @defer.inlineCallbacks
-    def sweep(self, rev1, mode, size, window, seed):
+    def sweep(self, rev1, mode, size, window, seed, fast=False):
         port = self.start_server(rev1, mode)
         span = 2 * window * (size + 200)
 
@@ -194,9 +196,18 @@ class RstSweepTests(TestCase):
         self.addCleanup(proxy.stop)
         numbers = Numbers()
         client = ReconnectingClient(reactor, "v2:127.0.0.1:%d" % port, [CephxClientHandler(ADMIN, self.key)],
-                                    ConnectionConfig(lossy=False, revision1=rev1, modes=(mode,)),
+                                    ConnectionConfig(lossy=False, revision1=rev1, modes=(mode,),
+                                                     fast_reconnect=fast),
                                     receiver=numbers, timeout=10, initial_backoff=0.002, max_backoff=0.02,
                                     via=via)
+        fast_readies = []
+        new_protocol = client.factory.onProtocol
+
+        def note(protocol):
+            new_protocol(protocol)
+            protocol.whenReady().addCallbacks(
+                lambda info: fast_readies.append(protocol.conn.fast_reconnected), lambda f: None)
+        client.factory.onProtocol = note
         client.startService()
         self.addCleanup(client.stopService)
         where = "proxy seed %d (MSGR2TX_SWEEP_SEED=%d reruns it)" % (seed, BASE_SEED)
@@ -233,7 +244,14 @@ class RstSweepTests(TestCase):
         self.assertEqual(len(self.server_factory.sessions), 1, where)
         self.assertGreaterEqual(len(proxy.cut_offsets), CUTS, where)
         self.assertGreater(len(set(proxy.cut_offsets)), CUTS * 3 // 4, where)
-        self.assertGreater(client.connections, CUTS // 2, where)
+        if fast:
+            # a fast reconnect's first flight holds up to 64 KiB of queued
+            # messages, so more of the resets land before READY
+            self.assertGreater(client.connections, CUTS // 4, where)
+            self.assertGreater(fast_readies.count(True), CUTS // 8, where)
+        else:
+            self.assertGreater(client.connections, CUTS // 2, where)
+            self.assertNotIn(True, fast_readies)
         self.assertGreater(sent, CUTS, where)
 
 
@@ -253,3 +271,17 @@ for _n, (_rev1, _mode, _size, _window) in enumerate(
         for mode in (ConnectionMode.CRC, ConnectionMode.SECURE)
         for size, window in ((4 << 10, 16), (64 << 10, 4))):
     _add(_rev1, _mode, _size, _window, _n)
+
+
+def _add_fast(rev1, mode, size, window, n):
+    name = "test_fast_rev%d_%s_%dk" % (1 if rev1 else 0, mode.name.lower(), size >> 10)
+
+    def test(self):
+        return self.sweep(rev1, mode, size, window, BASE_SEED + n, fast=True)
+
+    test.__name__ = name
+    setattr(RstSweepTests, name, test)
+
+
+_add_fast(True, ConnectionMode.CRC, 4 << 10, 16, 100)
+_add_fast(True, ConnectionMode.SECURE, 64 << 10, 4, 101)

@@ -281,6 +281,56 @@ class SecretsTests(TestCase):
         yield task.deferLater(reactor, 0.1, lambda: None)
 
     @defer.inlineCallbacks
+    def _fast_reconnect(self):
+        """A lossless cephx secure session cut and resumed with a fast reconnect, then one refused (expired)."""
+        from msgr2tx.client import ReconnectingClient
+
+        key = CryptoKey.generate()
+        ring = Keyring()
+        ring.add(ADMIN, key, {"mon": "allow *"})
+        self._key("fast reconnect client key", key)
+        sink = []
+        config = ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=False,
+                                  modes=(ConnectionMode.SECURE,))
+        echo = RenewingEcho(None)
+        factory = Msgr2ServerFactory([SpyServerHandler(CephxServerHandler(CephxKeyServer(ring)), sink)], echo,
+                                     config)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        handler = SpyClientHandler(ADMIN, key)
+        handler.sink = sink
+        client = ReconnectingClient(reactor, "v2:127.0.0.1:%d" % port.getHost().port, [handler],
+                                    ConnectionConfig(lossy=False, modes=(ConnectionMode.SECURE,)),
+                                    receiver=RenewingEcho(None), timeout=10, initial_backoff=0.01,
+                                    max_backoff=0.05)
+        client.startService()
+        self.addCleanup(client.stopService)
+        protocols = []
+        for attempt in range(3):
+            p = yield client.whenReady()
+            protocols.append(p)
+            client.sendMessage(GenericMessage(0x7A5A, front=os.urandom(64)))
+            yield task.deferLater(reactor, 0.05, lambda: None)
+            if attempt == 1:
+                self.assertTrue(p.conn.fast_reconnected)
+                # the server's copy of the ticket ends now: the next resume is refused
+                factory.sessions.get(client.session.client_cookie).resume_expires = 1.0
+            if attempt < 2:
+                p.transport.abortConnection()
+                yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertFalse(protocols[2].conn.fast_reconnected)
+        self.assertEqual(type(protocols[2].conn.resume_refusal).__name__, "ResumeExpired")
+        self.assertIn("fast reconnect refused: ResumeExpired", "\n".join(self.lines))
+        self._secret("fast reconnect resume key", client.session.resume_key)
+        for proto in protocols:
+            self._secret("fast reconnect conn key", proto.conn._session_key)
+            self._secret("fast reconnect rx cipher key", proto.conn.reader.cipher._key)
+        for value in sink:
+            self._secret("fast reconnect handler key material", value)
+        self._look(client, client.session, factory, factory.sessions, *protocols,
+                   *[proto.conn for proto in protocols])
+
+    @defer.inlineCallbacks
     def _real_mon(self):
         mon = cephlab.shared_monitor(auth="cephx", osds=1)
         osd = mon.osds[0]
@@ -351,6 +401,7 @@ class SecretsTests(TestCase):
     def test_no_secret_anywhere(self):
         yield self._our_server(True)
         yield self._our_server(False)
+        yield self._fast_reconnect()
         yield self._real_mon()
         # the run really happened and was logged
         joined = "\n".join(self.lines)
@@ -362,7 +413,8 @@ class SecretsTests(TestCase):
         kinds = {label.split("#")[0] for label in self.secrets}
         for needed in ("in-process before renewal auth ticket blob", "ceph-mon after renewal osd session key",
                        "conn session key", "rx cipher key", "handler key material",
-                       "key server rotating secret", "ceph client.admin key", "in-process client key"):
+                       "key server rotating secret", "ceph client.admin key", "in-process client key",
+                       "fast reconnect resume key", "fast reconnect conn key"):
             self.assertIn(needed, kinds)
         # 64-byte connection secrets were captured from both ends
         self.assertTrue(any(len(v) == 64 for v in self.secrets.values()))

@@ -44,6 +44,9 @@ from tests import cephlab
 ADMIN = EntityName.parse("client.admin")
 REV1_COMPRESSION = int(Msgr2Feature.REVISION_1 | Msgr2Feature.COMPRESSION)
 MON_PEER = KnownPeer(REV1_COMPRESSION, 0, EntityType.MON)
+#: what an msgr2tx peer on its defaults advertises
+FAST = int(Msgr2Feature.MSGR2TX_FAST_RECONNECT)
+OURS = REV1_COMPRESSION | FAST
 
 
 def parse_first_flight(data, rev1):
@@ -75,7 +78,7 @@ class FirstFlightFrameTests(TestCase):
         client.initiate(MON_PEER, (AuthMethod.NONE, payload, (ConnectionMode.CRC,)))
         parts = client.data_to_send()
         supported, required, frames = parse_first_flight(b"".join(parts), rev1=True)
-        self.assertEqual((supported, required), (REV1_COMPRESSION, 0))
+        self.assertEqual((supported, required), (OURS, 0))
         self.assertEqual([tag for tag, _ in frames], [Tag.HELLO, Tag.AUTH_REQUEST])
         hello, auth = frames[0][1], frames[1][1]
         self.assertEqual(hello.entity_type, EntityType.CLIENT)
@@ -157,7 +160,7 @@ class FirstFlightFrameTests(TestCase):
         pair = self._pair(KnownPeer(int(Msgr2Feature.REVISION_1), 0, EntityType.MON))
         pair.pump()
         self.assertIs(pair.client.state, State.READY)
-        self.assertEqual(pair.client.peer_supported, REV1_COMPRESSION)
+        self.assertEqual(pair.client.peer_supported, OURS)
         self.assertTrue(pair.client.speculated)
 
     def test_revision_changed_fails(self):
@@ -262,7 +265,7 @@ class SpeculationLoopbackTests(TestCase):
         p1 = self._close((yield dial(addr, [NoneClientHandler(ADMIN)], ConnectionConfig(), cache, recorder)))
         self.assertFalse(p1.conn.speculated)
         self.assertEqual(recorder.before_banner(p1.conn), [])
-        self.assertEqual(cache.get(addr), KnownPeer(REV1_COMPRESSION, 0, EntityType.MON))
+        self.assertEqual(cache.get(addr), KnownPeer(OURS, 0, EntityType.MON))
         p2 = self._close((yield dial(addr, [NoneClientHandler(ADMIN)], ConnectionConfig(), cache, recorder)))
         self.assertTrue(p2.conn.speculated)
         self.assertEqual(recorder.before_banner(p2.conn), [Tag.HELLO, Tag.AUTH_REQUEST])
@@ -315,7 +318,7 @@ class SpeculationLoopbackTests(TestCase):
             MON_PEER, ConnectionConfig(entity_type=EntityType.MON, entity_num=0, revision1=False))
         self.assertFalse(p.info.rev1)
         # and the cache now holds what the peer really is
-        self.assertEqual(cache.get(addr), KnownPeer(int(Msgr2Feature.COMPRESSION), 0, EntityType.MON))
+        self.assertEqual(cache.get(addr), KnownPeer(int(Msgr2Feature.COMPRESSION) | FAST, 0, EntityType.MON))
 
     @defer.inlineCallbacks
     def test_entity_type_changed_redials(self):
@@ -334,7 +337,7 @@ class SpeculationLoopbackTests(TestCase):
         p = yield TCP4ClientEndpoint(reactor, "127.0.0.1", addr.port).connect(factory)
         yield self.assertFailure(p.whenReady(), SpeculationFailed)
         # the entry keeps the banner seen, without an entity type: no speculation next time
-        self.assertEqual(cache.get(addr), KnownPeer(int(Msgr2Feature.COMPRESSION), 0, 0))
+        self.assertEqual(cache.get(addr), KnownPeer(int(Msgr2Feature.COMPRESSION) | FAST, 0, 0))
 
     @defer.inlineCallbacks
     def test_compression_bit_changed_same_connection(self):
@@ -345,7 +348,7 @@ class SpeculationLoopbackTests(TestCase):
                                        timeout=10, peer_banners=cache)))
         self.assertTrue(p.conn.speculated)
         self.assertEqual(len(self.accepted), 1)
-        self.assertEqual(cache.get(addr), MON_PEER)
+        self.assertEqual(cache.get(addr), KnownPeer(OURS, 0, EntityType.MON))
 
 
     @defer.inlineCallbacks

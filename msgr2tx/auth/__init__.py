@@ -42,6 +42,9 @@ class AuthDone:
     session_key: bytes = b""
     connection_secret: bytes = b""
     name: Optional[EntityName] = None
+    #: when the ticket behind C{session_key} expires (seconds since the
+    #: epoch; 0: never): a fast reconnect with that key is refused after it
+    expires: float = 0.0
 
     def __repr__(self):
         return "AuthDone(global_id=%d, name=%s)" % (self.global_id, self.name)

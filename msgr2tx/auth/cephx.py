@@ -257,6 +257,23 @@ class CephxClientHandler:
             return self._authorizer.session_key.secret_bytes, secret
         raise AuthRejected("cephx: AUTH_DONE before any request")
 
+    def session_expires(self) -> float:
+        """
+        When the ticket whose session key the last L{handle_done} returned
+        expires (seconds since the epoch, by our clock; 0: not known): the
+        AUTH ticket towards a monitor, the service's ticket for an
+        authorizer.  msgr2tx does not try a fast reconnect with that key
+        after it (docs/protocol.md, "Fast reconnect").
+        """
+        if self._role == "mon":
+            service = EntityType.AUTH
+        elif self._role == "authorizer" and self._authorizer is not None:
+            service = self._authorizer.service_id
+        else:
+            return 0.0
+        ticket = self.tickets.get(service)
+        return ticket.expires if ticket is not None else 0.0
+
     def _handle_mon_done(self, payload: bytes):
         dec = _response_body(payload, CEPHX_GET_AUTH_SESSION_KEY)
         tickets = parse_service_ticket_reply(self._key, dec, self.tickets.session_keys())
@@ -639,7 +656,8 @@ class CephxAuthorityHandler:
         elif request.con_mode == ConnectionMode.SECURE:
             return _reject("cephx: %s asked for no service keys, so secure mode has no secret" % (name,),
                            errno.EOPNOTSUPP)
-        return AuthDone(global_id, enc.getvalue(), session_key.secret_bytes, secret, name)
+        return AuthDone(global_id, enc.getvalue(), session_key.secret_bytes, secret, name,
+                        expires=auth_info.ticket.expires.to_float())
 
     def handle_principal_session_key(self, auth_payload: bytes) -> bytes:
         """
@@ -741,7 +759,8 @@ class CephxServiceHandler:
             return _reject("cephx: %s did not answer the authorizer challenge" % (ticket.name,))
         secret = _connection_secret(request.con_mode)
         reply = encrypt_bl(info.session_key, encode_authorize_reply(nonce + 1, secret), CEPHX_KEY_USAGE_AUTHORIZE_REPLY)
-        return AuthDone(global_id, reply, info.session_key.secret_bytes, secret, ticket.name)
+        return AuthDone(global_id, reply, info.session_key.secret_bytes, secret, ticket.name,
+                        expires=ticket.expires.to_float() if ticket.expires.sec else 0.0)
 
 
 @implementer(IServerAuthHandler)

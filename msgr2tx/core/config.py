@@ -73,6 +73,11 @@ class ConnectionConfig:
         AUTH_REQUEST in one write, one round trip before it would otherwise
         (docs/protocol.md, "Speculative first flight").  False: always wait
         for the peer's banner and HELLO.
+    @ivar fast_reconnect: advertise msgr2tx's fast reconnect (the
+        L{Msgr2Feature.MSGR2TX_FAST_RECONNECT} bit, in the banner's
+        supported mask only) and, as a client, resume a lossless session
+        with a peer that advertised it without a new cephx exchange
+        (docs/protocol.md, "Fast reconnect").  Ceph peers ignore the bit.
     @ivar peer_banner: the peer's banner as (supported, required) msgr2
         feature masks, assumed when no earlier connection taught us better;
         used only together with C{peer_type}.  None: learn it.
@@ -95,6 +100,7 @@ class ConnectionConfig:
     policies: Union[Mapping[int, Policy], Tuple[Tuple[int, Policy], ...]] = ()
     peer_type: int = 0
     speculate: bool = True
+    fast_reconnect: bool = True
     peer_banner: Optional[Tuple[int, int]] = None
     learn_addr_from_peer: bool = True
     #: our bound addresses, for a peer that listens as well as connects
@@ -200,6 +206,8 @@ class ConnectionConfig:
             bits |= Msgr2Feature.REVISION_1
         if self.compression:
             bits |= Msgr2Feature.COMPRESSION
+        if self.fast_reconnect:
+            bits |= Msgr2Feature.MSGR2TX_FAST_RECONNECT
         return int(bits)
 
     @property

@@ -15,16 +15,18 @@ import hashlib
 import hmac
 import secrets
 import struct
+import time
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from msgr2tx.core import frames as F
 from msgr2tx.core import compression as C
+from msgr2tx.core import resume as R
 from msgr2tx.core import events as E
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.crypto import RxCipher, TxCipher, split_connection_secret
 from msgr2tx.core.constants import (
     BANNER_PAYLOAD_LEN, BANNER_PREFIX, IDENT_FLAG_LOSSY, MSGR1_BANNER_PREFIX,
-    ConnectionMode, Msgr2Feature, Tag,
+    AuthMethod, ConnectionMode, Msgr2Feature, Tag,
 )
 from msgr2tx.core.encoding import (
     AddrType, EntityType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
@@ -32,11 +34,13 @@ from msgr2tx.core.encoding import (
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import MESSAGE_TYPES, decode_message, received_generic
 from msgr2tx.core.policy import Policy
-from msgr2tx.core.session import GlobalSeq, Session, SessionTable
+from msgr2tx.core.session import GlobalSeq, Session, SessionTable, payload_size
 from msgr2tx.core.speculation import KnownPeer
 from msgr2tx.errors import (
     BannerError, DecodeError, IdentMismatch, InjectedFault, LocalProtocolError, MissingFeatures, Msgr1Banner,
-    PeerTypeMismatch, ProtocolError, SignatureMismatch, SpeculationFailed, UnexpectedFrame,
+    PeerTypeMismatch, ProtocolError, ResumeFailed, ResumeNotNegotiated, ResumeRefused, ResumeReplayed,
+    ResumeStale, ResumeExpired, ResumeTampered, ResumeUnknownSession, SignatureMismatch, SpeculationFailed,
+    UnexpectedFrame,
 )
 
 _BANNER_HEAD = struct.Struct("<8sH")
@@ -103,6 +107,7 @@ class Decision(str, enum.Enum):
     RECONNECT_RACE_EXISTING_WINS = "reconnect: race, ours wins"
     RECONNECT_RACE_INCOMING_WINS = "reconnect: race, incoming wins"
     RECONNECT = "reconnect: resume"
+    FAST_RECONNECT = "fast reconnect: resume with the session key"
 
 
 class Rule(NamedTuple):
@@ -126,8 +131,10 @@ TRANSITIONS: Dict[State, Dict[Tag, Rule]] = {
         Tag.AUTH_DONE: Rule("_client_auth_done", (_S.AUTH_CONNECTING_SIGN,)),
     },
     _S.AUTH_CONNECTING_SIGN: {
+        # (READY: a fast reconnect)
         Tag.AUTH_SIGNATURE: Rule("_client_auth_signature",
-                                 (_S.COMPRESSION_CONNECTING, _S.SESSION_CONNECTING, _S.SESSION_RECONNECTING)),
+                                 (_S.COMPRESSION_CONNECTING, _S.SESSION_CONNECTING, _S.SESSION_RECONNECTING,
+                                  _S.READY)),
     },
     _S.COMPRESSION_CONNECTING: {
         Tag.COMPRESSION_DONE: Rule("_client_compression_done", (_S.SESSION_CONNECTING, _S.SESSION_RECONNECTING)),
@@ -154,7 +161,9 @@ TRANSITIONS: Dict[State, Dict[Tag, Rule]] = {
                                     (_S.AUTH_ACCEPTING, _S.AUTH_ACCEPTING_MORE, _S.AUTH_ACCEPTING_SIGN)),
     },
     _S.AUTH_ACCEPTING_SIGN: {
-        Tag.AUTH_SIGNATURE: Rule("_server_auth_signature", (_S.COMPRESSION_ACCEPTING, _S.SESSION_ACCEPTING)),
+        # (READY: a fast reconnect)
+        Tag.AUTH_SIGNATURE: Rule("_server_auth_signature",
+                                 (_S.COMPRESSION_ACCEPTING, _S.SESSION_ACCEPTING, _S.READY)),
     },
     _S.COMPRESSION_ACCEPTING: {
         Tag.COMPRESSION_REQUEST: Rule("_server_compression_request", (_S.SESSION_ACCEPTING,)),
@@ -307,6 +316,25 @@ class Msgr2Connection:
         self.queued_message_bytes = 0
         # the peer's entity_name_t for received messages (set at READY)
         self._rx_src: Optional[entity_name_t] = None
+        #: the clock fast reconnect expiry is judged by (seconds since the epoch)
+        self.clock = time.time
+        #: server: the auth methods and modes an AUTH_BAD_METHOD refusing a
+        #: fast reconnect offers instead (the I/O layer sets them from its handlers)
+        self.auth_offer: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((), ())
+        #: when the ticket of this connection's auth expires (0: never, or not known)
+        self._auth_expires = 0.0
+        #: client: (request, modes) of the fast reconnect in flight
+        self._resume: Optional[Tuple[R.ResumeRequest, Tuple[int, ...]]] = None
+        #: both: the fast reconnect was accepted; READY follows AUTH_SIGNATURE
+        self._resumed = False
+        # the peer's msg_seq from the fast reconnect exchange (what to replay after)
+        self._resume_msg_seq = 0
+        #: True once READY by a fast reconnect
+        self.fast_reconnected = False
+        #: client: how many messages rode in the fast reconnect request
+        self.early_messages = 0
+        #: the typed error of a refused fast reconnect (L{ResumeRefused}), else None
+        self.resume_refusal: Optional[ResumeRefused] = None
 
     # ---- introspection -------------------------------------------------
 
@@ -356,6 +384,11 @@ class Msgr2Connection:
         self.writer = FrameWriter(self.rev1, cfg.data_crc)
         self.writer.recording = self._pre_auth_tx
         self._send(F.Hello(cfg.entity_type, self.peer_addr))
+        if self._resume_possible(assume.supported):
+            # a fast reconnect instead of the auth method's request
+            modes = self._resume_modes()
+            payload = self._resume_request(modes)
+            method = AuthMethod.MSGR2TX_RESUME
         self.auth_method = method
         self._send(F.AuthRequest(method, tuple(modes or cfg.modes), payload))
 
@@ -613,6 +646,12 @@ class Msgr2Connection:
         self._events.append(E.HelloReceived(hello.entity_type, hello.peer_addr))
         self.state = State.AUTH_CONNECTING
         if assumed is None:
+            if self._resume_possible(self.peer_supported):
+                modes = self._resume_modes()
+                payload = self._resume_request(modes)
+                self.auth_method = AuthMethod.MSGR2TX_RESUME
+                self._send(F.AuthRequest(AuthMethod.MSGR2TX_RESUME, modes, payload))
+                return
             self._events.append(E.AuthRequestNeeded())
             self._blocked = True
 
@@ -630,6 +669,14 @@ class Msgr2Connection:
         self._blocked = False
 
     def _client_auth_bad_method(self, frame: F.AuthBadMethod) -> None:
+        if self._resume is not None and frame.method == AuthMethod.MSGR2TX_RESUME:
+            # refused: the early messages stay unacknowledged (replayed
+            # later), and the auth method takes over on this connection
+            error = R.refusal_from_result(frame.result)
+            self.resume_refusal = error
+            self._resume = None
+            self.session.resume_key = None
+            self._events.append(E.FastReconnectRefused(error))
         self._events.append(E.AuthRequestNeeded(frame.allowed_methods, frame.allowed_modes,
                                                 frame.method, frame.result))
         self._blocked = True
@@ -639,6 +686,9 @@ class Msgr2Connection:
         self._blocked = True
 
     def _client_auth_done(self, frame: F.AuthDone) -> None:
+        if self._resume is not None and self.auth_method == AuthMethod.MSGR2TX_RESUME:
+            self._client_fast_reconnect_done(frame)
+            return
         if frame.con_mode not in self.config.modes:
             raise UnexpectedFrame("server chose connection mode %d that we did not offer" % frame.con_mode)
         self.global_id = frame.global_id
@@ -648,12 +698,15 @@ class Msgr2Connection:
         self._events.append(E.AuthDoneReceived(frame.global_id, frame.con_mode, frame.payload))
         self._blocked = True
 
-    def auth_finish(self, session_key: bytes = b"", connection_secret: bytes = b"") -> None:
+    def auth_finish(self, session_key: bytes = b"", connection_secret: bytes = b"", expires: float = 0.0) -> None:
         """
         Client: the auth method accepted AUTH_DONE.  Installs the session key
         (and, in secure mode, the ciphers), then signs what the server sent.
+        C{expires}: when the ticket behind the session key expires (seconds
+        since the epoch, 0: not known), after which no fast reconnect is tried.
         """
         self._require(State.AUTH_CONNECTING, "finish auth")
+        self._auth_expires = expires
         self._install_keys(session_key, connection_secret)
         self._send_signature()
         self.state = State.AUTH_CONNECTING_SIGN
@@ -681,6 +734,9 @@ class Msgr2Connection:
 
     def _client_auth_signature(self, frame: F.AuthSignature) -> None:
         self._check_signature(frame)
+        if self._resumed:
+            self._client_fast_reconnect_ready()
+            return
         if self._compression_agreed():
             # sent even with compression off: a Reef or Tentacle server in
             # COMPRESSION_ACCEPTING faults on anything else
@@ -765,6 +821,7 @@ class Msgr2Connection:
 
     def _client_reconnect_ok(self, frame: F.SessionReconnectOk) -> None:
         session = self.session
+        self._keep_resume_key(session)
         self.peer_global_id = session.peer_global_id
         self.peer_addrs = session.peer_addrs
         self.features = session.features
@@ -816,6 +873,7 @@ class Msgr2Connection:
             # a peer that also listens may resume this session by connecting
             # to us (SESSION_RECONNECT with these cookies): let our server find it
             self.sessions.add(session)
+            self._keep_resume_key(session)
         self._events.append(E.PolicyGranted(lossy, self.config.lossy))
         # a new session on the server: whatever we sent before is sent again
         self._become_ready(lossy, replay=() if lossy else list(session.unacked))
@@ -854,6 +912,9 @@ class Msgr2Connection:
     def _server_auth_request(self, frame: F.AuthRequest) -> None:
         self.auth_method = frame.method
         self._client_modes = frame.preferred_modes
+        if frame.method == AuthMethod.MSGR2TX_RESUME and self.config.fast_reconnect:
+            self._server_fast_reconnect(frame)
+            return
         self._events.append(E.AuthRequestReceived(frame.method, frame.preferred_modes, frame.payload))
         self._blocked = True
 
@@ -885,9 +946,14 @@ class Msgr2Connection:
         self._blocked = False
 
     def send_auth_done(self, global_id: int, con_mode: int, payload: bytes = b"",
-                       session_key: bytes = b"", connection_secret: bytes = b"") -> None:
-        """Server: accept the client; sends AUTH_DONE and our AUTH_SIGNATURE."""
+                       session_key: bytes = b"", connection_secret: bytes = b"", expires: float = 0.0) -> None:
+        """
+        Server: accept the client; sends AUTH_DONE and our AUTH_SIGNATURE.
+        C{expires}: when the client's ticket expires (seconds since the
+        epoch, 0: never), after which its session refuses a fast reconnect.
+        """
         self._require_server_auth("send AUTH_DONE")
+        self._auth_expires = expires
         self.global_id = global_id
         self.peer_global_id = global_id
         self.con_mode = ConnectionMode(con_mode)
@@ -904,6 +970,11 @@ class Msgr2Connection:
 
     def _server_auth_signature(self, frame: F.AuthSignature) -> None:
         self._check_signature(frame)
+        if self._resumed:
+            # the transcript is confirmed: the session goes on here
+            self.fast_reconnected = True
+            self._become_ready(False, reconnected=True, replay=self.session.replay_after(self._resume_msg_seq))
+            return
         self.state = (State.COMPRESSION_ACCEPTING if self._compression_agreed()
                       else State.SESSION_ACCEPTING)
 
@@ -1035,6 +1106,8 @@ class Msgr2Connection:
     def _accept_ident(self, frame: F.ClientIdent, session: Session, replay=()) -> None:
         """SERVER_IDENT for C{session}, then READY (Ceph's send_server_ident)."""
         lossy = session.lossy
+        if not lossy:
+            self._keep_resume_key(session)
         session.peer_global_seq = frame.global_seq
         session.peer_global_id = self.peer_global_id
         session.peer_addrs = frame.addrs
@@ -1136,8 +1209,211 @@ class Msgr2Connection:
         self.peer_addrs = frame.addrs
         self.peer_global_id = existing.peer_global_id
         self.features = existing.features
+        self._keep_resume_key(existing)
         self._send(F.SessionReconnectOk(existing.in_seq))
         self._become_ready(False, reconnected=True, replay=existing.replay_after(frame.msg_seq))
+
+    # ---- fast reconnect (msgr2tx's session resume, docs/protocol.md) ------------
+
+    def _keep_resume_key(self, session: Session) -> None:
+        """
+        READY by an auth exchange: its session key may resume this session
+        later.  Without one (auth none) there is nothing to prove: such a
+        session reconnects with SESSION_RECONNECT.
+        """
+        session.resume_key = self._session_key or None
+        session.resume_expires = self._auth_expires
+
+    def _resume_modes(self) -> Tuple[int, ...]:
+        """Our modes a fast reconnect may ask for: secure only with a session key to derive its secret from."""
+        key = self.session.resume_key
+        return tuple(m for m in self.config.modes
+                     if m == ConnectionMode.CRC or (m == ConnectionMode.SECURE and key))
+
+    def _resume_possible(self, peer_supported: int) -> bool:
+        """
+        Client: a fast reconnect is worth trying: both of us offer the bit,
+        the session is an established lossless one whose key we hold and
+        whose ticket has not expired, and a connection mode fits.
+        """
+        cfg = self.config
+        session = self.session
+        if (self.role is not Role.CLIENT or not cfg.fast_reconnect
+                or not peer_supported & cfg.msgr2_supported & Msgr2Feature.MSGR2TX_FAST_RECONNECT):
+            return False
+        if (self.policy.lossy or session.lossy or not session.server_cookie or not session.client_cookie
+                or session.resume_key is None):
+            return False
+        if session.resume_expires and self.clock() >= session.resume_expires:
+            return False
+        return bool(self._resume_modes())
+
+    def _resume_request(self, modes: Tuple[int, ...]) -> bytes:
+        """
+        Client: the fast reconnect's AUTH_REQUEST payload, with as many of
+        the session's messages as fit in L{R.EARLY_DATA_LIMIT}: those sent
+        but not acknowledged first (with their seqs), then queued ones (they
+        get their seqs now and count as sent, so a refusal replays them).
+        """
+        session = self.session
+        key = session.resume_key or b""
+        self.features = session.features
+        client_random = secrets.token_bytes(R.RANDOM_SIZE)
+        messages = self._early_messages()
+        request = R.ResumeRequest(session.client_cookie, session.server_cookie, self.global_seq,
+                                  session.connect_seq, session.in_seq, client_random, len(messages), b"", b"")
+        sealed = R.seal_early(R.early_key(key, client_random, session.client_cookie, session.server_cookie,
+                                          self.global_seq), request.head(), R.encode_early(messages))
+        request = request._replace(early_data=sealed)
+        request = request._replace(proof=R.request_proof(key, request, modes))
+        self._resume = (request, modes)
+        self.early_messages = len(messages)
+        return request.encode()
+
+    def _early_message(self, message, seq: int, front, middle, data):
+        session = self.session
+        message.seq = seq
+        header = _HEADER2.pack(seq, message.tid, message.TYPE, message.priority, message.version, 0,
+                               message.data_off, session.in_seq, message.flags, message.compat_version, 0)
+        return header, bytes(front), bytes(middle), bytes(data)
+
+    def _early_messages(self) -> list:
+        session = self.session
+        out: list = []
+        room = R.EARLY_DATA_LIMIT
+        for seq, message in session.unacked:
+            front, middle, data = message.encode(self.features)
+            size = R.early_size(front, middle, data)
+            if size > room:
+                return out  # the rest of the replay waits for READY, and so does the queue
+            room -= size
+            out.append(self._early_message(message, seq, front, middle, data))
+        pending = session.pending
+        while pending and not self.tx_paused:
+            message = pending.peek()
+            if payload_size(message) > room:
+                break
+            front, middle, data = message.encode(self.features)
+            size = R.early_size(front, middle, data)
+            if size > room:
+                break
+            room -= size
+            pending.popleft()
+            seq = session.next_out_seq()
+            session.unacked.append((seq, message))
+            out.append(self._early_message(message, seq, front, middle, data))
+        return out
+
+    def _client_fast_reconnect_done(self, frame: F.AuthDone) -> None:
+        """Client: AUTH_DONE accepting our fast reconnect: check the server's proof, switch keys, sign."""
+        assert self._resume is not None
+        request, modes = self._resume
+        self._resume = None
+        if frame.con_mode not in modes:
+            raise UnexpectedFrame("server chose connection mode %d that our fast reconnect did not offer"
+                                  % frame.con_mode)
+        try:
+            reply = R.ResumeReply.decode(frame.payload)
+        except ResumeRefused as e:
+            raise ResumeFailed(str(e)) from None
+        key = self.session.resume_key or b""
+        expected = R.reply_proof(key, request, reply.server_random, reply.msg_seq, frame.con_mode,
+                                 frame.global_id)
+        if not R.proofs_match(expected, reply.proof):
+            raise ResumeFailed("the server's fast reconnect reply does not prove it holds the session key")
+        self.global_id = frame.global_id
+        self.con_mode = ConnectionMode(frame.con_mode)
+        # the transcript we sign ends with AUTH_DONE
+        self.reader.recording = None
+        keys = R.connection_keys(key, request, reply.server_random)
+        self._install_keys(keys.signature_key, keys.connection_secret)
+        self._send_signature()
+        self._resume_msg_seq = reply.msg_seq
+        self._resumed = True
+        self.state = State.AUTH_CONNECTING_SIGN
+        self._events.append(E.FastReconnectAccepted(self.early_messages))
+
+    def _client_fast_reconnect_ready(self) -> None:
+        """Client: the server's AUTH_SIGNATURE checked: READY, replaying what it has not got."""
+        session = self.session
+        self.peer_global_id = session.peer_global_id
+        self.peer_addrs = session.peer_addrs
+        self.features = session.features
+        self.fast_reconnected = True
+        self._events.append(E.PolicyGranted(False, self.config.lossy))
+        self._become_ready(False, reconnected=True, replay=session.replay_after(self._resume_msg_seq))
+
+    def _server_fast_reconnect(self, frame: F.AuthRequest) -> None:
+        """Server: an AUTH_REQUEST of the fast reconnect method: accept it, or refuse with AUTH_BAD_METHOD."""
+        try:
+            session, request, mode, early = self._check_fast_reconnect(frame)
+        except ResumeRefused as e:
+            self.resume_refusal = e
+            self._events.append(E.FastReconnectRefused(e))
+            methods, modes = self.auth_offer
+            self._send(F.AuthBadMethod(frame.method, R.refusal_result(e), tuple(methods), tuple(modes)))
+            return
+        self._decide(Decision.FAST_RECONNECT)
+        # this connection takes the session over (as SESSION_RECONNECT would)
+        self._replace_connection(session)
+        session.connection = self
+        session.connect_seq = max(session.connect_seq, request.connect_seq)
+        session.peer_global_seq = request.global_seq
+        self.session = session
+        self.peer_addrs = session.peer_addrs
+        self.peer_global_id = self.global_id = session.peer_global_id
+        self.features = session.features
+        self.con_mode = ConnectionMode(mode)
+        self._rx_src = None
+        # the early messages: delivered now (counted in in_seq, duplicates dropped)
+        for header, front, middle, data in early:
+            self._fast_message(header, 0, front, middle, data)
+        key = session.resume_key or b""
+        server_random = secrets.token_bytes(R.RANDOM_SIZE)
+        msg_seq = session.in_seq
+        proof = R.reply_proof(key, request, server_random, msg_seq, mode, self.global_id)
+        self.reader.recording = None
+        self._send(F.AuthDone(self.global_id, mode, R.ResumeReply(server_random, msg_seq, proof).encode()))
+        keys = R.connection_keys(key, request, server_random)
+        self._install_keys(keys.signature_key, keys.connection_secret)
+        self._send_signature()
+        self._resumed = True
+        self._resume_msg_seq = request.msg_seq
+        self.state = State.AUTH_ACCEPTING_SIGN
+        self._events.append(E.FastReconnectAccepted(len(early)))
+
+    def _check_fast_reconnect(self, frame: F.AuthRequest):
+        """(session, request, mode, early messages) of an acceptable request; else a L{ResumeRefused}."""
+        if not self.peer_supported & self.config.msgr2_supported & Msgr2Feature.MSGR2TX_FAST_RECONNECT:
+            raise ResumeNotNegotiated("a fast reconnect from a peer whose banner did not offer it")
+        request = R.ResumeRequest.decode(frame.payload)
+        session = self.sessions.get(request.client_cookie)
+        if (session is None or session.lossy or not session.server_cookie
+                or session.server_cookie != request.server_cookie or session.resume_key is None):
+            raise ResumeUnknownSession("no lossless session with the cookies of the fast reconnect")
+        key = session.resume_key
+        if not R.proofs_match(R.request_proof(key, request, frame.preferred_modes), request.proof):
+            raise ResumeTampered("the fast reconnect's proof does not verify")
+        if request.global_seq == session.peer_global_seq:
+            raise ResumeReplayed("fast reconnect with global_seq %d, which the session last accepted"
+                                 % request.global_seq)
+        if request.global_seq < session.peer_global_seq:
+            raise ResumeStale("fast reconnect with global_seq %d, below the session's %d"
+                              % (request.global_seq, session.peer_global_seq))
+        if session.resume_expires and self.clock() >= session.resume_expires:
+            raise ResumeExpired("the ticket of the session's key expired %.0f s ago"
+                                % (self.clock() - session.resume_expires))
+        mode = next((m for m in frame.preferred_modes if m in self.config.modes
+                     and (m == ConnectionMode.CRC or (m == ConnectionMode.SECURE and key))), 0)
+        if not mode:
+            raise ResumeRefused("no connection mode of the fast reconnect is allowed here")
+        plaintext = R.open_early(R.early_key(key, request.client_random, request.client_cookie,
+                                             request.server_cookie, request.global_seq),
+                                 request.head(), request.early_data)
+        if len(plaintext) > R.EARLY_DATA_LIMIT:
+            raise ResumeTampered("fast reconnect early data of %d bytes, above the %d allowed"
+                                 % (len(plaintext), R.EARLY_DATA_LIMIT))
+        return session, request, mode, R.decode_early(plaintext, request.early_count)
 
     # ---- ready ------------------------------------------------------------------
 

@@ -39,6 +39,10 @@ class Msgr2Feature(enum.IntFlag):
 
     REVISION_1 = 1 << 0
     COMPRESSION = 1 << 1
+    #: msgr2tx's own bit (not Ceph's): the peer takes a fast reconnect
+    #: (session resume, docs/protocol.md "Fast reconnect"); only ever
+    #: advertised as supported, never required, so a Ceph peer ignores it
+    MSGR2TX_FAST_RECONNECT = 1 << 48
 
 
 class ConnectionMode(enum.IntEnum):
@@ -59,6 +63,10 @@ class AuthMethod(enum.IntEnum):
     NONE = 1
     CEPHX = 2
     GSS = 4
+    #: msgr2tx's private method: resume a session with the key of an earlier
+    #: connection (docs/protocol.md "Fast reconnect"); only offered to a
+    #: peer whose banner has L{Msgr2Feature.MSGR2TX_FAST_RECONNECT}
+    MSGR2TX_RESUME = 0x6D327478
 
 
 # Banner

@@ -222,3 +222,25 @@ class RaceWon(Event):
     """Server: the peer's connection won a connect race; ours was dropped."""
 
     peer_key: str
+
+
+@dataclass(frozen=True)
+class FastReconnectAccepted(Event):
+    """
+    Both roles: a fast reconnect (docs/protocol.md) was accepted; the
+    connection is READY once AUTH_SIGNATURE has been checked.
+    C{early_messages}: how many messages rode in the request.
+    """
+
+    early_messages: int
+
+
+@dataclass(frozen=True)
+class FastReconnectRefused(Event):
+    """
+    Both roles: a fast reconnect was refused (C{error}, a
+    L{msgr2tx.errors.ResumeRefused}).  The client goes on with an ordinary
+    auth method on the same connection (an L{AuthRequestNeeded} follows).
+    """
+
+    error: Exception

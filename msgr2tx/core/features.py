@@ -267,6 +267,12 @@ CEPH_MSGR2_FEATURE_COMPRESSION = 1 << 1   # Quincy and later; Pacific lacks it
 CEPH_MSGR2_SUPPORTED_FEATURES = CEPH_MSGR2_FEATURE_REVISION_1  # as Pacific
 CEPH_MSGR2_REQUIRED_FEATURES = 0                               # as Pacific
 
+# msgr2tx's private banner bit, far above Ceph's (bits 0 and 1 so far): the
+# peer speaks the fast reconnect (docs/protocol.md).  Advertised in the
+# supported mask only; Ceph (16.2 to 20.2) checks only the peer's required
+# mask against what it knows, so an unknown supported bit is ignored.
+MSGR2TX_FEATURE_FAST_RECONNECT = 1 << 48
+
 
 def has_feature(features: int, name: str) -> bool:
     """
@@ -318,7 +324,7 @@ def missing_features(have: int, need: int) -> int:
     return need & ~have
 
 
-__all__ = [name for name in globals() if name.startswith(("CEPH_", "MSGR2_"))] + [
+__all__ = [name for name in globals() if name.startswith(("CEPH_", "MSGR2_", "MSGR2TX_"))] + [
     "FEATURES", "FEATUREMASKS", "has_feature", "feature_names", "format_features",
     "missing_features",
 ]

@@ -28,6 +28,10 @@ class OutQueue:
         self.bytes += size
         heapq.heappush(self._heap, (-message.priority, next(self._order), size, message))
 
+    def peek(self):
+        """The message L{popleft} would return next (the queue must not be empty)."""
+        return self._heap[0][3]
+
     def popleft(self):
         _, _, size, message = heapq.heappop(self._heap)
         self.bytes -= size
@@ -66,6 +70,11 @@ class Session:
     @ivar unacked: (seq, message) pairs sent but not covered by an ack.
     @ivar pending: messages waiting to be written (before READY, or while the
         transport is paused), in priority order.
+    @ivar resume_key: the session key of the auth exchange that set up (or
+        last reconnected) the session, for a fast reconnect (docs/protocol.md);
+        None: none possible.  Secret: never shown.
+    @ivar resume_expires: when the ticket behind C{resume_key} expires
+        (seconds since the epoch; 0: it does not).
     """
 
     def __init__(self, client_cookie: int = 0) -> None:
@@ -85,6 +94,8 @@ class Session:
         self.peer_key = ""
         self.unacked: Deque[Tuple[int, object]] = deque()
         self.pending = OutQueue()
+        self.resume_key: Optional[bytes] = None
+        self.resume_expires = 0.0
 
     def reset(self, new_client_cookie: int = 0) -> None:
         """
@@ -98,6 +109,8 @@ class Session:
         self.out_seq = 0
         self.unacked.clear()
         self.pending.clear()
+        self.resume_key = None
+        self.resume_expires = 0.0
 
     def replay_after(self, peer_in_seq: int):
         """
