@@ -165,7 +165,7 @@ class StockCephRefusesTheResumeTests(TestCase):
         from msgr2tx.core.session import Session
         from msgr2tx.errors import ResumeNotNegotiated
         from msgr2tx.factory import Msgr2ClientFactory
-        from msgr2tx.monclient import MonClient
+        from msgr2tx.clients.monclient import MonClient
 
         mon = cephlab.shared_monitor(auth="cephx", release=self.release)
         session = Session(client_cookie=secrets.randbits(63) | 1)
