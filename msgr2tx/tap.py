@@ -209,6 +209,9 @@ class Options(usage.Options):
     optFlags = [
         ["compress-secure", None, "Compress secure connections too (Ceph's ms_compress_secure)."],
         ["no-compression", None, "Do not advertise on-wire compression in the banner."],
+        ["no-fast-reconnect", None, "Do not offer msgr2tx's fast reconnect (a private banner bit that stock "
+                                    "Ceph ignores; see docs/protocol.md): clients resume with "
+                                    "SESSION_RECONNECT after a full cephx exchange."],
     ]
 
     compData = usage.Completions(optActions={
@@ -402,6 +405,7 @@ def makeService(options):
         compression_methods=options["compression_methods"],
         compress_min_size=options["compress-min-size"],
         compress_secure=bool(options["compress-secure"]),
+        fast_reconnect=not options["no-fast-reconnect"],
     )
     service_args = options["service_args"]
     if options["inspect-log"] and options["service_factory"].name == "inspect" and not service_args:

@@ -80,6 +80,17 @@ class OptionTests(SynchronousTestCase):
         service = makeService(options)
         self.assertEqual(len(list(service)), 2)
 
+    def test_fast_reconnect_switch(self):
+        from msgr2tx.core.features import MSGR2TX_FEATURE_FAST_RECONNECT
+
+        def banner_bits(*args):
+            top = makeService(self.parse("--listen", "tcp:0:interface=127.0.0.1", *args))
+            (server,) = [s for s in top if hasattr(s, "endpoint")]
+            return server.factory.config.msgr2_supported
+
+        self.assertTrue(banner_bits() & MSGR2TX_FEATURE_FAST_RECONNECT)
+        self.assertFalse(banner_bits("--no-fast-reconnect") & MSGR2TX_FEATURE_FAST_RECONNECT)
+
     def test_listen_address(self):
         self.assertEqual(_listen_address("tcp:3300:interface=127.0.0.1"), "v2:127.0.0.1:3300")
         self.assertEqual(_listen_address("tcp:port=4000"), "v2:127.0.0.1:4000")
