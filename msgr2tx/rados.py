@@ -89,6 +89,8 @@ class Rados:
         (modes, msgr2 revision); lossy sessions are always used.
     @param op_timeout: seconds an object operation may take (resends
         included) before it fails with L{msgr2tx.errors.OpTimeout}.
+    @param connect_timeout: seconds L{connect} hunts for a monitor session
+        before it fails with L{msgr2tx.errors.ConnectionClosed}.
     """
 
     def __init__(self, reactor, mon_addrs: Union[str, Sequence[str]], auth: Union[str, Sequence] = "none",
