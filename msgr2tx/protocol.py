@@ -469,13 +469,23 @@ class Msgr2Protocol(Protocol):
         transport (TLS, other reactors' transports, test doubles), goes
         through C{dataReceived} as before.
         """
-        if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False):
+        if (not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False)
+                or not self._reads_for(transport.protocol)):
             return
         sock = getattr(transport, "socket", None)
         if sock is None or not hasattr(sock, "recv_into") or "doRead" in vars(transport):
             return
         self._transport_read = transport.doRead
         transport.doRead = self._do_read
+
+    def _reads_for(self, protocol) -> bool:
+        """
+        The transport's protocol is this one, or the endpoints' wrapper that
+        only passes the bytes on to it (C{_WrappingProtocol}); any other
+        wrapper (TLS, one that logs or throttles) must see every byte.
+        """
+        return protocol is self or (type(protocol).__name__ == "_WrappingProtocol"
+                                    and getattr(protocol, "_wrappedProtocol", None) is self)
 
     def _do_read(self):
         """The transport's C{doRead} (see L{_read_into_frames})."""
@@ -484,7 +494,7 @@ class Msgr2Protocol(Protocol):
         target = None
         if conn is not None and self._started and not self._closed:
             target = conn.receive_buffer()
-        if target is None or transport.TLS or transport.protocol is not self:
+        if target is None or transport.TLS or not self._reads_for(transport.protocol):
             return self._transport_read()
         try:
             n = transport.socket.recv_into(target)

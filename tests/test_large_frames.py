@@ -221,6 +221,8 @@ class TransportTests(TestCase):
         self.addCleanup(p.transport.loseConnection)
         server = collect.protocol
         self.assertEqual(server.transport.doRead, server._do_read)
+        # the client's transport came through an endpoint (its protocol wrapped): reads direct too
+        self.assertEqual(p.transport.doRead, p._do_read)
         payloads = [os.urandom(n) for n in (4 << 20, 1000, 3 << 20, 4 << 20)]
         read_into = []
         original = server.conn.buffer_filled
