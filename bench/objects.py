@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -288,6 +289,20 @@ def main_all(args):
                     log("objects round %d: %s %s %s: msgr2tx %.1f op/s, librados %.1f op/s (%.2fx)",
                         rnd + 1, kind, size, mode, cell["msgr2tx"][-1]["rate"], cell["librados"][-1]["rate"],
                         cell["msgr2tx"][-1]["rate"] / cell["librados"][-1]["rate"])
+        for side in sides:
+            side.close()
+        sides = []
+        anchor = {}
+        if args.rados_bench:
+            # Ceph's C++ client on the same cluster, as the anchor of bench/bulk.py's secure target
+            mon.rados_bench("objbench", 3, "write", "-b", str(LARGE), "-t", str(args.depth_large),
+                            "--max-objects", str(args.objects), "--no-cleanup", timeout=120)
+            for mode in MODES:
+                text = mon.rados_bench("objbench", max(1, int(args.seconds)), "seq", "-t", str(args.depth_large),
+                                       "--ms_client_mode", mode, "--ms_mon_client_mode", mode, timeout=120)
+                m = re.search(r"Bandwidth \(MB/sec\):\s*([\d.]+)", text)
+                anchor[mode] = float(m.group(1)) if m else None
+                log("objects: rados bench seq 4 MiB %s: %s MiB/s", mode, anchor[mode])
     finally:
         for side in sides:
             side.close()
@@ -311,6 +326,9 @@ def main_all(args):
                           raw=cell)
             summary.append("%s %s %s %.1f %s = %.2fx librados (%.2f-%.2f)" % (
                 kind, size, mode, ours_rate * unit_scale, unit, ratio, min(ratios), max(ratios)))
+    for mode, value in anchor.items():
+        common.result("rados bench seq 4MiB %s (C++ anchor, objects cluster)" % mode, value, "MiB/s")
+        summary.append("rados bench seq 4MiB %s %s MiB/s" % (mode, value))
     print("; ".join(summary) + " (medians of %d interleaved rounds, pool size %d, %d OSDs)"
           % (args.repeat, args.size, args.osds))
 
@@ -327,6 +345,8 @@ def main(argv=None):
     p.add_argument("--objects", type=int, default=24)
     p.add_argument("--depth-large", type=int, default=8)
     p.add_argument("--depth-small", type=int, default=16)
+    p.add_argument("--no-rados-bench", dest="rados_bench", action="store_false",
+                   help="skip the rados bench seq anchor after the rounds")
     p.add_argument("--mon")
     p.add_argument("--conf")
     p.add_argument("--keyring")

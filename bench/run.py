@@ -1,6 +1,7 @@
 """
 Run every msgr2tx benchmark in one go (``make bench``): bulk stream, small
-messages, real Ceph (monitor commands, connect time, rados bench), server
+messages, real Ceph (monitor commands, connect time, rados bench), object I/O
+against librados (objects), server
 accept rate, memory per idle connection.  Each benchmark runs as its own
 process and prints its figure and its ratio as its last line; this script
 prints those lines, a table of every figure, and writes all records as JSON
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import log  # noqa: E402
 
-BENCHMARKS = ["bulk", "small", "ceph", "accept", "memory", "latency"]
+BENCHMARKS = ["bulk", "small", "ceph", "objects", "accept", "memory", "latency"]
 REACTOR_AWARE = ("bulk", "small")  # benchmarks that take --reactor
 
 
