@@ -118,26 +118,39 @@ class ReceiveBufferTests(SynchronousTestCase):
     def test_buffer_reused_only_when_unreferenced(self):
         w, r = pair("secure", True)
         rbuf = ReceiveBuffer()
-        segs = message(1 << 20, 3)
         out = []
-        rbuf.append(b"".join(w.assemble(Tag.MESSAGE, segs, ALIGNS)))
-        drain(r, rbuf, out)
-        first = out.pop()
-        held = first.segments[3]
+
+        def receive(size, seed):
+            wire = b"".join(w.assemble(Tag.MESSAGE, message(size, seed), ALIGNS))
+            for i in range(0, len(wire), 100_000):
+                rbuf.append(wire[i:i + 100_000])
+                drain(r, rbuf, out)
+            frame = out.pop()
+            data = frame.segments[3]
+            # a view of the frame buffer the chunks were collected in
+            self.assertIs(type(data.obj), bytearray)
+            self.assertEqual(bytes(data), message(size, seed)[3])
+            return data
+
+        held = receive(1 << 20, 3)
         # the first frame's data is still referenced: a new buffer
-        rbuf.append(b"".join(w.assemble(Tag.MESSAGE, message(1 << 20, 4), ALIGNS)))
-        drain(r, rbuf, out)
-        second = out.pop()
-        self.assertIsNot(second.segments[3].obj, held.obj)
-        self.assertEqual(bytes(held), segs[3])
-        # once nothing refers to the second frame's buffer, the third reuses it
-        buffer_id = id(second.segments[3].obj)
+        second = receive(1 << 20, 4)
+        self.assertIsNot(second.obj, held.obj)
+        # once nothing refers to the second frame's buffer, the third (a little
+        # larger) reuses it, and the fourth (smaller again) too
+        buffer_id = id(second.obj)
         del second
-        rbuf.append(b"".join(w.assemble(Tag.MESSAGE, message(1 << 20, 5), ALIGNS)))
-        drain(r, rbuf, out)
-        self.assertEqual(id(out[0].segments[3].obj), buffer_id)
-        self.assertEqual(bytes(out[0].segments[3]), message(1 << 20, 5)[3])
-        self.assertEqual(bytes(held), segs[3])
+        third = receive((1 << 20) + 100, 5)
+        self.assertEqual(id(third.obj), buffer_id)
+        del third
+        fourth = receive((1 << 20) - 3000, 12)
+        self.assertEqual(id(fourth.obj), buffer_id)
+        # a much larger frame gets a buffer of its own
+        fifth = receive(2 << 20, 13)
+        self.assertIsNot(fifth.obj, fourth.obj)
+        # and the views handed out before are intact
+        self.assertEqual(bytes(held), message(1 << 20, 3)[3])
+        self.assertEqual(bytes(fourth), message((1 << 20) - 3000, 12)[3])
 
     def test_tampered_large_secure_frame(self):
         for rev1 in (True, False):

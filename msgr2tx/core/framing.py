@@ -316,7 +316,7 @@ class ReceiveBuffer:
         self.tail_len = 0
         #: C{buf} may have views handed out; it is never resized or written
         self.shared = False
-        #: the last large frame buffer, for reuse by the next one of the same size
+        #: the last large frame buffer, for reuse by the next one of about the same size
         self.spare: Optional[bytearray] = None
 
     def expect(self, n: int) -> None:
@@ -333,7 +333,13 @@ class ReceiveBuffer:
         # reuse the previous frame buffer when no segment view (or anything
         # else) still refers to it: the names spare and getrefcount's
         # argument are the only references then
-        if spare is not None and len(spare) == n and _refcount is not None and _refcount(spare) <= 2:
+        if (spare is not None and _refcount is not None and abs(len(spare) - n) <= _REUSE_SLACK
+                and _refcount(spare) <= 2):
+            # (a bytearray keeps its allocation when it shrinks or grows back a little)
+            if len(spare) > n:
+                del spare[n:]
+            elif len(spare) < n:
+                spare.extend(bytes(n - len(spare)))
             big = spare
         else:
             big = bytearray(n)
@@ -424,6 +430,8 @@ class ReceiveBuffer:
 
 
 _refcount = getattr(sys, "getrefcount", None)
+#: a spare frame buffer this much larger or smaller than the next large frame is reused
+_REUSE_SLACK = 64 << 10
 
 #: frames at least this large are collected in one preallocated buffer (ReceiveBuffer.expect)
 LARGE_FRAME = 256 << 10
