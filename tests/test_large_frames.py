@@ -68,6 +68,8 @@ class ReceiveBufferTests(SynchronousTestCase):
             # the large data segments are views of the frame's own buffer, not copies
             for frame in (out[0], out[2]):
                 self.assertTrue(isinstance(frame.segments[3], memoryview), type(frame.segments[3]))
+                # read-only: what the application gets cannot write into the frame buffer
+                self.assertTrue(frame.segments[3].readonly)
         self.assertEqual(len(rbuf), 0)
         return out, rbuf
 
@@ -250,6 +252,10 @@ class TransportTests(TestCase):
         yield done
         got = [(struct.unpack("<I", bytes(m.front))[0], bytes(m.data)) for m in collect.messages]
         self.assertEqual(got, list(enumerate(payloads)))
+        # the large data segments reach the application as views of the frame buffer, not copies
+        for m in collect.messages:
+            if len(m.data) > 1 << 20:
+                self.assertTrue(isinstance(m.data, memoryview) and type(m.data.obj) is bytearray)
         self.assertGreater(sum(read_into), 4 << 20)
 
     def test_crc(self):

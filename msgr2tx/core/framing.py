@@ -557,10 +557,11 @@ class FrameReader:
             self._pending = None
             start = pos
             pos += PREAMBLE_SIZE
-            view = memoryview(buf)
-            # segments may share a finished large frame's buffer; the
+            # segments may share a finished large frame's buffer (read-only
+            # views: it is never written again while they live); the
             # ordinary buffer is reused
             cut = _share if rbuf.shared else _copy
+            view = memoryview(buf).toreadonly() if cut is _share else memoryview(buf)
             try:
                 segments = []
                 if self.rev1:
@@ -808,7 +809,7 @@ class FrameReader:
             if op3:
                 if shared:
                     # a large frame's own buffer: decrypt it where it is
-                    body = plain = cipher.decrypt_in_place(view[pos + op2:pos + op2 + op3])
+                    body = plain = cipher.decrypt_in_place(view[pos + op2:pos + op2 + op3]).toreadonly()
                 else:
                     body = cipher.decrypt(view[pos + op2:pos + op2 + op3])
                     plain = memoryview(body)
@@ -862,7 +863,7 @@ class FrameReader:
         view = memoryview(rbuf.buf)
         try:
             if in_place:
-                plain = cipher.decrypt_in_place(view[pos:pos + size])
+                plain = cipher.decrypt_in_place(view[pos:pos + size]).toreadonly()
             else:
                 plain = cipher.decrypt(view[pos:pos + size])
         finally:
