@@ -84,6 +84,8 @@ class PeerInfo(E.Ready):
 
 #: the transport's read size and write-buffer threshold
 TRANSPORT_BUFFER = 256 << 10
+#: bytes asked for by the first read after a large frame (see Msgr2Protocol._do_read)
+PREFETCH = 64 << 10
 
 #: received bytes held while the core waits for an auth answer, beyond
 #: which reading pauses until the answer is in
@@ -173,6 +175,7 @@ class Msgr2Protocol(Protocol):
         self._pump_again = False
         self._unflushed = 0
         self._transport_read = None
+        self._prefetch = False
 
     # ---- public API ---------------------------------------------------------
 
@@ -494,8 +497,28 @@ class Msgr2Protocol(Protocol):
         target = None
         if conn is not None and self._started and not self._closed:
             target = conn.receive_buffer()
-        if target is None or transport.TLS or not self._reads_for(transport.protocol):
+        if transport.TLS or not self._reads_for(transport.protocol):
+            if target is not None:
+                target.release()
             return self._transport_read()
+        if target is None:
+            if not self._prefetch:
+                return self._transport_read()
+            # the first read after a large frame: small, so that little of
+            # a next large frame lands in the ordinary buffer before its
+            # preamble is seen (that part is copied once more)
+            self._prefetch = False
+            try:
+                data = transport.socket.recv(PREFETCH)
+            except OSError as e:
+                if e.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    return None
+                return main.CONNECTION_LOST
+            if not data:
+                return main.CONNECTION_DONE
+            self.dataReceived(data)
+            return None
+        size = len(target)
         try:
             n = transport.socket.recv_into(target)
         except OSError as e:
@@ -509,6 +532,7 @@ class Msgr2Protocol(Protocol):
         if self._liveness_calls:
             self._last_rx = self.clock.seconds()
         conn.buffer_filled(n)
+        self._prefetch = n == size
         self._pump()
         return None
 
