@@ -4,12 +4,13 @@ read into directly by the TCP transport (socket.recv_into), decrypted in
 place in secure mode, and handed up as views of that buffer.
 """
 
+import mmap
 import os
 import random
 import struct
 
 from twisted.internet import defer, reactor
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from msgr2tx.auth.cephx import CephxAuthProvider
 from msgr2tx.auth.cephx_proto import CryptoKey
@@ -130,7 +131,7 @@ class ReceiveBufferTests(SynchronousTestCase):
             frame = out.pop()
             data = frame.segments[3]
             # a view of the frame buffer the chunks were collected in
-            self.assertIs(type(data.obj), bytearray)
+            self.assertIs(type(data.obj), mmap.mmap)
             self.assertEqual(bytes(data), message(size, seed)[3])
             return data
 
@@ -174,6 +175,24 @@ class ReceiveBufferTests(SynchronousTestCase):
         rbuf.append(bytes(wire))
         self.assertRaises(CrcMismatch, r.next_frame, rbuf)
 
+    def test_announced_frames_commit_no_memory(self):
+        """A frame buffer costs memory as its bytes arrive, not when a preamble announces them."""
+        if not os.path.exists("/proc/self/status"):
+            raise SkipTest("needs /proc/self/status (Linux)")
+        w, _ = pair("crc", True)
+        head = b"".join(w.assemble(Tag.MESSAGE, message(16 << 20, 14), ALIGNS))[:64 << 10]
+        held = []
+        before = rss()
+        for _ in range(20):
+            _, r = pair("crc", True)
+            rbuf = ReceiveBuffer()
+            rbuf.append(head)
+            self.assertIsNone(r.next_frame(rbuf))
+            self.assertGreater(rbuf.want, 16 << 20)
+            held.append(rbuf)
+        # 20 frames of 16 MiB announced (320 MiB), 64 KiB of each received
+        self.assertLess(rss() - before, 48 << 20)
+
     def test_no_buffer_beyond_the_limits(self):
         """An oversized preamble is refused before any frame buffer is set up."""
         w, _ = pair("crc", True)
@@ -184,6 +203,14 @@ class ReceiveBufferTests(SynchronousTestCase):
         self.assertRaises(FrameTooLarge, r.next_frame, rbuf)
         self.assertEqual(rbuf.want, 0)
         self.assertLess(len(rbuf.buf), 8192)
+
+
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) << 10
+    raise AssertionError("no VmRSS")
 
 
 def keyring(path):
@@ -255,7 +282,7 @@ class TransportTests(TestCase):
         # the large data segments reach the application as views of the frame buffer, not copies
         for m in collect.messages:
             if len(m.data) > 1 << 20:
-                self.assertTrue(isinstance(m.data, memoryview) and type(m.data.obj) is bytearray)
+                self.assertTrue(isinstance(m.data, memoryview) and type(m.data.obj) is mmap.mmap)
         self.assertGreater(sum(read_into), 4 << 20)
 
     def test_crc(self):

@@ -9,6 +9,7 @@ before it waits for the body, so it never holds more than one frame of the
 configured maximum size.
 """
 
+import mmap
 import struct
 import sys
 from typing import List, Optional, Sequence
@@ -302,7 +303,7 @@ class ReceiveBuffer:
     frame reuses it only when nothing refers to it any more).
     """
 
-    __slots__ = ("buf", "pos", "want", "got", "tail", "tail_len", "shared", "spare")
+    __slots__ = ("buf", "pos", "want", "got", "tail", "tail_len", "shared", "frame", "spare")
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -316,8 +317,10 @@ class ReceiveBuffer:
         self.tail_len = 0
         #: C{buf} may have views handed out; it is never resized or written
         self.shared = False
-        #: the last large frame buffer, for reuse by the next one of about the same size
-        self.spare: Optional[bytearray] = None
+        #: the anonymous memory map C{buf} is a view of while C{shared}
+        self.frame: Optional[mmap.mmap] = None
+        #: the last frame map, for reuse by the next large frame of about the same size
+        self.spare: Optional[mmap.mmap] = None
 
     def expect(self, n: int) -> None:
         """
@@ -330,21 +333,20 @@ class ReceiveBuffer:
         have = len(self.buf) - pos
         spare = self.spare
         self.spare = None
-        # reuse the previous frame buffer when no segment view (or anything
+        # reuse the previous frame map when no segment view (or anything
         # else) still refers to it: the names spare and getrefcount's
         # argument are the only references then
-        if (spare is not None and _refcount is not None and abs(len(spare) - n) <= _REUSE_SLACK
+        if (spare is not None and _refcount is not None and n <= len(spare) <= n + 2 * _REUSE_SLACK
                 and _refcount(spare) <= 2):
-            # (a bytearray keeps its allocation when it shrinks or grows back a little)
-            if len(spare) > n:
-                del spare[n:]
-            elif len(spare) < n:
-                spare.extend(bytes(n - len(spare)))
-            big = spare
+            frame = spare
         else:
-            big = bytearray(n)
+            # anonymous memory: its pages cost nothing until bytes arrive, so
+            # a preamble alone (even one announcing max_frame) commits no memory
+            frame = mmap.mmap(-1, n + _REUSE_SLACK)
+        big = memoryview(frame)[:n]
         if have:
             big[:have] = memoryview(self.buf)[pos:]
+        self.frame = frame
         self.buf = big
         self.pos = 0
         self.got = have
@@ -393,7 +395,7 @@ class ReceiveBuffer:
         buf = self.buf
         if self.shared:
             # a finished frame buffer is never written: start a new one
-            self.spare = buf
+            self.spare, self.frame = self.frame, None
             self.buf = bytearray(memoryview(buf)[self.pos:])
             self.pos = 0
             self.shared = False
@@ -410,7 +412,7 @@ class ReceiveBuffer:
         if self.want or self.pos < len(self.buf):
             return
         if self.shared:
-            self.spare = self.buf
+            self.spare, self.frame = self.frame, None
             self.shared = False
         tail = self.tail
         self.buf = bytearray(b"".join(tail)) if len(tail) != 1 else bytearray(tail[0])
@@ -430,7 +432,8 @@ class ReceiveBuffer:
 
 
 _refcount = getattr(sys, "getrefcount", None)
-#: a spare frame buffer this much larger or smaller than the next large frame is reused
+#: frame maps are this much larger than their first frame, and one that is at
+#: most twice this larger than the next large frame is reused for it
 _REUSE_SLACK = 64 << 10
 
 #: frames at least this large are collected in one preallocated buffer (ReceiveBuffer.expect)
