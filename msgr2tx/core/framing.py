@@ -293,8 +293,10 @@ class ReceiveBuffer:
 
     Small frames accumulate in a bytearray.  When the reader knows a large
     frame is coming (L{expect}, called only after its preamble passed the
-    length limits), one buffer of exactly that frame's size is set up and
-    every received byte is copied into it once, at the next free offset;
+    length limits), one buffer of exactly that frame's size is set up (a
+    view of an anonymous memory map, whose pages cost memory only once
+    written) and every received byte is copied into it once, at the next
+    free offset;
     bytes beyond the frame wait in C{tail} until the frame is consumed
     (L{settle}).  A transport that can read into memory fills the frame
     directly: L{writable} gives the free part, L{filled} counts what was
