@@ -94,6 +94,7 @@ def twisted_floor_client(reactor, port, seconds):
             self.ended = False
             self.buf = b""
             self.started = time.perf_counter()
+            self.cpu0 = time.process_time()
             self.deadline = self.started + seconds
             self.resumeProducing()
 
@@ -118,7 +119,8 @@ def twisted_floor_client(reactor, port, seconds):
             if len(self.buf) >= _HDR.size + 8:
                 (total,) = struct.unpack_from("<Q", self.buf, _HDR.size)
                 elapsed = time.perf_counter() - self.started
-                done.callback({"bytes": total, "messages": self.sent, "seconds": elapsed})
+                done.callback({"bytes": total, "messages": self.sent, "seconds": elapsed,
+                               "sender_cpu": time.process_time() - self.cpu0})
                 self.transport.loseConnection()
 
     d = connectProtocol(TCP4ClientEndpoint(reactor, HOST, port), Sender())
@@ -182,6 +184,7 @@ async def msgr2tx_client(reactor, port, seconds, mode, rev, keyring):
     payload = bytes(MESSAGE)
     sent = 0
     started = time.perf_counter()
+    cpu0 = time.process_time()
     deadline = started + seconds
     while time.perf_counter() < deadline:
         await protocol.whenWritable()
@@ -190,8 +193,9 @@ async def msgr2tx_client(reactor, port, seconds, mode, rev, keyring):
     protocol.sendMessage(GenericMessage(T_END))
     total = await done
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
     protocol.close()
-    return {"bytes": total, "messages": sent, "seconds": elapsed}
+    return {"bytes": total, "messages": sent, "seconds": elapsed, "sender_cpu": cpu}
 
 
 # ---- roles -------------------------------------------------------------------------------
@@ -237,11 +241,18 @@ def measure(kind, seconds, keyring, mode="crc", rev=1, reactor="default"):
     server = common.spawn([__file__, "server", "--kind", kind, "--keyring", keyring, "--reactor", reactor])
     try:
         port = common.read_line(server, "LISTENING")
+        cpu0 = common.cpu_seconds(server.pid)
         client = common.spawn([__file__, "client", "--kind", kind, "--port", port, "--mode", mode,
                                "--rev", str(rev), "--seconds", str(seconds), "--keyring", keyring,
                                "--reactor", reactor])
         try:
             raw = json.loads(common.read_line(client, "RAW", timeout=seconds + 60))
+            # the receiver's CPU over the transfer (and the handshake): the
+            # steadier figure on a shared machine; ms per 4 MiB message
+            raw["receiver_cpu"] = common.cpu_seconds(server.pid) - cpu0
+            mb = raw["bytes"] / MESSAGE
+            raw["receiver_ms_per_msg"] = round(raw["receiver_cpu"] * 1e3 / mb, 3)
+            raw["sender_ms_per_msg"] = round(raw["sender_cpu"] * 1e3 / mb, 3)
         finally:
             common.stop(client)
     finally:
@@ -254,7 +265,8 @@ def main_all(args):
     keyring = common.make_keyring(os.path.join(scratch, "keyring"))
     log("bulk: Twisted floor (4 MiB length-prefixed frames, %.1fs)", args.seconds)
     floor = measure("twisted", args.seconds, keyring, reactor=args.reactor)
-    log("bulk: Twisted floor %.1f MB/s", floor["MB/s"])
+    log("bulk: Twisted floor %.1f MB/s (CPU per 4 MiB message: receiver %.2f ms, sender %.2f ms)",
+        floor["MB/s"], floor["receiver_ms_per_msg"], floor["sender_ms_per_msg"])
     records = []
     variants = [("crc", 1, "\u2265 0.9x floor"), ("secure", 1, "\u2265 0.9x floor and \u2265 1,347 MB/s"),
                 ("secure", 0, "\u2265 0.9x floor")]
@@ -264,7 +276,8 @@ def main_all(args):
     for mode, rev, target in variants:
         log("bulk: msgr2tx %s rev%d (%.1fs)", mode, rev, args.seconds)
         raw = measure("msgr2tx", args.seconds, keyring, mode, rev, args.reactor)
-        log("bulk: msgr2tx %s rev%d %.1f MB/s", mode, rev, raw["MB/s"])
+        log("bulk: msgr2tx %s rev%d %.1f MB/s (CPU per 4 MiB message: receiver %.2f ms, sender %.2f ms)",
+            mode, rev, raw["MB/s"], raw["receiver_ms_per_msg"], raw["sender_ms_per_msg"])
         records.append(common.result(
             "bulk %s rev%d" % (mode, rev), round(raw["MB/s"], 1), "MB/s",
             ratio=round(raw["MB/s"] / floor["MB/s"], 3), baseline=round(floor["MB/s"], 1),

@@ -1,11 +1,12 @@
 """
 Run every msgr2tx benchmark in one go (``make bench``): bulk stream, small
 messages (messages per second and CPU per echo), real Ceph (monitor
-commands, connect time, rados bench), server accept rate, memory per idle
-connection, round trips to READY.  Each benchmark runs as its own process
-and prints its figures and ratios as its last line; this script prints
-those lines, a table of every figure, and writes all records as JSON to
---json (default /tmp/msgr2tx-bench.json).
+commands, connect time, rados bench), object I/O against librados
+(objects), server accept rate, memory per idle connection, round trips to
+READY.  Each benchmark runs as its own process and prints its figures and
+ratios as its last line; this script prints those lines, a table of every
+figure, and writes all records as JSON to --json (default
+/tmp/msgr2tx-bench.json).
 
 With ``--repeat N`` the whole list runs N times in rounds (bulk, small, ...,
 then bulk, small, ... again).  Every benchmark measures msgr2tx and its
@@ -24,7 +25,7 @@ output then has a table per tree and a before/after table (the medians,
 after).  Benchmarks the other tree does not have fail there and are left
 out of the comparison.
 
-    python bench/run.py [--only bulk,small,small_cpu,ceph,accept,memory,latency]
+    python bench/run.py [--only bulk,small,small_cpu,ceph,objects,accept,memory,latency]
                         [--repeat N] [--against DIR] [--json PATH]
                         [--reactor default|asyncio|uvloop]   (bulk and small only)
 """
@@ -42,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import log  # noqa: E402
 
-BENCHMARKS = ["bulk", "small", "small_cpu", "ceph", "accept", "memory", "latency"]
+BENCHMARKS = ["bulk", "small", "small_cpu", "ceph", "objects", "accept", "memory", "latency"]
 REACTOR_AWARE = ("bulk", "small")  # benchmarks that take --reactor
 #: arguments run.py gives a benchmark: small_cpu repeats itself unless told
 #: not to, and run.py does the repeating (interleaved with the others)

@@ -14,7 +14,7 @@ import weakref
 from dataclasses import dataclass, fields
 from typing import List, Optional
 
-from twisted.internet import defer
+from twisted.internet import defer, main, tcp
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -85,6 +85,8 @@ class PeerInfo(E.Ready):
 
 #: the transport's read size and write-buffer threshold
 TRANSPORT_BUFFER = 256 << 10
+#: bytes asked for by the first read after a large frame (see Msgr2Protocol._do_read)
+PREFETCH = 64 << 10
 
 #: received bytes held while the core waits for an auth answer, beyond
 #: which reading pauses until the answer is in
@@ -173,6 +175,8 @@ class Msgr2Protocol(Protocol):
         self._pumping = False
         self._pump_again = False
         self._unflushed = 0
+        self._transport_read = None
+        self._prefetch = False
 
     # ---- public API ---------------------------------------------------------
 
@@ -423,6 +427,7 @@ class Msgr2Protocol(Protocol):
         # a 4 MiB segment then takes a few reads, not sixty-four
         if getattr(transport, "bufferSize", TRANSPORT_BUFFER) < TRANSPORT_BUFFER:
             transport.bufferSize = TRANSPORT_BUFFER
+        self._read_into_frames(transport)
         local = _endpoint_addr(transport.getHost())
         peer = _endpoint_addr(transport.getPeer())
         if self.role is Role.CLIENT:
@@ -484,6 +489,79 @@ class Msgr2Protocol(Protocol):
         early, self._early = self._early, []
         if early or self.conn.interceptor is not None:
             self._pump(b"".join(early))
+
+    def _read_into_frames(self, transport) -> None:
+        """
+        On a plain TCP transport, read the bytes of a large frame straight
+        into the core's frame buffer (C{socket.recv_into} into
+        L{Msgr2Connection.receive_buffer}) instead of receiving each read as
+        a new C{bytes} and copying it in.  Every other read, and every other
+        transport (TLS, other reactors' transports, test doubles), goes
+        through C{dataReceived} as before.
+        """
+        if (not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False)
+                or not self._reads_for(transport.protocol)):
+            return
+        sock = getattr(transport, "socket", None)
+        if sock is None or not hasattr(sock, "recv_into") or "doRead" in vars(transport):
+            return
+        self._transport_read = transport.doRead
+        transport.doRead = self._do_read
+
+    def _reads_for(self, protocol) -> bool:
+        """
+        The transport's protocol is this one, or the endpoints' wrapper that
+        only passes the bytes on to it (C{_WrappingProtocol}); any other
+        wrapper (TLS, one that logs or throttles) must see every byte.
+        """
+        return protocol is self or (type(protocol).__name__ == "_WrappingProtocol"
+                                    and getattr(protocol, "_wrappedProtocol", None) is self)
+
+    def _do_read(self):
+        """The transport's C{doRead} (see L{_read_into_frames})."""
+        conn = self.conn
+        transport = self.transport
+        target = None
+        if conn is not None and self._started and not self._closed:
+            target = conn.receive_buffer()
+        if transport.TLS or not self._reads_for(transport.protocol):
+            if target is not None:
+                target.release()
+            return self._transport_read()
+        if target is None:
+            if not self._prefetch:
+                return self._transport_read()
+            # the first read after a large frame: small, so that little of
+            # a next large frame lands in the ordinary buffer before its
+            # preamble is seen (that part is copied once more)
+            self._prefetch = False
+            try:
+                data = transport.socket.recv(PREFETCH)
+            except OSError as e:
+                if e.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    return None
+                return main.CONNECTION_LOST
+            if not data:
+                return main.CONNECTION_DONE
+            self.dataReceived(data)
+            return None
+        size = len(target)
+        try:
+            n = transport.socket.recv_into(target)
+        except OSError as e:
+            if e.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return None
+            return main.CONNECTION_LOST
+        finally:
+            target.release()
+        if not n:
+            return main.CONNECTION_DONE
+        if self._liveness_calls:
+            self._last_rx = self.clock.seconds()
+        conn.buffer_filled(n)
+        self._prefetch = n == size
+        self._pump()
+        return None
 
     def dataReceived(self, data: bytes) -> None:
         if self._closed:

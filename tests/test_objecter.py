@@ -129,6 +129,20 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d2).ops[0].outdata, b"B")
         self.assertNoResult(d1)
 
+    def test_object_hash_is_remembered_per_name_namespace_and_key(self):
+        from msgr2tx.ceph import objecter as objecter_module
+        self.patch(objecter_module, "SEED_CACHE", 3)   # so that it also fills up and starts over
+        m = self.follower.osdmap
+        cases = [("a", "", ""), ("b", "", ""), ("a", "ns", ""), ("a", "", "k"), ("b", "", "k"), ("a", "", ""),
+                 ("a", "ns", ""), ("c", "ns", "k")] * 2
+        for name, ns, key in cases:
+            self.objecter.submit(1, name, [T.OSDOp.extent(T.OP_READ, 0, 0)], namespace=ns, key=key)
+            sent = [w.sent[-1] for w in self.objecter.wires if w.sent]
+            last = max(sent, key=lambda msg: msg.tid)
+            expected = m.object_to_pg(1, name.encode(), ns.encode(), key.encode()).seed
+            self.assertEqual(last.hash, expected, (name, ns, key))
+        self.assertLessEqual(len(self.objecter._seeds), 3)
+
     def test_new_primary_resends_and_old_attempts_are_dropped(self):
         d = self.read()
         first = self.objecter.wire(0).sent[-1]

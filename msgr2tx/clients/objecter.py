@@ -57,6 +57,8 @@ from msgr2tx.messages.osd import (
 #: C{CEPH_OSDMAP_PAUSERD}, C{CEPH_OSDMAP_PAUSEWR}
 OSDMAP_PAUSERD = 1 << 2
 OSDMAP_PAUSEWR = 1 << 3
+#: object names whose raw hash the Objecter remembers (cleared when full)
+SEED_CACHE = 4096
 
 
 def request_flags(ops: Sequence[OSDOp]) -> int:
@@ -299,6 +301,8 @@ class Objecter:
         self._budget_bytes = 0
         self._throttled: Deque[Op] = collections.deque()
         self._placement_map: Optional[OSDMap] = None
+        #: raw object hashes by (hash function, name, namespace, key), up to SEED_CACHE
+        self._seeds: Dict[tuple, int] = {}
         self._placement_epoch = 0
         self._placements: Dict[Tuple[PgId, int], Placement] = {}
         self._closed = False
@@ -405,8 +409,17 @@ class Objecter:
             pg = raw
             op.hash = op.pg_seed
         else:
-            raw = osdmap.object_to_pg(pool.id, op.oid.encode("utf-8"), op.locator.nspace.encode("utf-8"),
-                                      op.locator.key.encode("utf-8"))
+            # the raw hash depends on the name, namespace, key and the pool's
+            # hash function only: remembered, as a hot object is hashed per request
+            loc = op.locator
+            hkey = (pool.object_hash, op.oid, loc.nspace, loc.key)
+            seed = self._seeds.get(hkey)
+            if seed is None:
+                if len(self._seeds) >= SEED_CACHE:
+                    self._seeds.clear()
+                seed = self._seeds[hkey] = pool.hash_key((loc.key or op.oid).encode("utf-8"),
+                                                         loc.nspace.encode("utf-8"))
+            raw = PgId(pool.id, seed)
             pg = pool.raw_pg_to_pg(raw)
             op.hash = raw.seed
         placement = self._placement(osdmap, pool, raw, pg)

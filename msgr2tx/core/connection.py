@@ -431,6 +431,25 @@ class Msgr2Connection:
         self._events = []
         return events
 
+    def receive_buffer(self) -> Optional[memoryview]:
+        """
+        Where the next received bytes may be written directly: the free part
+        of the large frame the reader is collecting (its preamble has been
+        checked against the limits), as a writable memoryview, or None when
+        no large frame is under way (feed L{receive_data} then).  After
+        writing C{n} bytes at its start, call L{buffer_filled}, then
+        L{receive_data} with no data.  Release the view before either.
+        (asyncio's C{BufferedProtocol.get_buffer}/C{buffer_updated} do the
+        same for asyncio transports.)
+        """
+        if self.state is State.CLOSED:
+            return None
+        return self._rbuf.writable()
+
+    def buffer_filled(self, n: int) -> None:
+        """C{n} bytes were written at the start of L{receive_buffer}'s view."""
+        self._rbuf.filled(n)
+
     def connection_lost(self) -> None:
         self.state = State.CLOSED
         session = self.session

@@ -9,7 +9,9 @@ before it waits for the body, so it never holds more than one frame of the
 configured maximum size.
 """
 
+import mmap
 import struct
+import sys
 from typing import List, Optional, Sequence
 
 from crc32c import crc32c as _std_crc32c
@@ -290,49 +292,140 @@ class ReceiveBuffer:
     Received bytes with a read offset; consumed bytes are dropped lazily.
 
     Small frames accumulate in a bytearray.  When the reader knows a large
-    frame is coming (L{expect}), the chunks are kept in a list instead and
-    joined once, into an immutable C{bytes} that the frame's segments can
-    then share without further copies.
+    frame is coming (L{expect}, called only after its preamble passed the
+    length limits), one buffer of exactly that frame's size is set up (a
+    view of an anonymous memory map, whose pages cost memory only once
+    written) and every received byte is copied into it once, at the next
+    free offset;
+    bytes beyond the frame wait in C{tail} until the frame is consumed
+    (L{settle}).  A transport that can read into memory fills the frame
+    directly: L{writable} gives the free part, L{filled} counts what was
+    written.  The finished frame buffer is C{shared}: its segments are
+    handed out as views of it, so it is never written again (a later large
+    frame reuses it only when nothing refers to it any more).
     """
 
-    __slots__ = ("buf", "pos", "want", "chunks", "chunks_len")
+    __slots__ = ("buf", "pos", "want", "got", "tail", "tail_len", "shared", "frame", "spare")
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self.pos = 0
+        #: size of the large frame being collected in C{buf} (0: none)
         self.want = 0
-        self.chunks: list = []
-        self.chunks_len = 0
+        #: bytes of C{buf} received so far while C{want} is set
+        self.got = 0
+        #: received bytes past the end of the collected large frame
+        self.tail: list = []
+        self.tail_len = 0
+        #: C{buf} may have views handed out; it is never resized or written
+        self.shared = False
+        #: the anonymous memory map C{buf} is a view of while C{shared}
+        self.frame: Optional[mmap.mmap] = None
+        #: the last frame map, for reuse by the next large frame of about the same size
+        self.spare: Optional[mmap.mmap] = None
 
     def expect(self, n: int) -> None:
-        """The next C{n} bytes from the read offset form one frame."""
+        """
+        The next C{n} bytes from the read offset form one frame.  C{n} must
+        already be within the configured limits: this allocates it.
+        """
+        if self.want:
+            return
+        pos = self.pos
+        have = len(self.buf) - pos
+        spare = self.spare
+        self.spare = None
+        # reuse the previous frame map when no segment view (or anything
+        # else) still refers to it: the names spare and getrefcount's
+        # argument are the only references then
+        if (spare is not None and _refcount is not None and n <= len(spare) <= n + 2 * _REUSE_SLACK
+                and _refcount(spare) <= 2):
+            frame = spare
+        else:
+            # anonymous memory: its pages cost nothing until bytes arrive, so
+            # a preamble alone (even one announcing max_frame) commits no memory
+            frame = mmap.mmap(-1, n + _REUSE_SLACK)
+        big = memoryview(frame)[:n]
+        if have:
+            big[:have] = memoryview(self.buf)[pos:]
+        self.frame = frame
+        self.buf = big
+        self.pos = 0
+        self.got = have
         self.want = n
+        self.shared = True
+
+    def writable(self) -> Optional[memoryview]:
+        """
+        The free part of the large frame being collected, for a transport to
+        read into (then call L{filled}); None when no large frame is under way.
+        """
+        if not self.want:
+            return None
+        return memoryview(self.buf)[self.got:]
+
+    def filled(self, n: int) -> None:
+        """C{n} bytes were written at the start of L{writable}'s buffer."""
+        got = self.got + n
+        if got >= self.want:
+            self.want = 0
+        self.got = got
 
     def append(self, data) -> None:
-        if self.want:
-            self.chunks.append(data)
-            self.chunks_len += len(data)
-            if len(self.buf) - self.pos + self.chunks_len < self.want:
-                return
-            # one copy: the buffered head goes into the join as a view
-            chunks = self.chunks
-            chunks.insert(0, memoryview(self.buf)[self.pos:])
-            self.buf = b"".join(chunks)
-            self.pos = 0
-            self.chunks = []
-            self.chunks_len = self.want = 0
+        want = self.want
+        if want:
+            got = self.got
+            n = len(data)
+            if got + n <= want:
+                self.buf[got:got + n] = data
+                got += n
+            else:
+                room = want - got
+                view = memoryview(data)
+                self.buf[got:want] = view[:room]
+                self.tail.append(bytes(view[room:]))
+                self.tail_len += n - room
+                got = want
+            self.got = got
+            if got == want:
+                self.want = 0
             return
-        if type(self.buf) is bytes:
-            self.buf = bytearray(memoryview(self.buf)[self.pos:])
+        if self.tail:
+            self.tail.append(data)
+            self.tail_len += len(data)
+            return
+        buf = self.buf
+        if self.shared:
+            # a finished frame buffer is never written: start a new one
+            self.spare, self.frame = self.frame, None
+            self.buf = bytearray(memoryview(buf)[self.pos:])
             self.pos = 0
-        elif self.pos:
+            self.shared = False
+            self.buf += data
+            return
+        if self.pos:
             # bytearray deletes from the front without moving the rest
-            del self.buf[:self.pos]
+            del buf[:self.pos]
             self.pos = 0
-        self.buf += data
+        buf += data
+
+    def settle(self) -> None:
+        """The collected large frame has been consumed: continue with what came after it."""
+        if self.want or self.pos < len(self.buf):
+            return
+        if self.shared:
+            self.spare, self.frame = self.frame, None
+            self.shared = False
+        tail = self.tail
+        self.buf = bytearray(b"".join(tail)) if len(tail) != 1 else bytearray(tail[0])
+        self.pos = 0
+        self.tail = []
+        self.tail_len = 0
 
     def __len__(self) -> int:
-        return len(self.buf) - self.pos + self.chunks_len
+        if self.want:
+            return self.got - self.pos
+        return len(self.buf) - self.pos + self.tail_len
 
     def take(self, n: int) -> bytes:
         pos = self.pos
@@ -340,7 +433,12 @@ class ReceiveBuffer:
         return bytes(self.buf[pos:pos + n])
 
 
-#: frames at least this large are collected as chunks and joined once
+_refcount = getattr(sys, "getrefcount", None)
+#: frame maps are this much larger than their first frame, and one that is at
+#: most twice this larger than the next large frame is reused for it
+_REUSE_SLACK = 64 << 10
+
+#: frames at least this large are collected in one preallocated buffer (ReceiveBuffer.expect)
 LARGE_FRAME = 256 << 10
 
 
@@ -450,7 +548,7 @@ class FrameReader:
         while True:
             buf = rbuf.buf
             pos = rbuf.pos
-            avail = len(buf) - pos
+            avail = len(rbuf)
             pending = self._pending
             if pending is None:
                 if avail < PREAMBLE_SIZE:
@@ -464,9 +562,11 @@ class FrameReader:
             self._pending = None
             start = pos
             pos += PREAMBLE_SIZE
-            view = memoryview(buf)
-            # segments may share an immutable buffer; a bytearray is reused
-            cut = _share if type(buf) is bytes else _copy
+            # segments may share a finished large frame's buffer (read-only
+            # views: it is never written again while they live); the
+            # ordinary buffer is reused
+            cut = _share if rbuf.shared else _copy
+            view = memoryview(buf).toreadonly() if cut is _share else memoryview(buf)
             try:
                 segments = []
                 if self.rev1:
@@ -480,6 +580,8 @@ class FrameReader:
                 if cut is _copy:
                     view.release()
             rbuf.pos = end
+            if cut is _share:
+                rbuf.settle()
             if complete:
                 return Frame(tag, segments, flags)
             # an aborted frame: drop it and look at the next one
@@ -548,7 +650,7 @@ class FrameReader:
         """
         buf = rbuf.buf
         if (self._pending is not None or not self.rev1 or self.recording is not None or rbuf.want
-                or type(buf) is not bytearray):
+                or rbuf.shared or type(buf) is not bytearray):
             return
         if self.cipher is not None:
             self._read_secure_messages(rbuf, on_message, max_frame)
@@ -701,6 +803,7 @@ class FrameReader:
             return None
         self._pending = None
         pos = rbuf.pos
+        shared = rbuf.shared
         view = memoryview(rbuf.buf)
         try:
             if op2:
@@ -709,8 +812,12 @@ class FrameReader:
                 seg0 = inline
             segments = [seg0[:lengths[0]]]
             if op3:
-                body = cipher.decrypt(view[pos + op2:pos + op2 + op3])
-                plain = memoryview(body)
+                if shared:
+                    # a large frame's own buffer: decrypt it where it is
+                    body = plain = cipher.decrypt_in_place(view[pos + op2:pos + op2 + op3]).toreadonly()
+                else:
+                    body = cipher.decrypt(view[pos + op2:pos + op2 + op3])
+                    plain = memoryview(body)
                 off = 0
                 for n in lengths[1:]:
                     segments.append(plain[off:off + n])
@@ -721,9 +828,11 @@ class FrameReader:
                 if late_status != LATE_STATUS_COMPLETE:
                     raise FramingError("epilogue late status 0x%02x is neither complete nor aborted" % body[off])
         finally:
-            if type(rbuf.buf) is not bytes:
+            if not shared:
                 view.release()
             rbuf.pos = pos + op2 + op3
+            if shared:
+                rbuf.settle()
         return Frame(tag, segments, flags)
 
     def _secure_rev1_pending(self, first: bytes):
@@ -755,13 +864,19 @@ class FrameReader:
             return None
         self._pending = None
         pos = rbuf.pos
+        in_place = rbuf.shared
         view = memoryview(rbuf.buf)
         try:
-            plain = cipher.decrypt(view[pos:pos + size])
+            if in_place:
+                plain = cipher.decrypt_in_place(view[pos:pos + size]).toreadonly()
+            else:
+                plain = cipher.decrypt(view[pos:pos + size])
         finally:
-            if type(rbuf.buf) is not bytes:
+            if not in_place:
                 view.release()
             rbuf.pos = pos + size
+            if in_place:
+                rbuf.settle()
         segments = []
         shared = memoryview(plain)
         off = PREAMBLE_SIZE
