@@ -130,7 +130,7 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.assertNoResult(d1)
 
     def test_object_hash_is_remembered_per_name_namespace_and_key(self):
-        from msgr2tx.ceph import objecter as objecter_module
+        from msgr2tx.clients import objecter as objecter_module
         self.patch(objecter_module, "SEED_CACHE", 3)   # so that it also fills up and starts over
         m = self.follower.osdmap
         cases = [("a", "", ""), ("b", "", ""), ("a", "ns", ""), ("a", "", "k"), ("b", "", "k"), ("a", "", ""),
