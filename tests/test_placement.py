@@ -13,6 +13,7 @@ affinity, erasure-coded and non-hashpspool pools are covered.
 """
 
 import atexit
+import json
 import math
 import os
 import re
@@ -654,3 +655,171 @@ class MsrCrushMappingTests(SynchronousTestCase):
         for rule in (0, 1, 3):
             self.check(path, crush, rule, 6, {0: 0, 9: 0, 10: 0.2, 11: 0})
         self.check(path, crush, 1, 9, {})
+
+
+#: argv: conf keyring names.json; names.json = [[pool, [object names]], ...];
+#: prints the monitor's ``osd map`` answer (JSON) for each, in order
+LIBRADOS_OSD_MAP = r"""
+import json, sys, rados
+conf, keyring, path = sys.argv[1:4]
+conf_over = {"keyring": keyring} if keyring else {}
+out = []
+with rados.Rados(conffile=conf, conf=conf_over) as r:
+    for pool, names in json.load(open(path)):
+        for name in names:
+            cmd = {"prefix": "osd map", "pool": pool, "object": name, "format": "json"}
+            ret, buf, err = r.mon_command(json.dumps(cmd), b"")
+            if ret:
+                raise SystemExit("osd map %s %s: %d %s" % (pool, name, ret, err))
+            out.append(json.loads(buf))
+print(json.dumps(out))
+"""
+
+
+def ceph_osd_map_many(mon, jobs):
+    """The monitor's ``ceph osd map POOL NAME`` for many names at once:
+    *jobs* is [(pool name, [object names])]; returns the JSON answers in
+    order.  One librados process of the monitor's release sends them all
+    as monitor commands (thousands per second, where the CLI does a few
+    dozen)."""
+    d = cephlab.release_tmpdir(mon.release, prefix="msgr2tx-osdmap-")
+    try:
+        path = os.path.join(d, "names.json")
+        with open(path, "w") as f:
+            json.dump([[pool, list(names)] for pool, names in jobs], f)
+        env = {k: v for k, v in os.environ.items() if k not in ("CEPH_ARGS", "CEPH_CONF", "CEPH_KEYRING")}
+        keyring = mon.keyring if mon.auth != "none" else ""
+        p = subprocess.run(mon.librados_argv() + ["-c", LIBRADOS_OSD_MAP, mon.conf, keyring or "", path],
+                           capture_output=True, timeout=300, env=env)
+    finally:
+        cephlab.remove_release_tmpdir(d)
+    if p.returncode:
+        raise AssertionError("osd map via librados failed: %s" % p.stderr.decode("utf-8", "replace")[-2000:])
+    return json.loads(p.stdout)
+
+
+def check_osd_map_answers(test, osdmap, answers):
+    """Assert that our placement of each object equals the monitor's JSON
+    ``osd map`` answer (raw hash, PG, up, acting, primaries); returns how
+    many were checked."""
+    for a in answers:
+        pool = osdmap.pool_by_name(a["pool"])
+        raw, pg, placement = osdmap.map_object(pool.id, a["objname"].encode())
+        got = ("%d.%x" % (raw.pool, raw.seed), str(pg), list(placement.up), placement.up_primary,
+               list(placement.acting), placement.acting_primary)
+        want = (a["raw_pgid"], a["pgid"], [ITEM_NONE if o == ITEM_NONE or o == -1 else o for o in a["up"]],
+                a["up_primary"], [ITEM_NONE if o == ITEM_NONE or o == -1 else o for o in a["acting"]],
+                a["acting_primary"])
+        test.assertEqual(got, want, a)
+    return len(answers)
+
+
+def object_names(pool, count):
+    """*count* object names of the kinds applications use."""
+    kinds = ("%s-obj-%d", "rbd_data.%s.%016x", "%s/dir/file.%d", "%s \u00e9\u00e8 %d")
+    return [kinds[i % len(kinds)] % (pool, i) for i in range(count)]
+
+
+_MSR_REAL: list = []
+
+#: a replicated MSR rule, added with crushtool (Ceph makes MSR rules itself
+#: only for erasure-code profiles with crush-osds-per-failure-domain)
+MSR_FIRSTN_RULE = """
+rule msrfirst {
+	id 9
+	type msr_firstn
+	step take default
+	step choosemsr 3 type host
+	step choosemsr 1 type osd
+	step emit
+}
+"""
+
+
+def _msr_cluster_map():
+    """(monitor, osdmap path, OSDMap) of a 20.2 monitor with MSR pools, made once."""
+    if _MSR_REAL:
+        return _MSR_REAL[0]
+    cephlab.ensure_ceph()
+    mon = cephlab.CephMonitor(auth="none", release=MSR_RELEASE).start()
+    atexit.register(mon.stop)
+    c = mon.ceph_checked
+    for _ in range(10):
+        c("osd", "new", str(uuid.uuid4()))
+    for h in range(5):
+        c("osd", "crush", "add-bucket", "h%d" % h, "host")
+        c("osd", "crush", "move", "h%d" % h, "root=default")
+    for i in range(10):
+        c("osd", "crush", "add", "osd.%d" % i, "1.5" if i == 7 else "1.0", "host=h%d" % (i % 5))
+    # MSR rules need every client to be Squid or newer
+    c("osd", "set-require-min-compat-client", "squid")
+    c("osd", "erasure-code-profile", "set", "msr42", "k=4", "m=2", "crush-failure-domain=host",
+      "crush-num-failure-domains=3", "crush-osds-per-failure-domain=2")
+    c("osd", "pool", "create", "msrec", "32", "32", "erasure", "msr42")
+    crushmap = os.path.join(mon.dir, "crush.bin")
+    c("osd", "getcrushmap", "-o", crushmap)
+    prefix = cephlab.release_argv(MSR_RELEASE)
+    _tool(*prefix, "crushtool", "-d", crushmap, "-o", crushmap + ".txt")
+    with open(crushmap + ".txt", "a") as f:
+        f.write(MSR_FIRSTN_RULE)
+    _tool(*prefix, "crushtool", "-c", crushmap + ".txt", "-o", crushmap + ".new")
+    c("osd", "setcrushmap", "-i", crushmap + ".new")
+    c("osd", "pool", "create", "msrrep", "24", "24", "replicated", "msrfirst")
+    c("osd", "pool", "set", "msrrep", "size", "3")
+    c("osd", "out", "3")
+    c("osd", "reweight", "6", "0.4")
+    path = os.path.join(mon.dir, "osdmap.bin")
+    c("osd", "getmap", "-o", path)
+    with open(path, "rb") as f:
+        _MSR_REAL.append((mon, path, OSDMap.decode(f.read())))
+    return _MSR_REAL[0]
+
+
+class RealMsrOSDMapTests(SynchronousTestCase):
+    """
+    A 20.2 monitor's OSDMap with MSR pools: an erasure-coded pool (k=4 m=2)
+    whose profile asks for 2 OSDs on each of 3 hosts (Ceph makes an
+    msr_indep rule for it), and a replicated pool on an msr_firstn rule set
+    with crushtool; ten OSDs on five hosts, one out, one reweighted to 0.4.
+    Our placement against osdmaptool's and the monitor's.
+    """
+
+    def setUp(self):
+        self.mon, self.path, self.map = _msr_cluster_map()
+
+    def test_rules_decoded(self):
+        crush = self.map.crush
+        ec = self.map.pool_by_name("msrec")
+        rep = self.map.pool_by_name("msrrep")
+        self.assertEqual((crush.rules[ec.crush_rule].type, crush.rules[rep.crush_rule].type), (5, 4))
+        self.assertEqual([op for op, _, _ in crush.rules[ec.crush_rule].steps], [1, 16, 16, 4])
+        self.assertEqual((ec.size, rep.size), (6, 3))
+
+    def dump(self, *extra):
+        out = _tool(*cephlab.release_argv(MSR_RELEASE), "osdmaptool", self.path, "--test-map-pgs-dump-all", *extra)
+        pat = re.compile(r"(\d+\.[0-9a-f]+) raw \(\[(.*?)\], p(-?\d+)\) up \(\[(.*?)\], p(-?\d+)\) "
+                         r"acting \(\[(.*?)\], p(-?\d+)\)")
+        rows = [m.groups() for m in map(pat.match, out.splitlines()) if m]
+        self.assertEqual(len(rows), 32 + 24)
+        return rows
+
+    def test_raw_placement_with_out_and_reweighted(self):
+        for pg, raw, _, up, up_primary, acting, acting_primary in self.dump():
+            got, _ = self.map.pg_to_raw_osds(PgId.parse(pg))
+            self.assertEqual(got, _ids(raw), pg)
+            self.assertNotIn(3, got)
+            self.assertEqual(tuple(self.map.pg_to_up_acting(PgId.parse(pg))),
+                             (_ids(up), int(up_primary), _ids(acting), int(acting_primary)), pg)
+
+    def test_up_acting_all_up(self):
+        m = OSDMap.decode(open(self.path, "rb").read())
+        for i in range(m.max_osd):
+            m.osd_state[i] |= OSD_EXISTS | OSD_UP
+            m.osd_weight[i] = 0x10000
+        for pg, _, _, up, up_primary, acting, acting_primary in self.dump("--mark-up-in"):
+            self.assertEqual(tuple(m.pg_to_up_acting(PgId.parse(pg))),
+                             (_ids(up), int(up_primary), _ids(acting), int(acting_primary)), pg)
+
+    def test_objects_like_ceph_osd_map(self):
+        answers = ceph_osd_map_many(self.mon, [(p, object_names(p, 1500)) for p in ("msrec", "msrrep")])
+        self.assertEqual(check_osd_map_answers(self, self.map, answers), 3000)
