@@ -13,6 +13,7 @@ affinity, erasure-coded and non-hashpspool pools are covered.
 """
 
 import atexit
+import datetime
 import json
 import math
 import os
@@ -473,6 +474,17 @@ class RealOSDMapTests(SynchronousTestCase):
                 self.assertEqual(tuple(placement), (_ids(m.group(5)), int(m.group(6)),
                                                     _ids(m.group(7)), int(m.group(8))), out)
 
+    def test_known_answers_from_osdmaptool(self):
+        # the release's osdmaptool reads the same map: every field it shows, as we decode it
+        fields = check_osdmap_dump(self, self.map, osdmaptool_dump(self.release, self.path))
+        self.assertGreater(fields, 80)
+
+    def test_many_objects_like_ceph_osd_map(self):
+        # 1500 names per pool, the monitor's answer for each
+        pools = ("rep3", "rep2", "ecpool", "nohash")
+        answers = ceph_osd_map_many(self.mon, [(p, object_names(p, 1500)) for p in pools])
+        self.assertEqual(check_osd_map_answers(self, self.map, answers), 6000)
+
     def test_known_hash(self):
         # ceph osd map rep3 foo -> pg 1.7fc1f406 (1.6), seen on 16.2
         self.assertEqual(str_hash_rjenkins(b"foo"), 0x7FC1F406)
@@ -820,6 +832,78 @@ class RealMsrOSDMapTests(SynchronousTestCase):
             self.assertEqual(tuple(m.pg_to_up_acting(PgId.parse(pg))),
                              (_ids(up), int(up_primary), _ids(acting), int(acting_primary)), pg)
 
+    def test_known_answers_from_osdmaptool(self):
+        self.assertGreater(check_osdmap_dump(self, self.map, osdmaptool_dump(MSR_RELEASE, self.path)), 80)
+
     def test_objects_like_ceph_osd_map(self):
         answers = ceph_osd_map_many(self.mon, [(p, object_names(p, 1500)) for p in ("msrec", "msrrep")])
         self.assertEqual(check_osd_map_answers(self, self.map, answers), 3000)
+
+
+def _stamp(text):
+    # osdmaptool's "2026-11-30T12:03:54.989884+0000" -> (seconds, microseconds)
+    t = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+    return int(t.timestamp()), t.microsecond
+
+
+def osdmaptool_dump(release, path):
+    """``osdmaptool PATH --dump json`` of *release* (the data ``--print`` shows, as JSON)."""
+    return json.loads(_tool(*cephlab.release_argv(release), "osdmaptool", path, "--dump", "json"))
+
+
+def check_osdmap_dump(test, m, d):
+    """
+    Assert, field by field, that our decoded OSDMap *m* says what Ceph's
+    dump *d* of the same map says: epoch, fsid, stamps, flags, versions,
+    every pool's placement fields, every OSD's state, weight, primary
+    affinity and public addresses, upmaps, temps and erasure-code
+    profiles.  Returns the number of fields compared.
+    """
+    n = [0]
+
+    def eq(got, want, what):
+        test.assertEqual(got, want, what)
+        n[0] += 1
+
+    eq(m.epoch, d["epoch"], "epoch")
+    eq(str(m.fsid), d["fsid"], "fsid")
+    eq((m.created.sec, m.created.nsec // 1000), _stamp(d["created"]), "created")
+    eq((m.modified.sec, m.modified.nsec // 1000), _stamp(d["modified"]), "modified")
+    eq(m.flags, d["flags_num"], "flags")
+    eq(m.crush_version, d["crush_version"], "crush_version")
+    eq(m.pool_max, d["pool_max"], "pool_max")
+    eq(m.max_osd, d["max_osd"], "max_osd")
+    eq(sorted(m.pools), sorted(p["pool"] for p in d["pools"]), "pool ids")
+    for p in d["pools"]:
+        ours = m.pools[p["pool"]]
+        for field, value in (("name", p["pool_name"]), ("type", p["type"]), ("size", p["size"]),
+                             ("min_size", p["min_size"]), ("crush_rule", p["crush_rule"]),
+                             ("object_hash", p["object_hash"]), ("pg_num", p["pg_num"]),
+                             ("pgp_num", p["pg_placement_num"]), ("flags", p["flags"]),
+                             ("last_change", int(p["last_change"])),
+                             ("erasure_code_profile", p["erasure_code_profile"]),
+                             ("stripe_width", p["stripe_width"]),
+                             ("last_force_op_resend", int(p["last_force_op_resend"])),
+                             ("application_metadata", p["application_metadata"])):
+            eq(getattr(ours, field), value, "pool %d %s" % (ours.id, field))
+    eq(len(d["osds"]), sum(1 for i in range(m.max_osd) if m.exists(i)), "OSDs that exist")
+    for o in d["osds"]:
+        i = o["osd"]
+        eq((m.exists(i), m.is_up(i)), ("exists" in o["state"], bool(o["up"])), "osd.%d state" % i)
+        eq(bool(m.osd_weight[i]), bool(o["in"]), "osd.%d in" % i)
+        test.assertAlmostEqual(m.osd_weight[i] / 0x10000, o["weight"], places=5, msg="osd.%d weight" % i)
+        affinity = m.primary_affinity[i] if m.primary_affinity else 0x10000
+        test.assertAlmostEqual(affinity / 0x10000, o["primary_affinity"], places=5,
+                               msg="osd.%d primary affinity" % i)
+        eq([str(a) for a in m.osd_addrs[i].addrs],
+           ["%s:%s/%d" % (a["type"], a["addr"], a["nonce"]) for a in o["public_addrs"]["addrvec"]],
+           "osd.%d public addrs" % i)
+        n[0] += 2
+    eq({str(k): v for k, v in m.pg_upmap.items()}, {e["pgid"]: e["osds"] for e in d["pg_upmap"]}, "pg_upmap")
+    eq({str(k): v for k, v in m.pg_upmap_items.items()},
+       {e["pgid"]: [(x["from"], x["to"]) for x in e["mappings"]] for e in d["pg_upmap_items"]}, "pg_upmap_items")
+    eq({str(k): v for k, v in m.pg_temp.items()}, {e["pgid"]: e["osds"] for e in d["pg_temp"]}, "pg_temp")
+    eq({str(k): v for k, v in m.primary_temp.items()}, {e["pgid"]: e["osd"] for e in d["primary_temp"]},
+       "primary_temp")
+    eq(m.erasure_code_profiles, d["erasure_code_profiles"], "erasure_code_profiles")
+    return n[0]

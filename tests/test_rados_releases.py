@@ -25,11 +25,15 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.trial.unittest import TestCase
 
 from msgr2tx.ceph.crush import ITEM_NONE
+from msgr2tx.ceph.osdmap import OSDMap
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.errors import ObjectNotFound, OperationNotSupported
 from msgr2tx.rados import Rados
 from tests import cephlab
+from tests.test_placement import (
+    ceph_osd_map_many, check_osd_map_answers, check_osdmap_dump, object_names, osdmaptool_dump,
+)
 
 REP = "rel-rep"
 EC = "rel-ec"
@@ -262,6 +266,34 @@ class ObjectsOnReleaseTests(TestCase):
         yield io.remove(aligned)
         yield io.remove(name)
         yield self.assertFailure(io.stat(name), ObjectNotFound)
+
+    @defer.inlineCallbacks
+    def test_map_known_answers_and_many_objects(self):
+        # the live map (OSDs up, with addresses): our decode of the monitor's
+        # map and the map our client built from incrementals, field by field
+        # against the release's osdmaptool; then 2000 names per pool placed
+        # by the client's map against the monitor's answers at that epoch
+        rados = yield self.client()
+        for _ in range(5):
+            path = os.path.join(self.mon.dir, "osdmap-%s.bin" % uuid.uuid4().hex[:6])
+            yield threads.deferToThread(self.mon.ceph_checked, "osd", "getmap", "-o", path)
+            with open(path, "rb") as f:
+                decoded = OSDMap.decode(f.read())
+            yield rados.follower.when_epoch(decoded.epoch).addTimeout(30, reactor)
+            ours = rados.osdmap
+            if ours.epoch != decoded.epoch:
+                continue
+            answers = yield threads.deferToThread(ceph_osd_map_many, self.mon,
+                                                  [(p, object_names(p, 2000)) for p in (REP, EC)])
+            if {a["epoch"] for a in answers} == {decoded.epoch}:
+                break
+        else:
+            self.fail("the map kept changing")
+        dump = yield threads.deferToThread(osdmaptool_dump, self.release, path)
+        self.assertGreater(check_osdmap_dump(self, decoded, dump), 50)
+        self.assertGreater(check_osdmap_dump(self, ours, dump), 50)
+        self.assertTrue(all(ours.is_up(i) and ours.osd_addrs[i].addrs for i in range(3)))
+        self.assertEqual(check_osd_map_answers(self, ours, answers), 4000)
 
 
 cephlab.release_variants(globals(), ObjectsOnReleaseTests)
