@@ -9,7 +9,11 @@ C{crushtool --test --show-mappings}; OSDMaps come from a real monitor
 firstn and indep rules with and without chooseleaf, legacy and current
 tunables, per-rule tunable steps, choose_args weight sets and ids,
 partially and fully out devices, pg_upmap, pg_upmap_items, primary
-affinity, erasure-coded and non-hashpspool pools are covered.
+affinity, erasure-coded and non-hashpspool pools are covered; MSR rules
+against Ceph 20.2's crushtool and a 20.2 monitor with MSR pools.  Known
+answers: every field C{osdmaptool --dump} shows of each release's map, and
+thousands of object names per pool against the monitor's C{osd map}
+(asked through librados, C{ceph_osd_map_many}).
 """
 
 import atexit
