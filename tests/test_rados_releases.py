@@ -264,8 +264,31 @@ class ObjectsOnReleaseTests(TestCase):
         yield io.append(aligned, b"tail")
         self.assertEqual((yield threads.deferToThread(self.mon.rados_get, EC, aligned)), data[:width] + b"tail")
         yield io.remove(aligned)
+        # osd.1 out: CRUSH has two OSDs for three shards, and the up sets show
+        # the hole (NONE) where the monitor shows it; reads still work
+        yield threads.deferToThread(self.mon.ceph_checked, "osd", "out", "1")
+        try:
+            answers = yield self.placed_like_the_monitor(rados, [(EC, object_names("ec-out", 300))])
+            self.assertTrue(any(ITEM_NONE in a["up"] for a in answers))
+            self.assertEqual((yield io.read(name)), data)
+        finally:
+            yield threads.deferToThread(self.mon.ceph_checked, "osd", "in", "1")
         yield io.remove(name)
         yield self.assertFailure(io.stat(name), ObjectNotFound)
+
+    @defer.inlineCallbacks
+    def placed_like_the_monitor(self, rados, jobs):
+        """The monitor's osd map for each (pool, names) of *jobs*, checked
+        against our client's map at the same epoch; fires with the answers."""
+        for _ in range(10):
+            epoch = (yield threads.deferToThread(self.mon.osd_dump))["epoch"]
+            yield rados.follower.when_epoch(epoch).addTimeout(30, reactor)
+            answers = yield threads.deferToThread(ceph_osd_map_many, self.mon, jobs)
+            if {a["epoch"] for a in answers} == {rados.osdmap.epoch}:
+                check_osd_map_answers(self, rados.osdmap, answers)
+                return answers
+            yield task.deferLater(reactor, 0.5, lambda: None)
+        self.fail("the map kept changing")
 
     @defer.inlineCallbacks
     def test_map_known_answers_and_many_objects(self):
