@@ -636,7 +636,7 @@ class MsrCrushMappingTests(SynchronousTestCase):
         with open(out, "rb") as f:
             return out, CrushMap.decode(f.read())
 
-    def check(self, path, crush, rule, num_rep, weights):
+    def check(self, path, crush, rule, num_rep, weights, choose_args_index=-1):
         argv = [*self.prefix, "crushtool", "-i", path, "--test", "--show-mappings", "--rule", str(rule),
                 "--num-rep", str(num_rep), "--min-x", "0", "--max-x", str(self.XS - 1)]
         dense = [0x10000] * crush.max_devices
@@ -648,7 +648,7 @@ class MsrCrushMappingTests(SynchronousTestCase):
             m = re.match(r"CRUSH rule \d+ x (\d+) \[(.*)\]", line)
             if m:
                 x = int(m.group(1))
-                self.assertEqual(crush.do_rule(rule, x, num_rep, dense), _ids(m.group(2)),
+                self.assertEqual(crush.do_rule(rule, x, num_rep, dense, choose_args_index), _ids(m.group(2)),
                                  "rule %d x %d num_rep %d weights %s" % (rule, x, num_rep, weights))
                 seen += 1
         self.assertEqual(seen, self.XS)
@@ -667,6 +667,42 @@ class MsrCrushMappingTests(SynchronousTestCase):
                         continue
                     self.check(path, crush, rule, num_rep, weights)
         self.assertEqual(self.checked, 40 * self.XS)
+
+    def test_msr_choose_args(self):
+        # the balancer's weight sets (by stride position) and ids under MSR descents
+        path, crush = self.compile(MSR_MAP + """\
+choose_args 0 {
+  {
+    bucket_id -9
+    weight_set [
+      [ 1.000 9.000 ]
+      [ 6.000 1.000 ]
+    ]
+  }
+  {
+    bucket_id -7
+    weight_set [
+      [ 0.500 3.000 1.000 ]
+    ]
+    ids [ -30 -31 -32 ]
+  }
+  {
+    bucket_id -1
+    weight_set [
+      [ 2.000 1.000 0.100 ]
+      [ 0.300 1.000 3.000 ]
+      [ 1.000 1.000 1.000 ]
+    ]
+  }
+}
+""")
+        self.assertEqual(sorted(crush.choose_args), [0])
+        # the weight sets change placements (without that index, none apply)
+        self.assertNotEqual([crush.do_rule(0, x, 6, None, 0) for x in range(50)],
+                            [crush.do_rule(0, x, 6, None, 5) for x in range(50)])
+        for rule in range(5):
+            self.check(path, crush, rule, 4, {}, 0)
+        self.check(path, crush, 0, 6, {7: 0, 1: 0.5}, 0)
 
     def test_msr_map_tunables(self):
         path, crush = self.compile(MSR_MAP.replace("tunable allowed_bucket_algs 62\n",
