@@ -25,7 +25,7 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.trial.unittest import TestCase
 
 from msgr2tx.ceph.crush import ITEM_NONE
-from msgr2tx.ceph.osdmap import OSDMap
+from msgr2tx.ceph.osdmap import OSDMap, PgId
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.errors import ObjectNotFound, OperationNotSupported
@@ -197,6 +197,14 @@ class ObjectsOnReleaseTests(TestCase):
             for step in (("osd", "out", "0"), ("osd", "in", "0"), ("osd", "out", "2"), ("osd", "in", "2")):
                 yield task.deferLater(reactor, 1.0, lambda: None)
                 yield threads.deferToThread(self.mon.ceph_checked, *step)
+                if step[1] == "out":
+                    # the map we send by has the OSD out of every up set while writes go on
+                    dump = yield threads.deferToThread(self.mon.osd_dump)
+                    yield rados.follower.when_epoch(dump["epoch"]).addTimeout(30, reactor)
+                    pool = rados.osdmap.pool_by_name(REP)
+                    ups = [rados.osdmap.pg_to_up_acting(PgId(pool.id, s)).up for s in range(pool.pg_num)]
+                    self.assertFalse([u for u in ups if int(step[2]) in u])
+                    self.assertTrue(all(len(u) == 2 for u in ups))
             epoch = (yield threads.deferToThread(self.mon.osd_dump))["epoch"]
             yield rados.follower.when_epoch(epoch).addTimeout(30, reactor)
             yield task.deferLater(reactor, 1.5, lambda: None)
