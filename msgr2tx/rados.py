@@ -34,6 +34,7 @@ from msgr2tx.ceph.objecter import Objecter
 from msgr2tx.ceph.osdmap import OSDMap, PgId, PlacementError
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import Decoder, EntityName
+from msgr2tx.core.features import CEPH_FEATUREMASK_CRUSH_MSR
 from msgr2tx.errors import (
     NoData, ObjectExists, ObjectNotFound, OperationNotSupported, PermissionDenied, PoolNotFound, RadosError,
 )
@@ -108,7 +109,9 @@ class Rados:
         else:
             self.auth = list(auth)
         base = config or ConnectionConfig(name=self.name)
-        self.config = dataclasses.replace(base, lossy=True)
+        # we run MSR rules, and a cluster whose map has them requires CRUSH_MSR of its clients
+        self.config = dataclasses.replace(base, lossy=True,
+                                          features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
         self.op_timeout = op_timeout
         self.connect_timeout = connect_timeout
         self.monclient = None

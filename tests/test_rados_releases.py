@@ -118,8 +118,8 @@ def _ids(text):
     return [ITEM_NONE if v == "NONE" else int(v) for v in text.split(",") if v]
 
 
-class ObjectsOnReleaseTests(TestCase):
-    """librados interop in four modes, an OSD out and in, an EC pool."""
+class _ReleaseCase(TestCase):
+    """The module's cluster of C{release}, and clients of it."""
 
     timeout = 240
     release = cephlab.DEFAULT_RELEASE
@@ -134,6 +134,24 @@ class ObjectsOnReleaseTests(TestCase):
         yield rados.connect()
         self.addCleanup(rados.close)
         return rados
+
+    @defer.inlineCallbacks
+    def placed_like_the_monitor(self, rados, jobs):
+        """The monitor's osd map for each (pool, names) of *jobs*, checked
+        against our client's map at the same epoch; fires with the answers."""
+        for _ in range(10):
+            epoch = (yield threads.deferToThread(self.mon.osd_dump))["epoch"]
+            yield rados.follower.when_epoch(epoch).addTimeout(30, reactor)
+            answers = yield threads.deferToThread(ceph_osd_map_many, self.mon, jobs)
+            if {a["epoch"] for a in answers} == {rados.osdmap.epoch}:
+                check_osd_map_answers(self, rados.osdmap, answers)
+                return answers
+            yield task.deferLater(reactor, 0.5, lambda: None)
+        self.fail("the map kept changing")
+
+
+class ObjectsOnReleaseTests(_ReleaseCase):
+    """librados interop in four modes, an OSD out and in, an EC pool."""
 
     @defer.inlineCallbacks
     def test_librados_both_ways_in_every_mode(self):
@@ -285,20 +303,6 @@ class ObjectsOnReleaseTests(TestCase):
         yield self.assertFailure(io.stat(name), ObjectNotFound)
 
     @defer.inlineCallbacks
-    def placed_like_the_monitor(self, rados, jobs):
-        """The monitor's osd map for each (pool, names) of *jobs*, checked
-        against our client's map at the same epoch; fires with the answers."""
-        for _ in range(10):
-            epoch = (yield threads.deferToThread(self.mon.osd_dump))["epoch"]
-            yield rados.follower.when_epoch(epoch).addTimeout(30, reactor)
-            answers = yield threads.deferToThread(ceph_osd_map_many, self.mon, jobs)
-            if {a["epoch"] for a in answers} == {rados.osdmap.epoch}:
-                check_osd_map_answers(self, rados.osdmap, answers)
-                return answers
-            yield task.deferLater(reactor, 0.5, lambda: None)
-        self.fail("the map kept changing")
-
-    @defer.inlineCallbacks
     def test_map_known_answers_and_many_objects(self):
         # the live map (OSDs up, with addresses): our decode of the monitor's
         # map and the map our client built from incrementals, field by field
@@ -328,3 +332,58 @@ class ObjectsOnReleaseTests(TestCase):
 
 
 cephlab.release_variants(globals(), ObjectsOnReleaseTests)
+
+
+#: an msr_indep rule over OSDs (three OSDs on one host here), set with crushtool
+MSR_RULE = """
+rule msrosd {
+	id 7
+	type msr_indep
+	step take default
+	step choosemsr 3 type osd
+	step emit
+}
+"""
+
+
+class MsrPoolTentacleTests(_ReleaseCase):
+    """
+    An erasure-coded pool on an MSR rule (Ceph 20.2): the cluster then
+    requires CRUSH_MSR of every client, which Rados advertises; objects go
+    both ways and placement equals the monitor's.
+    """
+
+    release = "tentacle"
+
+    @defer.inlineCallbacks
+    def test_io_on_an_msr_pool(self):
+        mon = self.mon
+        pools = {p["pool_name"] for p in (yield threads.deferToThread(mon.osd_dump))["pools"]}
+        if "rel-msr" not in pools:
+            yield threads.deferToThread(self._make_msr_pool)
+        rados = yield self.client()
+        pool = rados.osdmap.pool_by_name("rel-msr")
+        self.assertEqual(rados.osdmap.crush.rules[pool.crush_rule].type, 5)
+        io = rados.open_ioctx("rel-msr")
+        name = "msr-%s" % uuid.uuid4().hex[:8]
+        data = os.urandom(120000)
+        yield io.write_full(name, data)
+        self.assertEqual((yield threads.deferToThread(mon.rados_get, "rel-msr", name)), data)
+        yield threads.deferToThread(mon.rados_put, "rel-msr", name + "-t", data[::-1])
+        self.assertEqual((yield io.read(name + "-t")), data[::-1])
+        yield self.placed_like_the_monitor(rados, [("rel-msr", object_names("msr", 500))])
+
+    def _make_msr_pool(self):
+        mon = self.mon
+        prefix = cephlab.release_argv(self.release)
+        path = os.path.join(mon.dir, "crush-msr")
+        mon.ceph_checked("osd", "getcrushmap", "-o", path)
+        subprocess.run(prefix + ["crushtool", "-d", path, "-o", path + ".txt"], check=True, timeout=60)
+        with open(path + ".txt", "a") as f:
+            f.write(MSR_RULE)
+        subprocess.run(prefix + ["crushtool", "-c", path + ".txt", "-o", path + ".new"], check=True, timeout=60)
+        mon.ceph_checked("osd", "set-require-min-compat-client", "squid")
+        mon.ceph_checked("osd", "setcrushmap", "-i", path + ".new")
+        mon.ceph_checked("osd", "pool", "create", "rel-msr", "8", "8", "erasure", "k2m1", "msrosd")
+        mon.ceph_checked("osd", "pool", "application", "enable", "rel-msr", "rados")
+        mon.rados("-p", "rel-msr", "ls", timeout=60)
