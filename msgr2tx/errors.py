@@ -350,6 +350,16 @@ class PermissionDenied(RadosError):
     """The OSD refused the operation to our entity (its caps): EPERM or EACCES."""
 
 
+class OperationNotSupported(RadosError):
+    """
+    The OSD refused the operation as unsupported for this pool or object:
+    EOPNOTSUPP.  On an erasure-coded pool Ceph refuses every omap operation,
+    and (unless the pool has C{allow_ec_overwrites}) any write that is not a
+    whole-object write or a stripe-aligned append (C{pg_pool_t::supports_omap},
+    C{requires_aligned_append}).
+    """
+
+
 class PoolNotFound(RadosError):
     """No pool of that name or id in the current osdmap."""
 

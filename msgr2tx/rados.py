@@ -34,8 +34,9 @@ from msgr2tx.clients.objecter import Objecter
 from msgr2tx.ceph.osdmap import OSDMap, PgId, PlacementError
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import Decoder, EntityName
+from msgr2tx.core.features import CEPH_FEATUREMASK_CRUSH_MSR
 from msgr2tx.errors import (
-    NoData, ObjectExists, ObjectNotFound, PermissionDenied, PoolNotFound, RadosError,
+    NoData, ObjectExists, ObjectNotFound, OperationNotSupported, PermissionDenied, PoolNotFound, RadosError,
 )
 
 #: entries asked for per PGNLS request (librados's default listing batch)
@@ -53,7 +54,12 @@ _ERRORS = {
     errno.ENODATA: (NoData, "has no such attribute"),
     errno.EPERM: (PermissionDenied, "operation not permitted"),
     errno.EACCES: (PermissionDenied, "permission denied"),
+    errno.EOPNOTSUPP: (OperationNotSupported, "refused: operation not supported"),
 }
+
+#: what an erasure-coded pool refuses (pg_pool_t::supports_omap, requires_aligned_append)
+_EC_REFUSALS = ("; pool %r is erasure-coded: Ceph refuses omap there, and writes other than whole-object "
+                "writes and stripe-aligned appends unless the pool has allow_ec_overwrites")
 
 
 def _error(result: int, pool: str, oid: Optional[str], what: str) -> RadosError:
@@ -105,7 +111,9 @@ class Rados:
         else:
             self.auth = list(auth)
         base = config or ConnectionConfig(name=self.name)
-        self.config = dataclasses.replace(base, lossy=True)
+        # we run MSR rules, and a cluster whose map has them requires CRUSH_MSR of its clients
+        self.config = dataclasses.replace(base, lossy=True,
+                                          features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
         self.op_timeout = op_timeout
         self.connect_timeout = connect_timeout
         self.monclient = None
@@ -213,10 +221,18 @@ class IoCtx:
 
         def done(reply):
             if reply.result < 0:
-                raise _error(reply.result, self.pool_name, oid, what)
+                e = _error(reply.result, self.pool_name, oid, what)
+                if isinstance(e, OperationNotSupported) and self._erasure_coded():
+                    e.args = (e.args[0] + _EC_REFUSALS % (self.pool_name,),)
+                raise e
             return reply.ops
         return objecter.submit(self.pool_id, oid, ops, namespace=self.namespace, key=key,
                                timeout=timeout).addCallback(done)
+
+    def _erasure_coded(self) -> bool:
+        m = self.rados.follower.osdmap if self.rados.follower is not None else None
+        pool = m.pools.get(self.pool_id) if m is not None else None
+        return pool is not None and pool.type == pool.TYPE_ERASURE
 
     # ---- data ------------------------------------------------------------------
 

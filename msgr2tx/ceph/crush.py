@@ -12,10 +12,11 @@ constants); Linux's C{net/ceph/crush/} is the same algorithm.  Covered:
 the five bucket algorithms (uniform, list, tree, straw, straw2), firstn
 and indep choices with and without chooseleaf, every tunable and the
 rule steps that override them, device weights (partially out devices),
-and the choose_args weight sets and id remappings of the balancer.  Not
-covered: rules of the MSR types (Squid's multi-step-retry rules for
-erasure-coded pools that opt in); L{CrushMap.do_rule} raises
-L{CrushError} for them rather than guess.
+the choose_args weight sets and id remappings of the balancer, and the
+MSR rules of Squid and later (types C{msr_firstn} and C{msr_indep} with
+C{choosemsr} steps, which retry a whole descent when a device is out; Ceph
+makes them for erasure-code profiles with
+C{crush-osds-per-failure-domain}), following C{crush_msr_do_rule}.
 
 No I/O and no Twisted here.
 """
@@ -400,20 +401,27 @@ class CrushMap:
         back to L{DEFAULT_CHOOSE_ARGS}, then to none.  Indep rules keep
         positions and fill the ones they cannot place with L{ITEM_NONE}.
 
-        @raise CrushError: no such rule, or a rule type we do not run (MSR).
+        MSR rules (types C{msr_firstn} and C{msr_indep}, Squid and later)
+        run as C{crush_msr_do_rule} does: an indep one keeps positions
+        (L{ITEM_NONE} where nothing could be placed), a firstn one returns
+        the items it placed, in the order it placed them.
+
+        @raise CrushError: no such rule, or an MSR rule whose C{take} names
+            a device or a missing bucket (Ceph itself cannot run those).
         """
         if not 0 <= ruleno < len(self.rules) or self.rules[ruleno] is None:
             raise CrushError("no CRUSH rule %d" % ruleno)
         rule = self.rules[ruleno]
         assert rule is not None
-        if rule.type in (RuleType.MSR_FIRSTN, RuleType.MSR_INDEP):
-            raise CrushError("CRUSH rule %d is an MSR rule, which msgr2tx does not map" % ruleno)
         if weights is None:
             weights = [0x10000] * self.max_devices
         args = self.choose_args.get(choose_args_index)
         if args is None:
             args = self.choose_args.get(DEFAULT_CHOOSE_ARGS)
-        return _Mapping(self, weights, args or {}, x).run(rule, result_max)
+        mapping = _Mapping(self, weights, args or {}, x)
+        if rule.type in (RuleType.MSR_FIRSTN, RuleType.MSR_INDEP):
+            return _MsrMapping(mapping, rule, result_max).run()
+        return mapping.run(rule, result_max)
 
 
 def _decode_name_map(dec: Decoder) -> Dict[int, str]:
@@ -809,6 +817,163 @@ class _Mapping:
                     result.append(item)
                 w = []
         return result
+
+
+class _MsrMapping:
+    """
+    One run of an MSR rule (C{crush_msr_do_rule} in Ceph's C{mapper.c}).
+
+    The rule is a prefix of C{set_msr_descents}/C{set_msr_collision_tries}
+    steps, then blocks of C{take}, C{choosemsr}..., C{emit}.  Each block
+    fills a range of output positions by descending from its root, one
+    stride per choice of the first step; a whole descent is tried again (up
+    to C{msr_descents} times, with a new retry number) while positions
+    stay empty because the device found was out.  Within a descent a
+    bucket already used by another stride of the same step is a collision,
+    retried up to C{msr_collision_tries} times.  Per step, C{used[step]}
+    holds the items chosen for each position (L{ITEM_UNDEF}: none yet).
+    """
+
+    def __init__(self, mapping: _Mapping, rule: Rule, result_max: int) -> None:
+        self.m = mapping
+        self.rule = rule
+        self.steps = rule.steps
+        self.result_max = result_max
+        t = mapping.map.tunables
+        self.descents = t.msr_descents
+        self.collision_tries = t.msr_collision_tries
+        self.out = [ITEM_NONE] * result_max
+        self.returned = 0
+        self.used: Dict[int, List[int]] = {}
+        self.leaf_step = 0
+
+    def _emit(self, position: int, item: int) -> None:
+        if self.returned >= self.result_max or position >= self.result_max:
+            return
+        if self.rule.type == RuleType.MSR_FIRSTN:
+            self.out[self.returned] = item
+        else:
+            self.out[position] = item
+        self.returned += 1
+
+    def run(self) -> List[int]:
+        steps = self.steps
+        n = len(steps)
+        stepno = 0
+        while stepno < n and steps[stepno][0] in (RuleOp.SET_MSR_DESCENTS, RuleOp.SET_MSR_COLLISION_TRIES):
+            if steps[stepno][0] == RuleOp.SET_MSR_DESCENTS:
+                self.descents = steps[stepno][1] & _M32
+            else:
+                self.collision_tries = steps[stepno][1] & _M32
+            stepno += 1
+        start_index = 0
+        crush = self.m.map
+        while stepno < n:
+            # a block: take, choosemsr..., emit; anything else ends the rule with nothing
+            if stepno + 1 >= n or steps[stepno][0] != RuleOp.TAKE:
+                return []
+            total = 1
+            emit = stepno + 1
+            while emit < n and steps[emit][0] != RuleOp.EMIT:
+                if steps[emit][0] != RuleOp.CHOOSE_MSR:
+                    return []
+                total *= steps[emit][1] or self.result_max
+                emit += 1
+            if emit >= n:
+                return []
+            root = steps[stepno][1]
+            if root >= 0 or not 0 <= -1 - root < len(crush.buckets) or crush.buckets[-1 - root] is None:
+                raise CrushError("MSR rule %d takes %d, which is not a bucket" % (self.rule.id, root))
+            first = stepno + 1
+            self.used = {s: [ITEM_UNDEF] * self.result_max for s in range(first, emit)}
+            self.leaf_step = emit - 1
+            end_index = min(start_index + total, self.result_max)
+            limit = self.returned + (end_index - start_index)
+            tryno = 0
+            while tryno < self.descents and self.returned < limit:
+                if first < emit:
+                    self._choose(crush.buckets[-1 - root], total, start_index, end_index, first, emit,  # type: ignore[arg-type]
+                                 tryno)
+                tryno += 1
+            start_index = end_index
+            stepno = emit + 1
+        if self.rule.type == RuleType.MSR_FIRSTN:
+            return self.out[:self.returned]
+        return self.out
+
+    def _descend(self, bucket: Bucket, type_: int, tryno: int, local_tryno: int, index: int) -> int:
+        # down from bucket to an item of type_ (or a device), with one retry number all the way
+        r = ((((tryno * self.result_max + index) << 16) + local_tryno) & _M32)
+        buckets = self.m.map.buckets
+        while True:
+            item = self.m._bucket_choose(bucket, r, index)
+            if item >= 0:
+                return item
+            child = buckets[-1 - item] if -1 - item < len(buckets) else None
+            if child is None:
+                raise CrushError("CRUSH bucket %d holds a missing bucket %d" % (bucket.id, item))
+            if child.type == type_:
+                return item
+            bucket = child
+
+    def _choose(self, bucket: Bucket, total: int, start: int, end: int, stepno: int, end_step: int,
+                tryno: int) -> int:
+        _, arg1, type_ = self.steps[stepno]
+        strides = arg1 or self.result_max
+        stride_length = total // strides
+        used = self.used[stepno]
+        leaves = self.used[self.leaf_step]
+        undo: Dict[int, Tuple[int, int, int]] = {}
+        mapped = 0
+        for stride_index, stride_start in enumerate(range(start, end, stride_length)):
+            stride_end = min(stride_start + stride_length, end)
+            if all(leaves[i] != ITEM_UNDEF for i in range(stride_start, stride_end)):
+                continue    # this stride is placed already
+            item = None
+            for local_tryno in range(self.collision_tries):
+                candidate = self._descend(bucket, type_, tryno, local_tryno, stride_index)
+                # taken by another stride of this step's range: collision, try again
+                pos = next((i for i in range(start, end) if used[i] == candidate), None)
+                if pos is None or stride_start <= pos < stride_end:
+                    item = candidate
+                    break
+            if item is None:
+                continue
+            if type_ == 0:
+                if stride_length != 1 or stepno + 1 != end_step or self.m._is_out(item):
+                    continue    # a malformed rule, or out: a later descent tries again
+                self._push(used, stride_start, stride_end, item)
+                self._emit(stride_start, item)
+                mapped += 1
+            else:
+                if stepno + 1 >= end_step or item >= 0:
+                    continue    # a malformed rule: no step left for the leaves
+                child = self.m.map.buckets[-1 - item]
+                assert child is not None
+                child_mapped = self._choose(child, stride_length, stride_start, stride_end, stepno + 1, end_step,
+                                            tryno)
+                if self._push(used, stride_start, stride_end, item) and child_mapped == 0:
+                    # nothing placed under it: free it for other strides, after this pass
+                    undo[stride_index] = (stride_start, stride_end, item)
+                else:
+                    mapped += child_mapped
+        for stride_start, stride_end, item in undo.values():
+            for i in range(stride_end - 1, stride_start - 1, -1):
+                if used[i] != ITEM_UNDEF:
+                    used[i] = ITEM_UNDEF
+                    break
+        return mapped
+
+    @staticmethod
+    def _push(used: List[int], start: int, end: int, item: int) -> bool:
+        # add item to the stride's set; False if it was there already
+        for i in range(start, end):
+            if used[i] == item:
+                return False
+            if used[i] == ITEM_UNDEF:
+                used[i] = item
+                return True
+        return False
 
 
 def _put(vec: List[int], pos: int, value: int) -> None:

@@ -180,6 +180,11 @@ CEPH_FEATUREMASK_SERVER_MIMIC = FEATUREMASKS["SERVER_MIMIC"]
 CEPH_FEATUREMASK_STRETCH_MODE = FEATUREMASKS["STRETCH_MODE"]
 CEPH_FEATUREMASK_MSG_ADDR2 = FEATUREMASKS["MSG_ADDR2"]
 CEPH_FEATUREMASK_CEPHX_V2 = FEATUREMASKS["CEPHX_V2"]
+#: Squid's CRUSH_MSR (bit 38, second incarnation): MSR rules and tunables in
+#: the CRUSH map.  Not in CEPH_FEATURES_ALL (a Pacific build's set); a client
+#: that decodes and runs MSR rules adds it, since a cluster whose map has MSR
+#: rules requires it of every client (C{OSDMap::get_features})
+CEPH_FEATUREMASK_CRUSH_MSR = (1 << 38) | CEPH_FEATURE_INCARNATION_2
 
 # What a Pacific build advertises: every live feature above.  The four
 # third-incarnation features go in as masks, which adds bits 57 and 28 (both
