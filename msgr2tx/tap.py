@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import sys
+from typing import Optional
 
 from twisted.application import strports
 from twisted.internet import endpoints
@@ -100,8 +101,21 @@ def _bind_error(description: str):
     (None when it can, or for other endpoint types): a trial bind with the
     SO_REUSEADDR that Twisted's listener sets too.
     """
-    endpoint = endpoints.serverFromString(None, description)
-    if not isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint)):
+    try:
+        endpoint = endpoints.serverFromString(None, description)
+    except OSError as e:
+        # ssl: Twisted reads the key and certificate while parsing
+        return ("--listen %s: cannot read %s (%s): an ssl listen needs privateKey=PATH (and certKey=PATH "
+                "unless the key file holds the certificate too) of PEM files" % (description, e.filename, e.strerror))
+    except ValueError:
+        raise
+    except Exception as e:
+        # e.g. OpenSSL's error for a file that is not PEM
+        return "--listen %s: %s: %s" % (description, type(e).__name__, e)
+    if isinstance(endpoint, endpoints.UNIXServerEndpoint):
+        return _unix_path_error(description, getattr(endpoint, "_address", ""))
+    if not isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint,
+                                 endpoints.SSL4ServerEndpoint)):
         return None
     six = isinstance(endpoint, endpoints.TCP6ServerEndpoint)
     port = getattr(endpoint, "_port", 0)
@@ -117,15 +131,76 @@ def _bind_error(description: str):
             return "cannot listen on %s: %s is not an address of this host (%s)" % (where, interface, e.strerror)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
+                hint = "--listen tcp:PORT:interface=%s" % interface
+                if os.environ.get("MAKELEVEL"):
+                    # started by make run: options go through its ARGS
+                    hint = 'make run ARGS="%s"' % hint
                 return ("cannot listen on %s: address already in use (a Ceph monitor or another twistd "
-                        "msgr2 may hold it): use --listen tcp:PORT:interface=%s with a free PORT"
-                        % (where, interface))
+                        "msgr2 may hold it): use %s with a free PORT" % (where, hint))
             if e.errno == errno.EACCES:
                 return "cannot listen on %s: permission denied (ports below 1024 need root)" % where
             if e.errno == errno.EADDRNOTAVAIL:
                 return "cannot listen on %s: %s is not an address of this host" % (where, interface)
             return "cannot listen on %s: %s" % (where, e.strerror or e)
     return None
+
+
+def _unix_path_error(description: str, path) -> Optional[str]:
+    """Why a unix socket cannot be made at *path*, in words (None when it can)."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path or path.startswith(("@", "\0")):
+        return None  # an abstract socket: no file
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return ("--listen %s: directory %s does not exist: create it or give a socket path in an existing "
+                "directory" % (description, directory))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "--listen %s: cannot create a socket in %s: permission denied" % (description, directory)
+    if os.path.lexists(path):
+        return ("--listen %s: %s already exists (another server's socket, or a stale one: remove it "
+                "if nothing listens there)" % (description, path))
+    return None
+
+
+def _listen_key(description: str):
+    """(family, host, port) or ("unix", path) that a listen description binds; None if unknown."""
+    try:
+        endpoint = endpoints.serverFromString(None, description)
+    except Exception:
+        return None
+    if isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.SSL4ServerEndpoint)):
+        return ("inet", getattr(endpoint, "_interface", "") or "0.0.0.0", getattr(endpoint, "_port", 0))
+    if isinstance(endpoint, endpoints.TCP6ServerEndpoint):
+        return ("inet6", getattr(endpoint, "_interface", "") or "::", getattr(endpoint, "_port", 0))
+    if isinstance(endpoint, endpoints.UNIXServerEndpoint):
+        return ("unix", os.path.abspath(os.fsdecode(getattr(endpoint, "_address", ""))))
+    return None
+
+
+def check_listen_together(descriptions) -> None:
+    """
+    Raise L{usage.UsageError} in one line when two --listen descriptions
+    would bind the same address (the same port on one interface, or on a
+    wildcard interface and another of its family; C{::} covers IPv4 too),
+    or the same unix path.  Port 0 never clashes: each gets its own port.
+    """
+    keys = [(d, _listen_key(d)) for d in descriptions]
+    for i, (first, a) in enumerate(keys):
+        for second, b in keys[i + 1:]:
+            if a is None or b is None:
+                continue
+            if a[0] == "unix" or b[0] == "unix":
+                clash = a == b
+            else:
+                wild = {"inet": "0.0.0.0", "inet6": "::"}
+                same_family = a[0] == b[0] and (a[1] == b[1] or wild[a[0]] in (a[1], b[1]))
+                dual = "::" in (a[1], b[1]) and a[0] != b[0]
+                clash = a[2] == b[2] != 0 and (same_family or dual)
+            if clash:
+                what = a[1] if a[0] == "unix" else "port %d" % a[2]
+                raise usage.UsageError("--listen %s and --listen %s both bind %s: give each --listen "
+                                       "its own port (or path)" % (first, second, what))
 
 
 def check_listen(description: str) -> None:
@@ -259,6 +334,7 @@ class Options(usage.Options):
             self["listen"] = [DEFAULT_LISTEN]
         for description in self["listen"]:
             check_listen(description)
+        check_listen_together(self["listen"])
         self["modes"] = parse_modes(self["mode"])
         try:
             self["entity_name"] = EntityName.parse(self["entity"])
@@ -266,8 +342,9 @@ class Options(usage.Options):
             raise usage.UsageError("--entity: %s" % (e,))
         if self["policy"] not in ("stateless", "stateful"):
             raise usage.UsageError("--policy must be stateless or stateful")
-        if self["keepalive"] < 0 or self["idle-timeout"] < 0 or self["handshake-timeout"] < 0:
-            raise usage.UsageError("--keepalive, --idle-timeout and --handshake-timeout must not be negative")
+        for key in ("keepalive", "idle-timeout", "handshake-timeout"):
+            if self[key] < 0:
+                raise usage.UsageError("--%s must not be negative (0 turns it off)" % key)
         if self["backlog"] <= 0:
             raise usage.UsageError("--backlog must be positive")
         if self["rev"] not in ("0", "1"):
@@ -311,12 +388,33 @@ class Options(usage.Options):
                                    % (self["auth"], self["mode"]))
 
     def _service_options(self):
-        name, _, args = self["service"].partition(":")
-        self["service_factory"] = findService(name)
-        self["service_args"] = args
         for key in ("max-segment", "max-frame", "max-control"):
             if self[key] <= 0:
                 raise usage.UsageError("--%s must be positive" % key)
+        name, _, args = self["service"].partition(":")
+        factory = self["service_factory"] = findService(name)
+        if self["inspect-log"]:
+            if name != "inspect":
+                raise usage.UsageError("--inspect-log works with --service inspect only (this run has "
+                                       "--service %s): add --service inspect or drop --inspect-log" % name)
+            if args:
+                raise usage.UsageError("--inspect-log and --service %s both set the inspect service's "
+                                       "arguments: give one of them" % self["service"])
+            args = "jsonl=" + self["inspect-log"]
+        self["service_args"] = args
+        # the receiver is made now, so that a bad argument (an unwritable log,
+        # a number that is not one) is a usage error, not a traceback later
+        try:
+            self["receiver"] = factory.makeReceiver(args)
+        except usage.UsageError:
+            raise
+        except OSError as e:
+            flag = "--inspect-log %s" % self["inspect-log"] if self["inspect-log"] else "--service %s" % self["service"]
+            raise usage.UsageError("%s: cannot open %s (%s): give a path in an existing, writable directory"
+                                   % (flag, e.filename, e.strerror))
+        except Exception as e:
+            raise usage.UsageError("--service %s: the %s service refused its arguments %r (%s: %s); "
+                                   "see --help-services" % (self["service"], name, args, type(e).__name__, e))
 
     def _manager_options(self, specs):
         """
@@ -407,10 +505,7 @@ def makeService(options):
         compress_secure=bool(options["compress-secure"]),
         fast_reconnect=not options["no-fast-reconnect"],
     )
-    service_args = options["service_args"]
-    if options["inspect-log"] and options["service_factory"].name == "inspect" and not service_args:
-        service_args = "jsonl=" + options["inspect-log"]
-    receiver = options["service_factory"].makeReceiver(service_args)
+    receiver = options["receiver"]
     top = MultiService()
     auth_handlers = options["auth_handlers"]
     registration = options.get("registration")

@@ -381,3 +381,106 @@ class EmbeddedDefaultsTests(TestCase):
         p = subprocess.run([tool("msgr2tx"), "ping", "v2:127.0.0.1:3300", "--count", "2"], capture_output=True,
                            timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+def _twistd(*args, env=None, cwd=None):
+    """twistd -n msgr2 ARGS to its end (it is expected to refuse to start): (exit status, output)."""
+    p = subprocess.run([tool("twistd"), "-n", "--pidfile=", "msgr2", *args], capture_output=True, timeout=60,
+                       cwd=cwd or tempfile.gettempdir(), env=dict(os.environ, **(env or {})))
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+class StartupErrorTests(TestCase):
+    """Bad startup arguments: twistd exits non-zero with one line naming the option, no traceback."""
+
+    timeout = 120
+
+    def assertOneLine(self, args, *expected, env=None, cwd=None):
+        status, out = _twistd("--auth", "none", "--mode", "crc", *args, env=env, cwd=cwd)
+        self.assertNotEqual(status, 0, out)
+        self.assertNotIn("Traceback", out)
+        (line,) = [line for line in out.splitlines() if line.startswith(tool("twistd"))]
+        for text in expected:
+            self.assertIn(text, line)
+        return line
+
+    def test_inspect_log_unwritable(self):
+        self.assertOneLine(["--listen", "tcp:0:interface=127.0.0.1", "--service", "inspect",
+                            "--inspect-log", "/nonexistent/dir/log"],
+                           "--inspect-log /nonexistent/dir/log: cannot open", "No such file or directory")
+
+    def test_ssl_without_key(self):
+        port = cephlab.free_port()
+        cwd = tempfile.mkdtemp(prefix="msgr2tx-ssl-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", cwd]))
+        self.assertOneLine(["--listen", "ssl:%d:interface=127.0.0.1" % port],
+                           "--listen ssl:%d" % port, "server.pem", "privateKey=PATH", cwd=cwd)
+        self.assertOneLine(["--listen", "ssl:%d:interface=127.0.0.1:privateKey=/nonexist.key" % port],
+                           "cannot read /nonexist.key")
+
+    def test_unix_in_missing_directory(self):
+        self.assertOneLine(["--listen", "unix:/nonexistent/sock"],
+                           "--listen unix:/nonexistent/sock: directory /nonexistent does not exist")
+
+    def test_same_listen_twice(self):
+        port = cephlab.free_port()
+        listen = "tcp:%d:interface=127.0.0.1" % port
+        self.assertOneLine(["--listen", listen, "--listen", listen], "both bind port %d" % port)
+        # a wildcard interface clashes with a concrete one of the same port
+        self.assertOneLine(["--listen", listen, "--listen", "tcp:%d" % port], "both bind port %d" % port)
+
+    def test_address_in_use_hint_under_make(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            self.assertOneLine(["--listen", "tcp:%d:interface=127.0.0.1" % port],
+                               'make run ARGS="--listen tcp:PORT:interface=127.0.0.1"', env={"MAKELEVEL": "1"})
+
+    def test_third_party_service_argument(self):
+        """docs/service-plugins.md's count plugin, installed on PYTHONPATH: a bad every= is a usage error."""
+        root = tempfile.mkdtemp(prefix="msgr2tx-plugin-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        with open(os.path.join(os.path.dirname(__file__), "..", "docs", "service-plugins.md")) as f:
+            page = f.read()
+        for path in ("msgr2count/service.py", "twisted/plugins/msgr2count_plugin.py"):
+            block = page.split("<!-- sample: %s module -->" % path)[1].split("```python\n", 1)[1].split("```")[0]
+            os.makedirs(os.path.join(root, os.path.dirname(path)), exist_ok=True)
+            with open(os.path.join(root, path), "w") as f:
+                f.write(block)
+        open(os.path.join(root, "msgr2count", "__init__.py"), "w").close()
+        env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.assertOneLine(["--listen", "tcp:0:interface=127.0.0.1", "--service", "count:every=abc"],
+                           "--service count:every=abc: the count service refused its arguments",
+                           "ValueError", env=env)
+
+
+class SmallOptionErrorTests(SynchronousTestCase):
+    """Each message names the option that is wrong, by its flag."""
+
+    def error(self, *args):
+        options = Options()
+        return str(self.assertRaises(usage.UsageError, options.parseOptions,
+                                     ["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1"]
+                                     + list(args)))
+
+    def test_negative_numbers(self):
+        self.assertIn("--compress-min-size must not be negative", self.error("--compress-min-size", "-5"))
+        for flag in ("--keepalive", "--idle-timeout", "--handshake-timeout"):
+            message = self.error(flag, "-1")
+            self.assertTrue(message.startswith("%s must not be negative" % flag), message)
+            others = {"--keepalive", "--idle-timeout", "--handshake-timeout"} - {flag}
+            self.assertFalse([o for o in others if o in message], message)
+
+    def test_inspect_log_needs_inspect(self):
+        self.assertIn("--inspect-log works with --service inspect only", self.error("--inspect-log", "/tmp/x"))
+        self.assertIn("give one of them", self.error("--service", "inspect:jsonl=/tmp/y", "--inspect-log", "/tmp/x"))
+
+    def test_inspect_log_written(self):
+        path = os.path.join(tempfile.mkdtemp(prefix="msgr2tx-inspect-"), "log")
+        options = Options()
+        options.parseOptions(["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1",
+                              "--service", "inspect", "--inspect-log", path])
+        options["receiver"]._record(event="test")
+        with open(path) as f:
+            self.assertIn('"event": "test"', f.read())
