@@ -19,9 +19,11 @@ from typing import Optional
 
 from twisted.application import strports
 from twisted.internet import endpoints
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.application.service import MultiService
 from twisted.plugin import getPlugins
 from twisted.python import usage
+from zope.interface import implementer
 
 from msgr2tx.auth import findAuthProviders, makeServerHandler, parseArgString, UnknownAuthMethod
 from msgr2tx.core.compression import COMPRESS_MODES, parse_algorithms
@@ -528,11 +530,49 @@ def makeService(options):
     factory = Msgr2ServerFactory(auth_handlers, receiver, config,
                                  handshake_timeout=options["handshake-timeout"] or None,
                                  nonce=options.get("server_nonce", 0))
+    dial = _dialable_listen(options["listen"])
     for description in options["listen"]:
-        strports.service(with_backlog(description, options["backlog"]), factory).setServiceParent(top)
-    if options.get("generated_keyring"):
-        _print_how_to_connect(options)
+        service = strports.service(with_backlog(description, options["backlog"]), factory)
+        if description == dial and not registration:
+            # the commands name the port actually bound (tcp:0 picks one)
+            service.endpoint = _ListeningEndpoint(service.endpoint,
+                                                  lambda port: _print_how_to_connect(options, port.getHost()))
+        service.setServiceParent(top)
+    if registration:
+        _print_lines(["msgr2: serving as %s of the cluster at %s: Ceph clients find this server in the "
+                      "mgrmap, no connect commands" % (options["entity_name"], registration["mon"])])
+    elif dial is None:
+        _print_lines(_keyring_lines(options) + [
+            "msgr2: no connect commands: msgr2tx ping and the ceph CLI dial v2 (tcp) addresses, and no "
+            "--listen is tcp or tcp6"])
     return top
+
+
+def _dialable_listen(descriptions) -> Optional[str]:
+    """The first tcp or tcp6 listen description (the one the printed commands dial), else None."""
+    for description in descriptions:
+        try:
+            endpoint = endpoints.serverFromString(None, description)
+        except Exception:
+            continue
+        if isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint)):
+            return description
+    return None
+
+
+@implementer(IStreamServerEndpoint)
+class _ListeningEndpoint:
+    """A server endpoint that calls C{listening(port)} once it listens."""
+
+    def __init__(self, endpoint, listening) -> None:
+        self._endpoint = endpoint
+        self._listening = listening
+
+    def listen(self, factory):
+        def listened(port):
+            self._listening(port)
+            return port
+        return self._endpoint.listen(factory).addCallback(listened)
 
 
 def _command_path(name: str) -> str:
@@ -545,29 +585,114 @@ def _command_path(name: str) -> str:
     return relative if not relative.startswith("..") else path
 
 
-def _print_how_to_connect(options) -> None:
-    path, created = options["generated_keyring"]
-    address = _listen_address(options["listen"][0])
+def _print_lines(lines) -> None:
+    # the terminal twistd started on: once twistd logs, sys.stdout is its log
+    out = sys.__stdout__ or sys.stdout
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def _keyring_lines(options):
+    generated = options.get("generated_keyring")
+    if not generated:
+        return []
+    path, created = generated
+    if not created:
+        return ["msgr2: using keyring %s" % path]
+    return ["msgr2: created keyring %s (keys for client.admin and %s)" % (path, options["entity_name"])]
+
+
+def _admin_keyring(options):
+    """(path, None) of a keyring holding client.admin for the cephx commands, else (None, why not)."""
+    from msgr2tx.auth.keyring import Keyring, KeyringError
+
+    path = options["keyring"]
+    for spec in (s.strip() for s in options["auth"].split(",")):
+        name, _, args = spec.partition(":")
+        if name.strip() == "cephx" and "keyring=" in args:
+            try:
+                path = parseArgString(args).get("keyring") or path
+            except ValueError:
+                pass
+    if not path:
+        return None, "cephx has no keyring"
+    try:
+        Keyring.load(path).get(EntityName.parse("client.admin"))
+    except (KeyringError, OSError) as e:
+        return None, "keyring %s has no usable client.admin key (%s)" % (path, e)
+    return os.path.abspath(path), None
+
+
+def connect_commands(options, host: str, port: int):
+    """
+    The commands that reach this server as started, and why others are
+    left out: (commands, notes).  Each command is (kind, line), kind one of
+    C{"ping cephx"}, C{"ping none"}, C{"ceph cephx"}, C{"ceph none"}.
+    """
+    from msgr2tx.core.constants import AuthMethod
+
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    address = "v2:[%s]:%d" % (host, port) if ":" in host else "v2:%s:%d" % (host, port)
     tool = _command_path("msgr2tx")
-    lines = [
-        "msgr2: %s keyring %s (keys for client.admin and %s)"
-        % ("created" if created else "using", path, options["entity_name"]),
-        "msgr2: connect with msgr2tx:",
-        "    %s ping %s --auth cephx --keyring %s --mode secure" % (tool, address, path),
-        "    %s ping %s                      # auth none, crc mode" % (tool, address),
-    ]
-    if shutil.which("ceph"):
-        lines += [
-            "msgr2: connect with the ceph CLI (each sends one ping, exits 0 and prints None,"
-            " because the echo service returns the ping empty):",
-            "    ceph -c /dev/null -m %s -n client.admin --keyring %s ping mon.noname-a" % (address, path),
-            "    ceph -c /dev/null -m %s --auth_client_required none ping mon.noname-a" % (address,),
-        ]
+    modes = options["modes"]
+    handlers = {h.method: h for h in options["auth_handlers"]}
+    entity = options["entity_name"]
+    commands, notes = [], []
+
+    def mode_for(handler):
+        return next((m for m in modes if m in handler.allowed_modes), None)
+
+    cephx_keyring = None
+    if AuthMethod.CEPHX in handlers:
+        if entity.type != EntityType.MON:
+            notes.append("no cephx commands: a client gets a ticket for %s from a monitor, and this server "
+                         "(not a monitor) cannot give one; use auth none, or --entity mon.NAME" % entity)
+        else:
+            cephx_keyring, why = _admin_keyring(options)
+            mode = mode_for(handlers[AuthMethod.CEPHX])
+            if why:
+                notes.append("no cephx commands: %s" % why)
+            elif mode is not None:
+                commands.append(("ping cephx", "%s ping %s --auth cephx --keyring %s --mode %s"
+                                 % (tool, address, cephx_keyring, mode.name.lower())))
+    none_mode = mode_for(handlers[AuthMethod.NONE]) if AuthMethod.NONE in handlers else None
+    if none_mode is not None:
+        commands.append(("ping none", "%s ping %s --auth none --mode %s"
+                         % (tool, address, none_mode.name.lower())))
+    if not shutil.which("ceph"):
+        notes.append("the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
+    elif options["service_factory"].name != "echo":
+        notes.append("no ceph CLI commands: ceph pings a monitor and waits for the answer, which only the "
+                     "echo service gives (this run has --service %s)" % options["service_factory"].name)
+    elif entity.type != EntityType.MON:
+        notes.append("no ceph CLI commands: ceph -m dials a monitor, and this server is %s" % entity)
     else:
-        lines.append("msgr2: the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
-    # stdout, before twistd takes it over for logging
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+        if cephx_keyring:
+            commands.append(("ceph cephx", "ceph -c /dev/null -m %s -n client.admin --keyring %s "
+                             "ping mon.noname-a" % (address, cephx_keyring)))
+        if none_mode is not None:
+            commands.append(("ceph none", "ceph -c /dev/null -m %s --auth_client_required none "
+                             "ping mon.noname-a" % (address,)))
+    return commands, notes
+
+
+def _print_how_to_connect(options, host) -> None:
+    commands, notes = connect_commands(options, host.host, host.port)
+    lines = _keyring_lines(options)
+    pings = [line for kind, line in commands if kind.startswith("ping")]
+    cephs = [line for kind, line in commands if kind.startswith("ceph")]
+    if pings:
+        lines.append("msgr2: connect with msgr2tx:")
+        lines += ["    " + line for line in pings]
+    if cephs:
+        lines.append("msgr2: connect with the ceph CLI (each sends one ping, exits 0 and prints None,"
+                     " because the echo service returns the ping empty):")
+        lines += ["    " + line for line in cephs]
+    lines += ["msgr2: " + note for note in notes]
+    _print_lines(lines)
 
 
 __all__ = ["Options", "makeService", "EntityType"]

@@ -327,43 +327,127 @@ def _write_keyring(path):
 class EmbeddedDefaultsTests(TestCase):
     """twistd -n msgr2 with nothing but a port: the printed commands work."""
 
-    timeout = 90
+    timeout = 300
+
+    def start(self, *args, listen=None):
+        """twistd -n msgr2 ARGS on a free port (or *listen*): (its stdout's instructions, log path)."""
+        import select
+        import time
+
+        root = tempfile.mkdtemp(prefix="msgr2tx-tap-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        logfile = os.path.join(root, "twistd.log")
+        listen = listen or "tcp:%d:interface=127.0.0.1" % cephlab.free_port()
+        proc = subprocess.Popen([tool("twistd"), "-n", "--pidfile=", "--logfile", logfile, "msgr2",
+                                 "--listen", listen, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, cwd=root,
+                                env=dict(os.environ, MSGR2TX_STATE_DIR=os.path.join(root, "state")))
+
+        def stop():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+            proc.stdout.close()
+        self.addCleanup(stop)
+        # the instructions: one write once listening, then twistd logs to its file
+        out, deadline = b"", time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0 if out.endswith(b"\n") else 0.2)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                out += chunk
+            elif out.endswith(b"\n"):
+                break
+        return out.decode(), logfile, root
+
+    def run_printed(self, text, logfile, expected):
+        """Run every printed command; *expected* lists their kinds in order; returns their outputs."""
+        commands = [line.strip() for line in text.splitlines() if line.startswith("    ")]
+        kinds = [("ping " if c.split()[0].endswith("msgr2tx") else "ceph ")
+                 + ("cephx" if "--auth cephx" in c or "-n client.admin" in c else "none") for c in commands]
+        self.assertEqual(kinds, expected, text)
+        for command, kind in zip(commands, kinds):
+            argv = shlex.split(command)
+            if kind.startswith("ping"):
+                argv[0] = tool("msgr2tx")
+                p = subprocess.run(argv + ["--json", "--count", "1"], capture_output=True, timeout=30)
+                self.assertEqual(p.returncode, 0, (command, p.stdout, p.stderr))
+                mode = argv[argv.index("--mode") + 1]
+                self.assertIn(b'"mode": "%s"' % mode.encode(), p.stdout, command)
+            else:
+                cephlab.ensure_ceph()
+                # Ceph's own client (librados' monitor pinger): one MPing
+                # round trip, exit status 0, and a session in our log
+                with open(logfile) as f:
+                    before = f.read().count("READY: entity=client.")
+                p = subprocess.run(argv, capture_output=True, timeout=60, env=dict(os.environ, CEPH_ARGS=""))
+                self.assertEqual(p.returncode, 0, (command, p.stderr.decode("utf-8", "replace")[-2000:]))
+                self.assertEqual(p.stdout.strip(), b"None")
+                with open(logfile) as f:
+                    self.assertEqual(f.read().count("READY: entity=client."), before + 1)
+        return commands
 
     def test_printed_instructions_connect(self):
-        server = TwistdServer().start()
-        self.addCleanup(server.stop)
-        # the instructions come first on stdout
-        out = b""
-        while b"--auth_client_required none" not in out:
-            chunk = server.proc.stdout.readline()
-            if not chunk:
-                break
-            out += chunk
-        text = out.decode()
+        """The embedded defaults: cephx in secure mode and none in crc, with msgr2tx and with ceph."""
+        text, logfile, _ = self.start()
         self.assertIn("created keyring", text)
-        commands = [line.strip() for line in text.splitlines() if line.startswith("    ")]
-        self.assertEqual(len(commands), 4, text)
-        ping_cephx, ping_none, ceph_cephx, ceph_none = commands
-        self.assertIn(server.addr, ping_cephx)
-        for ping in (ping_cephx, ping_none):
-            argv = shlex.split(ping.split("#")[0])
-            argv[0] = tool("msgr2tx")
-            p = subprocess.run(argv + ["--json"], capture_output=True, timeout=30)
-            self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn(b'"mode": "secure"', subprocess.run(
-            [tool("msgr2tx")] + shlex.split(ping_cephx)[1:] + ["--json"], capture_output=True).stdout)
-        cephlab.ensure_ceph()
-        # Ceph's own client (librados' monitor pinger): one MPing round trip,
-        # exit status 0; our log shows its session in the mode Ceph prefers
-        for command, mode in ((ceph_cephx, "secure"), (ceph_none, "crc")):
-            before = server.log().count("READY: entity=client.")
-            p = subprocess.run(shlex.split(command), capture_output=True, timeout=60,
-                               env=dict(os.environ, CEPH_ARGS=""))
-            self.assertEqual(p.returncode, 0, p.stderr.decode("utf-8", "replace")[-2000:])
-            self.assertEqual(p.stdout.strip(), b"None")
-            ready = [line for line in server.log().splitlines() if "READY: entity=client." in line]
-            self.assertEqual(len(ready), before + 1, server.log()[-2000:])
-            self.assertIn("mode=%s" % mode, ready[-1])
+        if not _has("ceph"):
+            self.skipTest("no ceph CLI here")
+        cephx_ping = self.run_printed(text, logfile, ["ping cephx", "ping none", "ceph cephx", "ceph none"])[0]
+        self.assertIn("--mode secure", cephx_ping)
+
+    def test_printed_instructions_follow_the_options(self):
+        """Each command printed for a server started with other options works against it."""
+        cases = [
+            (("--mode", "crc"), ["ping cephx", "ping none", "ceph cephx", "ceph none"], None),
+            (("--auth", "cephx"), ["ping cephx", "ceph cephx"], None),
+            (("--service", "inspect"), ["ping cephx", "ping none"], "only the echo service"),
+            (("--entity", "osd.3"), ["ping none"], "no cephx commands"),
+            (("--auth", "none", "--mode", "crc"), ["ping none", "ceph none"], None),
+        ]
+        if not _has("ceph"):
+            self.skipTest("no ceph CLI here")
+        for args, expected, note in cases:
+            text, logfile, _ = self.start(*args)
+            commands = self.run_printed(text, logfile, expected)
+            if "--mode" in args and "crc" in args:
+                self.assertFalse([c for c in commands if "--mode secure" in c], text)
+            if note:
+                self.assertIn(note, text)
+
+    def test_printed_instructions_with_keyring(self):
+        """--keyring K holding client.admin: the commands use K; without client.admin, a line says why."""
+        root = tempfile.mkdtemp(prefix="msgr2tx-ring-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        path = os.path.join(root, "k")
+        _write_keyring(path)
+        text, logfile, _ = self.start("--keyring", path, "--auth", "cephx")
+        commands = self.run_printed(text, logfile, ["ping cephx", "ceph cephx"] if _has("ceph") else ["ping cephx"])
+        self.assertIn("--keyring %s" % path, commands[0])
+        other = os.path.join(root, "other")
+        ring = Keyring()
+        ring.add(EntityName.parse("client.bob"), CryptoKey.generate())
+        ring.save(other)
+        text, logfile, _ = self.start("--keyring", other, "--auth", "cephx")
+        self.run_printed(text, logfile, [])
+        self.assertIn("no cephx commands: keyring %s has no usable client.admin key" % other, text)
+
+    def test_printed_port_is_the_bound_one(self):
+        """--listen tcp:0 prints the port the kernel picked; a unix listen prints why there is none."""
+        text, logfile, _ = self.start("--auth", "none", "--mode", "crc", listen="tcp:0:interface=127.0.0.1")
+        commands = self.run_printed(text, logfile, ["ping none", "ceph none"] if _has("ceph") else ["ping none"])
+        self.assertNotIn("v2:127.0.0.1:0 ", commands[0] + " ")
+        sock = os.path.join(tempfile.mkdtemp(prefix="msgr2tx-sock-"), "s")
+        text, logfile, _ = self.start("--auth", "none", "--mode", "crc", listen="unix:" + sock)
+        self.run_printed(text, logfile, [])
+        self.assertIn("no connect commands", text)
+        self.assertNotIn("3300", text)
 
     def test_default_port(self):
         """On the true defaults (port 3300), when that port is free here."""
