@@ -568,3 +568,47 @@ class SmallOptionErrorTests(SynchronousTestCase):
         options["receiver"]._record(event="test")
         with open(path) as f:
             self.assertIn('"event": "test"', f.read())
+
+
+class ManagerRetryLogTests(TestCase):
+    """--mon: each failed attempt to reach the monitor is logged with its address and why."""
+
+    timeout = 120
+
+    def manager_log(self, mon):
+        import time
+
+        root = tempfile.mkdtemp(prefix="msgr2tx-mgrlog-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        logfile = os.path.join(root, "twistd.log")
+        proc = subprocess.Popen([tool("twistd"), "-n", "--pidfile=", "--logfile", logfile, "msgr2",
+                                 "--mon", mon, "--entity", "mgr.x", "--auth", "none", "--mode", "crc",
+                                 "--listen", "tcp:%d:interface=127.0.0.1" % cephlab.free_port()],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=root)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with open(logfile) if os.path.exists(logfile) else open(os.devnull) as f:
+                    text = f.read()
+                if text.count("Scheduling retry") >= 2:
+                    return text
+                time.sleep(0.2)
+            self.fail("no second retry in 30 s:\n" + text[-3000:])
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    def test_connection_refused(self):
+        mon = "v2:127.0.0.1:%d" % cephlab.free_port()
+        text = self.manager_log(mon)
+        self.assertIn("msgr2 peer %s: cannot connect (Connection was refused" % mon, text)
+        self.assertIn("Scheduling retry 1 to connect %s in" % mon, text)
+        self.assertNotIn("ClientEndpoint object at", text)
+
+    def test_auth_refused(self):
+        """A monitor (our own twistd msgr2) that allows cephx only refuses a manager with auth none."""
+        monitor = TwistdServer("--auth", "cephx").start()
+        self.addCleanup(monitor.stop)
+        text = self.manager_log(monitor.addr)
+        self.assertIn("msgr2 peer %s: the handshake failed (server refused auth method 1" % monitor.addr, text)
