@@ -612,3 +612,26 @@ class ManagerRetryLogTests(TestCase):
         self.addCleanup(monitor.stop)
         text = self.manager_log(monitor.addr)
         self.assertIn("msgr2 peer %s: the handshake failed (server refused auth method 1" % monitor.addr, text)
+
+
+class MakeRunTests(TestCase):
+    """make run ARGS="...": the options reach twistd msgr2."""
+
+    timeout = 120
+
+    def test_args_reach_twistd(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not (_has("make") and os.path.exists(os.path.join(root, ".venv", ".stamp"))):
+            self.skipTest("needs make and the .venv that make venv builds")
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            p = subprocess.run(["make", "-s", "-C", root, "run",
+                                "ARGS=--listen tcp:%d:interface=127.0.0.1 --auth none --mode crc" % port],
+                               capture_output=True, timeout=100)
+        out = (p.stdout + p.stderr).decode("utf-8", "replace")
+        self.assertNotEqual(p.returncode, 0, out)
+        self.assertNotIn("Traceback", out)
+        self.assertIn("cannot listen on 127.0.0.1:%d: address already in use" % port, out)
+        self.assertIn('use make run ARGS="--listen tcp:PORT:interface=127.0.0.1" with a free PORT', out)
