@@ -638,12 +638,15 @@ def connect_commands(options, host: str, port: int):
     address = "v2:[%s]:%d" % (host, port) if ":" in host else "v2:%s:%d" % (host, port)
     tool = _command_path("msgr2tx")
     modes = options["modes"]
-    handlers = {h.method: h for h in options["auth_handlers"]}
+    # (first handler of each method; a plugin's handler may be of a method not listed here)
+    handlers = {}
+    for h in options["auth_handlers"]:
+        handlers.setdefault(getattr(h, "method", None), h)
     entity = options["entity_name"]
     commands, notes = [], []
 
     def mode_for(handler):
-        return next((m for m in modes if m in handler.allowed_modes), None)
+        return next((m for m in modes if m in getattr(handler, "allowed_modes", ())), None)
 
     cephx_keyring = None
     if AuthMethod.CEPHX in handlers:
@@ -680,7 +683,12 @@ def connect_commands(options, host: str, port: int):
 
 
 def _print_how_to_connect(options, host) -> None:
-    commands, notes = connect_commands(options, host.host, host.port)
+    try:
+        commands, notes = connect_commands(options, host.host, host.port)
+    except Exception as e:
+        # (never let the banner stop the server)
+        _print_lines(["msgr2: no connect commands (%s: %s)" % (type(e).__name__, e)])
+        return
     lines = _keyring_lines(options)
     pings = [line for kind, line in commands if kind.startswith("ping")]
     cephs = [line for kind, line in commands if kind.startswith("ceph")]
