@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import sys
 from typing import Optional
 
@@ -115,7 +116,8 @@ def _bind_error(description: str):
         # e.g. OpenSSL's error for a file that is not PEM
         return "--listen %s: %s: %s" % (description, type(e).__name__, e)
     if isinstance(endpoint, endpoints.UNIXServerEndpoint):
-        return _unix_path_error(description, getattr(endpoint, "_address", ""))
+        return _unix_path_error(description, getattr(endpoint, "_address", ""),
+                                bool(getattr(endpoint, "_wantPID", False)))
     if not isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint,
                                  endpoints.SSL4ServerEndpoint)):
         return None
@@ -147,8 +149,13 @@ def _bind_error(description: str):
     return None
 
 
-def _unix_path_error(description: str, path) -> Optional[str]:
-    """Why a unix socket cannot be made at *path*, in words (None when it can)."""
+def _unix_path_error(description: str, path, lockfile: bool) -> Optional[str]:
+    """
+    Why a unix socket cannot be made at *path*, in words (None when it can).
+    With C{lockfile} (Twisted's default, C{lockfile=1}), Twisted takes
+    C{PATH.lock} and removes a stale socket itself; only a live holder of
+    the lock, or a path that is not a socket, is in the way.
+    """
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     if not path or path.startswith(("@", "\0")):
@@ -159,6 +166,19 @@ def _unix_path_error(description: str, path) -> Optional[str]:
                 "directory" % (description, directory))
     if not os.access(directory, os.W_OK | os.X_OK):
         return "--listen %s: cannot create a socket in %s: permission denied" % (description, directory)
+    if lockfile:
+        try:
+            pid = int(os.readlink(path + ".lock"))
+            os.kill(pid, 0)
+        except PermissionError:
+            pid = pid  # alive, another user's
+        except (OSError, ValueError):
+            pid = 0  # no lock, or a stale one
+        if pid:
+            return ("--listen %s: process %d holds %s.lock (another server on this socket): stop it or "
+                    "give another path" % (description, pid, path))
+        if not os.path.lexists(path) or stat.S_ISSOCK(os.lstat(path).st_mode):
+            return None
     if os.path.lexists(path):
         return ("--listen %s: %s already exists (another server's socket, or a stale one: remove it "
                 "if nothing listens there)" % (description, path))
@@ -668,8 +688,8 @@ def connect_commands(options, host: str, port: int):
     if not shutil.which("ceph"):
         notes.append("the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
     elif options["service_factory"].name != "echo":
-        notes.append("no ceph CLI commands: ceph pings a monitor and waits for the answer, which only the "
-                     "echo service gives (this run has --service %s)" % options["service_factory"].name)
+        notes.append("no ceph CLI commands: ceph pings a monitor and waits for the answer, which the echo "
+                     "service gives and --service %s may not" % options["service_factory"].name)
     elif entity.type != EntityType.MON:
         notes.append("no ceph CLI commands: ceph -m dials a monitor, and this server is %s" % entity)
     else:

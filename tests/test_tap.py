@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -407,7 +408,7 @@ class EmbeddedDefaultsTests(TestCase):
         cases = [
             (("--mode", "crc"), ["ping cephx", "ping none", "ceph cephx", "ceph none"], None),
             (("--auth", "cephx"), ["ping cephx", "ceph cephx"], None),
-            (("--service", "inspect"), ["ping cephx", "ping none"], "only the echo service"),
+            (("--service", "inspect"), ["ping cephx", "ping none"], "which the echo service gives"),
             (("--entity", "osd.3"), ["ping none"], "no cephx commands"),
             (("--auth", "none", "--mode", "crc"), ["ping none", "ceph none"], None),
         ]
@@ -505,6 +506,28 @@ class StartupErrorTests(TestCase):
     def test_unix_in_missing_directory(self):
         self.assertOneLine(["--listen", "unix:/nonexistent/sock"],
                            "--listen unix:/nonexistent/sock: directory /nonexistent does not exist")
+
+    def test_unix_path_taken(self):
+        """A plain file at the path, or a live server's socket there, is refused; a stale socket is not."""
+        path = os.path.join(tempfile.mkdtemp(prefix="msgr2tx-sock-"), "s")
+        open(path, "w").close()
+        self.assertOneLine(["--listen", "unix:" + path], "%s already exists" % path)
+        self.assertOneLine(["--listen", "unix:%s:lockfile=0" % path], "%s already exists" % path)
+        os.unlink(path)
+        # a live twistd msgr2 on the socket: a second one is refused in one line
+        server = subprocess.Popen([tool("twistd"), "-n", "--pidfile=", "msgr2", "--auth", "none", "--mode", "crc",
+                                   "--listen", "unix:" + path], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 15
+            while not os.path.exists(path) and server.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertOneLine(["--listen", "unix:" + path], "process %d holds %s.lock" % (server.pid, path))
+        finally:
+            server.terminate()
+            server.wait(10)
+        # what it left behind (if anything) is stale: Twisted's lock handles it
+        Options().parseOptions(["--auth", "none", "--mode", "crc", "--listen", "unix:" + path])
 
     def test_same_listen_twice(self):
         port = cephlab.free_port()
