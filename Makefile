@@ -58,8 +58,9 @@ plugins: venv
 test: venv ceph-deps ceph-releases lint docs
 	$(VENV)/bin/python -m twisted.trial tests
 
+# make run ARGS="--listen tcp:PORT:interface=127.0.0.1 --auth none": options for twistd msgr2
 run: venv
-	$(VENV)/bin/twistd -n msgr2
+	$(VENV)/bin/twistd -n msgr2 $(ARGS)
 
 clean:
 	rm -rf $(VENV) _trial_temp* build dist *.egg-info .mypy_cache

@@ -7,6 +7,9 @@ import random
 from typing import Optional, Sequence
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.logger import Logger
+from zope.interface import implementer
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, clientFromString
 
 from msgr2tx.core.config import ConnectionConfig
@@ -79,6 +82,31 @@ def connect(reactor, address, auth: Sequence, config: Optional[ConnectionConfig]
     return endpoint.connect(factory).addCallback(connected).addErrback(redial)
 
 
+_log = Logger()
+
+
+@implementer(IStreamClientEndpoint)
+class _LoggingEndpoint:
+    """
+    A client endpoint that names its peer's address in its repr (Twisted's
+    C{ClientService} logs its retries with it) and logs why a connect failed.
+    """
+
+    def __init__(self, endpoint, address: str) -> None:
+        self._endpoint = endpoint
+        self._address = address
+
+    def __repr__(self) -> str:
+        return self._address
+
+    def connect(self, factory) -> defer.Deferred:
+        def failed(failure):
+            _log.info("msgr2 peer {address}: cannot connect ({why})", address=self._address,
+                      why=failure.getErrorMessage())
+            return failure
+        return self._endpoint.connect(factory).addErrback(failed)
+
+
 class ReconnectingClient:
     """
     A client that keeps one msgr2 session alive across connection failures,
@@ -121,6 +149,8 @@ class ReconnectingClient:
         policy = backoffPolicy(initial_backoff, max_backoff, jitter=lambda: random.random() * initial_backoff)
         # ClientService counts only failed TCP connects; a handshake that
         # fails (a refused key, say) counts too, so the delay still grows
+        self.address = address if isinstance(address, str) else repr(address)
+        endpoint = _LoggingEndpoint(endpoint, self.address)
         self.service = ClientService(endpoint, self.factory, clock=reactor,
                                      retryPolicy=lambda attempt: policy(attempt + self.failed_handshakes))
         self._current = None
@@ -140,6 +170,8 @@ class ReconnectingClient:
                 d.callback(protocol)
 
         def failed(reason):
+            _log.info("msgr2 peer {address}: the handshake failed ({why}); trying again",
+                      address=self.address, why=reason.getErrorMessage())
             if not reason.check(SpeculationFailed):
                 # (a first flight that assumed an outdated peer is not a
                 # failure of the peer: the next attempt goes at the usual pace)

@@ -14,13 +14,17 @@ import os
 import re
 import shutil
 import socket
+import stat
 import sys
+from typing import Optional
 
 from twisted.application import strports
 from twisted.internet import endpoints
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.application.service import MultiService
 from twisted.plugin import getPlugins
 from twisted.python import usage
+from zope.interface import implementer
 
 from msgr2tx.auth import findAuthProviders, makeServerHandler, parseArgString, UnknownAuthMethod
 from msgr2tx.core.compression import COMPRESS_MODES, parse_algorithms
@@ -100,8 +104,22 @@ def _bind_error(description: str):
     (None when it can, or for other endpoint types): a trial bind with the
     SO_REUSEADDR that Twisted's listener sets too.
     """
-    endpoint = endpoints.serverFromString(None, description)
-    if not isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint)):
+    try:
+        endpoint = endpoints.serverFromString(None, description)
+    except OSError as e:
+        # ssl: Twisted reads the key and certificate while parsing
+        return ("--listen %s: cannot read %s (%s): an ssl listen needs privateKey=PATH (and certKey=PATH "
+                "unless the key file holds the certificate too) of PEM files" % (description, e.filename, e.strerror))
+    except ValueError:
+        raise
+    except Exception as e:
+        # e.g. OpenSSL's error for a file that is not PEM
+        return "--listen %s: %s: %s" % (description, type(e).__name__, e)
+    if isinstance(endpoint, endpoints.UNIXServerEndpoint):
+        return _unix_path_error(description, getattr(endpoint, "_address", ""),
+                                bool(getattr(endpoint, "_wantPID", False)))
+    if not isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint,
+                                 endpoints.SSL4ServerEndpoint)):
         return None
     six = isinstance(endpoint, endpoints.TCP6ServerEndpoint)
     port = getattr(endpoint, "_port", 0)
@@ -117,15 +135,94 @@ def _bind_error(description: str):
             return "cannot listen on %s: %s is not an address of this host (%s)" % (where, interface, e.strerror)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
+                hint = "--listen tcp:PORT:interface=%s" % interface
+                if os.environ.get("MAKELEVEL"):
+                    # started by make run: options go through its ARGS
+                    hint = 'make run ARGS="%s"' % hint
                 return ("cannot listen on %s: address already in use (a Ceph monitor or another twistd "
-                        "msgr2 may hold it): use --listen tcp:PORT:interface=%s with a free PORT"
-                        % (where, interface))
+                        "msgr2 may hold it): use %s with a free PORT" % (where, hint))
             if e.errno == errno.EACCES:
                 return "cannot listen on %s: permission denied (ports below 1024 need root)" % where
             if e.errno == errno.EADDRNOTAVAIL:
                 return "cannot listen on %s: %s is not an address of this host" % (where, interface)
             return "cannot listen on %s: %s" % (where, e.strerror or e)
     return None
+
+
+def _unix_path_error(description: str, path, lockfile: bool) -> Optional[str]:
+    """
+    Why a unix socket cannot be made at *path*, in words (None when it can).
+    With C{lockfile} (Twisted's default, C{lockfile=1}), Twisted takes
+    C{PATH.lock} and removes a stale socket itself; only a live holder of
+    the lock, or a path that is not a socket, is in the way.
+    """
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path or path.startswith(("@", "\0")):
+        return None  # an abstract socket: no file
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return ("--listen %s: directory %s does not exist: create it or give a socket path in an existing "
+                "directory" % (description, directory))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "--listen %s: cannot create a socket in %s: permission denied" % (description, directory)
+    if lockfile:
+        try:
+            pid = int(os.readlink(path + ".lock"))
+            os.kill(pid, 0)
+        except PermissionError:
+            pid = pid  # alive, another user's
+        except (OSError, ValueError):
+            pid = 0  # no lock, or a stale one
+        if pid:
+            return ("--listen %s: process %d holds %s.lock (another server on this socket): stop it or "
+                    "give another path" % (description, pid, path))
+        if not os.path.lexists(path) or stat.S_ISSOCK(os.lstat(path).st_mode):
+            return None
+    if os.path.lexists(path):
+        return ("--listen %s: %s already exists (another server's socket, or a stale one: remove it "
+                "if nothing listens there)" % (description, path))
+    return None
+
+
+def _listen_key(description: str):
+    """(family, host, port) or ("unix", path) that a listen description binds; None if unknown."""
+    try:
+        endpoint = endpoints.serverFromString(None, description)
+    except Exception:
+        return None
+    if isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.SSL4ServerEndpoint)):
+        return ("inet", getattr(endpoint, "_interface", "") or "0.0.0.0", getattr(endpoint, "_port", 0))
+    if isinstance(endpoint, endpoints.TCP6ServerEndpoint):
+        return ("inet6", getattr(endpoint, "_interface", "") or "::", getattr(endpoint, "_port", 0))
+    if isinstance(endpoint, endpoints.UNIXServerEndpoint):
+        return ("unix", os.path.abspath(os.fsdecode(getattr(endpoint, "_address", ""))))
+    return None
+
+
+def check_listen_together(descriptions) -> None:
+    """
+    Raise L{usage.UsageError} in one line when two --listen descriptions
+    would bind the same address (the same port on one interface, or on a
+    wildcard interface and another of its family; C{::} covers IPv4 too),
+    or the same unix path.  Port 0 never clashes: each gets its own port.
+    """
+    keys = [(d, _listen_key(d)) for d in descriptions]
+    for i, (first, a) in enumerate(keys):
+        for second, b in keys[i + 1:]:
+            if a is None or b is None:
+                continue
+            if a[0] == "unix" or b[0] == "unix":
+                clash = a == b
+            else:
+                wild = {"inet": "0.0.0.0", "inet6": "::"}
+                same_family = a[0] == b[0] and (a[1] == b[1] or wild[a[0]] in (a[1], b[1]))
+                dual = "::" in (a[1], b[1]) and a[0] != b[0]
+                clash = a[2] == b[2] != 0 and (same_family or dual)
+            if clash:
+                what = a[1] if a[0] == "unix" else "port %d" % a[2]
+                raise usage.UsageError("--listen %s and --listen %s both bind %s: give each --listen "
+                                       "its own port (or path)" % (first, second, what))
 
 
 def check_listen(description: str) -> None:
@@ -259,6 +356,7 @@ class Options(usage.Options):
             self["listen"] = [DEFAULT_LISTEN]
         for description in self["listen"]:
             check_listen(description)
+        check_listen_together(self["listen"])
         self["modes"] = parse_modes(self["mode"])
         try:
             self["entity_name"] = EntityName.parse(self["entity"])
@@ -266,8 +364,9 @@ class Options(usage.Options):
             raise usage.UsageError("--entity: %s" % (e,))
         if self["policy"] not in ("stateless", "stateful"):
             raise usage.UsageError("--policy must be stateless or stateful")
-        if self["keepalive"] < 0 or self["idle-timeout"] < 0 or self["handshake-timeout"] < 0:
-            raise usage.UsageError("--keepalive, --idle-timeout and --handshake-timeout must not be negative")
+        for key in ("keepalive", "idle-timeout", "handshake-timeout"):
+            if self[key] < 0:
+                raise usage.UsageError("--%s must not be negative (0 turns it off)" % key)
         if self["backlog"] <= 0:
             raise usage.UsageError("--backlog must be positive")
         if self["rev"] not in ("0", "1"):
@@ -311,12 +410,33 @@ class Options(usage.Options):
                                    % (self["auth"], self["mode"]))
 
     def _service_options(self):
-        name, _, args = self["service"].partition(":")
-        self["service_factory"] = findService(name)
-        self["service_args"] = args
         for key in ("max-segment", "max-frame", "max-control"):
             if self[key] <= 0:
                 raise usage.UsageError("--%s must be positive" % key)
+        name, _, args = self["service"].partition(":")
+        factory = self["service_factory"] = findService(name)
+        if self["inspect-log"]:
+            if name != "inspect":
+                raise usage.UsageError("--inspect-log works with --service inspect only (this run has "
+                                       "--service %s): add --service inspect or drop --inspect-log" % name)
+            if args:
+                raise usage.UsageError("--inspect-log and --service %s both set the inspect service's "
+                                       "arguments: give one of them" % self["service"])
+            args = "jsonl=" + self["inspect-log"]
+        self["service_args"] = args
+        # the receiver is made now, so that a bad argument (an unwritable log,
+        # a number that is not one) is a usage error, not a traceback later
+        try:
+            self["receiver"] = factory.makeReceiver(args)
+        except usage.UsageError:
+            raise
+        except OSError as e:
+            flag = "--inspect-log %s" % self["inspect-log"] if self["inspect-log"] else "--service %s" % self["service"]
+            raise usage.UsageError("%s: cannot open %s (%s): give a path in an existing, writable directory"
+                                   % (flag, e.filename, e.strerror))
+        except Exception as e:
+            raise usage.UsageError("--service %s: the %s service refused its arguments %r (%s: %s); "
+                                   "see --help-services" % (self["service"], name, args, type(e).__name__, e))
 
     def _manager_options(self, specs):
         """
@@ -407,10 +527,7 @@ def makeService(options):
         compress_secure=bool(options["compress-secure"]),
         fast_reconnect=not options["no-fast-reconnect"],
     )
-    service_args = options["service_args"]
-    if options["inspect-log"] and options["service_factory"].name == "inspect" and not service_args:
-        service_args = "jsonl=" + options["inspect-log"]
-    receiver = options["service_factory"].makeReceiver(service_args)
+    receiver = options["receiver"]
     top = MultiService()
     auth_handlers = options["auth_handlers"]
     registration = options.get("registration")
@@ -433,11 +550,49 @@ def makeService(options):
     factory = Msgr2ServerFactory(auth_handlers, receiver, config,
                                  handshake_timeout=options["handshake-timeout"] or None,
                                  nonce=options.get("server_nonce", 0))
+    dial = _dialable_listen(options["listen"])
     for description in options["listen"]:
-        strports.service(with_backlog(description, options["backlog"]), factory).setServiceParent(top)
-    if options.get("generated_keyring"):
-        _print_how_to_connect(options)
+        service = strports.service(with_backlog(description, options["backlog"]), factory)
+        if description == dial and not registration:
+            # the commands name the port actually bound (tcp:0 picks one)
+            service.endpoint = _ListeningEndpoint(service.endpoint,
+                                                  lambda port: _print_how_to_connect(options, port.getHost()))
+        service.setServiceParent(top)
+    if registration:
+        _print_lines(["msgr2: serving as %s of the cluster at %s: Ceph clients find this server in the "
+                      "mgrmap, no connect commands" % (options["entity_name"], registration["mon"])])
+    elif dial is None:
+        _print_lines(_keyring_lines(options) + [
+            "msgr2: no connect commands: msgr2tx ping and the ceph CLI dial v2 (tcp) addresses, and no "
+            "--listen is tcp or tcp6"])
     return top
+
+
+def _dialable_listen(descriptions) -> Optional[str]:
+    """The first tcp or tcp6 listen description (the one the printed commands dial), else None."""
+    for description in descriptions:
+        try:
+            endpoint = endpoints.serverFromString(None, description)
+        except Exception:
+            continue
+        if isinstance(endpoint, (endpoints.TCP4ServerEndpoint, endpoints.TCP6ServerEndpoint)):
+            return description
+    return None
+
+
+@implementer(IStreamServerEndpoint)
+class _ListeningEndpoint:
+    """A server endpoint that calls C{listening(port)} once it listens."""
+
+    def __init__(self, endpoint, listening) -> None:
+        self._endpoint = endpoint
+        self._listening = listening
+
+    def listen(self, factory):
+        def listened(port):
+            self._listening(port)
+            return port
+        return self._endpoint.listen(factory).addCallback(listened)
 
 
 def _command_path(name: str) -> str:
@@ -450,29 +605,122 @@ def _command_path(name: str) -> str:
     return relative if not relative.startswith("..") else path
 
 
-def _print_how_to_connect(options) -> None:
-    path, created = options["generated_keyring"]
-    address = _listen_address(options["listen"][0])
+def _print_lines(lines) -> None:
+    # the terminal twistd started on: once twistd logs, sys.stdout is its log
+    out = sys.__stdout__ or sys.stdout
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def _keyring_lines(options):
+    generated = options.get("generated_keyring")
+    if not generated:
+        return []
+    path, created = generated
+    if not created:
+        return ["msgr2: using keyring %s" % path]
+    return ["msgr2: created keyring %s (keys for client.admin and %s)" % (path, options["entity_name"])]
+
+
+def _admin_keyring(options):
+    """(path, None) of a keyring holding client.admin for the cephx commands, else (None, why not)."""
+    from msgr2tx.auth.keyring import Keyring, KeyringError
+
+    path = options["keyring"]
+    for spec in (s.strip() for s in options["auth"].split(",")):
+        name, _, args = spec.partition(":")
+        if name.strip() == "cephx" and "keyring=" in args:
+            try:
+                path = parseArgString(args).get("keyring") or path
+            except ValueError:
+                pass
+    if not path:
+        return None, "cephx has no keyring"
+    try:
+        Keyring.load(path).get(EntityName.parse("client.admin"))
+    except (KeyringError, OSError) as e:
+        return None, "keyring %s has no usable client.admin key (%s)" % (path, e)
+    return os.path.abspath(path), None
+
+
+def connect_commands(options, host: str, port: int):
+    """
+    The commands that reach this server as started, and why others are
+    left out: (commands, notes).  Each command is (kind, line), kind one of
+    C{"ping cephx"}, C{"ping none"}, C{"ceph cephx"}, C{"ceph none"}.
+    """
+    from msgr2tx.core.constants import AuthMethod
+
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    address = "v2:[%s]:%d" % (host, port) if ":" in host else "v2:%s:%d" % (host, port)
     tool = _command_path("msgr2tx")
-    lines = [
-        "msgr2: %s keyring %s (keys for client.admin and %s)"
-        % ("created" if created else "using", path, options["entity_name"]),
-        "msgr2: connect with msgr2tx:",
-        "    %s ping %s --auth cephx --keyring %s --mode secure" % (tool, address, path),
-        "    %s ping %s                      # auth none, crc mode" % (tool, address),
-    ]
-    if shutil.which("ceph"):
-        lines += [
-            "msgr2: connect with the ceph CLI (each sends one ping, exits 0 and prints None,"
-            " because the echo service returns the ping empty):",
-            "    ceph -c /dev/null -m %s -n client.admin --keyring %s ping mon.noname-a" % (address, path),
-            "    ceph -c /dev/null -m %s --auth_client_required none ping mon.noname-a" % (address,),
-        ]
+    modes = options["modes"]
+    # (first handler of each method; a plugin's handler may be of a method not listed here)
+    handlers = {}
+    for h in options["auth_handlers"]:
+        handlers.setdefault(getattr(h, "method", None), h)
+    entity = options["entity_name"]
+    commands, notes = [], []
+
+    def mode_for(handler):
+        return next((m for m in modes if m in getattr(handler, "allowed_modes", ())), None)
+
+    cephx_keyring = None
+    if AuthMethod.CEPHX in handlers:
+        if entity.type != EntityType.MON:
+            notes.append("no cephx commands: a client gets a ticket for %s from a monitor, and this server "
+                         "(not a monitor) cannot give one; use auth none, or --entity mon.NAME" % entity)
+        else:
+            cephx_keyring, why = _admin_keyring(options)
+            mode = mode_for(handlers[AuthMethod.CEPHX])
+            if why:
+                notes.append("no cephx commands: %s" % why)
+            elif mode is not None:
+                commands.append(("ping cephx", "%s ping %s --auth cephx --keyring %s --mode %s"
+                                 % (tool, address, cephx_keyring, mode.name.lower())))
+    none_mode = mode_for(handlers[AuthMethod.NONE]) if AuthMethod.NONE in handlers else None
+    if none_mode is not None:
+        commands.append(("ping none", "%s ping %s --auth none --mode %s"
+                         % (tool, address, none_mode.name.lower())))
+    if not shutil.which("ceph"):
+        notes.append("the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
+    elif options["service_factory"].name != "echo":
+        notes.append("no ceph CLI commands: ceph pings a monitor and waits for the answer, which the echo "
+                     "service gives and --service %s may not" % options["service_factory"].name)
+    elif entity.type != EntityType.MON:
+        notes.append("no ceph CLI commands: ceph -m dials a monitor, and this server is %s" % entity)
     else:
-        lines.append("msgr2: the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
-    # stdout, before twistd takes it over for logging
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+        if cephx_keyring:
+            commands.append(("ceph cephx", "ceph -c /dev/null -m %s -n client.admin --keyring %s "
+                             "ping mon.noname-a" % (address, cephx_keyring)))
+        if none_mode is not None:
+            commands.append(("ceph none", "ceph -c /dev/null -m %s --auth_client_required none "
+                             "ping mon.noname-a" % (address,)))
+    return commands, notes
+
+
+def _print_how_to_connect(options, host) -> None:
+    try:
+        commands, notes = connect_commands(options, host.host, host.port)
+    except Exception as e:
+        # (never let the banner stop the server)
+        _print_lines(["msgr2: no connect commands (%s: %s)" % (type(e).__name__, e)])
+        return
+    lines = _keyring_lines(options)
+    pings = [line for kind, line in commands if kind.startswith("ping")]
+    cephs = [line for kind, line in commands if kind.startswith("ceph")]
+    if pings:
+        lines.append("msgr2: connect with msgr2tx:")
+        lines += ["    " + line for line in pings]
+    if cephs:
+        lines.append("msgr2: connect with the ceph CLI (each sends one ping, exits 0 and prints None,"
+                     " because the echo service returns the ping empty):")
+        lines += ["    " + line for line in cephs]
+    lines += ["msgr2: " + note for note in notes]
+    _print_lines(lines)
 
 
 __all__ = ["Options", "makeService", "EntityType"]

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -327,43 +328,127 @@ def _write_keyring(path):
 class EmbeddedDefaultsTests(TestCase):
     """twistd -n msgr2 with nothing but a port: the printed commands work."""
 
-    timeout = 90
+    timeout = 300
+
+    def start(self, *args, listen=None):
+        """twistd -n msgr2 ARGS on a free port (or *listen*): (its stdout's instructions, log path)."""
+        import select
+        import time
+
+        root = tempfile.mkdtemp(prefix="msgr2tx-tap-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        logfile = os.path.join(root, "twistd.log")
+        listen = listen or "tcp:%d:interface=127.0.0.1" % cephlab.free_port()
+        proc = subprocess.Popen([tool("twistd"), "-n", "--pidfile=", "--logfile", logfile, "msgr2",
+                                 "--listen", listen, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, cwd=root,
+                                env=dict(os.environ, MSGR2TX_STATE_DIR=os.path.join(root, "state")))
+
+        def stop():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+            proc.stdout.close()
+        self.addCleanup(stop)
+        # the instructions: one write once listening, then twistd logs to its file
+        out, deadline = b"", time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0 if out.endswith(b"\n") else 0.2)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                out += chunk
+            elif out.endswith(b"\n"):
+                break
+        return out.decode(), logfile, root
+
+    def run_printed(self, text, logfile, expected):
+        """Run every printed command; *expected* lists their kinds in order; returns their outputs."""
+        commands = [line.strip() for line in text.splitlines() if line.startswith("    ")]
+        kinds = [("ping " if c.split()[0].endswith("msgr2tx") else "ceph ")
+                 + ("cephx" if "--auth cephx" in c or "-n client.admin" in c else "none") for c in commands]
+        self.assertEqual(kinds, expected, text)
+        for command, kind in zip(commands, kinds):
+            argv = shlex.split(command)
+            if kind.startswith("ping"):
+                argv[0] = tool("msgr2tx")
+                p = subprocess.run(argv + ["--json", "--count", "1"], capture_output=True, timeout=30)
+                self.assertEqual(p.returncode, 0, (command, p.stdout, p.stderr))
+                mode = argv[argv.index("--mode") + 1]
+                self.assertIn(b'"mode": "%s"' % mode.encode(), p.stdout, command)
+            else:
+                cephlab.ensure_ceph()
+                # Ceph's own client (librados' monitor pinger): one MPing
+                # round trip, exit status 0, and a session in our log
+                with open(logfile) as f:
+                    before = f.read().count("READY: entity=client.")
+                p = subprocess.run(argv, capture_output=True, timeout=60, env=dict(os.environ, CEPH_ARGS=""))
+                self.assertEqual(p.returncode, 0, (command, p.stderr.decode("utf-8", "replace")[-2000:]))
+                self.assertEqual(p.stdout.strip(), b"None")
+                with open(logfile) as f:
+                    self.assertEqual(f.read().count("READY: entity=client."), before + 1)
+        return commands
 
     def test_printed_instructions_connect(self):
-        server = TwistdServer().start()
-        self.addCleanup(server.stop)
-        # the instructions come first on stdout
-        out = b""
-        while b"--auth_client_required none" not in out:
-            chunk = server.proc.stdout.readline()
-            if not chunk:
-                break
-            out += chunk
-        text = out.decode()
+        """The embedded defaults: cephx in secure mode and none in crc, with msgr2tx and with ceph."""
+        text, logfile, _ = self.start()
         self.assertIn("created keyring", text)
-        commands = [line.strip() for line in text.splitlines() if line.startswith("    ")]
-        self.assertEqual(len(commands), 4, text)
-        ping_cephx, ping_none, ceph_cephx, ceph_none = commands
-        self.assertIn(server.addr, ping_cephx)
-        for ping in (ping_cephx, ping_none):
-            argv = shlex.split(ping.split("#")[0])
-            argv[0] = tool("msgr2tx")
-            p = subprocess.run(argv + ["--json"], capture_output=True, timeout=30)
-            self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn(b'"mode": "secure"', subprocess.run(
-            [tool("msgr2tx")] + shlex.split(ping_cephx)[1:] + ["--json"], capture_output=True).stdout)
-        cephlab.ensure_ceph()
-        # Ceph's own client (librados' monitor pinger): one MPing round trip,
-        # exit status 0; our log shows its session in the mode Ceph prefers
-        for command, mode in ((ceph_cephx, "secure"), (ceph_none, "crc")):
-            before = server.log().count("READY: entity=client.")
-            p = subprocess.run(shlex.split(command), capture_output=True, timeout=60,
-                               env=dict(os.environ, CEPH_ARGS=""))
-            self.assertEqual(p.returncode, 0, p.stderr.decode("utf-8", "replace")[-2000:])
-            self.assertEqual(p.stdout.strip(), b"None")
-            ready = [line for line in server.log().splitlines() if "READY: entity=client." in line]
-            self.assertEqual(len(ready), before + 1, server.log()[-2000:])
-            self.assertIn("mode=%s" % mode, ready[-1])
+        if not _has("ceph"):
+            self.skipTest("no ceph CLI here")
+        cephx_ping = self.run_printed(text, logfile, ["ping cephx", "ping none", "ceph cephx", "ceph none"])[0]
+        self.assertIn("--mode secure", cephx_ping)
+
+    def test_printed_instructions_follow_the_options(self):
+        """Each command printed for a server started with other options works against it."""
+        cases = [
+            (("--mode", "crc"), ["ping cephx", "ping none", "ceph cephx", "ceph none"], None),
+            (("--auth", "cephx"), ["ping cephx", "ceph cephx"], None),
+            (("--service", "inspect"), ["ping cephx", "ping none"], "which the echo service gives"),
+            (("--entity", "osd.3"), ["ping none"], "no cephx commands"),
+            (("--auth", "none", "--mode", "crc"), ["ping none", "ceph none"], None),
+        ]
+        if not _has("ceph"):
+            self.skipTest("no ceph CLI here")
+        for args, expected, note in cases:
+            text, logfile, _ = self.start(*args)
+            commands = self.run_printed(text, logfile, expected)
+            if "--mode" in args and "crc" in args:
+                self.assertFalse([c for c in commands if "--mode secure" in c], text)
+            if note:
+                self.assertIn(note, text)
+
+    def test_printed_instructions_with_keyring(self):
+        """--keyring K holding client.admin: the commands use K; without client.admin, a line says why."""
+        root = tempfile.mkdtemp(prefix="msgr2tx-ring-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        path = os.path.join(root, "k")
+        _write_keyring(path)
+        text, logfile, _ = self.start("--keyring", path, "--auth", "cephx")
+        commands = self.run_printed(text, logfile, ["ping cephx", "ceph cephx"] if _has("ceph") else ["ping cephx"])
+        self.assertIn("--keyring %s" % path, commands[0])
+        other = os.path.join(root, "other")
+        ring = Keyring()
+        ring.add(EntityName.parse("client.bob"), CryptoKey.generate())
+        ring.save(other)
+        text, logfile, _ = self.start("--keyring", other, "--auth", "cephx")
+        self.run_printed(text, logfile, [])
+        self.assertIn("no cephx commands: keyring %s has no usable client.admin key" % other, text)
+
+    def test_printed_port_is_the_bound_one(self):
+        """--listen tcp:0 prints the port the kernel picked; a unix listen prints why there is none."""
+        text, logfile, _ = self.start("--auth", "none", "--mode", "crc", listen="tcp:0:interface=127.0.0.1")
+        commands = self.run_printed(text, logfile, ["ping none", "ceph none"] if _has("ceph") else ["ping none"])
+        self.assertNotIn("v2:127.0.0.1:0 ", commands[0] + " ")
+        sock = os.path.join(tempfile.mkdtemp(prefix="msgr2tx-sock-"), "s")
+        text, logfile, _ = self.start("--auth", "none", "--mode", "crc", listen="unix:" + sock)
+        self.run_printed(text, logfile, [])
+        self.assertIn("no connect commands", text)
+        self.assertNotIn("3300", text)
 
     def test_default_port(self):
         """On the true defaults (port 3300), when that port is free here."""
@@ -381,3 +466,195 @@ class EmbeddedDefaultsTests(TestCase):
         p = subprocess.run([tool("msgr2tx"), "ping", "v2:127.0.0.1:3300", "--count", "2"], capture_output=True,
                            timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+def _twistd(*args, env=None, cwd=None):
+    """twistd -n msgr2 ARGS to its end (it is expected to refuse to start): (exit status, output)."""
+    p = subprocess.run([tool("twistd"), "-n", "--pidfile=", "msgr2", *args], capture_output=True, timeout=60,
+                       cwd=cwd or tempfile.gettempdir(), env=dict(os.environ, **(env or {})))
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+class StartupErrorTests(TestCase):
+    """Bad startup arguments: twistd exits non-zero with one line naming the option, no traceback."""
+
+    timeout = 120
+
+    def assertOneLine(self, args, *expected, env=None, cwd=None):
+        status, out = _twistd("--auth", "none", "--mode", "crc", *args, env=env, cwd=cwd)
+        self.assertNotEqual(status, 0, out)
+        self.assertNotIn("Traceback", out)
+        (line,) = [line for line in out.splitlines() if line.startswith(tool("twistd"))]
+        for text in expected:
+            self.assertIn(text, line)
+        return line
+
+    def test_inspect_log_unwritable(self):
+        self.assertOneLine(["--listen", "tcp:0:interface=127.0.0.1", "--service", "inspect",
+                            "--inspect-log", "/nonexistent/dir/log"],
+                           "--inspect-log /nonexistent/dir/log: cannot open", "No such file or directory")
+
+    def test_ssl_without_key(self):
+        port = cephlab.free_port()
+        cwd = tempfile.mkdtemp(prefix="msgr2tx-ssl-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", cwd]))
+        self.assertOneLine(["--listen", "ssl:%d:interface=127.0.0.1" % port],
+                           "--listen ssl:%d" % port, "server.pem", "privateKey=PATH", cwd=cwd)
+        self.assertOneLine(["--listen", "ssl:%d:interface=127.0.0.1:privateKey=/nonexist.key" % port],
+                           "cannot read /nonexist.key")
+
+    def test_unix_in_missing_directory(self):
+        self.assertOneLine(["--listen", "unix:/nonexistent/sock"],
+                           "--listen unix:/nonexistent/sock: directory /nonexistent does not exist")
+
+    def test_unix_path_taken(self):
+        """A plain file at the path, or a live server's socket there, is refused; a stale socket is not."""
+        path = os.path.join(tempfile.mkdtemp(prefix="msgr2tx-sock-"), "s")
+        open(path, "w").close()
+        self.assertOneLine(["--listen", "unix:" + path], "%s already exists" % path)
+        self.assertOneLine(["--listen", "unix:%s:lockfile=0" % path], "%s already exists" % path)
+        os.unlink(path)
+        # a live twistd msgr2 on the socket: a second one is refused in one line
+        server = subprocess.Popen([tool("twistd"), "-n", "--pidfile=", "msgr2", "--auth", "none", "--mode", "crc",
+                                   "--listen", "unix:" + path], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 15
+            while not os.path.exists(path) and server.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertOneLine(["--listen", "unix:" + path], "process %d holds %s.lock" % (server.pid, path))
+        finally:
+            server.terminate()
+            server.wait(10)
+        # what it left behind (if anything) is stale: Twisted's lock handles it
+        Options().parseOptions(["--auth", "none", "--mode", "crc", "--listen", "unix:" + path])
+
+    def test_same_listen_twice(self):
+        port = cephlab.free_port()
+        listen = "tcp:%d:interface=127.0.0.1" % port
+        self.assertOneLine(["--listen", listen, "--listen", listen], "both bind port %d" % port)
+        # a wildcard interface clashes with a concrete one of the same port
+        self.assertOneLine(["--listen", listen, "--listen", "tcp:%d" % port], "both bind port %d" % port)
+
+    def test_address_in_use_hint_under_make(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            self.assertOneLine(["--listen", "tcp:%d:interface=127.0.0.1" % port],
+                               'make run ARGS="--listen tcp:PORT:interface=127.0.0.1"', env={"MAKELEVEL": "1"})
+
+    def test_third_party_service_argument(self):
+        """docs/service-plugins.md's count plugin, installed on PYTHONPATH: a bad every= is a usage error."""
+        root = tempfile.mkdtemp(prefix="msgr2tx-plugin-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        with open(os.path.join(os.path.dirname(__file__), "..", "docs", "service-plugins.md")) as f:
+            page = f.read()
+        for path in ("msgr2count/service.py", "twisted/plugins/msgr2count_plugin.py"):
+            block = page.split("<!-- sample: %s module -->" % path)[1].split("```python\n", 1)[1].split("```")[0]
+            os.makedirs(os.path.join(root, os.path.dirname(path)), exist_ok=True)
+            with open(os.path.join(root, path), "w") as f:
+                f.write(block)
+        open(os.path.join(root, "msgr2count", "__init__.py"), "w").close()
+        env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.assertOneLine(["--listen", "tcp:0:interface=127.0.0.1", "--service", "count:every=abc"],
+                           "--service count:every=abc: the count service refused its arguments",
+                           "ValueError", env=env)
+
+
+class SmallOptionErrorTests(SynchronousTestCase):
+    """Each message names the option that is wrong, by its flag."""
+
+    def error(self, *args):
+        options = Options()
+        return str(self.assertRaises(usage.UsageError, options.parseOptions,
+                                     ["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1"]
+                                     + list(args)))
+
+    def test_negative_numbers(self):
+        self.assertIn("--compress-min-size must not be negative", self.error("--compress-min-size", "-5"))
+        for flag in ("--keepalive", "--idle-timeout", "--handshake-timeout"):
+            message = self.error(flag, "-1")
+            self.assertTrue(message.startswith("%s must not be negative" % flag), message)
+            others = {"--keepalive", "--idle-timeout", "--handshake-timeout"} - {flag}
+            self.assertFalse([o for o in others if o in message], message)
+
+    def test_inspect_log_needs_inspect(self):
+        self.assertIn("--inspect-log works with --service inspect only", self.error("--inspect-log", "/tmp/x"))
+        self.assertIn("give one of them", self.error("--service", "inspect:jsonl=/tmp/y", "--inspect-log", "/tmp/x"))
+
+    def test_inspect_log_written(self):
+        path = os.path.join(tempfile.mkdtemp(prefix="msgr2tx-inspect-"), "log")
+        options = Options()
+        options.parseOptions(["--auth", "none", "--mode", "crc", "--listen", "tcp:0:interface=127.0.0.1",
+                              "--service", "inspect", "--inspect-log", path])
+        options["receiver"]._record(event="test")
+        with open(path) as f:
+            self.assertIn('"event": "test"', f.read())
+
+
+class ManagerRetryLogTests(TestCase):
+    """--mon: each failed attempt to reach the monitor is logged with its address and why."""
+
+    timeout = 120
+
+    def manager_log(self, mon):
+        import time
+
+        root = tempfile.mkdtemp(prefix="msgr2tx-mgrlog-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        logfile = os.path.join(root, "twistd.log")
+        proc = subprocess.Popen([tool("twistd"), "-n", "--pidfile=", "--logfile", logfile, "msgr2",
+                                 "--mon", mon, "--entity", "mgr.x", "--auth", "none", "--mode", "crc",
+                                 "--listen", "tcp:%d:interface=127.0.0.1" % cephlab.free_port()],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=root)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with open(logfile) if os.path.exists(logfile) else open(os.devnull) as f:
+                    text = f.read()
+                if text.count("Scheduling retry") >= 2:
+                    return text
+                time.sleep(0.2)
+            self.fail("no second retry in 30 s:\n" + text[-3000:])
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    def test_connection_refused(self):
+        mon = "v2:127.0.0.1:%d" % cephlab.free_port()
+        text = self.manager_log(mon)
+        self.assertIn("msgr2 peer %s: cannot connect (Connection was refused" % mon, text)
+        self.assertIn("Scheduling retry 1 to connect %s in" % mon, text)
+        self.assertNotIn("ClientEndpoint object at", text)
+
+    def test_auth_refused(self):
+        """A monitor (our own twistd msgr2) that allows cephx only refuses a manager with auth none."""
+        monitor = TwistdServer("--auth", "cephx").start()
+        self.addCleanup(monitor.stop)
+        text = self.manager_log(monitor.addr)
+        self.assertIn("msgr2 peer %s: the handshake failed (server refused auth method 1" % monitor.addr, text)
+
+
+class MakeRunTests(TestCase):
+    """make run ARGS="...": the options reach twistd msgr2."""
+
+    timeout = 120
+
+    def test_args_reach_twistd(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not (_has("make") and os.path.exists(os.path.join(root, ".venv", ".stamp"))):
+            self.skipTest("needs make and the .venv that make venv builds")
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            p = subprocess.run(["make", "-s", "-C", root, "run",
+                                "ARGS=--listen tcp:%d:interface=127.0.0.1 --auth none --mode crc" % port],
+                               capture_output=True, timeout=100)
+        out = (p.stdout + p.stderr).decode("utf-8", "replace")
+        self.assertNotEqual(p.returncode, 0, out)
+        self.assertNotIn("Traceback", out)
+        self.assertIn("cannot listen on 127.0.0.1:%d: address already in use" % port, out)
+        self.assertIn('use make run ARGS="--listen tcp:PORT:interface=127.0.0.1" with a free PORT', out)
