@@ -180,7 +180,10 @@ class RealClientsToOurManagerTests(TestCase):
             for (mode, rev), proc in procs.items():
                 c = clusters[rev]
                 log = wait_for_log(c.server, starts[rev],
-                                   lambda text: commanded_entities(text, mode, rev, "pg stat"), timeout=30)
+                                   lambda text: commanded_entities(text, mode, rev, "pg stat"),
+                                   # the ceph CLI spends seconds of CPU on the command table
+                                   # before its first mgr_command; a loaded machine stretches that
+                                   timeout=90)
                 proc.terminate()
                 out, err = proc.communicate(timeout=30)
                 runs[mode, rev] = (err.decode("utf-8", "replace"), log)
