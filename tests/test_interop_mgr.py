@@ -146,7 +146,7 @@ class RealClientsToOurManagerTests(TestCase):
     """
 
     release = cephlab.DEFAULT_RELEASE
-    timeout = 240
+    timeout = 420
     _cli_runs = None
 
     def setUp(self):
