@@ -389,6 +389,7 @@ def _client_setup(args, peer_is_mon=False):
     from msgr2tx.core.config import ConnectionConfig
     from msgr2tx.core.constants import ConnectionMode
     from msgr2tx.core.encoding import EntityName, EntityType
+    from msgr2tx.core.features import CEPH_FEATUREMASK_CRUSH_MSR, CEPH_FEATURES_ALL
     from msgr2tx.errors import ConfError, NoCredentials
 
     settings = getattr(args, "settings", None) or cephconf.ClientConf(name=args.name or "client.admin")
@@ -446,8 +447,12 @@ def _client_setup(args, peer_is_mon=False):
     if not modes:
         raise ValueError("%s needs at least one of crc, secure" % where)
     # a monitor must say it is one in its HELLO, or the connection ends before auth
+    # CRUSH_MSR as Rados and MonClient advertise it: a cluster with MSR rules
+    # requires it of every client, even one that only runs commands
     config = ConnectionConfig(entity_type=name.type, name=name, modes=modes, revision1=args.rev == "1",
-                              peer_type=EntityType.MON if peer_is_mon else 0, **_compression_config(args))
+                              peer_type=EntityType.MON if peer_is_mon else 0,
+                              features_supported=CEPH_FEATURES_ALL | CEPH_FEATUREMASK_CRUSH_MSR,
+                              **_compression_config(args))
     return handlers, config
 
 

@@ -373,6 +373,40 @@ class MsrPoolTentacleTests(_ReleaseCase):
         self.assertEqual((yield io.read(name + "-t")), data[::-1])
         yield self.placed_like_the_monitor(rados, [("rel-msr", object_names("msr", 500))])
 
+    @defer.inlineCallbacks
+    def test_commands_on_a_cluster_with_msr_rules(self):
+        # the monitor refuses a session without CRUSH_MSR once the map has an
+        # MSR rule: the CLI's commands and pings and a bare MonClient advertise it
+        import sys
+
+        from twisted.internet import utils
+
+        from msgr2tx.auth import makeClientHandler
+        from msgr2tx.clients.monclient import MonClient
+
+        mon = self.mon
+        pools = {p["pool_name"] for p in (yield threads.deferToThread(mon.osd_dump))["pools"]}
+        if "rel-msr" not in pools:
+            yield threads.deferToThread(self._make_msr_pool)
+        from tests.test_cli_partial import env as cli_env
+        env = dict(cli_env(), CEPH_ARGS="")
+        out, err, code = yield utils.getProcessOutputAndValue(
+            sys.executable, ["-m", "msgr2tx", "command", "-c", "/dev/null", "-m", mon.addr, "-k", mon.keyring,
+                             "--timeout", "60", "osd", "crush", "rule", "ls"], env=env)
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"msrosd", out)
+        out, err, code = yield utils.getProcessOutputAndValue(
+            sys.executable, ["-m", "msgr2tx", "ping", mon.addr, "-c", "/dev/null", "-k", mon.keyring,
+                             "--count", "1", "--timeout", "60"], env=env)
+        self.assertEqual(code, 0, err)
+        monclient = MonClient()
+        monclient.start(reactor, [mon.addr], [makeClientHandler("cephx:keyring=%s" % mon.keyring)])
+        self.addCleanup(monclient.stop)
+        yield monclient.authenticate(timeout=60)
+        result, _, output = yield monclient.command({"prefix": "osd crush rule ls", "format": "json"})
+        self.assertEqual(result, 0)
+        self.assertIn("msrosd", json.loads(output))
+
     def _make_msr_pool(self):
         mon = self.mon
         prefix = cephlab.release_argv(self.release)

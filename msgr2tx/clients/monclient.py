@@ -27,6 +27,7 @@ C{tick}, C{handle_monmap}, C{_check_auth_tickets}).
 """
 
 import copy
+import dataclasses
 import json
 import random
 import socket
@@ -39,6 +40,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.features import CEPH_FEATUREMASK_CRUSH_MSR
 from msgr2tx.core.encoding import AddrType, entity_addr_t, entity_addrvec_t
 from msgr2tx.ceph.monmap import MonMap
 from msgr2tx.messages import (
@@ -372,7 +374,11 @@ class MonClient:
         if self.auth_handler is None:
             cephx = [h for h in self._auth_handlers if hasattr(h, "build_rotating_request")]
             self.auth_handler = cephx[0] if cephx else None
-        self._config = config or ConnectionConfig()
+        base = config or ConnectionConfig()
+        # the OSDMaps it fetches may hold MSR rules, which msgr2tx.ceph.crush
+        # runs; a cluster whose map has them requires CRUSH_MSR of every client
+        self._config = dataclasses.replace(
+            base, features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
         self._connect_timeout = connect_timeout
         self.resend_on_reconnect = True
         self._running = True
