@@ -158,14 +158,7 @@ class RxCipher:
         GCM decryptor per call.  Raises L{AuthTagMismatch}; C{data} then
         holds unverified bytes and must be discarded.
         """
-        seq = self.nonces
-        if seq.rev1 and seq.left > 0:
-            seq.left -= 1
-            counter = seq.counter
-            seq.counter = (counter + 1) & _U64_MASK
-            nonce = _NONCE.pack(seq.fixed, counter)
-        else:
-            nonce = seq.take()
+        nonce = self.nonces.take()  # once per large frame part: no need to inline it
         n = len(data) - TAG_SIZE
         body = data[:n]
         try:
