@@ -404,7 +404,13 @@ class PolicyTests(TestCase):
         self.assertEqual(done.result, -errno.EACCES)
         self.assertEqual(done.reason, "cephx: client.admin's key is of type aes, which auth_allowed_ciphers "
                                       "(aes256k) does not allow")
-        # the client, told only EACCES, says what probably happened
+        # the client, told only EACCES, says what probably happened: knowing
+        # nothing of the monitor, a wrong key; knowing its cipher policy (from
+        # a monmap, as MonClient passes it on), the key's type
+        hint = client.describe_refusal(-errno.EACCES)
+        self.assertIn("the key is wrong", hint)
+        self.assertNotIn("aes256k", hint)
+        client.monitor_ciphers = (P.CRYPTO_AES256KRB5,)
         hint = client.describe_refusal(-errno.EACCES)
         self.assertIn("insecure type aes", hint)
         self.assertIn("auth_allowed_ciphers", hint)
@@ -514,7 +520,9 @@ class LoopbackTests(TestCase):
     @defer.inlineCallbacks
     def test_refusal_in_words(self):
         address = self.serve(keyring(admin_key=key128()), CipherPolicy.parse("aes256k"))
-        d = connect(reactor, address, [CephxClientHandler(ADMIN, key128())], ConnectionConfig(), timeout=5)
+        handler = CephxClientHandler(ADMIN, key128())
+        handler.monitor_ciphers = (P.CRYPTO_AES256KRB5,)   # as MonClient sets it from a monmap it saw
+        d = connect(reactor, address, [handler], ConnectionConfig(), timeout=5)
         err = yield self.assertFailure(d, AuthBadMethod)
         self.assertEqual(err.result, -errno.EACCES)
         self.assertIn("insecure type aes", str(err))

@@ -276,6 +276,8 @@ class CipherPolicyTests(TestCase):
         self.assertEqual(key_blob(printed)[:2], b"\x01\x00")
 
         handler = CephxClientHandler(legacy, ring.get(legacy))
+        # what MonClient passes on from a Tentacle monmap it saw (auth_allowed_ciphers aes256k)
+        handler.monitor_ciphers = (2,)
         d = connect(reactor, mon.addr, [handler], CONFIGS["secure", 1], receiver=MonClient(), timeout=15)
         err = yield self.assertFailure(d, AuthBadMethod)
         self.assertEqual(err.result, -13)

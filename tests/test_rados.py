@@ -287,6 +287,63 @@ class ConnectFailureTests(_RadosCase):
         rados = Rados(reactor, "v2:127.0.0.1:%d" % port, auth="none", connect_timeout=2.0)
         e = yield self.assertFailure(rados.connect(), ConnectionClosed)
         self.assertIn(str(port), str(e))
+        self.assertIn("connection refused", str(e))
+
+    @defer.inlineCallbacks
+    def test_no_monitor_gives_up_after_one_round(self):
+        from msgr2tx.errors import NoMonitorSession
+        from twisted.internet.error import ConnectionRefusedError
+        port = cephlab.free_port()
+        rados = Rados(reactor, "v2:127.0.0.1:%d" % port, auth="none", connect_timeout=30.0)
+        started = reactor.seconds()
+        e = yield self.assertFailure(rados.connect(give_up_after_round=True), NoMonitorSession)
+        self.assertLess(reactor.seconds() - started, 5.0)
+        self.assertEqual([(name, type(error)) for name, _, error in e.failures],
+                         [("noname-a", ConnectionRefusedError)])
+        self.assertIn("v2:127.0.0.1:%d/0): connection refused" % port, str(e))
+
+    @defer.inlineCallbacks
+    def test_wrong_key_in_words(self):
+        # a 16.2 monitor: the plain wrong-key words, with no advice about key types
+        from msgr2tx.auth.cephx import CephxAuthProvider
+        from msgr2tx.auth.keyring import CryptoKey
+        from msgr2tx.errors import AuthBadMethod
+        handler = CephxAuthProvider().clientHandler(name="client.admin", key=CryptoKey.generate())
+        rados = Rados(reactor, self.mon.addr, auth=[handler], connect_timeout=10.0)
+        e = yield self.assertFailure(rados.connect(), AuthBadMethod)
+        self.assertIn("refused auth cephx (permission denied); it allows auth cephx with modes", str(e))
+        self.assertIn("the key is wrong, or client.admin does not exist", str(e))
+        self.assertNotIn("aes256k", str(e))
+        self.assertNotIn("method 2", str(e))
+
+
+class EchoServerTests(TestCase):
+    """connect() to a msgr2 peer that is no Ceph monitor (the echo server, as mon.a) fails in time, in words."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_no_osdmap_from_an_echo_server(self):
+        from msgr2tx.auth.none import NoneServerHandler
+        from msgr2tx.core.encoding import EntityType
+        from msgr2tx.errors import ConnectionClosed, NoOSDMap
+        from msgr2tx.factory import Msgr2ServerFactory
+        from msgr2tx.services import EchoReceiver
+
+        factory = Msgr2ServerFactory([NoneServerHandler()], EchoReceiver(),
+                                     ConnectionConfig(entity_type=EntityType.MON, entity_num=0))
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        address = "v2:127.0.0.1:%d" % port.getHost().port
+        rados = Rados(reactor, [address], auth="none", connect_timeout=3.0)
+        started = reactor.seconds()
+        e = yield self.assertFailure(rados.connect(), NoOSDMap)
+        self.assertIsInstance(e, ConnectionClosed)
+        self.assertLess(reactor.seconds() - started, 3.0 + 2.0)
+        self.assertIn("no osdmap from noname-a (%s" % address, str(e))
+        self.assertIn("is it a Ceph monitor", str(e))
+        self.assertIn("identified as mon.", str(e))
+        self.assertIsNone(rados.monclient.protocol)   # closed: nothing left dialling
 
 
 class RetryTests(TestCase):

@@ -123,6 +123,28 @@ def findAuthProvider(name: str):
         name, ", ".join(sorted(p.name for p in findAuthProviders())) or "none"))
 
 
+def method_name(method: int) -> str:
+    """
+    An auth method in words: C{none}, C{cephx}, C{gss}, else the name of
+    the installed plugin whose C{methodID} it is, else C{method N}.
+    """
+    known = {1: "none", 2: "cephx", 4: "gss"}
+    if method in known:
+        return known[method]
+    try:
+        for provider in findAuthProviders():
+            if getattr(provider, "methodID", None) == method:
+                return str(provider.name)
+    except Exception:  # a broken plugin must not hide the error being described
+        pass
+    return "method %d" % method
+
+
+def mode_name(mode: int) -> str:
+    """A connection mode in words: C{crc}, C{secure}, else C{mode N}."""
+    return {1: "crc", 2: "secure"}.get(mode, "mode %d" % mode)
+
+
 def parseAuthSpec(spec: str):
     """Split C{"cephx:keyring=/path:name=client.admin"} into (name, argstring)."""
     name, _, args = spec.partition(":")
