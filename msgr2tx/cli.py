@@ -221,7 +221,7 @@ async def _rados_op(reactor, args, infile):
     rados = Rados(reactor, monitors, auth=handlers, config=config, op_timeout=args.timeout,
                   connect_timeout=_connect_limit(args))
     args.waiting_for = "a monitor session and the osdmap"
-    await rados.connect()
+    await _rados_connect(rados, args)
     try:
         io = rados.open_ioctx(args.pool, args.namespace)
         args.waiting_for = "the OSDs to answer"
@@ -276,6 +276,41 @@ async def _rados_op(reactor, args, infile):
     finally:
         rados.close()
     return EXIT_OK
+
+
+async def _rados_connect(rados, args):
+    """
+    L{Rados.connect}, giving up after one round of monitors, with its
+    failures explained as C{command}'s are (the same words and JSON kinds).
+    """
+    from msgr2tx import errors as E
+
+    limit = _connect_limit(args)
+    try:
+        await rados.connect(give_up_after_round=True)
+    except E.AuthError as error:
+        found = [addr for addr, e in rados.monclient.last_failures.values() if e is error]
+        attempt = _Attempt(str(found[0]) if found else ", ".join(str(a) for _, a in rados.monclient.monitors),
+                           limit, "monitor")
+        attempt.tcp = True
+        attempt.state = "AUTH_CONNECTING"
+        raise _explain(error, attempt, args) from None
+    except E.NoOSDMap as error:
+        raise E.WrongPeerType(str(error), error.monitor, "ready") from None
+    except E.NoMonitorSession as error:
+        from twisted.internet import error as txerror
+
+        explained = []
+        for _, addr, failure in error.failures:
+            attempt = _Attempt(str(addr), limit, "monitor")
+            attempt.tcp = not isinstance(failure, (txerror.ConnectError, txerror.DNSLookupError))
+            explained.append(_explain(failure, attempt, args))
+        if len(explained) == 1:
+            raise explained[0] from None
+        if explained and all(isinstance(e, E.ConnectFailed) for e in explained):
+            raise E.ConnectFailed("no monitor answered: " + "; ".join(str(e) for e in explained),
+                                  ", ".join(str(a) for _, a, _ in error.failures), "connect") from None
+        raise E.PeerSilent(str(error), None, "connect") from None
 
 
 def _keyring_parser(sub):
