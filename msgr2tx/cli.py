@@ -56,6 +56,8 @@ def _ceph_options(parser, mon_help="monitor addresses in Ceph's mon_host syntax 
     parser.add_argument("-k", "--keyring", help="Ceph keyring with our key (default: the conf's keyring, else "
                                                 "/etc/ceph/$cluster.$name.keyring and Ceph's other defaults)")
     parser.add_argument("--keyfile", help="a file holding just our base64 key")
+    parser.add_argument("--key", metavar="KEY", help="our base64 key itself, as Ceph's --key (it shows in the "
+                                                     "process list: prefer -k or --keyfile); never printed")
     parser.add_argument("--auth", "--auth-client-required", dest="auth",
                         help="auth methods in order, comma separated, each NAME[:ARGS] "
                              "(default: the conf's auth_client_required, else cephx, none; "
@@ -122,7 +124,10 @@ def build_parser():
                    help="the command as words (status, osd pool create p1 8), checked against the monitor's "
                         "own command descriptions, or as JSON, e.g. '{\"prefix\": \"version\"}'")
 
-    p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips")
+    p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips",
+                       description="Connect to a msgr2 peer (a monitor, OSD, manager, or an msgr2tx server), "
+                                   "complete the handshake, then time KEEPALIVE2 round trips. A daemon other "
+                                   "than a monitor needs a service ticket: give the monitors with -m.")
     p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300, or a daemon's name (osd.0, mon.a), "
                                    "looked up in the maps of the monitors of -m or the conf file")
     p.add_argument("--count", type=int, default=3, help="number of round trips (default 3)")
@@ -145,6 +150,29 @@ def build_parser():
 
     p = sub.add_parser("version", help="print the msgr2tx version")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    _no_abbreviations(parser)
+    return parser
+
+
+def _no_abbreviations(parser):
+    """
+    allow_abbrev=False on the parser and every subparser: C{--keyr} is not
+    C{--keyring} (and C{--key} is Ceph's option, not an ambiguous prefix).
+    """
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
+
+
+def _subparser(parser, args):
+    """The parser of the subcommand (and rados operation) C{args} came from, for its usage line."""
+    for name in (getattr(args, "cmd", None), getattr(args, "rados_cmd", None), getattr(args, "keyring_cmd", None)):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                parser = action.choices[name]
+                break
     return parser
 
 
@@ -158,14 +186,16 @@ def _rados_parser(sub):
     ops = p.add_subparsers(dest="rados_cmd", metavar="OP")
     ops.required = True
     for name, help_text, args in (
-            ("put", "write FILE (- for stdin) as the object's whole data", (("object", None), ("infile", None))),
-            ("get", "write the object's data to FILE (- for stdout)", (("object", None), ("outfile", None))),
-            ("stat", "print the object's mtime and size", (("object", None),)),
-            ("rm", "remove objects", (("objects", "+"),)),
+            ("put", "write FILE (- for stdin) as the object's whole data",
+             (("object", None, "the object's name"), ("infile", None, "the file to read; - for stdin"))),
+            ("get", "write the object's data to FILE (- for stdout)",
+             (("object", None, "the object's name"), ("outfile", None, "the file to write; - for stdout"))),
+            ("stat", "print the object's mtime and size", (("object", None, "the object's name"),)),
+            ("rm", "remove objects", (("objects", "+", "the objects' names"),)),
             ("ls", "list the pool's objects (in the namespace; --all: in every namespace)", ())):
-        q = ops.add_parser(name, help=help_text)
-        for arg, nargs in args:
-            q.add_argument(arg, nargs=nargs)
+        q = ops.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+        for arg, nargs, arg_help in args:
+            q.add_argument(arg, nargs=nargs, help=arg_help)
         # as with the rados tool, -p, -N and the common options may also
         # follow the operation; given there, they replace what came before
         q.add_argument("-p", "--pool", help=pool_help)
@@ -331,9 +361,10 @@ def _keyring_parser(sub):
         key_type_option(q)
 
     def key_type_option(q):
-        q.add_argument("--key-type", choices=("aes", "aes256k"), default="aes",
+        q.add_argument("--key-type", choices=("aes", "aes256k"), default=None,
                        help="type of a generated key: aes (the default; every release reads it) or aes256k "
-                            "(Squid 19.2.6+ and Tentacle 20.2.4+, which new Tentacle clusters require)")
+                            "(Squid 19.2.6+ and Tentacle 20.2.4+, which new Tentacle clusters require); with "
+                            "--key it must be the key's own type")
 
     q = ksub.add_parser("create", help="create a new keyring, optionally with a first entity")
     q.add_argument("keyring", help="the keyring file to create")
@@ -364,7 +395,7 @@ def _keyring_parser(sub):
 
 
 #: the ceph options, by argparse dest, that CEPH_ARGS may set
-_CEPH_ARG_DESTS = ("conf", "cluster", "mon_host", "name", "id", "keyring", "keyfile", "auth", "mode",
+_CEPH_ARG_DESTS = ("conf", "cluster", "mon_host", "name", "id", "keyring", "keyfile", "key", "auth", "mode",
                    "connect_timeout")
 
 
@@ -375,12 +406,13 @@ def _merge_ceph_args(args, env):
     tokens = _dashes(ceph_args(env))
     if not tokens:
         return []
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _ceph_options(parser)
     known, unknown = parser.parse_known_args(tokens)
     for dest in _CEPH_ARG_DESTS:
         if getattr(args, dest, None) is None and getattr(known, dest, None) is not None:
             setattr(args, dest, getattr(known, dest))
+            args.from_ceph_args.add(dest)
     return unknown
 
 
@@ -402,11 +434,19 @@ def _resolve_settings(args, env):
     """
     from msgr2tx import cephconf
 
+    args.from_ceph_args = set()
     args.ignored_ceph_args = _merge_ceph_args(args, env)
     if args.name is None:
         args.name = "client." + args.id if args.id is not None else "client.admin"
-    overrides = {"mon_host": args.mon_host, "keyring": args.keyring, "keyfile": args.keyfile}
+    kind, dot, ident = args.name.partition(".")
+    if not dot or not kind or not ident:
+        raise ValueError("--name %r: give TYPE.ID, e.g. client.admin (the id may not be empty)" % args.name)
+    overrides = {"mon_host": args.mon_host, "keyring": args.keyring, "keyfile": args.keyfile,
+                 "key": getattr(args, "key", None)}
     args.settings = cephconf.resolve(args.conf, cluster=args.cluster, name=args.name, overrides=overrides, env=env)
+    for option in overrides:
+        if option in args.from_ceph_args and option in args.settings.sources:
+            args.settings.sources[option] = "CEPH_ARGS"
     return args.settings
 
 
@@ -558,8 +598,18 @@ _STAGES = {
     "READY": ("ready", "the session"),
 }
 
-_METHOD_WORDS = {1: "none", 2: "cephx", 4: "gss"}
 _MODE_WORDS = {1: "crc", 2: "secure"}
+
+
+class _MethodWords:
+    """Auth methods in words, a plugin's name for its method (msgr2tx.auth.method_name)."""
+
+    def get(self, method, default=None):
+        from msgr2tx.auth import method_name
+        return method_name(method)
+
+
+_METHOD_WORDS = _MethodWords()
 
 
 class _Attempt:
@@ -576,6 +626,8 @@ class _Attempt:
         self.ready = False
         #: the endpoint dialled instead (--via), if any
         self.via = None
+        #: the address as error messages name it (with the port dialled when it was not given)
+        self.where = address
 
     @property
     def stage(self):
@@ -624,6 +676,10 @@ async def _dial(reactor, address, handlers, config, args, receiver=None, peer="p
     address = await _resolve_address(reactor, address)
     attempt = args.attempt = _Attempt(address, limit, peer)
     endpoint, target = _parse_address(reactor, address, limit)
+    port = getattr(target, "port", None)
+    if isinstance(port, int) and ":%d" % port not in address:
+        # no port given: say which one was dialled
+        attempt.where = "%s (port %d, the default)" % (address, port)
     if args.via is not None:
         endpoint = _parse_address(reactor, args.via, limit, "--via")[0]
         attempt.via = args.via
@@ -694,7 +750,7 @@ def _explain(error, attempt, args):
     if isinstance(error, E.OperatorError):
         return error
     # the TCP connect went to --via, not to the address the handshake names
-    where = addr if attempt.via is None else "%s (--via, on the way to %s)" % (attempt.via, addr)
+    where = attempt.where if attempt.via is None else "%s (--via, on the way to %s)" % (attempt.via, addr)
     if isinstance(error, txerror.ConnectionRefusedError):
         return E.ConnectFailed("could not connect to %s: connection refused (nothing listens there: check the "
                                "address and port, and that the daemon runs)" % where, addr, stage)
@@ -1470,6 +1526,10 @@ def _keyring(args):
                 key = CryptoKey.from_base64(args.key.strip())
             except (Msgr2Error, ValueError):
                 parser.error("--key is not a valid base64 cephx key")
+            given = getattr(args, "key_type", None)
+            if given is not None and parse_key_type(given) != key.type:
+                parser.error("--key holds an %s key, but --key-type says %s: a key's type is part of the key "
+                             "(leave --key-type out, or give a key of that type)" % (key.type_name, given))
         elif args.gen_key:
             key = CryptoKey.generate(type=key_type)
         for service, cap in args.cap:
@@ -1550,31 +1610,41 @@ def _main(argv=None):
     args, unknown = parser.parse_known_args(_dashes(sys.argv[1:] if argv is None else argv))
     if unknown:
         if args.cmd != "command" or not all(u.startswith("--") for u in unknown):
-            parser.error("unrecognized arguments: %s" % " ".join(unknown))
+            _subparser(parser, args).error("unrecognized arguments: %s" % " ".join(unknown))
+        # a shortened option of ours is refused, not sent to the monitor as a command argument
+        ours = [o for a in _subparser(parser, args)._actions for o in a.option_strings if o.startswith("--")]
+        for u in unknown:
+            meant = [o for o in ours if o.startswith(u.partition("=")[0])]
+            if meant:
+                _subparser(parser, args).error("unrecognized arguments: %s (options are not abbreviated: did you "
+                                               "mean %s?)" % (u.partition("=")[0], " or ".join(meant)))
         args.command += unknown  # a monitor command's --NAME=VALUE and --flag arguments
     if args.cmd == "version":
         print(json.dumps({"version": __version__}) if args.json else "msgr2tx %s" % __version__)
         return EXIT_OK
     if args.cmd == "keyring":
         return _keyring(args)
+    usage = _subparser(parser, args)
     if not (math.isfinite(args.timeout) and args.timeout > 0):
-        parser.error("--timeout must be a positive number of seconds")
+        usage.error("--timeout must be a positive number of seconds")
     try:
         _resolve_settings(args, os.environ)
     except ConfError as e:
         return _fail_json(args, e)
+    except ValueError as e:
+        usage.error(str(e))
     if args.connect_timeout is not None and not (math.isfinite(args.connect_timeout) and args.connect_timeout > 0):
-        parser.error("--connect-timeout must be a positive number of seconds")
+        usage.error("--connect-timeout must be a positive number of seconds")
     from msgr2tx.auth import UnknownAuthMethod
     try:
         _client_setup(args, peer_is_mon=args.cmd == "command")
     except UnknownAuthMethod as e:
-        parser.error(str(e))
+        usage.error(str(e))
     except Msgr2Error as e:
         # a keyring or key that cannot be used: the operation fails (1), not the usage
         return _fail_json(args, e)
     except Exception as e:
-        parser.error(str(e))
+        usage.error(str(e))
     runner = {"command": _command, "ping": _ping, "echo-test": _echo_test, "rados": _rados}[args.cmd]
     return _run(runner, args)
 

@@ -501,6 +501,40 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         p = run("command", "-m", self.mon.addr, "--keyfile", keyfile, *self.version, cwd=d, env={"HOME": d})
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_key_option_as_ceph_has_it(self):
+        # Ceph's --key: the secret itself, on the command line or in CEPH_ARGS; never echoed
+        d = self.mktemp_dir()
+        key = Keyring.load(self.mon.keyring).get("client.admin").to_base64()
+        p = run("command", "-m", self.mon.addr, "--key", key, "-v", *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("ceph version 16.2"), p.stdout)
+        self.assertNotIn(key, p.stdout + p.stderr)
+        p = run("command", *self.version, "-v", cwd=d,
+                env={"HOME": d, "CEPH_ARGS": "-m %s --key %s --log-file /dev/null --debug-ms 1" % (self.mon.addr, key)})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn(key, p.stdout + p.stderr)
+        # -v names where each option came from: CEPH_ARGS, not the command line
+        self.assertIn("mon_host = %s (from CEPH_ARGS)" % self.mon.addr, p.stderr)
+        self.assertIn("CEPH_ARGS options ignored: --log-file /dev/null --debug-ms 1", p.stderr)
+        # a wrong key given so: refused in words, the key not shown
+        wrong = CryptoKey.generate().to_base64()
+        p = run("command", "-m", self.mon.addr, "--key", wrong, *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("refused our key for client.admin", p.stderr)
+        self.assertNotIn(wrong, p.stderr)
+
+    def test_no_abbreviated_options(self):
+        for argv in (["command", "-m", self.mon.addr, "--keyr", self.mon.keyring] + self.version,
+                     ["ping", self.mon.addr, "--cou", "1"],
+                     ["rados", "-m", self.mon.addr, "-p", "data", "ls", "--conn", "1"]):
+            p = run(*argv)
+            self.assertEqual(p.returncode, 2, (argv, p.stderr))
+            self.assertIn("unrecognized arguments", p.stderr)
+        # abbreviations in CEPH_ARGS are unknown options there: ignored, as Ceph ignores what it does not know
+        p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, *self.version,
+                env={"CEPH_ARGS": "--keyr /nonexistent"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_mon_host_dns_name(self):
         p = run("command", "-m", "localhost:%d" % self.mon.port, "-k", self.mon.keyring, *self.version)
         self.assertEqual(p.returncode, 0, p.stderr)
