@@ -482,6 +482,12 @@ def _client_setup(args, peer_is_mon=False):
             key = _find_key(settings, name, CryptoKey, Keyring)
             if key is None:
                 skipped.append("cephx")
+                # for the error message if the peer then refuses the remaining methods
+                _, searched = settings.keyring_path()
+                source = settings.sources.get("keyring")
+                args.cephx_skipped = "no key for %s was found (searched %s%s)" % (
+                    name, ", ".join(searched) or "nothing",
+                    "; keyring set in %s" % source if source else "")
                 continue
             handlers.append(findAuthProvider(method).clientHandler(argstring, name=name, key=key))
             continue
@@ -876,6 +882,9 @@ def _explain_auth(error, attempt, args, peer):
                               addr, "auth")
     first = _METHOD_WORDS.get(allowed_methods[0], str(allowed_methods[0]))
     todo = "use --auth cephx with -k KEYRING" if first == "cephx" else "use --auth %s" % first
+    skipped = getattr(args, "cephx_skipped", None)
+    if first == "cephx" and skipped:
+        todo = "cephx was left out because %s: give -k KEYRING, or fix the keyring path" % skipped
     return E.AuthMethodMismatch("%s does not accept auth %s; it allows %s: %s"
                                 % (peer, words(ours_methods or [error.method], _METHOD_WORDS),
                                    words(allowed_methods, _METHOD_WORDS), todo), addr, "auth")

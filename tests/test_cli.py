@@ -118,6 +118,58 @@ class socket_closed_port:
         return False
 
 
+class SmallUsageTests(SynchronousTestCase, _TempDir):
+    """Usage mistakes refused in words, with the subcommand's usage line (exit 2); no peer needed."""
+
+    def test_timeout_zero_shows_the_subcommands_usage(self):
+        for argv, usage in ((["ping", "v2:127.0.0.1:1", "--timeout", "0"], "usage: msgr2tx ping "),
+                            (["rados", "-m", "v2:127.0.0.1:1", "-p", "x", "ls", "--timeout", "0"],
+                             "usage: msgr2tx rados ls ")):
+            p = run(*argv)
+            self.assertEqual(p.returncode, 2)
+            self.assertTrue(p.stderr.startswith(usage), p.stderr)
+            self.assertIn("--timeout must be a positive number of seconds", p.stderr)
+
+    def test_empty_id_refused(self):
+        for argv in (["--name", "client."], ["--id", ""], ["--name", "client"]):
+            p = run("ping", "v2:127.0.0.1:1", "--auth", "none", *argv)
+            self.assertEqual(p.returncode, 2, (argv, p.stderr))
+            self.assertIn("give TYPE.ID, e.g. client.admin", p.stderr)
+
+    def test_unknown_auth_argument_refused(self):
+        p = run("ping", "v2:127.0.0.1:1", "--auth", "cephx:keyring=/nonexistent:bogus=1")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("auth cephx: unknown argument bogus (it takes keyring, name)", p.stderr)
+        p = run("ping", "v2:127.0.0.1:1", "--auth", "none:nmae=client.x")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("auth none: unknown argument nmae (it takes name)", p.stderr)
+
+    def test_key_type_must_match_the_key(self):
+        d = self.mktemp_dir()
+        key = CryptoKey.generate().to_base64()
+        p = run("keyring", "create", os.path.join(d, "k"), "-n", "client.x", "--key", key, "--key-type", "aes256k")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--key holds an aes key, but --key-type says aes256k", p.stderr)
+        self.assertNotIn(key, p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "k")))
+        p = run("keyring", "create", os.path.join(d, "k"), "-n", "client.x", "--key", key, "--key-type", "aes")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_ping_names_the_default_port(self):
+        # 127.0.0.2: nothing listens on its port 3300 (the tests' monitors use 127.0.0.1)
+        p = run("ping", "v2:127.0.0.2", "--auth", "none", "--count", "1")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("could not connect to v2:127.0.0.2 (port 3300, the default): connection refused", p.stderr)
+
+    def test_help_texts(self):
+        p = run("ping", "--help")
+        self.assertIn("time KEEPALIVE2 round trips", p.stdout)
+        p = run("rados", "put", "--help")
+        self.assertIn("the file to read; - for stdin", p.stdout)
+        p = run("rados", "get", "--help")
+        self.assertIn("the file to write; - for stdout", p.stdout)
+
+
 class KeyringCommandTests(SynchronousTestCase, _TempDir):
     def setUp(self):
         self.dir = self.mktemp_dir()
@@ -522,6 +574,17 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         self.assertEqual(p.returncode, 1)
         self.assertIn("refused our key for client.admin", p.stderr)
         self.assertNotIn(wrong, p.stderr)
+
+    def test_conf_keyring_that_is_missing_is_named(self):
+        d = self.mktemp_dir()
+        conf = os.path.join(d, "ceph.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\nmon host = %s\nkeyring = /nonexistent/$name\n" % self.mon.addr)
+        p = run("command", "-c", conf, *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("does not accept auth none; it allows cephx: cephx was left out because no key for "
+                      "client.admin was found (searched /nonexistent/client.admin; keyring set in %s)" % conf,
+                      p.stderr)
 
     def test_no_abbreviated_options(self):
         for argv in (["command", "-m", self.mon.addr, "--keyr", self.mon.keyring] + self.version,

@@ -837,7 +837,7 @@ class CephxAuthProvider:
 
     def clientHandler(self, argstring="", name=None, global_id=0, keyring=None, key=None,
                       want_keys=DEFAULT_WANT_KEYS, **kwargs):
-        args = parseArgString(argstring)
+        args = parseArgString(argstring, ("keyring", "name"), "cephx")
         if name is None:
             name = EntityName.parse(args.get("name", "client.admin"))
         elif isinstance(name, str):
@@ -862,7 +862,8 @@ class CephxAuthProvider:
         C{allowed_ciphers}, C{service_cipher} and C{preferred_cipher};
         ValueError if they name an unknown or unusable cipher.
         """
-        args = parseArgString(argstring)
+        args = parseArgString(argstring, ("keyring", "name", "allowed_ciphers", "service_cipher",
+                                          "preferred_cipher"), "cephx")
         if key_server is None:
             if keyring is None:
                 path = args.get("keyring")
