@@ -1193,6 +1193,22 @@ async def _with_the_map_address(reactor, args, error):
 ECHO_TEST_TYPE = 0x7FF0
 
 
+async def _probe_tcp(reactor, address):
+    """None if a TCP connection to C{address} opens (it is closed at once), else why not, in words."""
+    from twisted.internet import error as txerror
+    from twisted.internet.protocol import Factory, Protocol
+
+    try:
+        endpoint, _ = _parse_address(reactor, address, 2.0)
+        protocol = await endpoint.connect(Factory.forProtocol(Protocol))
+    except txerror.ConnectionRefusedError:
+        return "connection refused"
+    except (txerror.ConnectError, OSError) as e:
+        return str(e) or type(e).__name__
+    protocol.transport.abortConnection()
+    return None
+
+
 async def _echo_test(reactor, args):
     import dataclasses
     import struct
@@ -1226,6 +1242,12 @@ async def _echo_test(reactor, args):
     class NotEchoing(Exception):
         pass
 
+    class ServerGone(Exception):
+        pass
+
+    #: seconds without a session, reconnects refused, before we call the server gone
+    gone_after = min(10.0, args.timeout / 2)
+
     #: sessions the peer may close while echoing nothing before we call it no echo service
     closes_before_verdict = 3
 
@@ -1241,10 +1263,15 @@ async def _echo_test(reactor, args):
             #: sessions that reached READY and were closed while nothing had come back
             self.closed_silent = 0
             self._ready = False
+            #: when the last session was lost (None while one is up)
+            self.lost_at = None
+            #: why the latest probe of the target failed (None: it accepted)
+            self.refused = None
 
         def connectionReady(self, protocol, info):
             self.peer_name = info.peer_name
             self._ready = True
+            self.lost_at = None
             if lossless and info.downgraded and self.downgraded is None:
                 self.downgraded = info
                 self._wake()
@@ -1253,6 +1280,8 @@ async def _echo_test(reactor, args):
             if self._ready and self.received == 0:
                 self.closed_silent += 1
                 self._wake()
+            if self._ready:
+                self.lost_at = time.monotonic()
             self._ready = False
 
         def messageReceived(self, protocol, message):
@@ -1290,6 +1319,13 @@ async def _echo_test(reactor, args):
                 if call.active():
                     call.cancel()
             self.check()
+            if self.lost_at is not None and not self._ready:
+                # no session: is anything listening there at all?
+                self.refused = await _probe_tcp(reactor, args.via or args.target)
+                if self.refused is None:
+                    self.lost_at = time.monotonic()   # it accepts: a restart under way, keep trying
+                elif time.monotonic() - self.lost_at >= gone_after:
+                    raise ServerGone()
 
     _remember(args, handlers, config)
     # the first connection as ping makes it: a peer that refuses, is not a
@@ -1338,6 +1374,10 @@ async def _echo_test(reactor, args):
         return _fail("asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
                      "messages in flight at a fault; a lossless echo test needs a server with a stateful "
                      "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
+    except ServerGone:
+        return _fail("the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
+                     "restart the server, or allow a longer outage with a longer --timeout"
+                     % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
     except NotEchoing:
         return _fail("%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
                      "service (Ceph daemons close sessions that send them unknown message types); run "
