@@ -166,6 +166,18 @@ def _no_abbreviations(parser):
                 _no_abbreviations(child)
 
 
+class _Usage:
+    """C{error()} as argparse's, with the subcommand's usage line but the one C{msgr2tx: error:} prefix."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def error(self, message):
+        self.parser.print_usage(sys.stderr)
+        print("msgr2tx: error: %s" % message, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
 def _subparser(parser, args):
     """The parser of the subcommand (and rados operation) C{args} came from, for its usage line."""
     for name in (getattr(args, "cmd", None), getattr(args, "rados_cmd", None), getattr(args, "keyring_cmd", None)):
@@ -482,12 +494,13 @@ def _client_setup(args, peer_is_mon=False):
             key = _find_key(settings, name, CryptoKey, Keyring)
             if key is None:
                 skipped.append("cephx")
-                # for the error message if the peer then refuses the remaining methods
-                _, searched = settings.keyring_path()
+                # a keyring the conf (or CEPH_ARGS) names: for the error message
+                # if the peer then refuses the remaining methods
                 source = settings.sources.get("keyring")
-                args.cephx_skipped = "no key for %s was found (searched %s%s)" % (
-                    name, ", ".join(searched) or "nothing",
-                    "; keyring set in %s" % source if source else "")
+                if source:
+                    _, searched = settings.keyring_path()
+                    args.cephx_skipped = "no key for %s was found (searched %s; keyring set in %s)" % (
+                        name, ", ".join(searched) or "nothing", source)
                 continue
             handlers.append(findAuthProvider(method).clientHandler(argstring, name=name, key=key))
             continue
@@ -1659,21 +1672,22 @@ def _main(argv=None):
     args, unknown = parser.parse_known_args(_dashes(sys.argv[1:] if argv is None else argv))
     if unknown:
         if args.cmd != "command" or not all(u.startswith("--") for u in unknown):
-            _subparser(parser, args).error("unrecognized arguments: %s" % " ".join(unknown))
+            _Usage(_subparser(parser, args)).error("unrecognized arguments: %s" % " ".join(unknown))
         # a shortened option of ours is refused, not sent to the monitor as a command argument
         ours = [o for a in _subparser(parser, args)._actions for o in a.option_strings if o.startswith("--")]
         for u in unknown:
             meant = [o for o in ours if o.startswith(u.partition("=")[0])]
             if meant:
-                _subparser(parser, args).error("unrecognized arguments: %s (options are not abbreviated: did you "
-                                               "mean %s?)" % (u.partition("=")[0], " or ".join(meant)))
+                _Usage(_subparser(parser, args)).error(
+                    "unrecognized arguments: %s (options are not abbreviated: did you mean %s?)"
+                    % (u.partition("=")[0], " or ".join(meant)))
         args.command += unknown  # a monitor command's --NAME=VALUE and --flag arguments
     if args.cmd == "version":
         print(json.dumps({"version": __version__}) if args.json else "msgr2tx %s" % __version__)
         return EXIT_OK
     if args.cmd == "keyring":
         return _keyring(args)
-    usage = _subparser(parser, args)
+    usage = _Usage(_subparser(parser, args))
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         usage.error("--timeout must be a positive number of seconds")
     try:
