@@ -170,6 +170,29 @@ class SmallUsageTests(SynchronousTestCase, _TempDir):
         self.assertIn("the file to write; - for stdout", p.stdout)
 
 
+class PluginMethodNameTests(SynchronousTestCase):
+    """A refusal of a plugin's auth method names the plugin, not its number."""
+
+    def test_refusal_names_the_plugin(self):
+        import argparse
+        import msgr2tx.auth
+        from msgr2tx import errors as E
+
+        class Token:
+            name = "token"
+            methodID = 112
+        self.patch(msgr2tx.auth, "findAuthProviders", lambda: [Token()])
+        self.assertEqual(msgr2tx.auth.method_name(112), "token")
+        self.assertEqual(msgr2tx.auth.method_name(113), "method 113")
+        self.assertEqual(msgr2tx.auth.method_name(2), "cephx")
+        error = E.AuthBadMethod("refused", 112, -13, (112,), (1, 2))
+        attempt = cli._Attempt("v2:127.0.0.1:1", 5.0)
+        explained = cli._explain_auth(error, attempt, argparse.Namespace(name="client.bob"), "the peer")
+        self.assertIsInstance(explained, E.KeyRefused)
+        self.assertEqual(str(explained), "the peer refused client.bob (auth token: permission denied): check --name, "
+                                         "or have the peer let client.bob in")
+
+
 class KeyringCommandTests(SynchronousTestCase, _TempDir):
     def setUp(self):
         self.dir = self.mktemp_dir()
