@@ -247,11 +247,10 @@ class CephxClientHandler:
         kind = self._key.type_name
         allowed = self.monitor_ciphers
         if allowed is not None and self._key.type not in allowed:
-            return ("the monitor refused %s's %s key: its auth_allowed_ciphers (%s) does not allow keys of type "
-                    "%s%s; give %s an aes256k key, or allow %s with 'ceph mon set auth_allowed_ciphers aes,aes256k'"
-                    % (self.name, kind, ",".join(key_type_name(k) for k in sorted(allowed)), kind,
-                       " (the insecure type aes)" if self._key.type not in SECURE_KEY_TYPES else "",
-                       self.name, kind))
+            return ("the monitor refused %s's %s key: its auth_allowed_ciphers (%s) does not allow keys of %s "
+                    "%s; give %s an aes256k key, or allow %s with 'ceph mon set auth_allowed_ciphers aes,aes256k'"
+                    % (self.name, kind, ",".join(key_type_name(k) for k in sorted(allowed)),
+                       "type" if self._key.type in SECURE_KEY_TYPES else "the insecure type", kind, self.name, kind))
         return ("the monitor refused %s's key: the key is wrong, or %s does not exist (the key must be the "
                 "one 'ceph auth get %s' shows)" % (self.name, self.name, self.name))
 
