@@ -25,6 +25,8 @@ from msgr2tx.client import ReconnectingClient
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import EntityName
 from msgr2tx.clients.monclient import MonClient
+from msgr2tx.core.constants import AuthMethod
+from msgr2tx.errors import AuthBadMethod, AuthError
 
 
 class CommandPoller(Service):
@@ -96,6 +98,18 @@ async def run(reactor, args, command):
     client = ReconnectingClient(reactor, args.mon, [handler], config, receiver=monclient, timeout=args.timeout)
     poller = CommandPoller(monclient, command, args.count, args.interval, reactor)
 
+    # a refused login will not get better by reconnecting: stop at once and say so
+    new_protocol = client.factory.onProtocol
+
+    def watch(protocol):
+        new_protocol(protocol)
+
+        def refused(failure):
+            if failure.check(AuthError) and not poller.done.called:
+                poller.done.errback(failure)
+        protocol.whenReady().addErrback(refused)
+    client.factory.onProtocol = watch
+
     app = MultiService()
     client.setServiceParent(app)
     poller.setServiceParent(app)
@@ -105,6 +119,13 @@ async def run(reactor, args, command):
         failures = await poller.done
     except defer.CancelledError:
         print("monitor_status: error: no answer from %s in time" % args.mon, file=sys.stderr)
+        return 1
+    except AuthError as e:
+        hint = ""
+        if isinstance(e, AuthBadMethod) and AuthMethod.CEPHX in e.allowed_methods and args.auth == "none":
+            hint = ": give --auth cephx --keyring PATH"
+        print("monitor_status: error: the monitor at %s refused our login: %s%s" % (args.mon, e, hint),
+              file=sys.stderr)
         return 1
     except Exception as e:
         print("monitor_status: error: %s: %s" % (type(e).__name__, e), file=sys.stderr)

@@ -77,6 +77,10 @@ _EXPORTS: Dict[str, str] = {
     "CommandError": "msgr2tx.errors",
     "RadosError": "msgr2tx.errors",
     "ObjectNotFound": "msgr2tx.errors",
+    "ObjectExists": "msgr2tx.errors",
+    "NoData": "msgr2tx.errors",
+    "PermissionDenied": "msgr2tx.errors",
+    "PoolNotFound": "msgr2tx.errors",
     "OpTimeout": "msgr2tx.errors",
 }
 

@@ -56,6 +56,8 @@ def _ceph_options(parser, mon_help="monitor addresses in Ceph's mon_host syntax 
     parser.add_argument("-k", "--keyring", help="Ceph keyring with our key (default: the conf's keyring, else "
                                                 "/etc/ceph/$cluster.$name.keyring and Ceph's other defaults)")
     parser.add_argument("--keyfile", help="a file holding just our base64 key")
+    parser.add_argument("--key", metavar="KEY", help="our base64 key itself, as Ceph's --key (it shows in the "
+                                                     "process list: prefer -k or --keyfile); never printed")
     parser.add_argument("--auth", "--auth-client-required", dest="auth",
                         help="auth methods in order, comma separated, each NAME[:ARGS] "
                              "(default: the conf's auth_client_required, else cephx, none; "
@@ -122,7 +124,10 @@ def build_parser():
                    help="the command as words (status, osd pool create p1 8), checked against the monitor's "
                         "own command descriptions, or as JSON, e.g. '{\"prefix\": \"version\"}'")
 
-    p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips")
+    p = sub.add_parser("ping", help="handshake, then KEEPALIVE2 round trips",
+                       description="Connect to a msgr2 peer (a monitor, OSD, manager, or an msgr2tx server), "
+                                   "complete the handshake, then time KEEPALIVE2 round trips. A daemon other "
+                                   "than a monitor needs a service ticket: give the monitors with -m.")
     p.add_argument("target", help="peer address, e.g. v2:127.0.0.1:3300, or a daemon's name (osd.0, mon.a), "
                                    "looked up in the maps of the monitors of -m or the conf file")
     p.add_argument("--count", type=int, default=3, help="number of round trips (default 3)")
@@ -145,6 +150,41 @@ def build_parser():
 
     p = sub.add_parser("version", help="print the msgr2tx version")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    _no_abbreviations(parser)
+    return parser
+
+
+def _no_abbreviations(parser):
+    """
+    allow_abbrev=False on the parser and every subparser: C{--keyr} is not
+    C{--keyring} (and C{--key} is Ceph's option, not an ambiguous prefix).
+    """
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
+
+
+class _Usage:
+    """C{error()} as argparse's, with the subcommand's usage line but the one C{msgr2tx: error:} prefix."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def error(self, message):
+        self.parser.print_usage(sys.stderr)
+        print("msgr2tx: error: %s" % message, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _subparser(parser, args):
+    """The parser of the subcommand (and rados operation) C{args} came from, for its usage line."""
+    for name in (getattr(args, "cmd", None), getattr(args, "rados_cmd", None), getattr(args, "keyring_cmd", None)):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                parser = action.choices[name]
+                break
     return parser
 
 
@@ -158,14 +198,16 @@ def _rados_parser(sub):
     ops = p.add_subparsers(dest="rados_cmd", metavar="OP")
     ops.required = True
     for name, help_text, args in (
-            ("put", "write FILE (- for stdin) as the object's whole data", (("object", None), ("infile", None))),
-            ("get", "write the object's data to FILE (- for stdout)", (("object", None), ("outfile", None))),
-            ("stat", "print the object's mtime and size", (("object", None),)),
-            ("rm", "remove objects", (("objects", "+"),)),
+            ("put", "write FILE (- for stdin) as the object's whole data",
+             (("object", None, "the object's name"), ("infile", None, "the file to read; - for stdin"))),
+            ("get", "write the object's data to FILE (- for stdout)",
+             (("object", None, "the object's name"), ("outfile", None, "the file to write; - for stdout"))),
+            ("stat", "print the object's mtime and size", (("object", None, "the object's name"),)),
+            ("rm", "remove objects", (("objects", "+", "the objects' names"),)),
             ("ls", "list the pool's objects (in the namespace; --all: in every namespace)", ())):
-        q = ops.add_parser(name, help=help_text)
-        for arg, nargs in args:
-            q.add_argument(arg, nargs=nargs)
+        q = ops.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+        for arg, nargs, arg_help in args:
+            q.add_argument(arg, nargs=nargs, help=arg_help)
         # as with the rados tool, -p, -N and the common options may also
         # follow the operation; given there, they replace what came before
         q.add_argument("-p", "--pool", help=pool_help)
@@ -221,7 +263,7 @@ async def _rados_op(reactor, args, infile):
     rados = Rados(reactor, monitors, auth=handlers, config=config, op_timeout=args.timeout,
                   connect_timeout=_connect_limit(args))
     args.waiting_for = "a monitor session and the osdmap"
-    await rados.connect()
+    await _rados_connect(rados, args)
     try:
         io = rados.open_ioctx(args.pool, args.namespace)
         args.waiting_for = "the OSDs to answer"
@@ -278,6 +320,41 @@ async def _rados_op(reactor, args, infile):
     return EXIT_OK
 
 
+async def _rados_connect(rados, args):
+    """
+    L{Rados.connect}, giving up after one round of monitors, with its
+    failures explained as C{command}'s are (the same words and JSON kinds).
+    """
+    from msgr2tx import errors as E
+
+    limit = _connect_limit(args)
+    try:
+        await rados.connect(give_up_after_round=True)
+    except E.AuthError as error:
+        found = [addr for addr, e in rados.monclient.last_failures.values() if e is error]
+        attempt = _Attempt(str(found[0]) if found else ", ".join(str(a) for _, a in rados.monclient.monitors),
+                           limit, "monitor")
+        attempt.tcp = True
+        attempt.state = "AUTH_CONNECTING"
+        raise _explain(error, attempt, args) from None
+    except E.NoOSDMap as error:
+        raise E.WrongPeerType(str(error), error.monitor, "ready") from None
+    except E.NoMonitorSession as error:
+        from twisted.internet import error as txerror
+
+        explained = []
+        for _, addr, failure in error.failures:
+            attempt = _Attempt(str(addr), limit, "monitor")
+            attempt.tcp = not isinstance(failure, (txerror.ConnectError, txerror.DNSLookupError))
+            explained.append(_explain(failure, attempt, args))
+        if len(explained) == 1:
+            raise explained[0] from None
+        if explained and all(isinstance(e, E.ConnectFailed) for e in explained):
+            raise E.ConnectFailed("no monitor answered: " + "; ".join(str(e) for e in explained),
+                                  ", ".join(str(a) for _, a, _ in error.failures), "connect") from None
+        raise E.PeerSilent(str(error), None, "connect") from None
+
+
 def _keyring_parser(sub):
     p = sub.add_parser("keyring", help="create, edit and read Ceph keyrings (ceph-authtool's format)",
                        description="Create, edit and read Ceph keyring files. They are written in "
@@ -296,9 +373,10 @@ def _keyring_parser(sub):
         key_type_option(q)
 
     def key_type_option(q):
-        q.add_argument("--key-type", choices=("aes", "aes256k"), default="aes",
+        q.add_argument("--key-type", choices=("aes", "aes256k"), default=None,
                        help="type of a generated key: aes (the default; every release reads it) or aes256k "
-                            "(Squid 19.2.6+ and Tentacle 20.2.4+, which new Tentacle clusters require)")
+                            "(Squid 19.2.6+ and Tentacle 20.2.4+, which new Tentacle clusters require); with "
+                            "--key it must be the key's own type")
 
     q = ksub.add_parser("create", help="create a new keyring, optionally with a first entity")
     q.add_argument("keyring", help="the keyring file to create")
@@ -329,7 +407,7 @@ def _keyring_parser(sub):
 
 
 #: the ceph options, by argparse dest, that CEPH_ARGS may set
-_CEPH_ARG_DESTS = ("conf", "cluster", "mon_host", "name", "id", "keyring", "keyfile", "auth", "mode",
+_CEPH_ARG_DESTS = ("conf", "cluster", "mon_host", "name", "id", "keyring", "keyfile", "key", "auth", "mode",
                    "connect_timeout")
 
 
@@ -340,12 +418,13 @@ def _merge_ceph_args(args, env):
     tokens = _dashes(ceph_args(env))
     if not tokens:
         return []
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _ceph_options(parser)
     known, unknown = parser.parse_known_args(tokens)
     for dest in _CEPH_ARG_DESTS:
         if getattr(args, dest, None) is None and getattr(known, dest, None) is not None:
             setattr(args, dest, getattr(known, dest))
+            args.from_ceph_args.add(dest)
     return unknown
 
 
@@ -367,11 +446,19 @@ def _resolve_settings(args, env):
     """
     from msgr2tx import cephconf
 
+    args.from_ceph_args = set()
     args.ignored_ceph_args = _merge_ceph_args(args, env)
     if args.name is None:
         args.name = "client." + args.id if args.id is not None else "client.admin"
-    overrides = {"mon_host": args.mon_host, "keyring": args.keyring, "keyfile": args.keyfile}
+    kind, dot, ident = args.name.partition(".")
+    if not dot or not kind or not ident:
+        raise ValueError("--name %r: give TYPE.ID, e.g. client.admin (the id may not be empty)" % args.name)
+    overrides = {"mon_host": args.mon_host, "keyring": args.keyring, "keyfile": args.keyfile,
+                 "key": getattr(args, "key", None)}
     args.settings = cephconf.resolve(args.conf, cluster=args.cluster, name=args.name, overrides=overrides, env=env)
+    for option in overrides:
+        if option in args.from_ceph_args and option in args.settings.sources:
+            args.settings.sources[option] = "CEPH_ARGS"
     return args.settings
 
 
@@ -408,6 +495,13 @@ def _client_setup(args, peer_is_mon=False):
             key = _find_key(settings, name, CryptoKey, Keyring)
             if key is None:
                 skipped.append("cephx")
+                # a keyring the conf (or CEPH_ARGS) names: for the error message
+                # if the peer then refuses the remaining methods
+                source = settings.sources.get("keyring")
+                if source:
+                    _, searched = settings.keyring_path()
+                    args.cephx_skipped = "no key for %s was found (searched %s; keyring set in %s)" % (
+                        name, ", ".join(searched) or "nothing", source)
                 continue
             handlers.append(findAuthProvider(method).clientHandler(argstring, name=name, key=key))
             continue
@@ -528,8 +622,18 @@ _STAGES = {
     "READY": ("ready", "the session"),
 }
 
-_METHOD_WORDS = {1: "none", 2: "cephx", 4: "gss"}
 _MODE_WORDS = {1: "crc", 2: "secure"}
+
+
+class _MethodWords:
+    """Auth methods in words, a plugin's name for its method (msgr2tx.auth.method_name)."""
+
+    def get(self, method, default=None):
+        from msgr2tx.auth import method_name
+        return method_name(method)
+
+
+_METHOD_WORDS = _MethodWords()
 
 
 class _Attempt:
@@ -546,6 +650,8 @@ class _Attempt:
         self.ready = False
         #: the endpoint dialled instead (--via), if any
         self.via = None
+        #: the address as error messages name it (with the port dialled when it was not given)
+        self.where = address
 
     @property
     def stage(self):
@@ -594,6 +700,10 @@ async def _dial(reactor, address, handlers, config, args, receiver=None, peer="p
     address = await _resolve_address(reactor, address)
     attempt = args.attempt = _Attempt(address, limit, peer)
     endpoint, target = _parse_address(reactor, address, limit)
+    port = getattr(target, "port", None)
+    if isinstance(port, int) and ":%d" % port not in address:
+        # no port given: say which one was dialled
+        attempt.where = "%s (port %d, the default)" % (address, port)
     if args.via is not None:
         endpoint = _parse_address(reactor, args.via, limit, "--via")[0]
         attempt.via = args.via
@@ -664,7 +774,7 @@ def _explain(error, attempt, args):
     if isinstance(error, E.OperatorError):
         return error
     # the TCP connect went to --via, not to the address the handshake names
-    where = addr if attempt.via is None else "%s (--via, on the way to %s)" % (attempt.via, addr)
+    where = attempt.where if attempt.via is None else "%s (--via, on the way to %s)" % (attempt.via, addr)
     if isinstance(error, txerror.ConnectionRefusedError):
         return E.ConnectFailed("could not connect to %s: connection refused (nothing listens there: check the "
                                "address and port, and that the daemon runs)" % where, addr, stage)
@@ -790,6 +900,9 @@ def _explain_auth(error, attempt, args, peer):
                               addr, "auth")
     first = _METHOD_WORDS.get(allowed_methods[0], str(allowed_methods[0]))
     todo = "use --auth cephx with -k KEYRING" if first == "cephx" else "use --auth %s" % first
+    skipped = getattr(args, "cephx_skipped", None)
+    if first == "cephx" and skipped:
+        todo = "cephx was left out because %s: give -k KEYRING, or fix the keyring path" % skipped
     return E.AuthMethodMismatch("%s does not accept auth %s; it allows %s: %s"
                                 % (peer, words(ours_methods or [error.method], _METHOD_WORDS),
                                    words(allowed_methods, _METHOD_WORDS), todo), addr, "auth")
@@ -1098,6 +1211,22 @@ async def _with_the_map_address(reactor, args, error):
 ECHO_TEST_TYPE = 0x7FF0
 
 
+async def _probe_tcp(reactor, address):
+    """None if a TCP connection to C{address} opens (it is closed at once), else why not, in words."""
+    from twisted.internet import error as txerror
+    from twisted.internet.protocol import Factory, Protocol
+
+    try:
+        endpoint, _ = _parse_address(reactor, address, 2.0)
+        protocol = await endpoint.connect(Factory.forProtocol(Protocol))
+    except txerror.ConnectionRefusedError:
+        return "connection refused"
+    except (txerror.ConnectError, OSError) as e:
+        return str(e) or type(e).__name__
+    protocol.transport.abortConnection()
+    return None
+
+
 async def _echo_test(reactor, args):
     import dataclasses
     import struct
@@ -1131,6 +1260,12 @@ async def _echo_test(reactor, args):
     class NotEchoing(Exception):
         pass
 
+    class ServerGone(Exception):
+        pass
+
+    #: seconds without a session, reconnects refused, before we call the server gone
+    gone_after = min(10.0, args.timeout / 2)
+
     #: sessions the peer may close while echoing nothing before we call it no echo service
     closes_before_verdict = 3
 
@@ -1146,10 +1281,15 @@ async def _echo_test(reactor, args):
             #: sessions that reached READY and were closed while nothing had come back
             self.closed_silent = 0
             self._ready = False
+            #: when the last session was lost (None while one is up)
+            self.lost_at = None
+            #: why the latest probe of the target failed (None: it accepted)
+            self.refused = None
 
         def connectionReady(self, protocol, info):
             self.peer_name = info.peer_name
             self._ready = True
+            self.lost_at = None
             if lossless and info.downgraded and self.downgraded is None:
                 self.downgraded = info
                 self._wake()
@@ -1158,6 +1298,8 @@ async def _echo_test(reactor, args):
             if self._ready and self.received == 0:
                 self.closed_silent += 1
                 self._wake()
+            if self._ready:
+                self.lost_at = time.monotonic()
             self._ready = False
 
         def messageReceived(self, protocol, message):
@@ -1195,6 +1337,13 @@ async def _echo_test(reactor, args):
                 if call.active():
                     call.cancel()
             self.check()
+            if self.lost_at is not None and not self._ready:
+                # no session: is anything listening there at all?
+                self.refused = await _probe_tcp(reactor, args.via or args.target)
+                if self.refused is None:
+                    self.lost_at = time.monotonic()   # it accepts: a restart under way, keep trying
+                elif time.monotonic() - self.lost_at >= gone_after:
+                    raise ServerGone()
 
     _remember(args, handlers, config)
     # the first connection as ping makes it: a peer that refuses, is not a
@@ -1243,6 +1392,10 @@ async def _echo_test(reactor, args):
         return _fail("asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
                      "messages in flight at a fault; a lossless echo test needs a server with a stateful "
                      "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
+    except ServerGone:
+        return _fail("the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
+                     "restart the server, or allow a longer outage with a longer --timeout"
+                     % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
     except NotEchoing:
         return _fail("%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
                      "service (Ceph daemons close sessions that send them unknown message types); run "
@@ -1440,6 +1593,10 @@ def _keyring(args):
                 key = CryptoKey.from_base64(args.key.strip())
             except (Msgr2Error, ValueError):
                 parser.error("--key is not a valid base64 cephx key")
+            given = getattr(args, "key_type", None)
+            if given is not None and parse_key_type(given) != key.type:
+                parser.error("--key holds an %s key, but --key-type says %s: a key's type is part of the key "
+                             "(leave --key-type out, or give a key of that type)" % (key.type_name, given))
         elif args.gen_key:
             key = CryptoKey.generate(type=key_type)
         for service, cap in args.cap:
@@ -1520,31 +1677,42 @@ def _main(argv=None):
     args, unknown = parser.parse_known_args(_dashes(sys.argv[1:] if argv is None else argv))
     if unknown:
         if args.cmd != "command" or not all(u.startswith("--") for u in unknown):
-            parser.error("unrecognized arguments: %s" % " ".join(unknown))
+            _Usage(_subparser(parser, args)).error("unrecognized arguments: %s" % " ".join(unknown))
+        # a shortened option of ours is refused, not sent to the monitor as a command argument
+        ours = [o for a in _subparser(parser, args)._actions for o in a.option_strings if o.startswith("--")]
+        for u in unknown:
+            meant = [o for o in ours if o.startswith(u.partition("=")[0])]
+            if meant:
+                _Usage(_subparser(parser, args)).error(
+                    "unrecognized arguments: %s (options are not abbreviated: did you mean %s?)"
+                    % (u.partition("=")[0], " or ".join(meant)))
         args.command += unknown  # a monitor command's --NAME=VALUE and --flag arguments
     if args.cmd == "version":
         print(json.dumps({"version": __version__}) if args.json else "msgr2tx %s" % __version__)
         return EXIT_OK
     if args.cmd == "keyring":
         return _keyring(args)
+    usage = _Usage(_subparser(parser, args))
     if not (math.isfinite(args.timeout) and args.timeout > 0):
-        parser.error("--timeout must be a positive number of seconds")
+        usage.error("--timeout must be a positive number of seconds")
     try:
         _resolve_settings(args, os.environ)
     except ConfError as e:
         return _fail_json(args, e)
+    except ValueError as e:
+        usage.error(str(e))
     if args.connect_timeout is not None and not (math.isfinite(args.connect_timeout) and args.connect_timeout > 0):
-        parser.error("--connect-timeout must be a positive number of seconds")
+        usage.error("--connect-timeout must be a positive number of seconds")
     from msgr2tx.auth import UnknownAuthMethod
     try:
         _client_setup(args, peer_is_mon=args.cmd == "command")
     except UnknownAuthMethod as e:
-        parser.error(str(e))
+        usage.error(str(e))
     except Msgr2Error as e:
         # a keyring or key that cannot be used: the operation fails (1), not the usage
         return _fail_json(args, e)
     except Exception as e:
-        parser.error(str(e))
+        usage.error(str(e))
     runner = {"command": _command, "ping": _ping, "echo-test": _echo_test, "rados": _rados}[args.cmd]
     return _run(runner, args)
 

@@ -185,6 +185,33 @@ class ConnectionClosed(Msgr2Error):
     """The connection closed before the operation completed."""
 
 
+class NoMonitorSession(ConnectionClosed):
+    """
+    No monitor session came up: the hunt ran out of time, or (when asked to
+    give up after one round) every monitor dialled failed.  C{failures}
+    lists C{(name, address, error)} for each monitor's last failed attempt,
+    the error being what the connection raised (a refused TCP connect, a
+    handshake timeout, ...); the message names each cause.
+    """
+
+    def __init__(self, message, failures=()):
+        super().__init__(message)
+        self.failures = list(failures)
+
+
+class NoOSDMap(ConnectionClosed):
+    """
+    The monitor session is up but the monitor sent no OSDMap in time: the
+    peer is not a Ceph monitor (say an echo server that still answered the
+    handshake as one), or a monitor that cannot serve maps (out of quorum).
+    C{monitor} names the monitor (C{"mon.a (v2:...)"}).
+    """
+
+    def __init__(self, message, monitor=None):
+        super().__init__(message)
+        self.monitor = monitor
+
+
 class CommandError(Msgr2Error):
     """A monitor command returned a non-zero result."""
 

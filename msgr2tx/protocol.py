@@ -1085,17 +1085,23 @@ class Msgr2Protocol(Protocol):
             # the refused method may know why in words (cephx: a key type the monitor does not allow)
             describe = getattr(self._auth_handler, "describe_refusal", None)
             hint = describe(event.result) if describe is not None and event.allowed_methods is not None else None
+            from msgr2tx.auth import method_name, mode_name
+            code = -event.result
+            why = os.strerror(code).lower() if code in errno.errorcode else "result %d" % event.result
             raise AuthBadMethod(
-                "server refused auth method %d (result %d); it allows methods %s and modes %s%s"
-                % (event.rejected_method, event.result, list(event.allowed_methods or ()),
-                   list(event.allowed_modes or ()), "; " + hint if hint else ""),
+                "the server refused auth %s (%s); it allows auth %s with modes %s%s"
+                % (method_name(event.rejected_method), why,
+                   ", ".join(method_name(m) for m in event.allowed_methods or ()) or "nothing",
+                   ", ".join(mode_name(m) for m in event.allowed_modes or ()) or "none",
+                   "; " + hint if hint else ""),
                 event.rejected_method, event.result, event.allowed_methods or (), event.allowed_modes or ())
         handler = candidates[0]
         self._auth_handler = handler
         modes = self._modes_for(handler, event.allowed_modes)
         if not modes:
-            raise AuthBadMethod("no connection mode in %s works with auth method %d" % (
-                list(self.config.modes), handler.method), handler.method)
+            from msgr2tx.auth import method_name, mode_name
+            raise AuthBadMethod("no connection mode of ours (%s) works with auth %s" % (
+                ", ".join(mode_name(m) for m in self.config.modes), method_name(handler.method)), handler.method)
         self._auth_step(lambda: handler.build_request(self.conn.peer_entity_type),
                         lambda payload: self.conn.send_auth_request(handler.method, payload, modes))
 

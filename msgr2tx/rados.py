@@ -24,7 +24,7 @@ C{ObjectOperation}): the same ops with the same arguments go on the wire.
 import dataclasses
 import errno
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from twisted.internet import defer
 
@@ -95,8 +95,10 @@ class Rados:
         (modes, msgr2 revision); lossy sessions are always used.
     @param op_timeout: seconds an object operation may take (resends
         included) before it fails with L{msgr2tx.errors.OpTimeout}.
-    @param connect_timeout: seconds L{connect} hunts for a monitor session
-        before it fails with L{msgr2tx.errors.ConnectionClosed}.
+    @param connect_timeout: seconds L{connect} may take in all (monitor
+        session and first OSDMap) before it fails with
+        L{msgr2tx.errors.NoMonitorSession} or L{msgr2tx.errors.NoOSDMap}
+        (both L{msgr2tx.errors.ConnectionClosed}).
     """
 
     def __init__(self, reactor, mon_addrs: Union[str, Sequence[str]], auth: Union[str, Sequence] = "none",
@@ -116,36 +118,78 @@ class Rados:
                                           features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
         self.op_timeout = op_timeout
         self.connect_timeout = connect_timeout
-        self.monclient = None
+        self.monclient: Any = None
         self.follower: Optional[OSDMapFollower] = None
         self.objecter: Optional[Objecter] = None
 
     @defer.inlineCallbacks
-    def connect(self):
+    def connect(self, give_up_after_round: bool = False):
         """
         Find a monitor and authenticate (L{MonClient} in hunting mode:
         several monitors dialled at once, the session kept and hunted for
         again when it drops), wait for the first OSDMap, and get ready for
-        object I/O.  Fires with C{self}.
+        object I/O, all within C{connect_timeout} seconds.  Fires with
+        C{self}.
 
+        @param give_up_after_round: fail as soon as every monitor of the
+            first hunt round failed (connection refused, say) rather than
+            hunting again until C{connect_timeout}: for command lines.
         @raise AuthError: (as a failure) the monitors refused our credentials.
-        @raise ConnectionClosed: (as a failure) no monitor session within
-            C{connect_timeout} seconds.
+        @raise NoMonitorSession: (as a failure) no monitor session within
+            C{connect_timeout} seconds (or after the first round); the
+            message names each monitor's last failure.
+        @raise NoOSDMap: (as a failure) the session came up but the monitor
+            sent no OSDMap before C{connect_timeout} ran out: the peer is not
+            a Ceph monitor, or one that cannot serve maps.
         """
         from msgr2tx.clients.monclient import MonClient
 
+        started = self.reactor.seconds()
         self.monclient = MonClient(clock=self.reactor)
         self.follower = OSDMapFollower(self.monclient)
         try:
             yield self.monclient.start(self.reactor, self.mon_addrs, self.auth, self.config,
                                        connect_timeout=self.connect_timeout)
-            yield self.monclient.authenticate(timeout=self.connect_timeout)
+            yield self.monclient.authenticate(timeout=self.connect_timeout, give_up_after_round=give_up_after_round)
         except BaseException:
             self.monclient.stop()
             raise
         self.objecter = Objecter(self.reactor, self.follower, self.auth, self.config, op_timeout=self.op_timeout)
-        yield self.follower.when_epoch(1)
+        try:
+            yield self._first_osdmap(max(0.0, self.connect_timeout - (self.reactor.seconds() - started)))
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def _first_osdmap(self, timeout: float) -> defer.Deferred:
+        """The follower's first OSDMap, or L{NoOSDMap} after C{timeout} seconds."""
+        from msgr2tx.errors import NoOSDMap
+
+        waiting = self.follower.when_epoch(1)
+        if waiting.called:
+            return waiting
+        d: defer.Deferred = defer.Deferred()
+
+        def expire():
+            monclient = self.monclient
+            protocol = monclient.protocol
+            info = getattr(protocol, "info", None)
+            peer = str(info.peer_name) if info is not None else "a monitor"
+            addr = dict(monclient.monitors).get(monclient.active_name)
+            where = "%s (%s)" % (monclient.active_name, addr) if monclient.active_name else "the monitor"
+            d.errback(NoOSDMap(
+                "no osdmap from %s within %gs of connect(): the session came up (the peer identified as %s) "
+                "but it never answered the osdmap subscription; is it a Ceph monitor (port 3300 of a ceph-mon), "
+                "and in quorum?" % (where, self.connect_timeout, peer), where))
+        call = self.reactor.callLater(timeout, expire)
+
+        def got(result):
+            if call.active():
+                call.cancel()
+                d.callback(result)
+        waiting.addBoth(got)
+        return d
 
     @property
     def osdmap(self) -> OSDMap:

@@ -404,7 +404,13 @@ class PolicyTests(TestCase):
         self.assertEqual(done.result, -errno.EACCES)
         self.assertEqual(done.reason, "cephx: client.admin's key is of type aes, which auth_allowed_ciphers "
                                       "(aes256k) does not allow")
-        # the client, told only EACCES, says what probably happened
+        # the client, told only EACCES, says what probably happened: knowing
+        # nothing of the monitor, a wrong key; knowing its cipher policy (from
+        # a monmap, as MonClient passes it on), the key's type
+        hint = client.describe_refusal(-errno.EACCES)
+        self.assertIn("the key is wrong", hint)
+        self.assertNotIn("aes256k", hint)
+        client.monitor_ciphers = (P.CRYPTO_AES256KRB5,)
         hint = client.describe_refusal(-errno.EACCES)
         self.assertIn("insecure type aes", hint)
         self.assertIn("auth_allowed_ciphers", hint)
@@ -514,12 +520,35 @@ class LoopbackTests(TestCase):
     @defer.inlineCallbacks
     def test_refusal_in_words(self):
         address = self.serve(keyring(admin_key=key128()), CipherPolicy.parse("aes256k"))
-        d = connect(reactor, address, [CephxClientHandler(ADMIN, key128())], ConnectionConfig(), timeout=5)
+        handler = CephxClientHandler(ADMIN, key128())
+        handler.monitor_ciphers = (P.CRYPTO_AES256KRB5,)   # as MonClient sets it from a monmap it saw
+        d = connect(reactor, address, [handler], ConnectionConfig(), timeout=5)
         err = yield self.assertFailure(d, AuthBadMethod)
         self.assertEqual(err.result, -errno.EACCES)
         self.assertIn("insecure type aes", str(err))
         self.assertIn("give client.admin an aes256k key", str(err))
         self.assertNotIn(ADMIN_SECRET_128.decode(), str(err))
+
+
+    @defer.inlineCallbacks
+    def test_monclient_passes_the_monmaps_ciphers_on(self):
+        # a MonClient that holds a Squid+ monmap whose auth_allowed_ciphers leave aes out
+        # explains a refused aes key by its type; without a monmap, as a wrong key
+        from msgr2tx.ceph.monmap import MonMap
+        from msgr2tx.clients.monclient import MonClient
+        address = self.serve(keyring(admin_key=key128()), CipherPolicy.parse("aes256k"))
+        texts = []
+        for monmap in (None, MonMap(min_mon_release=20, auth_allowed_ciphers=[P.CRYPTO_AES256KRB5])):
+            monclient = MonClient(clock=reactor)
+            monclient.monmap = monmap
+            yield monclient.start(reactor, [address], [CephxClientHandler(ADMIN, key128())], ConnectionConfig())
+            self.addCleanup(monclient.stop)
+            err = yield self.assertFailure(monclient.authenticate(timeout=10), AuthBadMethod)
+            texts.append(str(err))
+        self.assertIn("the key is wrong, or client.admin does not exist", texts[0])
+        self.assertNotIn("aes256k", texts[0])
+        self.assertIn("its auth_allowed_ciphers (aes256k) does not allow keys of the insecure type aes", texts[1])
+        self.assertIn("give client.admin an aes256k key", texts[1])
 
 
 class MixedKeyringTests(TestCase):

@@ -118,6 +118,81 @@ class socket_closed_port:
         return False
 
 
+class SmallUsageTests(SynchronousTestCase, _TempDir):
+    """Usage mistakes refused in words, with the subcommand's usage line (exit 2); no peer needed."""
+
+    def test_timeout_zero_shows_the_subcommands_usage(self):
+        for argv, usage in ((["ping", "v2:127.0.0.1:1", "--timeout", "0"], "usage: msgr2tx ping "),
+                            (["rados", "-m", "v2:127.0.0.1:1", "-p", "x", "ls", "--timeout", "0"],
+                             "usage: msgr2tx rados ls ")):
+            p = run(*argv)
+            self.assertEqual(p.returncode, 2)
+            self.assertTrue(p.stderr.startswith(usage), p.stderr)
+            self.assertIn("--timeout must be a positive number of seconds", p.stderr)
+
+    def test_empty_id_refused(self):
+        for argv in (["--name", "client."], ["--id", ""], ["--name", "client"]):
+            p = run("ping", "v2:127.0.0.1:1", "--auth", "none", *argv)
+            self.assertEqual(p.returncode, 2, (argv, p.stderr))
+            self.assertIn("give TYPE.ID, e.g. client.admin", p.stderr)
+
+    def test_unknown_auth_argument_refused(self):
+        p = run("ping", "v2:127.0.0.1:1", "--auth", "cephx:keyring=/nonexistent:bogus=1")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("auth cephx: unknown argument bogus (it takes keyring, name)", p.stderr)
+        p = run("ping", "v2:127.0.0.1:1", "--auth", "none:nmae=client.x")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("auth none: unknown argument nmae (it takes name)", p.stderr)
+
+    def test_key_type_must_match_the_key(self):
+        d = self.mktemp_dir()
+        key = CryptoKey.generate().to_base64()
+        p = run("keyring", "create", os.path.join(d, "k"), "-n", "client.x", "--key", key, "--key-type", "aes256k")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--key holds an aes key, but --key-type says aes256k", p.stderr)
+        self.assertNotIn(key, p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "k")))
+        p = run("keyring", "create", os.path.join(d, "k"), "-n", "client.x", "--key", key, "--key-type", "aes")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_ping_names_the_default_port(self):
+        # 127.0.0.2: nothing listens on its port 3300 (the tests' monitors use 127.0.0.1)
+        p = run("ping", "v2:127.0.0.2", "--auth", "none", "--count", "1")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("could not connect to v2:127.0.0.2 (port 3300, the default): connection refused", p.stderr)
+
+    def test_help_texts(self):
+        p = run("ping", "--help")
+        self.assertIn("time KEEPALIVE2 round trips", p.stdout)
+        p = run("rados", "put", "--help")
+        self.assertIn("the file to read; - for stdin", p.stdout)
+        p = run("rados", "get", "--help")
+        self.assertIn("the file to write; - for stdout", p.stdout)
+
+
+class PluginMethodNameTests(SynchronousTestCase):
+    """A refusal of a plugin's auth method names the plugin, not its number."""
+
+    def test_refusal_names_the_plugin(self):
+        import argparse
+        import msgr2tx.auth
+        from msgr2tx import errors as E
+
+        class Token:
+            name = "token"
+            methodID = 112
+        self.patch(msgr2tx.auth, "findAuthProviders", lambda: [Token()])
+        self.assertEqual(msgr2tx.auth.method_name(112), "token")
+        self.assertEqual(msgr2tx.auth.method_name(113), "method 113")
+        self.assertEqual(msgr2tx.auth.method_name(2), "cephx")
+        error = E.AuthBadMethod("refused", 112, -13, (112,), (1, 2))
+        attempt = cli._Attempt("v2:127.0.0.1:1", 5.0)
+        explained = cli._explain_auth(error, attempt, argparse.Namespace(name="client.bob"), "the peer")
+        self.assertIsInstance(explained, E.KeyRefused)
+        self.assertEqual(str(explained), "the peer refused client.bob (auth token: permission denied): check --name, "
+                                         "or have the peer let client.bob in")
+
+
 class KeyringCommandTests(SynchronousTestCase, _TempDir):
     def setUp(self):
         self.dir = self.mktemp_dir()
@@ -499,6 +574,51 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         with open(keyfile, "w") as f:
             f.write(key + "\n")
         p = run("command", "-m", self.mon.addr, "--keyfile", keyfile, *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_key_option_as_ceph_has_it(self):
+        # Ceph's --key: the secret itself, on the command line or in CEPH_ARGS; never echoed
+        d = self.mktemp_dir()
+        key = Keyring.load(self.mon.keyring).get("client.admin").to_base64()
+        p = run("command", "-m", self.mon.addr, "--key", key, "-v", *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("ceph version 16.2"), p.stdout)
+        self.assertNotIn(key, p.stdout + p.stderr)
+        p = run("command", *self.version, "-v", cwd=d,
+                env={"HOME": d, "CEPH_ARGS": "-m %s --key %s --log-file /dev/null --debug-ms 1" % (self.mon.addr, key)})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn(key, p.stdout + p.stderr)
+        # -v names where each option came from: CEPH_ARGS, not the command line
+        self.assertIn("mon_host = %s (from CEPH_ARGS)" % self.mon.addr, p.stderr)
+        self.assertIn("CEPH_ARGS options ignored: --log-file /dev/null --debug-ms 1", p.stderr)
+        # a wrong key given so: refused in words, the key not shown
+        wrong = CryptoKey.generate().to_base64()
+        p = run("command", "-m", self.mon.addr, "--key", wrong, *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("refused our key for client.admin", p.stderr)
+        self.assertNotIn(wrong, p.stderr)
+
+    def test_conf_keyring_that_is_missing_is_named(self):
+        d = self.mktemp_dir()
+        conf = os.path.join(d, "ceph.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\nmon host = %s\nkeyring = /nonexistent/$name\n" % self.mon.addr)
+        p = run("command", "-c", conf, *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("does not accept auth none; it allows cephx: cephx was left out because no key for "
+                      "client.admin was found (searched /nonexistent/client.admin; keyring set in %s)" % conf,
+                      p.stderr)
+
+    def test_no_abbreviated_options(self):
+        for argv in (["command", "-m", self.mon.addr, "--keyr", self.mon.keyring] + self.version,
+                     ["ping", self.mon.addr, "--cou", "1"],
+                     ["rados", "-m", self.mon.addr, "-p", "data", "ls", "--conn", "1"]):
+            p = run(*argv)
+            self.assertEqual(p.returncode, 2, (argv, p.stderr))
+            self.assertIn("unrecognized arguments", p.stderr)
+        # abbreviations in CEPH_ARGS are unknown options there: ignored, as Ceph ignores what it does not know
+        p = run("command", "-m", self.mon.addr, "-k", self.mon.keyring, *self.version,
+                env={"CEPH_ARGS": "--keyr /nonexistent"})
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_mon_host_dns_name(self):

@@ -87,7 +87,7 @@ class PartialSummaryTests(TestCase):
     def start_server(self, lossy=True, receiver=None):
         config = ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=lossy)
         factory = Msgr2ServerFactory([NoneServerHandler()], receiver or EchoReceiver(), config)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        port = self.listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.port = port.getHost().port
         return "v2:127.0.0.1:%d" % self.port
@@ -164,6 +164,28 @@ class PartialSummaryTests(TestCase):
         self.assertEqual(json.loads(out.strip().splitlines()[-1])["received"], 250)
         self.assertTrue(err.endswith("\n"), repr(err))
         self.assertEqual(err.rstrip("\n").split("\r")[-1], "sent 250/250, received 250")
+
+    @defer.inlineCallbacks
+    def test_echo_test_says_the_server_is_gone(self):
+        # the echo server stops (its port closed, its connection dropped) after 40 messages:
+        # echo-test says so once reconnecting has been refused a while, not after --timeout
+        class DropAfter(EchoReceiver):
+            def messageReceived(self_, protocol, message):
+                super().messageReceived(protocol, message)
+                if self_.received == 40:
+                    self.listening.stopListening()
+                    protocol.transport.abortConnection()
+        address = self.start_server(lossy=False, receiver=DropAfter())
+        started = time.monotonic()
+        out, err, code = yield msgr2tx("echo-test", "--target", address, "--count", "100000", "--window", "8",
+                                       "--timeout", "25")
+        self.assertLess(time.monotonic() - started, 22)   # not the 25 s timeout
+        self.assertEqual(code, cli.EXIT_FAILED, err)
+        self.assertIn("msgr2tx: error: the echo server at %s is gone" % address, err)
+        self.assertIn("reconnecting fails (connection refused)", err)
+        result = json.loads(out.strip().splitlines()[-1])
+        self.assertIs(result["complete"], False)
+        self.assertGreaterEqual(result["received"], 1)
 
     @defer.inlineCallbacks
     def test_echo_test_timeout_prints_the_partial_summary(self):

@@ -173,6 +173,20 @@ class EchoServerExampleTests(SynchronousTestCase):
         self.assertIn("msgr2 server stopped", out)
 
 
+class MonitorStatusRefusedTests(SynchronousTestCase):
+    def test_auth_none_refused_in_words_at_once(self):
+        from tests import cephlab
+        mon = cephlab.shared_monitor(auth="cephx")
+        started = time.monotonic()
+        p = subprocess.run([sys.executable, os.path.join(EXAMPLES, "monitor_status.py"), "--mon", mon.addr,
+                            "--count", "1"], capture_output=True, text=True, timeout=120, env=_env())
+        self.assertLess(time.monotonic() - started, 20.0)   # not the 30 s timeout
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("refused our login: the server refused auth none", p.stderr)
+        self.assertIn("give --auth cephx --keyring PATH", p.stderr)
+        self.assertNotIn("in time", p.stderr)
+
+
 class MonitorStatusExampleTests(SynchronousTestCase):
     def setUp(self):
         from tests import cephlab

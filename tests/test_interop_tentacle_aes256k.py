@@ -275,9 +275,26 @@ class CipherPolicyTests(TestCase):
         printed = mon.ceph_checked("auth", "print-key", "client.legacy").stdout.decode().strip()
         self.assertEqual(key_blob(printed)[:2], b"\x01\x00")
 
-        handler = CephxClientHandler(legacy, ring.get(legacy))
-        d = connect(reactor, mon.addr, [handler], CONFIGS["secure", 1], receiver=MonClient(), timeout=15)
+        # knowing nothing of the monitor: the refusal reads as a wrong key
+        d = connect(reactor, mon.addr, [CephxClientHandler(legacy, ring.get(legacy))], CONFIGS["secure", 1],
+                    receiver=MonClient(), timeout=15)
         err = yield self.assertFailure(d, AuthBadMethod)
+        self.assertIn("the key is wrong, or client.legacy does not exist", str(err))
+        # a MonClient holding the cluster's monmap (Tentacle, auth_allowed_ciphers aes256k) names the key's type
+        admin = MonClient(clock=reactor)
+        yield admin.start(reactor, mon.addr, [CephxClientHandler(ADMIN, Keyring.load(mon.keyring).get(ADMIN))],
+                          CONFIGS["secure", 1])
+        self.addCleanup(admin.stop)
+        yield admin.authenticate(timeout=15)
+        monmap = yield admin.whenMonmap()
+        self.assertGreaterEqual(monmap.min_mon_release, 20)
+        self.assertEqual(list(monmap.auth_allowed_ciphers), [P.CRYPTO_AES256KRB5])
+        legacy_client = MonClient(clock=reactor)
+        legacy_client.monmap = monmap
+        yield legacy_client.start(reactor, mon.addr, [CephxClientHandler(legacy, ring.get(legacy))],
+                                  CONFIGS["secure", 1])
+        self.addCleanup(legacy_client.stop)
+        err = yield self.assertFailure(legacy_client.authenticate(timeout=15), AuthBadMethod)
         self.assertEqual(err.result, -13)
         text = str(err)
         self.assertIn("insecure type aes", text)

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 from twisted.internet import defer, reactor, task, threads
@@ -287,6 +288,63 @@ class ConnectFailureTests(_RadosCase):
         rados = Rados(reactor, "v2:127.0.0.1:%d" % port, auth="none", connect_timeout=2.0)
         e = yield self.assertFailure(rados.connect(), ConnectionClosed)
         self.assertIn(str(port), str(e))
+        self.assertIn("connection refused", str(e))
+
+    @defer.inlineCallbacks
+    def test_no_monitor_gives_up_after_one_round(self):
+        from msgr2tx.errors import NoMonitorSession
+        from twisted.internet.error import ConnectionRefusedError
+        port = cephlab.free_port()
+        rados = Rados(reactor, "v2:127.0.0.1:%d" % port, auth="none", connect_timeout=30.0)
+        started = reactor.seconds()
+        e = yield self.assertFailure(rados.connect(give_up_after_round=True), NoMonitorSession)
+        self.assertLess(reactor.seconds() - started, 5.0)
+        self.assertEqual([(name, type(error)) for name, _, error in e.failures],
+                         [("noname-a", ConnectionRefusedError)])
+        self.assertIn("v2:127.0.0.1:%d/0): connection refused" % port, str(e))
+
+    @defer.inlineCallbacks
+    def test_wrong_key_in_words(self):
+        # a 16.2 monitor: the plain wrong-key words, with no advice about key types
+        from msgr2tx.auth.cephx import CephxAuthProvider
+        from msgr2tx.auth.keyring import CryptoKey
+        from msgr2tx.errors import AuthBadMethod
+        handler = CephxAuthProvider().clientHandler(name="client.admin", key=CryptoKey.generate())
+        rados = Rados(reactor, self.mon.addr, auth=[handler], connect_timeout=10.0)
+        e = yield self.assertFailure(rados.connect(), AuthBadMethod)
+        self.assertIn("refused auth cephx (permission denied); it allows auth cephx with modes", str(e))
+        self.assertIn("the key is wrong, or client.admin does not exist", str(e))
+        self.assertNotIn("aes256k", str(e))
+        self.assertNotIn("method 2", str(e))
+
+
+class EchoServerTests(TestCase):
+    """connect() to a msgr2 peer that is no Ceph monitor (the echo server, as mon.a) fails in time, in words."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_no_osdmap_from_an_echo_server(self):
+        from msgr2tx.auth.none import NoneServerHandler
+        from msgr2tx.core.encoding import EntityType
+        from msgr2tx.errors import ConnectionClosed, NoOSDMap
+        from msgr2tx.factory import Msgr2ServerFactory
+        from msgr2tx.services import EchoReceiver
+
+        factory = Msgr2ServerFactory([NoneServerHandler()], EchoReceiver(),
+                                     ConnectionConfig(entity_type=EntityType.MON, entity_num=0))
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        address = "v2:127.0.0.1:%d" % port.getHost().port
+        rados = Rados(reactor, [address], auth="none", connect_timeout=3.0)
+        started = reactor.seconds()
+        e = yield self.assertFailure(rados.connect(), NoOSDMap)
+        self.assertIsInstance(e, ConnectionClosed)
+        self.assertLess(reactor.seconds() - started, 3.0 + 2.0)
+        self.assertIn("no osdmap from noname-a (%s" % address, str(e))
+        self.assertIn("is it a Ceph monitor", str(e))
+        self.assertIn("identified as mon.", str(e))
+        self.assertIsNone(rados.monclient.protocol)   # closed: nothing left dialling
 
 
 class RetryTests(TestCase):
@@ -386,6 +444,18 @@ class ExampleTests(_RadosCase):
         self.assertEqual(p.stderr, "error: the monitor at %s refused auth none; it allows cephx (modes secure, crc): "
                                    "use --auth cephx:keyring=PATH (e.g. /etc/ceph/ceph.client.admin.keyring)\n"
                          % self.mon.addr)
+        # a wrong key: the key is named as the cause, not the auth method
+        from msgr2tx.auth.keyring import CryptoKey, Keyring
+        from msgr2tx.core.encoding import EntityName
+        wrong = os.path.abspath(self.mktemp())
+        ring = Keyring()
+        ring.add(EntityName.parse("client.admin"), CryptoKey.generate(), {})
+        ring.save(wrong)
+        p = subprocess.run(argv[:4] + ["--auth", "cephx:keyring=%s" % wrong, "--pool", "example"],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("the key is wrong, or client.admin does not exist", p.stderr)
+        self.assertNotIn("use --auth", p.stderr)
 
 
 class ReleaseTests(TestCase):
@@ -502,6 +572,55 @@ class CliTests(_RadosCase):
         p = self.msgr2tx("-p", POOL, "ls", "--timeout", "0")
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(b"--timeout must be a positive number of seconds", p.stderr)
+
+
+class CliErrorTests(_RadosCase):
+    """msgr2tx rados fails in command's words and JSON kinds (a cephx 16.2 monitor)."""
+
+    auth = "cephx"
+
+    def msgr2tx(self, *args):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {k: v for k, v in os.environ.items() if k not in ("CEPH_ARGS", "CEPH_CONF", "CEPH_KEYRING")}
+        env["PYTHONPATH"] = root
+        argv = [sys.executable, "-m", "msgr2tx", "rados", *args]
+        return subprocess.run(argv, capture_output=True, timeout=60, env=env, text=True, cwd=self.mktemp_dir())
+
+    def mktemp_dir(self):
+        path = self.mktemp()
+        os.makedirs(path)
+        return path
+
+    def test_wrong_key(self):
+        from msgr2tx.auth.keyring import CryptoKey, Keyring
+        from msgr2tx.core.encoding import EntityName
+        path = os.path.abspath(os.path.join(self.mktemp_dir(), "other.keyring"))
+        ring = Keyring()
+        ring.add(EntityName.parse("client.admin"), CryptoKey.generate(), {})
+        ring.save(path)
+        p = self.msgr2tx("-m", self.mon.addr, "-k", path, "-p", POOL, "ls", "--json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("refused our key for client.admin: check the keyring", p.stderr)
+        self.assertNotIn("aes256k", p.stderr)
+        error = json.loads(p.stdout)
+        self.assertEqual((error["error"], error["stage"]), ("key-refused", "auth"))
+        self.assertIn(self.mon.addr, error["address"])
+
+    def test_no_keyring_against_cephx(self):
+        p = self.msgr2tx("-m", self.mon.addr, "--auth", "none", "-p", POOL, "ls", "--json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("does not accept auth none; it allows cephx: use --auth cephx with -k KEYRING", p.stderr)
+        self.assertEqual(json.loads(p.stdout)["error"], "auth-method")
+
+    def test_unreachable_monitor_at_once(self):
+        port = cephlab.free_port()
+        started = time.monotonic()
+        p = self.msgr2tx("-m", "v2:127.0.0.1:%d" % port, "-k", self.mon.keyring, "-p", POOL, "ls", "--json")
+        self.assertLess(time.monotonic() - started, 8.0)   # not the 10 s connect timeout
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("could not connect to v2:127.0.0.1:%d/0: connection refused" % port, p.stderr)
+        error = json.loads(p.stdout)
+        self.assertEqual((error["error"], error["stage"]), ("connect", "connect"))
 
 
 class ErrorWordsTests(TestCase):

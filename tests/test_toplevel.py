@@ -18,6 +18,17 @@ class TopLevelTests(SynchronousTestCase):
             self.assertIs(getattr(msgr2tx, name), getattr(importlib.import_module(module), name), name)
         self.assertEqual(sorted(msgr2tx.__all__), sorted(["__version__", *msgr2tx._EXPORTS]))
 
+    def test_every_object_error_is_exported(self):
+        # docs/objects.md lists these together: each one is importable from the top level
+        import msgr2tx.errors as errors
+        rados_errors = {name for name, value in vars(errors).items()
+                        if isinstance(value, type) and issubclass(value, errors.RadosError)}
+        self.assertLessEqual({"RadosError", "ObjectNotFound", "ObjectExists", "NoData",
+                                        "PermissionDenied", "PoolNotFound", "OpTimeout"}, rados_errors)
+        for name in rados_errors:
+            self.assertIs(getattr(msgr2tx, name), getattr(errors, name), name)
+            self.assertIn(name, msgr2tx.__all__)
+
     def test_unknown_name(self):
         with self.assertRaises(AttributeError):
             msgr2tx.NoSuchThing  # noqa: B018

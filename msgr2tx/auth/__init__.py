@@ -8,7 +8,7 @@ handler objects directly, so nothing depends on the plugin cache.
 """
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 from msgr2tx.core.encoding import EntityName
 from msgr2tx.errors import Msgr2Error
@@ -123,6 +123,28 @@ def findAuthProvider(name: str):
         name, ", ".join(sorted(p.name for p in findAuthProviders())) or "none"))
 
 
+def method_name(method: int) -> str:
+    """
+    An auth method in words: C{none}, C{cephx}, C{gss}, else the name of
+    the installed plugin whose C{methodID} it is, else C{method N}.
+    """
+    known = {1: "none", 2: "cephx", 4: "gss"}
+    if method in known:
+        return known[method]
+    try:
+        for provider in findAuthProviders():
+            if getattr(provider, "methodID", None) == method:
+                return str(provider.name)
+    except Exception:  # a broken plugin must not hide the error being described
+        pass
+    return "method %d" % method
+
+
+def mode_name(mode: int) -> str:
+    """A connection mode in words: C{crc}, C{secure}, else C{mode N}."""
+    return {1: "crc", 2: "secure"}.get(mode, "mode %d" % mode)
+
+
 def parseAuthSpec(spec: str):
     """Split C{"cephx:keyring=/path:name=client.admin"} into (name, argstring)."""
     name, _, args = spec.partition(":")
@@ -139,12 +161,24 @@ def makeServerHandler(spec: str, **kwargs):
     return findAuthProvider(name).serverHandler(args, **kwargs)
 
 
-def parseArgString(argstring: str) -> dict:
-    """C{key=value:key=value} into a dict (values may not contain ':')."""
+def parseArgString(argstring: str, known: Optional[Iterable[str]] = None, method: str = "") -> dict:
+    """
+    C{key=value:key=value} into a dict (values may not contain ':').
+    ValueError for an item that is not key=value, and, when C{known} names
+    the arguments the method takes, for any other key (naming C{method}
+    and the known ones), so that a misspelt argument is not ignored.
+    """
     result = {}
     for item in filter(None, argstring.split(":")):
         key, eq, value = item.partition("=")
         if not eq:
             raise ValueError("auth argument %r is not key=value" % (item,))
         result[key.strip()] = value
+    if known is not None:
+        known = sorted(known)
+        unknown = sorted(k for k in result if k not in known)
+        if unknown:
+            raise ValueError("auth %s: unknown argument%s %s (it takes %s)" % (
+                method or "method", "s" if len(unknown) > 1 else "", ", ".join(unknown),
+                ", ".join(known) or "none"))
     return result

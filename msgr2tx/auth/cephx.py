@@ -25,7 +25,7 @@ formats a secret.
 import errno
 import os
 import time
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -156,6 +156,11 @@ class CephxClientHandler:
         self.tickets = tickets if tickets is not None else TicketStore()
         if global_id:
             self.tickets.global_id = global_id
+        #: what we know of the monitor's ciphers before auth: None (nothing,
+        #: as on a first connection), else the C{auth_allowed_ciphers} of a
+        #: monmap it sent us (MonClient sets it); only then does a refused
+        #: aes key get the advice about aes256k
+        self.monitor_ciphers: Optional[Tuple[int, ...]] = None
         self._reset()
 
     def __repr__(self) -> str:
@@ -183,7 +188,9 @@ class CephxClientHandler:
         tickets = TicketStore()
         tickets.tickets = dict(self.tickets.tickets)
         tickets.global_id = self.tickets.global_id
-        return CephxClientHandler(self.name, self._key, want_keys=self.want_keys, tickets=tickets)
+        clone = CephxClientHandler(self.name, self._key, want_keys=self.want_keys, tickets=tickets)
+        clone.monitor_ciphers = self.monitor_ciphers
+        return clone
 
     def _reset(self) -> None:
         self._role = None
@@ -228,20 +235,24 @@ class CephxClientHandler:
         """
         Words for a monitor's refusal (AUTH_BAD_METHOD with C{result}) once
         it has seen our answer to its challenge; None otherwise.  The
-        monitor only says EACCES; the likely causes are a wrong key, and, for
-        an C{aes} key, a cluster whose C{auth_allowed_ciphers} no longer
-        allows aes (the default of Squid 19.2.6+ and Tentacle 20.2.4+).
+        monitor only says EACCES: the key is wrong, or the entity does not
+        exist.  Only when C{monitor_ciphers} (from a monmap of that cluster)
+        leaves out our key's type is the cause named as the cipher policy
+        (C{auth_allowed_ciphers}, aes256k only by default on new Squid
+        19.2.6+ and Tentacle 20.2.4+ clusters); a monitor of an older
+        release never refuses a key for its type.
         """
         if self._role != "mon" or not self._server_challenge or result != -errno.EACCES:
             return None
         kind = self._key.type_name
-        if self._key.type in SECURE_KEY_TYPES:
-            return ("the monitor refused %s's %s key: the key is wrong, or the monitor's "
-                    "auth_allowed_ciphers does not allow %s" % (self.name, kind, kind))
-        return ("the monitor refused %s's %s key: either the key is wrong, or it is of the insecure type %s, "
-                "which the monitor's auth_allowed_ciphers does not allow (Squid 19.2.6+ and Tentacle 20.2.4+ "
-                "allow only aes256k on new clusters); give %s an aes256k key, or allow aes with "
-                "'ceph mon set auth_allowed_ciphers aes,aes256k'" % (self.name, kind, kind, self.name))
+        allowed = self.monitor_ciphers
+        if allowed is not None and self._key.type not in allowed:
+            return ("the monitor refused %s's %s key: its auth_allowed_ciphers (%s) does not allow keys of %s "
+                    "%s; give %s an aes256k key, or allow %s with 'ceph mon set auth_allowed_ciphers aes,aes256k'"
+                    % (self.name, kind, ",".join(key_type_name(k) for k in sorted(allowed)),
+                       "type" if self._key.type in SECURE_KEY_TYPES else "the insecure type", kind, self.name, kind))
+        return ("the monitor refused %s's key: the key is wrong, or %s does not exist (the key must be the "
+                "one 'ceph auth get %s' shows)" % (self.name, self.name, self.name))
 
     def handle_done(self, global_id: int, con_mode: int, payload: bytes):
         if self._role == "mon":
@@ -825,7 +836,7 @@ class CephxAuthProvider:
 
     def clientHandler(self, argstring="", name=None, global_id=0, keyring=None, key=None,
                       want_keys=DEFAULT_WANT_KEYS, **kwargs):
-        args = parseArgString(argstring)
+        args = parseArgString(argstring, ("keyring", "name"), "cephx")
         if name is None:
             name = EntityName.parse(args.get("name", "client.admin"))
         elif isinstance(name, str):
@@ -850,7 +861,8 @@ class CephxAuthProvider:
         C{allowed_ciphers}, C{service_cipher} and C{preferred_cipher};
         ValueError if they name an unknown or unusable cipher.
         """
-        args = parseArgString(argstring)
+        args = parseArgString(argstring, ("keyring", "name", "allowed_ciphers", "service_cipher",
+                                          "preferred_cipher"), "cephx")
         if key_server is None:
             if keyring is None:
                 path = args.get("keyring")

@@ -89,7 +89,7 @@ class NoneAuthProvider:
     argStringFormat = "name=ENTITY (client side, default client.admin)"
 
     def clientHandler(self, argstring="", name=None, global_id=0, **kwargs):
-        args = parseArgString(argstring)
+        args = parseArgString(argstring, ("name",), "none")
         if "name" in args:
             name = EntityName.parse(args["name"])
         elif name is None:

@@ -49,7 +49,8 @@ from msgr2tx.messages import (
 )
 from msgr2tx.core.speculation import PeerBannerCache
 from msgr2tx.errors import (
-    AuthError, CommandError, CommandTimeout, ConnectionClosed, Msgr2Error, NoMonitors, SpeculationFailed,
+    AuthError, CommandError, CommandTimeout, ConnectionClosed, Msgr2Error, NoMonitorSession, NoMonitors,
+    SpeculationFailed,
 )
 from msgr2tx.interfaces import IMsgr2Receiver
 
@@ -238,6 +239,23 @@ class _Op:
         self.timeout_call = timeout_call
 
 
+#: ceph_release_t of Squid, the first release whose monitors may refuse aes keys
+CEPH_RELEASE_SQUID = 19
+
+
+def _failure_words(error: BaseException) -> str:
+    """A failed monitor attempt in a few words: 'connection refused', 'no answer within the connect timeout'."""
+    from twisted.internet import error as txerror
+
+    if isinstance(error, txerror.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, (txerror.TCPTimedOutError, txerror.TimeoutError)):
+        return "no answer to the TCP connect"
+    if isinstance(error, txerror.DNSLookupError):
+        return "the host name does not resolve"
+    return str(error) or type(error).__name__
+
+
 def _clone_handler(handler):
     clone = getattr(handler, "clone", None)
     return clone() if clone is not None else copy.copy(handler)
@@ -331,6 +349,10 @@ class MonClient:
         self._tick_call = None
         self._running = False
         self._auth_waiters: List[defer.Deferred] = []
+        #: waiters of authenticate(give_up_after_round=True)
+        self._round_waiters: List[defer.Deferred] = []
+        #: monitor name -> (address, error) of its last failed attempt
+        self.last_failures: Dict[str, Tuple[entity_addr_t, BaseException]] = {}
         self._auth_error: Optional[BaseException] = None
         self._session_auth = None
         self._last_keepalive_sent = 0.0
@@ -397,13 +419,17 @@ class MonClient:
             return f
         return resolve_monitors(reactor, monitors).addCallbacks(resolved, failed)
 
-    def authenticate(self, timeout: Optional[float] = None) -> defer.Deferred:
+    def authenticate(self, timeout: Optional[float] = None, give_up_after_round: bool = False) -> defer.Deferred:
         """
         Fires with the protocol of the current session, or of the next one.
         Fails with the auth error when every monitor of a round refused our
         credentials (as Ceph's C{authenticate} does), or with
-        L{ConnectionClosed} after C{timeout} seconds without a session
-        (C{client_mount_timeout} in Ceph; no limit if None).
+        L{NoMonitorSession} (a L{ConnectionClosed}) after C{timeout} seconds
+        without a session (C{client_mount_timeout} in Ceph; no limit if
+        None), naming each monitor's last failure.  With
+        C{give_up_after_round}, it fails as soon as every monitor of a hunt
+        round failed (refused connections, say) instead of waiting for the
+        next round: what a command line wants.
         """
         if self.protocol is not None and not self.protocol._closed:
             return defer.succeed(self.protocol)
@@ -411,6 +437,13 @@ class MonClient:
             return defer.fail(self._auth_error)
         d: defer.Deferred = defer.Deferred()
         self._auth_waiters.append(d)
+        if give_up_after_round:
+            self._round_waiters.append(d)
+            def forget(result):
+                if d in self._round_waiters:
+                    self._round_waiters.remove(d)
+                return result
+            d.addBoth(forget)
         if timeout is not None:
             call = self._clock().callLater(timeout, self._auth_timed_out, d, timeout)
             d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
@@ -419,8 +452,20 @@ class MonClient:
     def _auth_timed_out(self, d: defer.Deferred, timeout: float) -> None:
         if d in self._auth_waiters:
             self._auth_waiters.remove(d)
-            tried = ", ".join("%s (%s)" % (n, a) for n, a in self.monitors) or "none"
-            d.errback(ConnectionClosed("no monitor session within %gs; monitors tried: %s" % (timeout, tried)))
+            d.errback(self._no_session("no monitor session within %gs" % timeout))
+
+    def _no_session(self, head: str) -> NoMonitorSession:
+        """L{NoMonitorSession}: C{head}, then each monitor with the cause of its last failure."""
+        failures = []
+        tried = []
+        for name, addr in self.monitors:
+            seen = self.last_failures.get(name)
+            if seen is not None:
+                failures.append((name, seen[0], seen[1]))
+                tried.append("%s (%s): %s" % (name, addr, _failure_words(seen[1])))
+            else:
+                tried.append("%s (%s): no answer yet" % (name, addr))
+        return NoMonitorSession("%s; monitors tried: %s" % (head, "; ".join(tried) or "none"), failures)
 
     def stop(self) -> None:
         """Close the session and stop hunting; outstanding requests fail with L{ConnectionClosed}."""
@@ -485,6 +530,12 @@ class MonClient:
         from msgr2tx.factory import Msgr2ClientFactory
 
         attempt = _Attempt(name, addr, [_clone_handler(h) for h in self._auth_handlers])
+        monmap = self.monmap
+        if monmap is not None and monmap.min_mon_release >= CEPH_RELEASE_SQUID:
+            # what the cluster's cipher policy is, for cephx's words if our key is refused
+            for h in attempt.handlers:
+                if hasattr(h, "monitor_ciphers"):
+                    h.monitor_ciphers = tuple(monmap.auth_allowed_ciphers)
         key = id(attempt)
         self._pending[key] = attempt
         cls = TCP6ClientEndpoint if addr.host.version == 6 else TCP4ClientEndpoint
@@ -513,6 +564,7 @@ class MonClient:
             return  # already won, or given up
         del self._pending[key]
         attempt.failed = error
+        self.last_failures[attempt.name] = (attempt.addr, error)
         if isinstance(error, SpeculationFailed) and self._running and self.protocol is None:
             # the monitor is not what our first flight assumed: dial it again
             # now, plainly (the cache no longer speculates for it)
@@ -532,6 +584,13 @@ class MonClient:
             self._auth_error = error
             self._cancel_tick()
             self._fail_auth_waiters(error)
+        elif self._round_waiters:
+            waiters, self._round_waiters = self._round_waiters, []
+            failure = self._no_session("no monitor session: every monitor dialled failed")
+            for d in waiters:
+                if d in self._auth_waiters:
+                    self._auth_waiters.remove(d)
+                    d.errback(failure)
 
     def _won(self, attempt: _Attempt, protocol, info) -> None:
         for key, other in list(self._pending.items()):
