@@ -80,6 +80,7 @@ _EXPORTS: Dict[str, str] = {
     "ObjectExists": "msgr2tx.errors",
     "NoData": "msgr2tx.errors",
     "PermissionDenied": "msgr2tx.errors",
+    "OperationNotSupported": "msgr2tx.errors",
     "PoolNotFound": "msgr2tx.errors",
     "OpTimeout": "msgr2tx.errors",
 }
