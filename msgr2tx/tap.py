@@ -585,14 +585,15 @@ class _ListeningEndpoint:
     """A server endpoint that calls C{listening(port)} once it listens."""
 
     def __init__(self, endpoint, listening) -> None:
-        self._endpoint = endpoint
+        #: the endpoint that listens (its options, e.g. the backlog, are its own)
+        self.wrapped = endpoint
         self._listening = listening
 
     def listen(self, factory):
         def listened(port):
             self._listening(port)
             return port
-        return self._endpoint.listen(factory).addCallback(listened)
+        return self.wrapped.listen(factory).addCallback(listened)
 
 
 def _command_path(name: str) -> str:

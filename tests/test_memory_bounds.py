@@ -409,7 +409,7 @@ class DefaultsTests(SynchronousTestCase):
         (service,) = list(top)
         self.assertEqual(service.factory.handshake_timeout, 10.0)
         self.assertEqual(service.factory.config.effective_idle_timeout(server=True), 900.0)
-        self.assertEqual(service.endpoint._backlog, 512)
+        self.assertEqual(getattr(service.endpoint, "wrapped", service.endpoint)._backlog, 512)
 
     def test_twistd_options_change_them(self):
         from msgr2tx.tap import Options, makeService
@@ -419,7 +419,7 @@ class DefaultsTests(SynchronousTestCase):
         (service,) = list(makeService(options))
         self.assertEqual(service.factory.handshake_timeout, 3.0)
         self.assertEqual(service.factory.config.effective_idle_timeout(server=True), 0.0)
-        self.assertEqual(service.endpoint._backlog, 64)
+        self.assertEqual(getattr(service.endpoint, "wrapped", service.endpoint)._backlog, 64)
 
 
 class _SlowAuth(NoneServerHandler):
