@@ -191,11 +191,31 @@ class ReconnectingClient:
     def startService(self) -> None:
         self.service.startService()
 
-    def stopService(self) -> defer.Deferred:
+    def stopService(self, abort_after: Optional[float] = 5.0) -> defer.Deferred:
+        """
+        Stop reconnecting and close the current connection; fires once it
+        is closed.  A connection that cannot flush what it has buffered
+        (its peer stopped reading) is aborted after C{abort_after} seconds
+        (C{None}: wait for ever), so stopping never hangs on a stuck peer.
+        """
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
             d.cancel()
-        return self.service.stopService()
+        current = self._current
+        stopped = self.service.stopService()
+        if abort_after is None or current is None or stopped.called:
+            return stopped
+
+        def abort() -> None:
+            if current.transport is not None:
+                current.abort()
+        call = self.reactor.callLater(abort_after, abort)
+
+        def done(result):
+            if call.active():
+                call.cancel()
+            return result
+        return stopped.addBoth(done)
 
     def setServiceParent(self, parent) -> None:
         self.service.setServiceParent(parent)

@@ -179,3 +179,29 @@ class FlowTests(TestCase):
                 break
             yield task.deferLater(reactor, 0.01, lambda: None)
         self.assertTrue(lost.called, "the connection stayed open after close()")
+
+    @defer.inlineCallbacks
+    def test_stopping_a_client_whose_peer_stopped_reading(self):
+        # a ReconnectingClient with megabytes the peer will never read: its
+        # stopService fires after abort_after seconds instead of never
+        from msgr2tx.client import ReconnectingClient
+        slow = Slow()
+        address = self.serve(slow, receive_window_messages=1)
+        client = ReconnectingClient(reactor, address, [NoneClientHandler(ADMIN)], ConnectionConfig(), timeout=5)
+        client.startService()
+        self.addCleanup(lambda: client.protocol and client.protocol.abort())
+        p = yield client.whenReady()
+        for n in range(1, 41):
+            p.sendMessage(numbered(n, size=1 << 20))
+        for _ in range(100):
+            if p.transport.producerPaused:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertTrue(p.transport.producerPaused, "the transport never paused us")
+        started = reactor.seconds()
+        yield client.stopService(abort_after=0.5)
+        self.assertLess(reactor.seconds() - started, 5.0)
+        self.assertIsNone(client.protocol)
+        # the server side stopped reading, so it has not seen the abort yet
+        slow.protocol.transport.abortConnection()
+        yield task.deferLater(reactor, 0.05, lambda: None)
