@@ -12,6 +12,7 @@ server then prints how to connect to it.
 import errno
 import os
 import re
+import shlex
 import shutil
 import socket
 import stat
@@ -676,16 +677,22 @@ def connect_commands(options, host: str, port: int):
                          "(not a monitor) cannot give one; use auth none, or --entity mon.NAME" % entity)
         else:
             cephx_keyring, why = _admin_keyring(options)
+            if cephx_keyring and re.search(r"[\s,;]", cephx_keyring):
+                # (Ceph reads --keyring as a list of paths split at these)
+                why = ("--keyring takes a list of paths separated by spaces, commas or semicolons, as in "
+                       "Ceph, so it cannot name %s; use a keyring path without them" % shlex.quote(cephx_keyring))
+                cephx_keyring = None
             mode = mode_for(handlers[AuthMethod.CEPHX])
             if why:
                 notes.append("no cephx commands: %s" % why)
             elif mode is not None:
                 commands.append(("ping cephx", "%s ping %s --auth cephx --keyring %s --mode %s"
-                                 % (tool, address, cephx_keyring, mode.name.lower())))
+                                 % (shlex.quote(tool), address, shlex.quote(cephx_keyring),
+                                    mode.name.lower())))
     none_mode = mode_for(handlers[AuthMethod.NONE]) if AuthMethod.NONE in handlers else None
     if none_mode is not None:
         commands.append(("ping none", "%s ping %s --auth none --mode %s"
-                         % (tool, address, none_mode.name.lower())))
+                         % (shlex.quote(tool), address, none_mode.name.lower())))
     if not shutil.which("ceph"):
         notes.append("the ceph CLI can connect too (apt-get install ceph-common; see docs/quickstart.md)")
     elif options["service_factory"].name != "echo":
@@ -696,7 +703,7 @@ def connect_commands(options, host: str, port: int):
     else:
         if cephx_keyring:
             commands.append(("ceph cephx", "ceph -c /dev/null -m %s -n client.admin --keyring %s "
-                             "ping mon.noname-a" % (address, cephx_keyring)))
+                             "ping mon.noname-a" % (address, shlex.quote(cephx_keyring))))
         if none_mode is not None:
             commands.append(("ceph none", "ceph -c /dev/null -m %s --auth_client_required none "
                              "ping mon.noname-a" % (address,)))

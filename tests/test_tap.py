@@ -426,11 +426,12 @@ class EmbeddedDefaultsTests(TestCase):
         """--keyring K holding client.admin: the commands use K; without client.admin, a line says why."""
         root = tempfile.mkdtemp(prefix="msgr2tx-ring-")
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
-        path = os.path.join(root, "k")
+        # a quote in the path: the printed commands quote it for the shell
+        path = os.path.join(root, "admin's-keyring")
         _write_keyring(path)
         text, logfile, _ = self.start("--keyring", path, "--auth", "cephx")
         commands = self.run_printed(text, logfile, ["ping cephx", "ceph cephx"] if _has("ceph") else ["ping cephx"])
-        self.assertIn("--keyring %s" % path, commands[0])
+        self.assertIn("--keyring %s" % shlex.quote(path), commands[0])
         other = os.path.join(root, "other")
         ring = Keyring()
         ring.add(EntityName.parse("client.bob"), CryptoKey.generate())
@@ -438,6 +439,12 @@ class EmbeddedDefaultsTests(TestCase):
         text, logfile, _ = self.start("--keyring", other, "--auth", "cephx")
         self.run_printed(text, logfile, [])
         self.assertIn("no cephx commands: keyring %s has no usable client.admin key" % other, text)
+        # a path with a space cannot be given to --keyring (a list, as in Ceph): a line says so
+        spaced = os.path.join(root, "key ring")
+        _write_keyring(spaced)
+        text, logfile, _ = self.start("--keyring", spaced, "--auth", "cephx")
+        self.run_printed(text, logfile, [])
+        self.assertIn("no cephx commands: --keyring takes a list of paths", text)
 
     def test_printed_port_is_the_bound_one(self):
         """--listen tcp:0 prints the port the kernel picked; a unix listen prints why there is none."""
