@@ -363,6 +363,9 @@ class Options(usage.Options):
             self["entity_name"] = EntityName.parse(self["entity"])
         except ValueError as e:
             raise usage.UsageError("--entity: %s" % (e,))
+        if not self["entity_name"].id:
+            raise usage.UsageError("--entity %s: give TYPE.ID, e.g. mon.a (the id may not be empty)"
+                                   % self["entity"])
         if self["policy"] not in ("stateless", "stateful"):
             raise usage.UsageError("--policy must be stateless or stateful")
         for key in ("keepalive", "idle-timeout", "handshake-timeout"):

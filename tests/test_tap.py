@@ -71,7 +71,8 @@ class OptionTests(SynchronousTestCase):
         self.assertIsNone(options["generated_keyring"])
 
     def test_usage_errors(self):
-        for args in (["--mode", "fast"], ["--auth", "kerberos"], ["--entity", "nodot"], ["--rev", "2"],
+        for args in (["--mode", "fast"], ["--auth", "kerberos"], ["--entity", "nodot"], ["--entity", "mon."],
+                     ["--rev", "2"],
                      ["--policy", "sometimes"], ["--auth", "none", "--mode", "secure"],
                      ["--max-frame", "0"], ["--keepalive", "-1"], ["--service", "nosuch"]):
             self.assertRaises(usage.UsageError, self.parse, *args)
