@@ -555,7 +555,8 @@ def _find_key(settings, name, CryptoKey, Keyring):
     from msgr2tx.cephconf import read_keyfile
 
     text = settings.get("key")
-    source = "the key option (%s)" % settings.sources.get("key")
+    key_source = settings.sources.get("key")
+    source = "--key" if key_source == "command line" else "the key option (%s)" % key_source
     if not text and settings.get("keyfile"):
         text = read_keyfile(settings.get("keyfile"))
         source = "the keyfile %s" % settings.get("keyfile")
@@ -565,8 +566,10 @@ def _find_key(settings, name, CryptoKey, Keyring):
         try:
             return CryptoKey.from_base64(text.strip())
         except (Msgr2Error, ValueError):
-            raise KeyringError("%s does not hold a valid cephx key (base64, as 'ceph auth print-key' prints it)"
-                               % source) from None
+            message = "%s does not hold a valid cephx key (base64, as 'ceph auth print-key' prints it)" % source
+            if source == "--key":
+                raise ValueError(message) from None  # a usage error, exit 2, as a malformed --name
+            raise KeyringError(message) from None
     explicit = settings.sources.get("keyring") == "command line"
     path, searched = settings.keyring_path()
     if path is None:

@@ -597,6 +597,10 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         self.assertEqual(p.returncode, 1)
         self.assertIn("refused our key for client.admin", p.stderr)
         self.assertNotIn(wrong, p.stderr)
+        # a malformed --key is a usage error (exit 2, as a malformed --name), named as the option
+        p = run("command", "-m", self.mon.addr, "--key", "notbase64", *self.version, cwd=d, env={"HOME": d})
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("msgr2tx: error: --key does not hold a valid cephx key", p.stderr)
 
     def test_conf_keyring_that_is_missing_is_named(self):
         d = self.mktemp_dir()
