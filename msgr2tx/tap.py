@@ -688,7 +688,7 @@ def connect_commands(options, host: str, port: int):
             mode = mode_for(handlers[AuthMethod.CEPHX])
             if why:
                 notes.append("no cephx commands: %s" % why)
-            elif mode is not None:
+            elif mode is not None and cephx_keyring:
                 commands.append(("ping cephx", "%s ping %s --auth cephx --keyring %s --mode %s"
                                  % (shlex.quote(tool), address, shlex.quote(cephx_keyring),
                                     mode.name.lower())))
