@@ -131,7 +131,7 @@ class WheelContentsTests(SynchronousTestCase):
             self.assertIn("License: MIT", z.read(metadata).decode())
 
     def test_scripts(self):
-        self.assertIn("msgr2tx = msgr2tx.cli:main", self.entry_points)
+        self.assertIn("msgr2tx = msgr2tx.__main__:run", self.entry_points)
         self.assertIn("msgr2tx-regen-plugins = msgr2tx.cli:regen_plugins", self.entry_points)
 
 
