@@ -147,6 +147,17 @@ class FlowTests(TestCase):
         self.assertEqual([struct.unpack_from("<Q", m.front)[0] for m in slow.messages], list(range(1, sent + 1)))
 
     @defer.inlineCallbacks
+    def fill_until_paused(self, p):
+        """Queue 40 MiB towards a peer that stopped reading until the transport pauses p."""
+        for n in range(1, 41):
+            p.sendMessage(numbered(n, size=1 << 20))
+        for _ in range(100):
+            if p.transport.producerPaused:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertTrue(p.transport.producerPaused, "the transport never paused us")
+
+    @defer.inlineCallbacks
     def test_close_while_the_transport_holds_us_paused(self):
         # Twisted closes a transport with a registered producer only once the
         # producer is gone: a close() while the transport has paused us (its
@@ -164,13 +175,7 @@ class FlowTests(TestCase):
                 lost.callback(None)
         p.connectionLost = connectionLost
         self.addCleanup(lambda: p.transport.abortConnection() if p.transport.connected else None)
-        for n in range(1, 41):
-            p.sendMessage(numbered(n, size=1 << 20))
-        for _ in range(100):
-            if p.transport.producerPaused:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        self.assertTrue(p.transport.producerPaused, "the transport never paused us")
+        yield self.fill_until_paused(p)
         p.close()
         # the server reads again; everything buffered goes out, then the close
         for _ in range(1000):
@@ -191,13 +196,7 @@ class FlowTests(TestCase):
         client.startService()
         self.addCleanup(lambda: client.protocol and client.protocol.abort())
         p = yield client.whenReady()
-        for n in range(1, 41):
-            p.sendMessage(numbered(n, size=1 << 20))
-        for _ in range(100):
-            if p.transport.producerPaused:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        self.assertTrue(p.transport.producerPaused, "the transport never paused us")
+        yield self.fill_until_paused(p)
         started = reactor.seconds()
         yield client.stopService(abort_after=0.5)
         self.assertLess(reactor.seconds() - started, 5.0)
