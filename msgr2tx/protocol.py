@@ -116,8 +116,8 @@ class Msgr2Protocol(Protocol):
       - the receiver's C{messageReceived} returned Deferreds that have not
         fired for more than C{receive_window_messages} or
         C{receive_window_bytes};
-      - the session queue holds C{send_queue_bytes} or
-        C{send_queue_messages} (a peer that sends and never reads cannot
+      - on an accepted connection, the session queue holds
+        C{send_queue_bytes} or C{send_queue_messages} (a peer that sends and never reads cannot
         make us queue replies without end); reading resumes below half;
       - the core waits for an auth answer and more than L{BLOCKED_READ_LIMIT}
         bytes arrived meanwhile.
@@ -229,9 +229,14 @@ class Msgr2Protocol(Protocol):
         if self.clock is not None:
             self._last_message = self.clock.seconds()
         pending = conn.session.pending
-        if pending and self.info is not None and (pending.bytes >= self.config.send_queue_bytes
-                                                  or len(pending) >= self.config.send_queue_messages):
-            # (before READY the queue waits for the handshake, which needs reading)
+        if pending and self.role is Role.SERVER and self.info is not None and (
+                pending.bytes >= self.config.send_queue_bytes or len(pending) >= self.config.send_queue_messages):
+            # The accepting side stops reading from a peer that fills its
+            # queue: what it queues answers that peer.  (Before READY the
+            # queue waits for the handshake, which needs reading.)  The
+            # connecting side reads on: if both sides stopped, two peers
+            # whose queues are both full, each waiting for the other to
+            # read, would wait for ever.
             self._pause_reading("queue")
         if conn.interceptor is not None:
             self._pump()  # a breakpoint may have queued an event

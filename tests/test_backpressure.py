@@ -204,3 +204,79 @@ class FlowTests(TestCase):
         # the server side stopped reading, so it has not seen the abort yet
         slow.protocol.transport.abortConnection()
         yield task.deferLater(reactor, 0.05, lambda: None)
+
+
+class Counter:
+    """A client-side receiver that counts the echoes it gets."""
+
+    def __init__(self):
+        self.received = []
+
+    def connectionReady(self, protocol, info):
+        pass
+
+    def connectionLost(self, protocol, reason):
+        pass
+
+    def messageReceived(self, protocol, message):
+        self.received.append(struct.unpack_from("<Q", message.front)[0])
+
+
+class NoMutualStallTests(TestCase):
+    """
+    Two msgr2tx peers that both stopped reading because both send queues
+    were full would wait for each other for ever: an echo client whose
+    last message took its queue to the limit, and the echo server whose
+    answers did the same.  Only the accepting side stops reading for a
+    full queue, so the connecting side always drains the other's queue.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_echo_with_both_queues_at_their_limit(self):
+        from msgr2tx.services import EchoReceiver
+        limit = 1 << 20
+        small_buffers = []
+
+        class Echo(EchoReceiver):
+            def connectionReady(self, protocol, info):
+                small_buffers.append(protocol)
+
+        factory = Msgr2ServerFactory([NoneServerHandler()], Echo(),
+                                     ConnectionConfig(entity_type=EntityType.OSD, entity_num=0, lossy=False,
+                                                      send_queue_bytes=limit))
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        counter = Counter()
+        p = yield connect(reactor, "v2:127.0.0.1:%d" % port.getHost().port, [NoneClientHandler(ADMIN)],
+                          ConnectionConfig(lossy=False, send_queue_bytes=limit), receiver=counter, timeout=5)
+        self.addCleanup(lambda: p.transport.abortConnection() if p.transport.connected else None)
+        for _ in range(100):
+            if small_buffers:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        # small kernel buffers, so that the queues, not the kernel, hold the messages
+        import socket
+        for transport in [q.transport for q in small_buffers] + [p.transport]:
+            transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 << 10)
+            transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
+        count, window = 12, 4
+        # one message fills the queue: the sender waits for whenWritable, as it should
+        for n in range(1, count + 1):
+            for _ in range(1000):
+                if n - 1 - len(counter.received) < window:
+                    break
+                yield task.deferLater(reactor, 0.01, lambda: None)
+            try:
+                yield p.whenWritable().addTimeout(10, reactor)
+            except defer.TimeoutError:
+                break
+            p.sendMessage(numbered(n, size=limit))
+        for _ in range(500):
+            if len(counter.received) == count:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(counter.received, list(range(1, count + 1)),
+                         "stalled: client paused reading for %s, server for %s"
+                         % (sorted(p._read_pauses), [sorted(q._read_pauses) for q in small_buffers]))

@@ -120,8 +120,9 @@ class ConnectionConfig:
     #: this long (Ceph's ms_connection_idle_timeout; 0: never; None: 900 s
     #: on a server, never on a client)
     idle_timeout: Optional[float] = None
-    #: queued outgoing payload bytes at which whenWritable() waits and the
-    #: connection stops reading from its peer until half of it is written
+    #: queued outgoing payload bytes at which whenWritable() waits and an
+    #: accepted connection stops reading from its peer until half of it is
+    #: written (a connecting side reads on: docs/embedding.md, Backpressure)
     send_queue_bytes: int = 64 << 20
     #: the same bound counted in messages
     send_queue_messages: int = 1024
