@@ -300,8 +300,9 @@ async def _rados_op(reactor, args, infile):
             st = await io.stat(args.object)
             # as the rados tool prints it: whole seconds, local time
             when = datetime.datetime.fromtimestamp(int(st.mtime)).astimezone()
-            if args.json:
-                print(json.dumps({"pool": args.pool, "object": args.object, "size": st.size, "mtime": st.mtime}))
+            if _wants_json(args):
+                print(json.dumps({"pool": args.pool, "object": args.object, "size": st.size, "mtime": st.mtime},
+                                 indent=_json_indent(args)))
             else:
                 print("%s/%s mtime %s, size %d" % (args.pool, args.object, when.strftime("%Y-%m-%dT%H:%M:%S.%f%z"),
                                                    st.size))
@@ -310,8 +311,8 @@ async def _rados_op(reactor, args, infile):
                 await io.remove(name)
         elif op == "ls":
             entries = await io.list_objects(all_namespaces=args.all_namespaces)
-            if args.json:
-                print(json.dumps([{"namespace": e.nspace, "name": e.oid} for e in entries]))
+            if _wants_json(args):
+                print(json.dumps([{"namespace": e.nspace, "name": e.oid} for e in entries], indent=_json_indent(args)))
             else:
                 for e in entries:
                     print("%s\t%s" % (e.nspace, e.oid) if args.all_namespaces else e.oid)
@@ -593,6 +594,11 @@ def _fail(message):
 
 def _wants_json(args):
     return bool(getattr(args, "json", False) or getattr(args, "format", None) in ("json", "json-pretty"))
+
+
+def _json_indent(args):
+    """json.dumps's indent for -f json-pretty (4, as Ceph's pretty formatter), else None."""
+    return 4 if getattr(args, "format", None) == "json-pretty" else None
 
 
 def _fail_json(args, error):

@@ -522,9 +522,17 @@ class CliTests(_RadosCase):
         self.assertEqual(ours.stdout, theirs.stdout)
         p = self.msgr2tx("-p", POOL, "stat", name, "--json")
         self.assertEqual(json.loads(p.stdout)["size"], len(data))
+        p = self.msgr2tx("-p", POOL, "stat", name, "-f", "json-pretty")
+        self.assertEqual(json.loads(p.stdout)["size"], len(data))
+        self.assertIn(b'\n    "size": ', p.stdout)
         ours = self.msgr2tx("-p", POOL, "ls")
         theirs = self.mon.rados("-p", POOL, "ls")
         self.assertEqual(sorted(ours.stdout.split()), sorted(theirs.stdout.split()))
+        # -f json as the rados tool's --format json: one array of namespace and name
+        ours = self.msgr2tx("-p", POOL, "ls", "-f", "json")
+        theirs = self.mon.rados("-p", POOL, "ls", "--format", "json")
+        key = lambda e: (e["namespace"], e["name"])  # noqa: E731
+        self.assertEqual(sorted(json.loads(ours.stdout), key=key), sorted(json.loads(theirs.stdout), key=key))
         ours = self.msgr2tx("-p", POOL, "ls", "--all")
         theirs = self.mon.rados("-p", POOL, "ls", "--all")
         self.assertEqual(sorted(ours.stdout.splitlines()), sorted(theirs.stdout.splitlines()))
