@@ -155,6 +155,76 @@ def print_table(summary):
             _range(s, "ratio", lambda v: "%.2fx" % v), against))
 
 
+#: the targets of issues 13 (throughput) and 15 (objects): (figure name or
+#: prefix, "ratio" or "value", "min" (at least) or "max" (at most), threshold)
+TARGETS = [
+    ("small 4KiB w16 crc rev1", "ratio", "min", 0.7),
+    ("small 4KiB w16 secure rev1", "ratio", "min", 0.55),
+    ("small 4KiB w16 crc rev1 CPU per echo", "ratio", "min", 0.7),
+    ("small 4KiB w16 secure rev1 CPU per echo", "ratio", "min", 0.55),
+    ("bulk crc rev1", "ratio", "min", 0.9),
+    ("bulk secure rev1", "ratio", "min", 0.6),
+    ("bulk secure rev1 / rados bench seq secure", "ratio", "min", 1.3),
+    ("mon command rate (secure, cephx)", "ratio", "min", 1.1),
+    ("server CPU per accepted handshake (cephx, secure)", "value", "max", 1.0),
+    ("memory per idle connection", "value", "max", 16.0),
+    ("objects write 4MiB crc", "ratio", "min", 1.0),
+    ("objects write 4MiB secure", "ratio", "min", 1.0),
+    ("objects read 4MiB crc", "ratio", "min", 1.0),
+    ("objects read 4MiB secure", "ratio", "min", 1.0),
+    ("objects randread 4KiB crc", "ratio", "min", 0.7),
+    ("objects randread 4KiB secure", "ratio", "min", 0.7),
+]
+
+#: MiB/s (rados bench) to MB/s
+MIB = 1.048576
+
+
+def anchor_records(records):
+    """
+    Per round, bulk secure rev1 over Ceph's C++ ``rados bench`` 4 MiB seq
+    read in secure mode of the same round (issue 13: at least 1.3x); the
+    objects cluster's anchor where there is one, else bench/ceph.py's.
+    """
+    out = []
+    for rnd, tree in sorted({(r.get("round") or 0, r.get("tree") or "") for r in records}):
+        mine = [r for r in records if (r.get("round") or 0) == rnd and (r.get("tree") or "") == tree]
+        bulk = [r for r in mine if r["name"] == "bulk secure rev1" and r.get("value")]
+        anchors = [r for r in mine if r["name"].startswith("rados bench seq 4MiB secure") and r.get("value")]
+        anchors.sort(key=lambda r: "objects cluster" not in r["name"])
+        if bulk and anchors:
+            anchor_mbs = anchors[0]["value"] * (MIB if anchors[0].get("unit") == "MiB/s" else 1.0)
+            out.append({"name": "bulk secure rev1 / rados bench seq secure", "unit": "MB/s",
+                        "value": bulk[0]["value"], "ratio": round(bulk[0]["value"] / anchor_mbs, 3),
+                        "baseline": round(anchor_mbs, 1), "baseline_name": "rados bench seq 4MiB secure",
+                        "round": rnd, "tree": bulk[0].get("tree")})
+    return out
+
+
+def target_rows(summary):
+    """(target text, summary or None, met: True/False/None) for every target."""
+    rows = []
+    for name, key, how, threshold in TARGETS:
+        s = next((s for s in summary if s["name"] == name), None)
+        if s is None:
+            s = next((s for s in summary if s["name"].startswith(name + " ")), None)
+        text = "%s %s %s%s" % (name, key, "\u2265 " if how == "min" else "\u2264 ",
+                               ("%.2fx" % threshold) if key == "ratio" else "%g" % threshold)
+        met = None
+        if s is not None and s.get(key) is not None:
+            met = s[key] >= threshold if how == "min" else s[key] <= threshold
+        rows.append((text, s, key, met))
+    return rows
+
+
+def print_targets(summary):
+    print("%-70s %26s  %s" % ("target (issues 13 and 15)", "median (range)", "met?"))
+    for text, s, key, met in target_rows(summary):
+        fmt = (lambda v: "%.2fx" % v) if key == "ratio" else common._num
+        shown = _range(s, key, fmt) if s is not None else "not measured"
+        print("%-70s %26s  %s" % (text, shown, {True: "yes", False: "no", None: "-"}[met]))
+
+
 def compare(old, new):
     """Rows (name, unit, old summary, new summary) for the figures both trees reported."""
     olds = {s["name"]: s for s in old}
@@ -201,6 +271,7 @@ def main(argv=None):
                 prefix = label if args.repeat == 1 else "%s [%d/%d]" % (label, rnd, args.repeat)
                 print("%s: %s" % (prefix, last), flush=True)
     total = time.monotonic() - started
+    records.extend(anchor_records(records))
     by_tree = {tree: summarise([r for r in records if r.get("tree") == tree]) for tree, _ in trees}
     summary = by_tree[trees[-1][0]]
     out = {"machine": info, "seconds": total, "repeat": args.repeat, "command": sys.argv,
@@ -231,6 +302,12 @@ def main(argv=None):
                 name, _range(b, "value", common._num), _range(a, "value", common._num), change,
                 ("%s -> %s" % (_range(b, "ratio", lambda v: "%.2fx" % v), _range(a, "ratio", lambda v: "%.2fx" % v))
                  if a.get("ratio") is not None and b.get("ratio") is not None else "")))
+    print()
+    print_targets(summary)
+    out["targets"] = [{"target": text, "figure": s["name"] if s else None, "median": s.get(key) if s else None,
+                       "met": met} for text, s, key, met in target_rows(summary)]
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=1)
     print("all benchmarks: %.0fs; JSON in %s" % (total, args.json))
     ratios = ["%s %s" % (s["name"], _range(s, "ratio", lambda v: "%.2fx" % v)) for s in summary
               if s.get("ratio") is not None]

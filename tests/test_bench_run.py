@@ -47,3 +47,30 @@ class SummaryTests(unittest.TestCase):
         self.assertEqual((rec["name"], rec["value"], rec["unit"]), ("RTTs to READY: fresh -> msgr2tx", 5.5, "RTT"))
         (s,) = self.run.summarise([rec])
         self.assertEqual(self.run._range(s, "value", str), "5.5")
+
+    def test_anchor_ratio_per_round_and_target_verdicts(self):
+        records = []
+        for rnd, bulk, anchor in ((1, 1000.0, 400.0), (2, 600.0, 500.0), (3, 900.0, 300.0)):
+            records.append({"name": "bulk secure rev1", "value": bulk, "unit": "MB/s", "round": rnd,
+                            "ratio": bulk / 1500, "baseline": 1500})
+            records.append({"name": "rados bench seq 4MiB secure (C++ anchor, objects cluster)", "value": anchor,
+                            "unit": "MiB/s", "round": rnd})
+            records.append({"name": "rados bench seq 4MiB secure (C++ anchor)", "value": 1.0, "unit": "MB/s",
+                            "round": rnd})
+        extra = self.run.anchor_records(records)
+        # each round's bulk figure over the objects cluster's anchor of that round, MiB/s in MB/s
+        self.assertEqual([r["ratio"] for r in extra],
+                         [round(1000 / (400 * 1.048576), 3), round(600 / (500 * 1.048576), 3),
+                          round(900 / (300 * 1.048576), 3)])
+        summary = self.run.summarise(records + extra)
+        rows = {text: met for text, _, _, met in self.run.target_rows(summary)}
+        self.assertIs(rows["bulk secure rev1 / rados bench seq secure ratio \u2265 1.30x"], True)   # median 2.38x
+        self.assertIs(rows["bulk secure rev1 ratio \u2265 0.60x"], True)                         # median 0.60x
+        self.assertIsNone(rows["mon command rate (secure, cephx) ratio \u2265 1.10x"])            # not measured
+        summary = self.run.summarise([{"name": "server CPU per accepted handshake (cephx, secure)", "value": 1.04,
+                                       "unit": "ms"},
+                                      {"name": "memory per idle connection (cephx, secure)", "value": 15.6,
+                                       "unit": "KiB"}])
+        rows = {text: met for text, _, _, met in self.run.target_rows(summary)}
+        self.assertIs(rows["server CPU per accepted handshake (cephx, secure) value \u2264 1"], False)
+        self.assertIs(rows["memory per idle connection value \u2264 16"], True)
