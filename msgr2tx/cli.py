@@ -1399,18 +1399,21 @@ async def _echo_test(reactor, args):
         complete = True
     except Downgraded:
         info = tally.downgraded
-        return _fail("asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
-                     "messages in flight at a fault; a lossless echo test needs a server with a stateful "
-                     "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
+        return _echo_fail(args, "downgraded",
+                          "asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
+                          "messages in flight at a fault; a lossless echo test needs a server with a stateful "
+                          "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
     except ServerGone:
-        return _fail("the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
-                     "restart the server, or allow a longer outage with a longer --timeout"
-                     % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
+        return _echo_fail(args, "server-gone",
+                          "the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
+                          "restart the server, or allow a longer outage with a longer --timeout"
+                          % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
     except NotEchoing:
-        return _fail("%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
-                     "service (Ceph daemons close sessions that send them unknown message types); run "
-                     "echo-test against a msgr2tx echo server (twistd msgr2 --service echo)"
-                     % (args.target, tally.peer_name, tally.closed_silent))
+        return _echo_fail(args, "not-echoing",
+                          "%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
+                          "service (Ceph daemons close sessions that send them unknown message types); run "
+                          "echo-test against a msgr2tx echo server (twistd msgr2 --service echo)"
+                          % (args.target, tally.peer_name, tally.closed_silent))
     finally:
         if progress:
             # the final count, then the line ends
@@ -1433,14 +1436,28 @@ async def _echo_test(reactor, args):
             print(json.dumps(result))
     lost = args.count - tally.received
     if lossless and (lost or tally.duplicates or tally.out_of_order):
-        return _fail("lossless run lost %d, duplicated %d and reordered %d messages"
-                     % (lost, tally.duplicates, tally.out_of_order))
+        return _echo_fail(args, "lost",
+                          "lossless run lost %d, duplicated %d and reordered %d messages"
+                          % (lost, tally.duplicates, tally.out_of_order))
     if lost and client.connections <= 1:
         # a lossy session loses messages at a fault; without one, they are stuck
-        return _fail("%d of %d echoes did not come back although the session never failed: %s stalled "
-                     "(messages this large may fill its receive window; try a smaller --size or --window)"
-                     % (lost, args.count, args.target))
+        return _echo_fail(args, "stalled",
+                          "%d of %d echoes did not come back although the session never failed: %s stalled "
+                          "(messages this large may fill its receive window; try a smaller --size or --window)"
+                          % (lost, args.count, args.target))
     return EXIT_OK
+
+
+def _echo_fail(args, kind, message):
+    """
+    An echo-test verdict as every other failure ends: one line on stderr
+    and, with --json, a JSON error object (C{error} is C{kind}: downgraded,
+    server-gone, not-echoing, lost or stalled) after the summary.
+    """
+    from msgr2tx.errors import OperatorError
+    error = OperatorError(message, address=args.target, stage="ready")
+    error.kind = kind
+    return _fail_json(args, error)
 
 
 def _run(coro_fn, args):

@@ -121,6 +121,13 @@ class PartialSummaryTests(TestCase):
         self.assertTrue(lines[0].startswith("msgr2tx: error: "), lines)
         self.assertIn("for a lossless session and was granted a lossy one", lines[0])
         self.assertIn("--policy stateful", lines[0])
+        # with --json the verdict is also a JSON error object on stdout
+        out, err, code = yield msgr2tx("echo-test", "--target", address, "--policy", "lossless",
+                                       "--count", "100", "--timeout", "60", "--json")
+        self.assertEqual(code, cli.EXIT_FAILED, err)
+        error = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual((error["error"], error["address"], error["stage"]), ("downgraded", address, "ready"))
+        self.assertEqual("msgr2tx: error: " + error["message"], err.strip())
 
     @defer.inlineCallbacks
     def test_lossy_echo_test_against_a_lossy_server_is_fine(self):
