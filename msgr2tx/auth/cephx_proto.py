@@ -132,10 +132,9 @@ class _decoding:
     def __enter__(self) -> "_decoding":
         return self
 
-    def __exit__(self, kind, value, tb) -> bool:
+    def __exit__(self, kind, value, tb) -> None:
         if kind is not None and issubclass(kind, DecodeError) and not issubclass(kind, CephxDecodeError):
             raise CephxDecodeError("malformed %s: %s" % (self.what, value)) from None
-        return False
 
 
 def random_u64(nonzero: bool = False) -> int:
