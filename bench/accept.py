@@ -51,6 +51,11 @@ def run_server(args):
                                  common.server_config([args.mode]), handshake_timeout=120)
     port = reactor.listenTCP(0, factory, interface=HOST, backlog=4096)
     common.exit_on_stdin_eof(reactor)
+    if args.server_profile:
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
+        reactor.addSystemEventTrigger("after", "shutdown", lambda: prof.dump_stats(args.server_profile))
     common.emit("LISTENING %d" % port.getHost().port)
     reactor.run()
 
@@ -152,7 +157,8 @@ def run_client(args):
 def main_all(args):
     scratch = tempfile.mkdtemp(prefix="msgr2tx-bench-")
     keyring = common.make_keyring(os.path.join(scratch, "keyring"))
-    server = common.spawn([__file__, "server", "--keyring", keyring, "--mode", "secure", "--auth", "cephx"])
+    server = common.spawn([__file__, "server", "--keyring", keyring, "--mode", "secure", "--auth", "cephx"]
+                          + (["--server-profile", args.server_profile] if args.server_profile else []))
     clients = []
     try:
         port = common.read_line(server, "LISTENING")
@@ -215,6 +221,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=float, default=0.5)
     p.add_argument("--procs", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--server-profile", metavar="FILE", help="run the server under cProfile, stats to FILE")
     p.add_argument("--count", type=int, default=5000, help="hold: connections to open")
     p.add_argument("--warm", type=int, default=50, help="hold: connections opened and closed first")
     args = p.parse_args(argv)

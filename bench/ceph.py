@@ -50,6 +50,8 @@ async def msgr2tx_side(reactor, mon, seconds, connects):
         r, rs, out = await mc.command(cmd)
         assert r == 0, (r, rs)
     n = 0
+    c0 = time.process_time()
+    u0 = os.times()
     t0 = time.perf_counter()
     deadline = t0 + seconds
     while True:
@@ -59,8 +61,12 @@ async def msgr2tx_side(reactor, mon, seconds, connects):
         if now >= deadline:
             break
     elapsed = now - t0
+    cpu = time.process_time() - c0
+    u1 = os.times()
     p.close()
     return {"connect_s": times, "commands": n, "seconds": elapsed, "cmd/s": n / elapsed,
+            "cpu_us_per_cmd": cpu / n * 1e6, "user_us_per_cmd": (u1.user - u0.user) / n * 1e6,
+            "sys_us_per_cmd": (u1.system - u0.system) / n * 1e6,
             "version_output": out.decode("utf-8", "replace").strip()}
 
 

@@ -12,6 +12,7 @@ import os
 import time
 import weakref
 from dataclasses import dataclass, fields
+from types import CoroutineType
 from typing import List, Optional
 
 from twisted.internet import defer, main, tcp
@@ -1026,7 +1027,17 @@ class Msgr2Protocol(Protocol):
 
     def _auth_step(self, compute, answer) -> None:
         """Run an auth handler step (maybe a Deferred), then answer the core."""
-        d = defer.maybeDeferred(compute)
+        # what maybeDeferred(compute) would give, without a Deferred for the
+        # common synchronous handler
+        try:
+            outcome = compute()
+        except Exception:
+            self._auth_failed(Failure())
+            return
+        if not isinstance(outcome, (defer.Deferred, Failure, CoroutineType)):
+            answer(outcome)
+            return
+        d = defer.maybeDeferred(lambda: outcome)
         if d.called:
             # synchronous: answer inside the current pump
             result = []
@@ -1160,17 +1171,21 @@ class Msgr2Protocol(Protocol):
             if h.method == event.method:
                 handler = h
                 break
-        allowed_methods = [h.method for h in self.auth_handlers]
-        allowed_modes = sorted({m for h in self.auth_handlers for m in h.allowed_modes
-                                if m in self.config.modes})
+
+        def allowed_methods():
+            return [h.method for h in self.auth_handlers]
+
+        def allowed_modes():
+            return sorted({m for h in self.auth_handlers for m in h.allowed_modes if m in self.config.modes})
+
         if handler is None:
             self.log.info("refusing auth method {method} from {peer}", method=event.method,
                           peer=str(conn.peer_addr))
-            conn.send_auth_bad_method(event.method, -errno.EOPNOTSUPP, allowed_methods, allowed_modes)
+            conn.send_auth_bad_method(event.method, -errno.EOPNOTSUPP, allowed_methods(), allowed_modes())
             return
         mode = conn.pick_mode(event.preferred_modes, handler.allowed_modes)
         if not mode:
-            conn.send_auth_bad_method(event.method, -errno.EOPNOTSUPP, allowed_methods,
+            conn.send_auth_bad_method(event.method, -errno.EOPNOTSUPP, allowed_methods(),
                                       [m for m in self.config.modes if m in handler.allowed_modes])
             return
         if not event.more:
@@ -1188,7 +1203,7 @@ class Msgr2Protocol(Protocol):
                 self.log.info("auth rejected for {peer}: {reason}", peer=str(conn.peer_addr),
                               reason=result.reason)
                 conn.send_auth_bad_method(event.method, result.result,
-                                          list(result.allowed_methods) or allowed_methods, allowed_modes)
+                                          list(result.allowed_methods) or allowed_methods(), allowed_modes())
             else:
                 raise TypeError("auth handler returned %r" % (type(result),))
 
@@ -1197,7 +1212,13 @@ class Msgr2Protocol(Protocol):
             return AuthReject(-errno.EACCES, str(failure.value))
 
         def compute():
-            return defer.maybeDeferred(handler.handle_request, request).addErrback(rejected)
+            try:
+                result = handler.handle_request(request)
+            except AuthRejected as e:
+                return AuthReject(-errno.EACCES, str(e))
+            if isinstance(result, (defer.Deferred, Failure, CoroutineType)):
+                return defer.maybeDeferred(lambda: result).addErrback(rejected)
+            return result
 
         self._auth_step(compute, answer)
 

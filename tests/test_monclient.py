@@ -464,3 +464,57 @@ class CommandTests(TestCase):
         mc, _ = self.client(self.Protocol(fail=ConnectionClosed("gone")))
         d = mc.command({"prefix": "version"})
         self.failureResultOf(d, ConnectionClosed)
+
+
+class CommandCodecTests(TestCase):
+    """
+    The command loop's shortcuts (L{MMonCommand.build}, MMonCommand's
+    one-join encode, MMonCommandAck's struct decode) give what the general
+    Encoder/Decoder paths give, and refuse what they refuse.
+    """
+
+    CMD = json.dumps({"prefix": "version"})
+
+    def test_build_and_encode(self):
+        import uuid
+
+        from msgr2tx.core.encoding import Encoder
+
+        built = MMonCommand.build(FSID, self.CMD, b"in", 9)
+        self.assertEqual(vars(built), vars(MMonCommand(FSID, [self.CMD], b"in", tid=9)))
+        self.assertEqual(vars(MMonCommand.build(uuid.UUID(bytes=FSID), self.CMD, b"", 1)),
+                         vars(MMonCommand(FSID, [self.CMD], tid=1)))
+        for cmd in ([self.CMD], ["a", "\u00e9t\u00e9"], []):
+            message = MMonCommand(FSID, cmd, b"in", tid=3, paxos_version=5)
+            enc = Encoder()
+            message.encode_front(enc, 0)
+            self.assertEqual(message.encode(), (enc.getvalue(), b"", b"in"))
+
+    def _general(self, front, data=b""):
+        from msgr2tx.core.messages import Message
+        return Message.decode.__func__(MMonCommandAck, front, b"", data, 1)
+
+    def test_ack_decode(self):
+        from msgr2tx.errors import DecodeError
+
+        ack = MMonCommandAck(-2, "no such thing \u00e9", [self.CMD, "b"], b"out", paxos_version=7,
+                             session_mon=3, session_mon_tid=4)
+        front, _, data = ack.encode()
+        general = vars(self._general(front, data))
+        self.assertEqual(vars(MMonCommandAck.decode(front, b"", data, 1)), general)
+        self.assertEqual(vars(MMonCommandAck.decode(memoryview(front), b"", memoryview(data), 1)), general)
+        self.assertEqual(general["r"], -2)
+        self.assertEqual(general["cmd"], [self.CMD, "b"])
+        # every truncation: the same result, or the same refusal
+        for cut in range(len(front)):
+            try:
+                expected = vars(self._general(front[:cut]))
+            except DecodeError as e:
+                with self.assertRaises(DecodeError) as caught:
+                    MMonCommandAck.decode(front[:cut], b"", b"", 1)
+                self.assertEqual(str(caught.exception), str(e))
+            else:
+                self.assertEqual(vars(MMonCommandAck.decode(front[:cut], b"", b"", 1)), expected)
+        # a list count far beyond the bytes left
+        with self.assertRaises(DecodeError):
+            MMonCommandAck.decode(front[:26 + len("no such thing \u00e9".encode())] + b"\xff\xff\xff\x7f", b"", b"", 1)

@@ -355,3 +355,59 @@ class MonClientWithoutConnectionTests(TestCase):
         self.failureResultOf(monclient.get_version("osdmap"), ConnectionClosed)
         self.failureResultOf(monclient.request_rotating())
         self.failureResultOf(monclient._auth_request(b"", lambda bl: bl, "renewal"), ConnectionClosed)
+
+
+class _ShapedAuth(NoneServerHandler):
+    """Auth none whose answer comes back in one of the shapes a handler may use."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = shape
+
+    def handle_request(self, request):
+        from msgr2tx.errors import AuthRejected
+        if self.shape == "raise":
+            raise AuthRejected("refused by raising")
+        result = NoneServerHandler.handle_request(self, request)
+        if self.shape == "deferred":
+            return task.deferLater(reactor, 0, lambda: result)
+        if self.shape == "coroutine":
+            async def later():
+                await task.deferLater(reactor, 0, lambda: None)
+                return result
+            return later()
+        if self.shape == "failed":
+            return defer.fail(AuthRejected("refused through a Deferred"))
+        return result
+
+
+class AuthStepShapesTests(TestCase):
+    """
+    A server auth handler may answer with a value, a Deferred or a
+    coroutine, or refuse by raising AuthRejected (at once or through the
+    Deferred): the handshake ends the same way for each.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def _connect(self, shape):
+        factory = Msgr2ServerFactory([_ShapedAuth(shape)], EchoReceiver())
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        p = yield connect(reactor, "v2:127.0.0.1:%d" % port.getHost().port,
+                          [NoneClientHandler(EntityName.parse("client.admin"))], timeout=5)
+        p.close()
+        return p.info, factory.config.entity_type
+
+    @defer.inlineCallbacks
+    def test_accepting_shapes(self):
+        for shape in ("value", "deferred", "coroutine"):
+            info, server_type = yield self._connect(shape)
+            self.assertEqual(info.peer_name.type, server_type)
+
+    @defer.inlineCallbacks
+    def test_refusing_shapes(self):
+        for shape in ("raise", "failed"):
+            with self.assertRaises(AuthBadMethod):
+                yield self._connect(shape)

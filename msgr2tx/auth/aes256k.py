@@ -103,11 +103,16 @@ def cts_encrypt(key: bytes, plaintext: bytes, iv: bytes = _ZERO_IV) -> bytes:
     must be at least one block.  With more than one block the last two
     ciphertext blocks are swapped, the (then last) partial one truncated.
     """
+    return _cts_encrypt(_cbc(key, iv), plaintext)
+
+
+def _cts_encrypt(cbc: Cipher, plaintext: bytes) -> bytes:
+    """L{cts_encrypt} with the AES-CBC cipher (key and IV) already built."""
     plaintext = bytes(plaintext)
     n = len(plaintext)
     if n < BLOCK_LEN:
         raise ValueError("CTS needs at least one block of plaintext")
-    enc = _cbc(key, iv).encryptor()
+    enc = cbc.encryptor()
     if n == BLOCK_LEN:
         return enc.update(plaintext) + enc.finalize()
     last = n % BLOCK_LEN or BLOCK_LEN
@@ -117,12 +122,18 @@ def cts_encrypt(key: bytes, plaintext: bytes, iv: bytes = _ZERO_IV) -> bytes:
 
 def cts_decrypt(key: bytes, ciphertext: bytes, iv: bytes = _ZERO_IV) -> bytes:
     """The inverse of L{cts_encrypt}; ValueError for less than one block."""
+    zero = _cbc(key, _ZERO_IV)
+    return _cts_decrypt(zero, zero if iv == _ZERO_IV else _cbc(key, iv), ciphertext)
+
+
+def _cts_decrypt(zero: Cipher, cbc: Cipher, ciphertext: bytes) -> bytes:
+    """L{cts_decrypt} with the ciphers built: C{zero} with a zero IV, C{cbc} with the IV in use."""
     ciphertext = bytes(ciphertext)
     n = len(ciphertext)
     if n < BLOCK_LEN:
         raise ValueError("CTS needs at least one block of ciphertext")
     if n == BLOCK_LEN:
-        dec = _cbc(key, iv).decryptor()
+        dec = cbc.decryptor()
         return dec.update(ciphertext) + dec.finalize()
     last = n % BLOCK_LEN or BLOCK_LEN
     head = ciphertext[:n - BLOCK_LEN - last]
@@ -130,10 +141,10 @@ def cts_decrypt(key: bytes, ciphertext: bytes, iv: bytes = _ZERO_IV) -> bytes:
     tail = ciphertext[n - last:]                           # prefix of the second-to-last CBC block
     # one block decrypted with a zero IV is the raw AES decryption:
     # E(n-1) xor the zero-padded last plaintext block
-    one = _cbc(key, _ZERO_IV).decryptor()
+    one = zero.decryptor()
     d = one.update(swapped) + one.finalize()
     prev = tail + d[last:]
-    dec = _cbc(key, iv).decryptor()
+    dec = cbc.decryptor()
     return (dec.update(head + prev + swapped) + dec.finalize())[:n]
 
 
@@ -181,7 +192,7 @@ class Aes256kKey:
     Ceph derives from the whole of it.  Never shows key material.
     """
 
-    __slots__ = ("_secret", "_usages")
+    __slots__ = ("_secret", "_usages", "_ciphers")
 
     def __init__(self, secret: bytes) -> None:
         secret = bytes(secret)
@@ -189,6 +200,9 @@ class Aes256kKey:
             raise Aes256kError("aes256k key of %d bytes is shorter than %d" % (len(secret), KEY_LEN))
         self._secret = secret
         self._usages: Dict[int, Tuple[bytes, bytes]] = {}
+        #: usage -> (AES-256-CBC cipher of Ke with the zero IV, Ki): built
+        #: once per usage, a fresh context from it for each use
+        self._ciphers: Dict[int, Tuple[Cipher, bytes]] = {}
 
     def __repr__(self) -> str:
         return "<Aes256kKey <%d secret bytes>>" % len(self._secret)
@@ -208,10 +222,32 @@ class Aes256kKey:
                 self._usages[usage] = keys
         return keys
 
+    def _cipher(self, usage: int) -> Tuple[Cipher, bytes]:
+        entry = self._ciphers.get(usage)
+        if entry is None:
+            ke, ki = self.usage_keys(usage)
+            entry = (_cbc(ke, _ZERO_IV), ki)
+            if len(self._ciphers) < 64:
+                self._ciphers[usage] = entry
+        return entry
+
     def encrypt(self, usage: int, plaintext: bytes, confounder: Optional[bytes] = None) -> bytes:
-        ke, ki = self.usage_keys(usage)
-        return encrypt(ke, ki, plaintext, confounder)
+        """L{encrypt} with the keys of C{usage}."""
+        if confounder is None:
+            confounder = os.urandom(CONFOUNDER_LEN)
+        elif len(confounder) != CONFOUNDER_LEN:
+            raise ValueError("the confounder must be %d bytes" % CONFOUNDER_LEN)
+        cbc, ki = self._cipher(usage)
+        c = _cts_encrypt(cbc, bytes(confounder) + bytes(plaintext))
+        return c + _tag(ki, _ZERO_IV, c)
 
     def decrypt(self, usage: int, ciphertext: bytes) -> bytes:
-        ke, ki = self.usage_keys(usage)
-        return decrypt(ke, ki, ciphertext)
+        """L{decrypt} with the keys of C{usage}."""
+        cbc, ki = self._cipher(usage)
+        ciphertext = bytes(ciphertext)
+        if len(ciphertext) < MIN_CIPHERTEXT_LEN:
+            raise Aes256kError("aes256k decryption failed")
+        c, h = ciphertext[:-HASH_LEN], ciphertext[-HASH_LEN:]
+        if not hmac.compare_digest(_tag(ki, _ZERO_IV, c), h):
+            raise Aes256kError("aes256k decryption failed")
+        return _cts_decrypt(cbc, cbc, c)[CONFOUNDER_LEN:]

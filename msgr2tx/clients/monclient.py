@@ -978,7 +978,7 @@ class MonClient:
             if timeout is None:
                 timeout = self.op_timeout
             tid = self._tid()
-            message = MMonCommand(monmap.fsid, [cmd], inbl, tid=tid)
+            message = MMonCommand.build(monmap.fsid, cmd, inbl if type(inbl) is bytes else bytes(inbl), tid)
             op = self._start_op(self._commands, tid, message if self.resend_on_reconnect else None,
                                 timeout or 0, "command %s" % (cmd,))
             if self.protocol is not None:

@@ -28,6 +28,11 @@ DEFAULT_KEEPALIVE_TIMEOUT = 30.0
 KEEPALIVE_TIMEOUT_INTERVALS = 3.0
 
 
+_REVISION_1 = int(Msgr2Feature.REVISION_1)
+_COMPRESSION = int(Msgr2Feature.COMPRESSION)
+_FAST_RECONNECT = int(Msgr2Feature.MSGR2TX_FAST_RECONNECT)
+
+
 @dataclass(frozen=True)
 class ConnectionConfig:
     """
@@ -202,14 +207,15 @@ class ConnectionConfig:
 
     @property
     def msgr2_supported(self) -> int:
+        # plain ints: or-ing IntFlag members builds a new flag object each time
         bits = 0
         if self.revision1:
-            bits |= Msgr2Feature.REVISION_1
+            bits |= _REVISION_1
         if self.compression:
-            bits |= Msgr2Feature.COMPRESSION
+            bits |= _COMPRESSION
         if self.fast_reconnect:
-            bits |= Msgr2Feature.MSGR2TX_FAST_RECONNECT
-        return int(bits)
+            bits |= _FAST_RECONNECT
+        return bits
 
     @property
     def msgr2_required(self) -> int:

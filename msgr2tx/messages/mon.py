@@ -7,19 +7,27 @@ MMonGetVersion*.h, MMonSubscribe*.h, MMonMap.h, MConfig.h).
 No I/O and no Twisted here.
 """
 
+import struct
 import uuid
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from msgr2tx.core.encoding import (
     Decoder, Encoder,
 )
-from msgr2tx.core.features import CEPH_FEATURE_SUBSCRIBE2
+from msgr2tx.core.features import CEPH_FEATURE_SUBSCRIBE2, CEPH_FEATURES_ALL
 from msgr2tx.core.messages import (
     CEPH_MSG_MON_GET_VERSION, CEPH_MSG_MON_GET_VERSION_REPLY, CEPH_MSG_MON_MAP, CEPH_MSG_MON_SUBSCRIBE,
     CEPH_MSG_MON_SUBSCRIBE_ACK, CEPH_SUBSCRIBE_ONETIME, MSG_CONFIG, MSG_MON_COMMAND, MSG_MON_COMMAND_ACK,
     Message, PaxosServiceMessage, encode_sorted_str_map, fsid_bytes, fsid_uuid, register,
 )
 from msgr2tx.ceph.monmap import MonMap
+
+_new_object = object.__new__
+_U32 = struct.Struct("<I")
+#: PaxosServiceMessage's prefix: paxos_version u64, session_mon s16, session_mon_tid u64
+_PAXOS = struct.Struct("<QhQ")
+#: MMonCommandAck's front up to its status text: the paxos prefix, r (s32), len(rs) (u32)
+_ACK_HEAD = struct.Struct("<QhQiI")
 
 
 class _CommandBody:
@@ -77,6 +85,35 @@ class MMonCommand(_CommandBody, PaxosServiceMessage):
         super().__init__(**header)
         self._set_command(fsid, cmd, inbl)
 
+    @classmethod
+    def build(cls, fsid: bytes, cmd: str, inbl: bytes, tid: int) -> "MMonCommand":
+        """
+        C{MMonCommand(fsid, [cmd], inbl, tid=tid)} for a client's command
+        loop, without the keyword-argument calls: C{fsid} as L{MonMap.fsid}
+        holds it (16 bytes, or anything L{fsid_bytes} takes), C{cmd} one
+        JSON text, C{inbl} bytes.
+        """
+        if type(fsid) is not bytes or len(fsid) != 16:
+            fsid = fsid_bytes(fsid)
+        msg = _new_object(cls)
+        msg.__dict__ = {
+            "seq": 0, "tid": tid, "priority": cls.PRIORITY, "version": cls.HEAD_VERSION,
+            "compat_version": cls.COMPAT_VERSION, "flags": 0, "data_off": 0, "ack_seq": 0, "src": None,
+            "paxos_version": 0, "session_mon": -1, "session_mon_tid": 0,
+            "fsid": fsid, "cmd": [cmd], "inbl": inbl,
+        }
+        return msg
+
+    def encode(self, features: int = CEPH_FEATURES_ALL):
+        # the same bytes as encode_front through an Encoder, in one join
+        parts = [_PAXOS.pack(self.paxos_version, self.session_mon, self.session_mon_tid), self.fsid,
+                 _U32.pack(len(self.cmd))]
+        for c in self.cmd:
+            b = c.encode("utf-8") if isinstance(c, str) else bytes(c)
+            parts.append(_U32.pack(len(b)))
+            parts.append(b)
+        return b"".join(parts), b"", bytes(self.inbl)
+
     def encode_front(self, enc: Encoder, features: int) -> None:
         self.paxos_encode(enc)
         self._encode_command(enc)
@@ -115,6 +152,39 @@ class MMonCommandAck(PaxosServiceMessage):
         self.r = dec.i32()
         self.rs = dec.string()
         self.cmd = dec.string_list()
+
+    @classmethod
+    def decode(cls, front, middle, data, version: int, features: int = CEPH_FEATURES_ALL) -> "MMonCommandAck":
+        # every reply to a command comes this way: one pass of struct
+        # unpacks instead of a Decoder; a front that does not parse goes
+        # the general way, which raises the DecodeError naming what is wrong
+        try:
+            paxos_version, session_mon, session_mon_tid, r, n = _ACK_HEAD.unpack_from(front, 0)
+            size = len(front)
+            pos = _ACK_HEAD.size + n
+            if pos > size:
+                raise ValueError
+            rs = bytes(front[_ACK_HEAD.size:pos]).decode("utf-8", "replace")
+            (count,) = _U32.unpack_from(front, pos)
+            pos += 4
+            cmd = []
+            for _ in range(count):
+                (n,) = _U32.unpack_from(front, pos)
+                pos += 4
+                if pos + n > size:
+                    raise ValueError
+                cmd.append(bytes(front[pos:pos + n]).decode("utf-8", "replace"))
+                pos += n
+        except (struct.error, ValueError):
+            return super().decode(front, middle, data, version, features)  # type: ignore[return-value]
+        msg = _new_object(cls)
+        msg.__dict__ = {
+            "seq": 0, "tid": 0, "priority": cls.PRIORITY, "version": version,
+            "compat_version": cls.COMPAT_VERSION, "flags": 0, "data_off": 0, "ack_seq": 0, "src": None,
+            "paxos_version": paxos_version, "session_mon": session_mon, "session_mon_tid": session_mon_tid,
+            "r": r, "rs": rs, "cmd": cmd, "outbl": bytes(data),
+        }
+        return msg
 
     def data_segment(self) -> bytes:
         return self.outbl
