@@ -72,6 +72,18 @@ def _error(result: int, pool: str, oid: Optional[str], what: str) -> RadosError:
                code, pool=pool, oid=oid)
 
 
+def _reply_ops(ops):
+    return ops
+
+
+def _nothing(ops) -> None:
+    return None
+
+
+def _first_outdata(ops):
+    return ops[0].outdata
+
+
 @dataclasses.dataclass(frozen=True)
 class ObjectStat:
     """What L{IoCtx.stat} returns: size in bytes, mtime in seconds since the epoch."""
@@ -259,19 +271,24 @@ class IoCtx:
 
         @raise RadosError: (as a failure) a negative result, as its subclass.
         """
+        return self._submit(oid, ops, what, _reply_ops, key, timeout)
+
+    def _submit(self, oid: str, ops: List[T.OSDOp], what: str, pick, key: str = "",
+                timeout: Optional[float] = None) -> defer.Deferred:
+        """L{operate}, firing with C{pick(reply ops)} (one callback per request)."""
         objecter = self.rados.objecter
         if objecter is None:
             return defer.fail(RadosError("not connected: call connect() first"))
+        return objecter.submit(self.pool_id, oid, ops, self.namespace, key, None, timeout).addCallback(
+            self._done, oid, what, pick)
 
-        def done(reply):
-            if reply.result < 0:
-                e = _error(reply.result, self.pool_name, oid, what)
-                if isinstance(e, OperationNotSupported) and self._erasure_coded():
-                    e.args = (e.args[0] + _EC_REFUSALS % (self.pool_name,),)
-                raise e
-            return reply.ops
-        return objecter.submit(self.pool_id, oid, ops, namespace=self.namespace, key=key,
-                               timeout=timeout).addCallback(done)
+    def _done(self, reply, oid: str, what: str, pick):
+        if reply.result < 0:
+            e = _error(reply.result, self.pool_name, oid, what)
+            if isinstance(e, OperationNotSupported) and self._erasure_coded():
+                e.args = (e.args[0] + _EC_REFUSALS % (self.pool_name,),)
+            raise e
+        return pick(reply.ops)
 
     def _erasure_coded(self) -> bool:
         m = self.rados.follower.osdmap if self.rados.follower is not None else None
@@ -284,19 +301,19 @@ class IoCtx:
         """Replace the object's data with C{data} (creating it). Fires with None."""
         data = bytes(data)
         op = T.OSDOp.extent(T.OP_WRITEFULL, 0, len(data), data)
-        return self.operate(oid, [op], "write_full").addCallback(lambda _: None)
+        return self._submit(oid, [op], "write_full", _nothing)
 
     def write(self, oid: str, data: bytes, offset: int = 0) -> defer.Deferred:
         """Write C{data} at byte C{offset} (creating the object). Fires with None."""
         data = bytes(data)
         op = T.OSDOp.extent(T.OP_WRITE, offset, len(data), data)
-        return self.operate(oid, [op], "write").addCallback(lambda _: None)
+        return self._submit(oid, [op], "write", _nothing)
 
     def append(self, oid: str, data: bytes) -> defer.Deferred:
         """Append C{data} to the object. Fires with None."""
         data = bytes(data)
         op = T.OSDOp.extent(T.OP_APPEND, 0, len(data), data)
-        return self.operate(oid, [op], "append").addCallback(lambda _: None)
+        return self._submit(oid, [op], "append", _nothing)
 
     def read(self, oid: str, length: Optional[int] = None, offset: int = 0) -> defer.Deferred:
         """
@@ -311,7 +328,7 @@ class IoCtx:
             if length <= 0:
                 return defer.succeed(b"")
             op = T.OSDOp.extent(T.OP_READ, offset, length)
-            return self.operate(oid, [op], "read").addCallback(lambda ops: ops[0].outdata)
+            return self._submit(oid, [op], "read", _first_outdata)
         return self._read_chunks(oid, length, offset)
 
     @defer.inlineCallbacks

@@ -96,6 +96,8 @@ _INT64_MAX = (1 << 63) - 1
 _UNION = 28
 _OP_HEAD = struct.Struct("<HI")
 _OP_SIZE = 2 + 4 + _UNION + 4
+#: a whole C{ceph_osd_op}: op, flags, the union, payload_len
+OSD_OP_STRUCT = struct.Struct("<HI%dsI" % _UNION)
 
 
 @dataclass
@@ -168,14 +170,29 @@ class OSDOp:
     # ---- ceph_osd_op ------------------------------------------------------
 
     def encode_op(self, enc: Encoder, payload_len: int) -> None:
-        enc.raw(_OP_HEAD.pack(self.op, self.flags)).raw(self.args).u32(payload_len)
+        if len(self.args) != _UNION:
+            raise ValueError("ceph_osd_op union is %d bytes, not %d" % (len(self.args), _UNION))
+        enc.raw(OSD_OP_STRUCT.pack(self.op, self.flags, self.args, payload_len))
 
     @classmethod
     def decode_op(cls, dec: Decoder) -> "OSDOp":
-        raw = dec.raw(_OP_SIZE)
-        op, flags = _OP_HEAD.unpack_from(raw)
-        (payload_len,) = struct.unpack_from("<I", raw, 6 + _UNION)
-        return cls(op, flags, raw[6:6 + _UNION], payload_len=payload_len)
+        op, flags, args, payload_len = OSD_OP_STRUCT.unpack_from(dec.data, dec._need(_OP_SIZE, "ceph_osd_op"))
+        return received_op(op, flags, args, payload_len)
+
+
+_new_object = object.__new__
+
+
+def received_op(op: int, flags: int, args: bytes, payload_len: int) -> OSDOp:
+    """
+    An L{OSDOp} as a reply or request decodes it (no data yet, C{rval} 0):
+    what C{OSDOp(op, flags, args, payload_len=payload_len)} gives, built
+    without the dataclass constructor (per-op hot path).
+    """
+    o = _new_object(OSDOp)
+    o.__dict__ = {"op": op, "flags": flags, "args": args, "indata": b"", "outdata": b"", "rval": 0,
+                  "payload_len": payload_len}
+    return o
 
 
 def split_data(ops: List[OSDOp], data, what: str) -> None:
@@ -241,9 +258,19 @@ class ObjectLocator:
     hash: int = -1
 
     def encode(self, enc: Encoder) -> None:
-        pos = enc.start(6, 6 if self.hash != -1 else 3)
-        enc.i64(self.pool).i32(-1).string(self.key).string(self.nspace).i64(self.hash)
-        enc.finish(pos)
+        enc.raw(self.wire())
+
+    def wire(self) -> bytes:
+        """The encoding (version 6), built once per locator (it is frozen)."""
+        b = self.__dict__.get("_wire")
+        if b is None:
+            enc = Encoder()
+            pos = enc.start(6, 6 if self.hash != -1 else 3)
+            enc.i64(self.pool).i32(-1).string(self.key).string(self.nspace).i64(self.hash)
+            enc.finish(pos)
+            b = enc.getvalue()
+            object.__setattr__(self, "_wire", b)
+        return b
 
     @classmethod
     def decode(cls, dec: Decoder) -> "ObjectLocator":
@@ -443,6 +470,7 @@ def pgnls_op(count: int, start_epoch: int, cursor: Optional[HObject] = None) -> 
 
 __all__ = [name for name in dir() if name.isupper() and not name.startswith("_")] + [
     "OSDOp", "ObjectLocator", "HObject", "ReqId", "Redirect", "ListEntry", "NlsResponse", "split_data",
+    "received_op",
     "encode_pg_t", "decode_pg_t", "encode_spg_t", "decode_spg_t", "encode_eversion", "decode_eversion",
     "encode_str_bl_map", "encode_str_set", "decode_str_bl_map", "omap_get_vals_indata", "decode_omap_vals",
     "decode_stat", "pgnls_op", "op_is_write", "op_is_pg",
