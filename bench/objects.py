@@ -114,8 +114,10 @@ def librados_side(args):
 
         loop(cmd["warmup"])
         state.update(ops=0, bytes=0, errors=0)
+        cpu0 = time.process_time()      # the whole process: librados's messenger threads too
         elapsed = loop(seconds)
-        return {"ops": state["ops"], "bytes": state["bytes"], "errors": state["errors"], "seconds": elapsed}
+        return {"ops": state["ops"], "bytes": state["bytes"], "errors": state["errors"], "seconds": elapsed,
+                "cpu": time.process_time() - cpu0}
 
     serve(run)
     for r, io in clusters.values():
@@ -171,6 +173,9 @@ def msgr2tx_side(args):
                     got = LARGE
                 elif kind == "read":
                     got = len(await io.read(oid(n % objects), LARGE))
+                elif kind == "readview":
+                    # (not a cell: IoCtx.read_view's saving, by hand with the msgr2tx-side command)
+                    got = len(await io.read_view(oid(n % objects), LARGE))
                 else:
                     got = len(await io.read(oid(rnd.randrange(objects)), SMALL,
                                             SMALL * rnd.randrange(LARGE // SMALL)))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from msgr2tx.core.encoding import Decoder, Encoder, utime_t
+from msgr2tx.core.messages import SHARE_SEGMENTS_FROM
 from msgr2tx.errors import DecodeError
 
 # --- op codes (CEPH_OSD_OP_*): mode | type | number ------------------------------------------
@@ -195,26 +196,37 @@ def received_op(op: int, flags: int, args: bytes, payload_len: int) -> OSDOp:
     return o
 
 
-def split_data(ops: List[OSDOp], data, what: str) -> None:
+def split_data(ops: List[OSDOp], data, what: str, share: bool = False) -> None:
     """
     C{OSDOp::split_osd_op_vector_*_data}: give each op its C{payload_len}
     bytes of the data segment, in op order.  C{what} is C{"indata"} or
-    C{"outdata"}.
+    C{"outdata"}.  With C{share}, parts of 64 KiB or more
+    (L{msgr2tx.core.messages.SHARE_SEGMENTS_FROM}) of a read-only
+    memoryview segment are handed out as read-only views of it (no copy;
+    the received frame stays alive while they do); everything else is
+    C{bytes}.
 
     @raise DecodeError: the data segment is shorter than the ops say.
     """
-    if len(ops) == 1 and ops[0].payload_len == len(data) and type(data) is bytes:
-        setattr(ops[0], what, data)         # the whole segment is the one op's: no copy
+    if len(ops) == 1 and ops[0].payload_len == len(data):
+        # the whole segment is the one op's
+        if type(data) is not bytes and not (share and isinstance(data, memoryview) and data.readonly
+                                            and len(data) >= SHARE_SEGMENTS_FROM):
+            data = bytes(data)
+        setattr(ops[0], what, data)
         return
     view = memoryview(data)
+    keep = share and view.readonly and type(data) is not bytes
     pos = 0
     for op in ops:
-        if op.payload_len:
-            if pos + op.payload_len > len(view):
+        n = op.payload_len
+        if n:
+            if pos + n > len(view):
                 raise DecodeError("op data says %d bytes but the data segment has %d left"
-                                  % (op.payload_len, len(view) - pos))
-            setattr(op, what, bytes(view[pos:pos + op.payload_len]))
-            pos += op.payload_len
+                                  % (n, len(view) - pos))
+            part = view[pos:pos + n]
+            setattr(op, what, part if keep and n >= SHARE_SEGMENTS_FROM else bytes(part))
+            pos += n
 
 
 # --- small structures ---------------------------------------------------------------------------

@@ -261,7 +261,10 @@ class MOSDOp(Message):
 @register
 class MOSDOpReply(Message):
     """
-    An OSD's answer to an L{MOSDOp}, matched by the header tid.
+    An OSD's answer to an L{MOSDOp}, matched by the header tid.  An op's
+    C{outdata} of 64 KiB or more that arrived as a read-only view of the
+    received frame stays such a view (L{split_data} with C{share}); smaller
+    ones are C{bytes}.
 
     C{oid}; C{pool} and C{seed} (the PG, C{pg_t}); C{osd_flags} (Ceph's C{flags}); C{result} (0
     or a negative errno); C{osdmap_epoch} (the OSD's map); C{ops} (the
@@ -327,8 +330,10 @@ class MOSDOpReply(Message):
             dec.raw(TRACE_LEN)
 
     def set_data_segment(self, data: bytes) -> None:
+        # a large read's data stays a read-only view of the received frame
+        # (IoCtx.read makes the bytes; IoCtx.read_view hands the view out)
         if self.version >= 4:
-            split_data(self.ops, data, "outdata")
+            split_data(self.ops, data, "outdata", share=True)
 
     @classmethod
     def decode(cls, front, middle, data, version: int, features: int = CEPH_FEATURES_ALL) -> "MOSDOpReply":
