@@ -49,9 +49,15 @@ _OSD_OP_UNION = OSD_OP_STRUCT.size - 10
 _OSDOP_HEAD = struct.Struct("<BBIBqIibIII" "BBIBqQi" "24x" "III")
 _OSDOP_SNAPC = struct.Struct("<QQI")
 _OSDOP_TAIL = struct.Struct("<iQ")
+#: the osd_reqid_t of a request of incarnation 0 (frozen: shared)
+_REQID_0 = ReqId()
+#: the op count, one ceph_osd_op, snapid, snap_seq, no snaps, retry_attempt, features
+_OSDOP_ONE = struct.Struct("<H" + OSD_OP_STRUCT.format.lstrip("<") + "QQIiQ")
 #: MOSDOpReply after the oid: pg_t, flags, result, bad_replay_version,
 #: osdmap_epoch, the op count
 _REPLY_HEAD = struct.Struct("<BqIiqiQIII")
+#: a one-op MOSDOpReply's op, retry_attempt and rval
+_REPLY_ONE_OP = struct.Struct("<" + OSD_OP_STRUCT.format.lstrip("<") + "ii")
 #: MOSDOpReply after the ops (v7 on): retry_attempt ... then rvals, then this
 _REPLY_TAIL = struct.Struct("<QIQB")
 
@@ -189,7 +195,8 @@ class MOSDOp(Message):
             "seq": 0, "tid": tid, "priority": OSD_CLIENT_OP_PRIORITY, "version": 8, "compat_version": 3,
             "flags": 0, "data_off": 0, "ack_seq": 0, "src": None,
             "pool": pool, "seed": seed, "shard": shard, "hash": hash, "osdmap_epoch": osdmap_epoch,
-            "osd_flags": osd_flags, "reqid": ReqId(inc=client_inc), "client_inc": client_inc, "mtime": mtime,
+            "osd_flags": osd_flags, "reqid": _REQID_0 if client_inc == 0 else ReqId(inc=client_inc),
+            "client_inc": client_inc, "mtime": mtime,
             "locator": locator, "oid": oid, "ops": ops, "snapid": NOSNAP, "snap_seq": 0, "snaps": [],
             "retry_attempt": retry_attempt, "features": features}
         return msg
@@ -200,15 +207,22 @@ class MOSDOp(Message):
         r = self.reqid
         oid = self.oid.encode("utf-8")
         ops = self.ops
-        parts = [_OSDOP_HEAD.pack(1, 1, 18, 1, self.pool, self.seed, -1, self.shard, self.hash, self.osdmap_epoch,
-                                  self.osd_flags, 2, 2, 21, r.name_type, r.name_num, r.tid, r.inc,
-                                  self.client_inc, self.mtime.sec, self.mtime.nsec),
-                 self.locator.wire(), _U32.pack(len(oid)), oid, _U16.pack(len(ops))]
+        head = _OSDOP_HEAD.pack(1, 1, 18, 1, self.pool, self.seed, -1, self.shard, self.hash, self.osdmap_epoch,
+                                self.osd_flags, 2, 2, 21, r.name_type, r.name_num, r.tid, r.inc,
+                                self.client_inc, self.mtime.sec, self.mtime.nsec)
+        snaps = self.snaps
+        if len(ops) == 1 and not snaps:
+            # the usual request: one op, no snap context, in one pack after the name
+            op = ops[0]
+            if len(op.args) == _OSD_OP_UNION:
+                return b"".join((head, self.locator.wire(), _U32.pack(len(oid)), oid, _OSDOP_ONE.pack(
+                    1, op.op, op.flags, op.args, len(op.indata), self.snapid, self.snap_seq, 0,
+                    self.retry_attempt, self.features)))
+        parts = [head, self.locator.wire(), _U32.pack(len(oid)), oid, _U16.pack(len(ops))]
         for op in ops:
             if len(op.args) != _OSD_OP_UNION:
                 raise ValueError("ceph_osd_op union is %d bytes, not %d" % (len(op.args), _OSD_OP_UNION))
             parts.append(OSD_OP_STRUCT.pack(op.op, op.flags, op.args, len(op.indata)))
-        snaps = self.snaps
         parts.append(_OSDOP_SNAPC.pack(self.snapid, self.snap_seq, len(snaps)))
         for snap in snaps:
             parts.append(_U64.pack(snap))
@@ -376,12 +390,19 @@ class MOSDOpReply(Message):
         tail = end_ops + 4 + 4 * nops
         if tail + _REPLY_TAIL.size + (TRACE_LEN if version >= 8 else 0) > size:
             return None
-        unpack_op = OSD_OP_STRUCT.unpack_from
-        ops = [received_op(*unpack_op(front, p)) for p in range(pos, end_ops, _OP_SIZE)]
-        (retry_attempt,) = _I32.unpack_from(front, end_ops)
-        if nops:
-            for op, rval in zip(ops, struct.unpack_from("<%di" % nops, front, end_ops + 4)):
-                op.rval = rval
+        if nops == 1:
+            code, flags, args, payload_len, retry_attempt, rval = _REPLY_ONE_OP.unpack_from(front, pos)
+            op = _new_object(OSDOp)
+            op.__dict__ = {"op": code, "flags": flags, "args": args, "indata": b"", "outdata": b"", "rval": rval,
+                           "payload_len": payload_len}
+            ops = [op]
+        else:
+            unpack_op = OSD_OP_STRUCT.unpack_from
+            ops = [received_op(*unpack_op(front, p)) for p in range(pos, end_ops, _OP_SIZE)]
+            (retry_attempt,) = _I32.unpack_from(front, end_ops)
+            if nops:
+                for op, rval in zip(ops, struct.unpack_from("<%di" % nops, front, end_ops + 4)):
+                    op.rval = rval
         replay_v, replay_e, user_version, redirected = _REPLY_TAIL.unpack_from(front, tail)
         if redirected:
             return None
