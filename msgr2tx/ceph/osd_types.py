@@ -18,6 +18,8 @@ from msgr2tx.core.encoding import Decoder, Encoder, utime_t
 from msgr2tx.core.messages import SHARE_SEGMENTS_FROM
 from msgr2tx.errors import DecodeError
 
+_new_object = object.__new__
+
 # --- op codes (CEPH_OSD_OP_*): mode | type | number ------------------------------------------
 
 _RD, _WR = 0x1000, 0x2000
@@ -97,6 +99,8 @@ _INT64_MAX = (1 << 63) - 1
 _UNION = 28
 _OP_HEAD = struct.Struct("<HI")
 _OP_SIZE = 2 + 4 + _UNION + 4
+#: the C{extent} layout of the union: offset, length, truncate_size, truncate_seq (zero-padded)
+_EXTENT = struct.Struct("<QQQI%dx" % (_UNION - 28))
 #: a whole C{ceph_osd_op}: op, flags, the union, payload_len
 OSD_OP_STRUCT = struct.Struct("<HI%dsI" % _UNION)
 
@@ -126,7 +130,11 @@ class OSDOp:
     def extent(cls, op: int, offset: int, length: int, indata: bytes = b"", truncate_size: int = 0,
                truncate_seq: int = 0, flags: int = 0) -> "OSDOp":
         """Read/write/writefull/truncate/zero: C{extent} (offset, length, truncate size and seq)."""
-        return cls(op, flags, struct.pack("<QQQI", offset, length, truncate_size, truncate_seq), bytes(indata))
+        o = _new_object(cls)
+        o.__dict__ = {"op": op, "flags": flags, "args": _EXTENT.pack(offset, length, truncate_size, truncate_seq),
+                      "indata": indata if indata.__class__ is bytes else bytes(indata), "outdata": b"", "rval": 0,
+                      "payload_len": 0}
+        return o
 
     @classmethod
     def xattr(cls, op: int, name: bytes, value: bytes = b"", flags: int = 0) -> "OSDOp":
@@ -179,9 +187,6 @@ class OSDOp:
     def decode_op(cls, dec: Decoder) -> "OSDOp":
         op, flags, args, payload_len = OSD_OP_STRUCT.unpack_from(dec.data, dec._need(_OP_SIZE, "ceph_osd_op"))
         return received_op(op, flags, args, payload_len)
-
-
-_new_object = object.__new__
 
 
 def received_op(op: int, flags: int, args: bytes, payload_len: int) -> OSDOp:

@@ -422,6 +422,10 @@ class Objecter:
         for s in list(self.sessions.values()):
             s.close()
         self.sessions.clear()
+        self._deadlines.clear()
+        if self._sweep_call is not None:
+            self._sweep_call.cancel()
+            self._sweep_call = None
 
     def in_flight(self) -> int:
         """Requests not finished: waiting for budget, for an OSD, or for a reply."""
