@@ -27,7 +27,8 @@ rules of Ceph's C{src/osdc/Objecter.cc}:
    requests beyond it wait their turn.
 
 Every request has a deadline (C{op_timeout}); when it passes the request
-fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.
+fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.  One timer
+serves all deadlines (set for the earliest, while requests are in flight).
 """
 
 import collections
@@ -104,7 +105,8 @@ class Op:
     One request in flight.  C{pgid} is set for PG ops (listing): the
     folded PG to send to; otherwise the object's name places it.
     C{deferred} fires with the L{MOSDOpReply} (whatever its result).
-    C{deadline} is when it times out (reactor seconds; 0: never).
+    C{deadline} is when it times out (reactor seconds; 0: never), after
+    C{timeout} seconds.
     """
 
     __slots__ = ("locator", "oid", "ops", "flags", "pg_seed", "tid", "attempts", "deferred", "deadline",
@@ -326,12 +328,10 @@ class Objecter:
         self._seeds: Dict[tuple, int] = {}
         self._placement_epoch = 0
         self._placements: Dict[Tuple[PgId, int], Placement] = {}
-        #: (pool, oid, namespace, key) -> what _calc_target found for it in the map of _placement_epoch
+        #: (pool, oid, namespace, key, PG seed of a PG op) -> what _target found in the map of _placement_epoch
         self._targets: Dict[tuple, tuple] = {}
         #: locators by (pool, key, namespace), up to SEED_CACHE
         self._locators: Dict[tuple, ObjectLocator] = {}
-        #: the map whose addresses the sessions were checked against (_session)
-        self._sessions_checked: Optional[Tuple[OSDMap, int]] = None
         #: requests with a deadline (insertion order) and the one timer that fails late ones
         self._deadlines: Dict[Op, None] = {}
         self._sweep_call = None
