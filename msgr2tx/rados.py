@@ -356,8 +356,8 @@ class IoCtx:
         @raise ObjectNotFound: (as a failure) no such object.
         """
         if length > self.read_chunk:
-            raise ValueError("read_view reads at most read_chunk (%d) bytes in one request, not %d"
-                             % (self.read_chunk, length))
+            raise ValueError("read_view reads at most read_chunk (%d) bytes in one request, not %d: use read() "
+                             "for more (it joins several requests) or read_view in pieces" % (self.read_chunk, length))
         if length <= 0:
             return defer.succeed(b"")
         op = T.OSDOp.extent(T.OP_READ, offset, length)
