@@ -329,8 +329,13 @@ def main_all(args):
                           target="\u2265 %.1fx librados" % TARGETS[kind],
                           ratio_range=[round(min(ratios), 3), round(max(ratios), 3)], rounds=args.repeat,
                           raw=cell)
-            summary.append("%s %s %s %.1f %s = %.2fx librados (%.2f-%.2f)" % (
-                kind, size, mode, ours_rate * unit_scale, unit, ratio, min(ratios), max(ratios)))
+            # client CPU per op (process_time; librados: its whole process, messenger threads too)
+            cpu = {name: statistics.median(r["cpu"] / r["ops"] * 1e6 for r in cell[name] if r.get("cpu") and r["ops"])
+                   if any(r.get("cpu") and r["ops"] for r in cell[name]) else None for name in ("msgr2tx", "librados")}
+            summary.append("%s %s %s %.1f %s = %.2fx librados (%.2f-%.2f)%s" % (
+                kind, size, mode, ours_rate * unit_scale, unit, ratio, min(ratios), max(ratios),
+                ", CPU/op %.0f vs %.0f us" % (cpu["msgr2tx"], cpu["librados"])
+                if None not in cpu.values() else ""))
     for mode, value in anchor.items():
         common.result("rados bench seq 4MiB %s (C++ anchor, objects cluster)" % mode, value, "MiB/s")
         summary.append("rados bench seq 4MiB %s %s MiB/s" % (mode, value))
