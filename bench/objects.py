@@ -15,7 +15,9 @@ stay connected for the whole run and take commands on stdin, so the cells
 are interleaved: each round runs every cell on both sides back to back
 (alternating which side goes first), --repeat rounds, and the figures are
 medians over the rounds.  Each cell is --seconds of timed I/O after a short
-warm-up.
+warm-up.  Both sides also report their client CPU per op (process_time over
+the timed I/O; for librados the whole python3 process, its messenger threads
+included), which this shared machine swings less than op/s.
 
     python bench/objects.py [--seconds 2] [--repeat 5] [--osds 3] [--size 1]
 
