@@ -279,16 +279,21 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.clock.advance(0.2)
         self.failureResultOf(slow, OpTimeout)
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        # answered requests: the timer goes with the last one
+        # answered requests: the timer ends at its time, as nothing is left
         self.follower.publish(make_map(12))
-        a, b = self.read("a"), self.read("b")
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-        for m in self.objecter.wire(0).sent[-2:]:
-            self.deliver(0, reply_to(m))
-        self.successResultOf(a)
-        self.successResultOf(b)
+        for name in ("a", "b", "c"):
+            d = self.read(name)
+            self.deliver(0, reply_to(self.objecter.wire(0).sent[-1]))
+            self.successResultOf(d)
+            self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(30.0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.objecter.in_flight(), 0)
+        # and close() cancels it
+        d = self.read("d")
+        self.objecter.close()
+        self.failureResultOf(d, OpTimeout)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_new_address_reopens_the_session(self):
         d = self.read()

@@ -28,7 +28,9 @@ rules of Ceph's C{src/osdc/Objecter.cc}:
 
 Every request has a deadline (C{op_timeout}); when it passes the request
 fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.  One timer
-serves all deadlines (set for the earliest, while requests are in flight).
+serves all deadlines: set for the earliest, it fails what is late, is set
+again for the earliest left, and ends when nothing is in flight then
+(L{close} cancels it).
 """
 
 import collections
@@ -693,11 +695,9 @@ class Objecter:
             return
         op.done = True
         if op.deadline:
-            deadlines = self._deadlines
-            deadlines.pop(op, None)
-            if not deadlines and self._sweep_call is not None:
-                self._sweep_call.cancel()
-                self._sweep_call = None
+            # (the timer stays: when it fires with nothing in flight it ends,
+            # so one request after another costs no timer each)
+            self._deadlines.pop(op, None)
         self._release_budget(op)
         if failure is not None:
             op.deferred.errback(failure)
