@@ -15,7 +15,9 @@ stay connected for the whole run and take commands on stdin, so the cells
 are interleaved: each round runs every cell on both sides back to back
 (alternating which side goes first), --repeat rounds, and the figures are
 medians over the rounds.  Each cell is --seconds of timed I/O after a short
-warm-up.
+warm-up.  Both sides also report their client CPU per op (process_time over
+the timed I/O; for librados the whole python3 process, its messenger threads
+included), which this shared machine swings less than op/s.
 
     python bench/objects.py [--seconds 2] [--repeat 5] [--osds 3] [--size 1]
 
@@ -114,8 +116,10 @@ def librados_side(args):
 
         loop(cmd["warmup"])
         state.update(ops=0, bytes=0, errors=0)
+        cpu0 = time.process_time()      # the whole process: librados's messenger threads too
         elapsed = loop(seconds)
-        return {"ops": state["ops"], "bytes": state["bytes"], "errors": state["errors"], "seconds": elapsed}
+        return {"ops": state["ops"], "bytes": state["bytes"], "errors": state["errors"], "seconds": elapsed,
+                "cpu": time.process_time() - cpu0}
 
     serve(run)
     for r, io in clusters.values():
@@ -171,6 +175,9 @@ def msgr2tx_side(args):
                     got = LARGE
                 elif kind == "read":
                     got = len(await io.read(oid(n % objects), LARGE))
+                elif kind == "readview":
+                    # (not a cell: IoCtx.read_view's saving, by hand with the msgr2tx-side command)
+                    got = len(await io.read_view(oid(n % objects), LARGE))
                 else:
                     got = len(await io.read(oid(rnd.randrange(objects)), SMALL,
                                             SMALL * rnd.randrange(LARGE // SMALL)))
@@ -324,8 +331,13 @@ def main_all(args):
                           target="\u2265 %.1fx librados" % TARGETS[kind],
                           ratio_range=[round(min(ratios), 3), round(max(ratios), 3)], rounds=args.repeat,
                           raw=cell)
-            summary.append("%s %s %s %.1f %s = %.2fx librados (%.2f-%.2f)" % (
-                kind, size, mode, ours_rate * unit_scale, unit, ratio, min(ratios), max(ratios)))
+            # client CPU per op (process_time; librados: its whole process, messenger threads too)
+            cpu = {name: statistics.median(r["cpu"] / r["ops"] * 1e6 for r in cell[name] if r.get("cpu") and r["ops"])
+                   if any(r.get("cpu") and r["ops"] for r in cell[name]) else None for name in ("msgr2tx", "librados")}
+            summary.append("%s %s %s %.1f %s = %.2fx librados (%.2f-%.2f)%s" % (
+                kind, size, mode, ours_rate * unit_scale, unit, ratio, min(ratios), max(ratios),
+                ", CPU/op %.0f vs %.0f us" % (cpu["msgr2tx"], cpu["librados"])
+                if None not in cpu.values() else ""))
     for mode, value in anchor.items():
         common.result("rados bench seq 4MiB %s (C++ anchor, objects cluster)" % mode, value, "MiB/s")
         summary.append("rados bench seq 4MiB %s %s MiB/s" % (mode, value))

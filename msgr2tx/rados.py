@@ -72,6 +72,27 @@ def _error(result: int, pool: str, oid: Optional[str], what: str) -> RadosError:
                code, pool=pool, oid=oid)
 
 
+def _reply_ops(ops):
+    # a large read's outdata arrives as a view of the received frame: operate() gives bytes
+    for op in ops:
+        if op.outdata.__class__ is not bytes:
+            op.outdata = bytes(op.outdata)
+    return ops
+
+
+def _nothing(ops) -> None:
+    return None
+
+
+def _first_outdata(ops) -> bytes:
+    data = ops[0].outdata
+    return data if data.__class__ is bytes else bytes(data)
+
+
+def _first_outdata_view(ops):
+    return ops[0].outdata
+
+
 @dataclasses.dataclass(frozen=True)
 class ObjectStat:
     """What L{IoCtx.stat} returns: size in bytes, mtime in seconds since the epoch."""
@@ -259,19 +280,24 @@ class IoCtx:
 
         @raise RadosError: (as a failure) a negative result, as its subclass.
         """
+        return self._submit(oid, ops, what, _reply_ops, key, timeout)
+
+    def _submit(self, oid: str, ops: List[T.OSDOp], what: str, pick, key: str = "",
+                timeout: Optional[float] = None) -> defer.Deferred:
+        """L{operate}, firing with C{pick(reply ops)} (one callback per request)."""
         objecter = self.rados.objecter
         if objecter is None:
             return defer.fail(RadosError("not connected: call connect() first"))
+        return objecter.submit(self.pool_id, oid, ops, self.namespace, key, None, timeout).addCallback(
+            self._done, oid, what, pick)
 
-        def done(reply):
-            if reply.result < 0:
-                e = _error(reply.result, self.pool_name, oid, what)
-                if isinstance(e, OperationNotSupported) and self._erasure_coded():
-                    e.args = (e.args[0] + _EC_REFUSALS % (self.pool_name,),)
-                raise e
-            return reply.ops
-        return objecter.submit(self.pool_id, oid, ops, namespace=self.namespace, key=key,
-                               timeout=timeout).addCallback(done)
+    def _done(self, reply, oid: str, what: str, pick):
+        if reply.result < 0:
+            e = _error(reply.result, self.pool_name, oid, what)
+            if isinstance(e, OperationNotSupported) and self._erasure_coded():
+                e.args = (e.args[0] + _EC_REFUSALS % (self.pool_name,),)
+            raise e
+        return pick(reply.ops)
 
     def _erasure_coded(self) -> bool:
         m = self.rados.follower.osdmap if self.rados.follower is not None else None
@@ -284,19 +310,19 @@ class IoCtx:
         """Replace the object's data with C{data} (creating it). Fires with None."""
         data = bytes(data)
         op = T.OSDOp.extent(T.OP_WRITEFULL, 0, len(data), data)
-        return self.operate(oid, [op], "write_full").addCallback(lambda _: None)
+        return self._submit(oid, [op], "write_full", _nothing)
 
     def write(self, oid: str, data: bytes, offset: int = 0) -> defer.Deferred:
         """Write C{data} at byte C{offset} (creating the object). Fires with None."""
         data = bytes(data)
         op = T.OSDOp.extent(T.OP_WRITE, offset, len(data), data)
-        return self.operate(oid, [op], "write").addCallback(lambda _: None)
+        return self._submit(oid, [op], "write", _nothing)
 
     def append(self, oid: str, data: bytes) -> defer.Deferred:
         """Append C{data} to the object. Fires with None."""
         data = bytes(data)
         op = T.OSDOp.extent(T.OP_APPEND, 0, len(data), data)
-        return self.operate(oid, [op], "append").addCallback(lambda _: None)
+        return self._submit(oid, [op], "append", _nothing)
 
     def read(self, oid: str, length: Optional[int] = None, offset: int = 0) -> defer.Deferred:
         """
@@ -311,8 +337,31 @@ class IoCtx:
             if length <= 0:
                 return defer.succeed(b"")
             op = T.OSDOp.extent(T.OP_READ, offset, length)
-            return self.operate(oid, [op], "read").addCallback(lambda ops: ops[0].outdata)
+            return self._submit(oid, [op], "read", _first_outdata)
         return self._read_chunks(oid, length, offset)
+
+    def read_view(self, oid: str, length: int, offset: int = 0) -> defer.Deferred:
+        """
+        L{read} without its last copy: fire with up to C{length} bytes from
+        C{offset} as C{bytes}, or as a read-only C{memoryview} of the
+        received frame (no copy of the data after the socket read) when 64
+        KiB or more arrived in a frame the messenger keeps whole (frames of
+        256 KiB and more, L{msgr2tx.core.framing.LARGE_FRAME}).  The view
+        keeps that frame's buffer (its size plus 64 KiB) alive, and a later
+        large reply can reuse the buffer only once nothing refers to it, so
+        drop or C{release()} the view when done; take C{bytes(view)} to keep
+        the data.  C{length} is at most C{read_chunk} (one request).
+
+        @raise ValueError: C{length} is larger than C{read_chunk}.
+        @raise ObjectNotFound: (as a failure) no such object.
+        """
+        if length > self.read_chunk:
+            raise ValueError("read_view reads at most read_chunk (%d) bytes in one request, not %d: use read() "
+                             "for more (it joins several requests) or read_view in pieces" % (self.read_chunk, length))
+        if length <= 0:
+            return defer.succeed(b"")
+        op = T.OSDOp.extent(T.OP_READ, offset, length)
+        return self._submit(oid, [op], "read", _first_outdata_view)
 
     @defer.inlineCallbacks
     def _read_chunks(self, oid: str, length: Optional[int], offset: int):
@@ -320,8 +369,8 @@ class IoCtx:
         got = 0
         while length is None or got < length:
             want = self.read_chunk if length is None else min(self.read_chunk, length - got)
-            ops = yield self.operate(oid, [T.OSDOp.extent(T.OP_READ, offset + got, want)], "read")
-            data = ops[0].outdata
+            data = yield self._submit(oid, [T.OSDOp.extent(T.OP_READ, offset + got, want)], "read",
+                                      _first_outdata_view)
             parts.append(data)
             got += len(data)
             if len(data) < want:
@@ -354,7 +403,7 @@ class IoCtx:
     def getxattr(self, oid: str, name: str) -> defer.Deferred:
         """Fire with the attribute's value. @raise NoData: (as a failure) no such attribute."""
         op = T.OSDOp.xattr(T.OP_GETXATTR, name.encode("utf-8"))
-        return self.operate(oid, [op], "getxattr %s" % name).addCallback(lambda ops: ops[0].outdata)
+        return self._submit(oid, [op], "getxattr %s" % name, _first_outdata)
 
     def setxattr(self, oid: str, name: str, value: bytes) -> defer.Deferred:
         """Set an attribute (creating the object)."""
@@ -381,7 +430,7 @@ class IoCtx:
         and whether more follow.
         """
         op = T.OSDOp.omap(T.OP_OMAPGETVALS, T.omap_get_vals_indata(start_after, max_return, filter_prefix))
-        return self.operate(oid, [op], "omap_get_vals").addCallback(lambda ops: T.decode_omap_vals(ops[0].outdata))
+        return self._submit(oid, [op], "omap_get_vals", lambda ops: T.decode_omap_vals(ops[0].outdata))
 
     @defer.inlineCallbacks
     def omap_get(self, oid: str, filter_prefix: str = ""):
@@ -398,8 +447,8 @@ class IoCtx:
     def omap_get_by_keys(self, oid: str, keys: Iterable[str]) -> defer.Deferred:
         """Fire with the values of those keys that exist (C{omap_get_vals_by_keys})."""
         op = T.OSDOp.omap(T.OP_OMAPGETVALSBYKEYS, T.encode_str_set(keys))
-        return self.operate(oid, [op], "omap_get_by_keys").addCallback(
-            lambda ops: T.decode_str_bl_map(Decoder(ops[0].outdata)))
+        return self._submit(oid, [op], "omap_get_by_keys",
+                            lambda ops: T.decode_str_bl_map(Decoder(ops[0].outdata)))
 
     def omap_rm_keys(self, oid: str, keys: Iterable[str]) -> defer.Deferred:
         """Remove omap keys."""

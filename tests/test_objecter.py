@@ -253,6 +253,48 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.failureResultOf(d, OpTimeout)
         self.assertEqual(self.objecter.in_flight(), 0)
 
+    def test_each_request_times_out_at_its_own_deadline(self):
+        # one timer serves every request: a shorter timeout after a longer
+        # one still fires on time, replies leave the others alone, and no
+        # timer is left once nothing is in flight
+        self.follower.publish(make_map(11, primary=lambda s: -1))
+        slow = self.read("slow")
+        self.clock.advance(1.0)
+        quick = self.objecter.submit(1, "quick", [T.OSDOp.extent(T.OP_READ, 0, 0)], timeout=2.0)
+        later = self.objecter.submit(1, "later", [T.OSDOp.extent(T.OP_READ, 0, 0)], timeout=5.0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(1.9)
+        self.assertNoResult(quick)
+        self.clock.advance(0.2)
+        self.failureResultOf(quick, OpTimeout)
+        self.assertNoResult(later)
+        self.clock.advance(2.8)             # 5.9 s
+        self.assertNoResult(later)
+        self.clock.advance(0.2)
+        f = self.failureResultOf(later, OpTimeout)
+        self.assertIn("in 5 s", str(f.value))
+        self.assertNoResult(slow)
+        self.clock.advance(23.8)            # 29.9 s
+        self.assertNoResult(slow)
+        self.clock.advance(0.2)
+        self.failureResultOf(slow, OpTimeout)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        # answered requests: the timer ends at its time, as nothing is left
+        self.follower.publish(make_map(12))
+        for name in ("a", "b", "c"):
+            d = self.read(name)
+            self.deliver(0, reply_to(self.objecter.wire(0).sent[-1]))
+            self.successResultOf(d)
+            self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(30.0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.objecter.in_flight(), 0)
+        # and close() cancels it
+        d = self.read("d")
+        self.objecter.close()
+        self.failureResultOf(d, OpTimeout)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_new_address_reopens_the_session(self):
         d = self.read()
         old = self.objecter.wire(0)

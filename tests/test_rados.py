@@ -16,6 +16,7 @@ import uuid
 from twisted.internet import defer, reactor, task, threads
 from twisted.trial.unittest import TestCase
 
+from msgr2tx.ceph import osd_types as T
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.errors import NoData, ObjectExists, ObjectNotFound, OpTimeout, PoolNotFound
@@ -133,6 +134,23 @@ class InteropTests(_RadosCase):
         self.assertEqual((yield io.read(name, 3000000, 500000)), data[500000:3500000])
         st = yield io.stat(name)
         self.assertEqual(st.size, len(data))
+        # read returns bytes whatever the size; read_view leaves 64 KiB and
+        # more as a read-only view of the received frame
+        io.read_chunk = 4 << 20
+        # (the messenger keeps frames of 256 KiB and more whole: those replies)
+        for length in (4 << 20, 1 << 20, (1 << 16) - 1):
+            got = yield io.read(name, length, 12345)
+            self.assertIs(type(got), bytes)
+            view = yield io.read_view(name, length, 12345)
+            self.assertIs(type(view), memoryview if length >= 1 << 20 else bytes)
+            self.assertEqual((got, bytes(view)), (data[12345:12345 + length],) * 2)
+            if type(view) is memoryview:
+                self.assertTrue(view.readonly)
+                view.release()
+        self.assertEqual(bytes((yield io.read_view(name, 1 << 20, len(data) - 100))), data[-100:])
+        self.assertRaises(ValueError, io.read_view, name, io.read_chunk + 1)
+        ops = yield io.operate(name, [T.OSDOp.extent(T.OP_READ, 0, 1 << 20)])
+        self.assertIs(type(ops[0].outdata), bytes)
         small = self.name("lib")
         yield threads.deferToThread(_librados, self.mon, LIBRADOS_WRITE, POOL, small, b"from librados".hex())
         self.assertEqual((yield io.read(small)), b"from librados")

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from msgr2tx.core.encoding import Decoder, Encoder, utime_t
+from msgr2tx.core.messages import SHARE_SEGMENTS_FROM
 from msgr2tx.errors import DecodeError
+
+_new_object = object.__new__
 
 # --- op codes (CEPH_OSD_OP_*): mode | type | number ------------------------------------------
 
@@ -96,6 +99,10 @@ _INT64_MAX = (1 << 63) - 1
 _UNION = 28
 _OP_HEAD = struct.Struct("<HI")
 _OP_SIZE = 2 + 4 + _UNION + 4
+#: the C{extent} layout of the union: offset, length, truncate_size, truncate_seq (zero-padded)
+_EXTENT = struct.Struct("<QQQI%dx" % (_UNION - 28))
+#: a whole C{ceph_osd_op}: op, flags, the union, payload_len
+OSD_OP_STRUCT = struct.Struct("<HI%dsI" % _UNION)
 
 
 @dataclass
@@ -123,7 +130,11 @@ class OSDOp:
     def extent(cls, op: int, offset: int, length: int, indata: bytes = b"", truncate_size: int = 0,
                truncate_seq: int = 0, flags: int = 0) -> "OSDOp":
         """Read/write/writefull/truncate/zero: C{extent} (offset, length, truncate size and seq)."""
-        return cls(op, flags, struct.pack("<QQQI", offset, length, truncate_size, truncate_seq), bytes(indata))
+        o = _new_object(cls)
+        o.__dict__ = {"op": op, "flags": flags, "args": _EXTENT.pack(offset, length, truncate_size, truncate_seq),
+                      "indata": indata if indata.__class__ is bytes else bytes(indata), "outdata": b"", "rval": 0,
+                      "payload_len": 0}
+        return o
 
     @classmethod
     def xattr(cls, op: int, name: bytes, value: bytes = b"", flags: int = 0) -> "OSDOp":
@@ -168,36 +179,59 @@ class OSDOp:
     # ---- ceph_osd_op ------------------------------------------------------
 
     def encode_op(self, enc: Encoder, payload_len: int) -> None:
-        enc.raw(_OP_HEAD.pack(self.op, self.flags)).raw(self.args).u32(payload_len)
+        if len(self.args) != _UNION:
+            raise ValueError("ceph_osd_op union is %d bytes, not %d" % (len(self.args), _UNION))
+        enc.raw(OSD_OP_STRUCT.pack(self.op, self.flags, self.args, payload_len))
 
     @classmethod
     def decode_op(cls, dec: Decoder) -> "OSDOp":
-        raw = dec.raw(_OP_SIZE)
-        op, flags = _OP_HEAD.unpack_from(raw)
-        (payload_len,) = struct.unpack_from("<I", raw, 6 + _UNION)
-        return cls(op, flags, raw[6:6 + _UNION], payload_len=payload_len)
+        op, flags, args, payload_len = OSD_OP_STRUCT.unpack_from(dec.data, dec._need(_OP_SIZE, "ceph_osd_op"))
+        return received_op(op, flags, args, payload_len)
 
 
-def split_data(ops: List[OSDOp], data, what: str) -> None:
+def received_op(op: int, flags: int, args: bytes, payload_len: int) -> OSDOp:
+    """
+    An L{OSDOp} as a reply or request decodes it (no data yet, C{rval} 0):
+    what C{OSDOp(op, flags, args, payload_len=payload_len)} gives, built
+    without the dataclass constructor (per-op hot path).
+    """
+    o = _new_object(OSDOp)
+    o.__dict__ = {"op": op, "flags": flags, "args": args, "indata": b"", "outdata": b"", "rval": 0,
+                  "payload_len": payload_len}
+    return o
+
+
+def split_data(ops: List[OSDOp], data, what: str, share: bool = False) -> None:
     """
     C{OSDOp::split_osd_op_vector_*_data}: give each op its C{payload_len}
     bytes of the data segment, in op order.  C{what} is C{"indata"} or
-    C{"outdata"}.
+    C{"outdata"}.  With C{share}, parts of 64 KiB or more
+    (L{msgr2tx.core.messages.SHARE_SEGMENTS_FROM}) of a read-only
+    memoryview segment are handed out as read-only views of it (no copy;
+    the received frame stays alive while they do); everything else is
+    C{bytes}.
 
     @raise DecodeError: the data segment is shorter than the ops say.
     """
-    if len(ops) == 1 and ops[0].payload_len == len(data) and type(data) is bytes:
-        setattr(ops[0], what, data)         # the whole segment is the one op's: no copy
+    if len(ops) == 1 and ops[0].payload_len == len(data):
+        # the whole segment is the one op's
+        if type(data) is not bytes and not (share and isinstance(data, memoryview) and data.readonly
+                                            and len(data) >= SHARE_SEGMENTS_FROM):
+            data = bytes(data)
+        setattr(ops[0], what, data)
         return
     view = memoryview(data)
+    keep = share and view.readonly and type(data) is not bytes
     pos = 0
     for op in ops:
-        if op.payload_len:
-            if pos + op.payload_len > len(view):
+        n = op.payload_len
+        if n:
+            if pos + n > len(view):
                 raise DecodeError("op data says %d bytes but the data segment has %d left"
-                                  % (op.payload_len, len(view) - pos))
-            setattr(op, what, bytes(view[pos:pos + op.payload_len]))
-            pos += op.payload_len
+                                  % (n, len(view) - pos))
+            part = view[pos:pos + n]
+            setattr(op, what, part if keep and n >= SHARE_SEGMENTS_FROM else bytes(part))
+            pos += n
 
 
 # --- small structures ---------------------------------------------------------------------------
@@ -241,9 +275,19 @@ class ObjectLocator:
     hash: int = -1
 
     def encode(self, enc: Encoder) -> None:
-        pos = enc.start(6, 6 if self.hash != -1 else 3)
-        enc.i64(self.pool).i32(-1).string(self.key).string(self.nspace).i64(self.hash)
-        enc.finish(pos)
+        enc.raw(self.wire())
+
+    def wire(self) -> bytes:
+        """The encoding (version 6), built once per locator (it is frozen)."""
+        b = self.__dict__.get("_wire")
+        if b is None:
+            enc = Encoder()
+            pos = enc.start(6, 6 if self.hash != -1 else 3)
+            enc.i64(self.pool).i32(-1).string(self.key).string(self.nspace).i64(self.hash)
+            enc.finish(pos)
+            b = enc.getvalue()
+            object.__setattr__(self, "_wire", b)
+        return b
 
     @classmethod
     def decode(cls, dec: Decoder) -> "ObjectLocator":
@@ -443,6 +487,7 @@ def pgnls_op(count: int, start_epoch: int, cursor: Optional[HObject] = None) -> 
 
 __all__ = [name for name in dir() if name.isupper() and not name.startswith("_")] + [
     "OSDOp", "ObjectLocator", "HObject", "ReqId", "Redirect", "ListEntry", "NlsResponse", "split_data",
+    "received_op",
     "encode_pg_t", "decode_pg_t", "encode_spg_t", "decode_spg_t", "encode_eversion", "decode_eversion",
     "encode_str_bl_map", "encode_str_set", "decode_str_bl_map", "omap_get_vals_indata", "decode_omap_vals",
     "decode_stat", "pgnls_op", "op_is_write", "op_is_pg",

@@ -27,13 +27,17 @@ rules of Ceph's C{src/osdc/Objecter.cc}:
    requests beyond it wait their turn.
 
 Every request has a deadline (C{op_timeout}); when it passes the request
-fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.
+fails with L{msgr2tx.errors.OpTimeout}.  Nothing waits forever.  One timer
+serves all deadlines: set for the earliest, it fails what is late, is set
+again for the earliest left, and ends when nothing is in flight then
+(L{close} cancels it).
 """
 
 import collections
 import dataclasses
 import errno
 import itertools
+import struct
 import time
 from typing import Deque, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -59,6 +63,14 @@ OSDMAP_PAUSERD = 1 << 2
 OSDMAP_PAUSEWR = 1 << 3
 #: object names whose raw hash the Objecter remembers (cleared when full)
 SEED_CACHE = 4096
+_NO_MTIME = utime_t(0, 0)
+#: a deadline this close to now has come (float sums of now and timeouts)
+_DEADLINE_SLACK = 1e-6
+#: C{extent.length} in the C{ceph_osd_op} union
+_EXTENT_LENGTH = struct.Struct("<Q")
+
+
+_BASE_FLAGS = FLAG_KNOWN_REDIR | FLAG_SUPPORTSPOOLEIO | FLAG_ONDISK
 
 
 def request_flags(ops: Sequence[OSDOp]) -> int:
@@ -68,7 +80,11 @@ def request_flags(ops: Sequence[OSDOp]) -> int:
     WRITE if an op writes else READ, and IGNORE_OVERLAY for PG ops
     (listing).
     """
-    flags = FLAG_KNOWN_REDIR | FLAG_SUPPORTSPOOLEIO | FLAG_ONDISK
+    if len(ops) == 1:
+        code = ops[0].op
+        return _BASE_FLAGS | (FLAG_WRITE if op_is_write(code) else FLAG_READ) | (
+            FLAG_IGNORE_OVERLAY if op_is_pg(code) else 0)
+    flags = _BASE_FLAGS
     flags |= FLAG_WRITE if any(op_is_write(o.op) for o in ops) else FLAG_READ
     if any(op_is_pg(o.op) for o in ops):
         flags |= FLAG_IGNORE_OVERLAY
@@ -82,9 +98,8 @@ def build_request(op: "Op", epoch: int, client_inc: int = 0, features: int = CEP
     if op.pg_seed is not None:
         # a PG op's locator carries the PG's seed as its hash (Objecter::pg_read)
         locator = ObjectLocator(locator.pool, locator.key, locator.nspace, op.pg_seed)
-    return MOSDOp(pool=op.pg.pool, seed=op.pg.seed, hash=op.hash, osdmap_epoch=epoch, osd_flags=op.flags,
-                  oid=op.oid, locator=locator, ops=op.ops, client_inc=client_inc, mtime=op.mtime,
-                  retry_attempt=op.attempts, features=features, shard=op.shard, tid=op.tid)
+    return MOSDOp.request(op.pg.pool, op.pg.seed, op.hash, epoch, op.flags, op.oid, locator, op.ops, client_inc,
+                          op.mtime, op.attempts, features, op.shard, op.tid)
 
 
 class Op:
@@ -92,7 +107,13 @@ class Op:
     One request in flight.  C{pgid} is set for PG ops (listing): the
     folded PG to send to; otherwise the object's name places it.
     C{deferred} fires with the L{MOSDOpReply} (whatever its result).
+    C{deadline} is when it times out (reactor seconds; 0: never), after
+    C{timeout} seconds.
     """
+
+    __slots__ = ("locator", "oid", "ops", "flags", "pg_seed", "tid", "attempts", "deferred", "deadline",
+                 "timeout", "session", "osd", "pg", "hash", "interval", "last_force_resend", "paused", "shard",
+                 "budget", "budgeted", "mtime", "done")
 
     def __init__(self, locator: ObjectLocator, oid: str, ops: List[OSDOp], flags: int,
                  pg_seed: Optional[int] = None) -> None:
@@ -104,7 +125,8 @@ class Op:
         self.tid = 0
         self.attempts = 0
         self.deferred: defer.Deferred = defer.Deferred()
-        self.timer = None
+        self.deadline = 0.0
+        self.timeout = 0.0
         self.session: Optional["OSDSession"] = None
         # the target as last calculated
         self.osd = -1
@@ -116,7 +138,7 @@ class Op:
         self.shard = -1
         self.budget = 0
         self.budgeted = False
-        self.mtime = utime_t(0, 0)
+        self.mtime = _NO_MTIME
         self.done = False
 
     @property
@@ -147,6 +169,9 @@ class OSDSession:
         self.reconnect_call = None
         #: PG -> backoff ids in force
         self.backoffs: Dict[Tuple[int, int], Set[int]] = {}
+        #: the map (and its epoch) whose address for this OSD is C{addr}
+        self.checked_map: Optional[OSDMap] = None
+        self.checked_epoch = -1
 
     def __repr__(self) -> str:
         return "<OSDSession osd.%d %s ops=%d>" % (self.osd, self.addr, len(self.ops))
@@ -305,6 +330,14 @@ class Objecter:
         self._seeds: Dict[tuple, int] = {}
         self._placement_epoch = 0
         self._placements: Dict[Tuple[PgId, int], Placement] = {}
+        #: (pool, oid, namespace, key, PG seed of a PG op) -> what _target found in the map of _placement_epoch
+        self._targets: Dict[tuple, tuple] = {}
+        #: locators by (pool, key, namespace), up to SEED_CACHE
+        self._locators: Dict[tuple, ObjectLocator] = {}
+        #: requests with a deadline (insertion order) and the one timer that fails late ones
+        self._deadlines: Dict[Op, None] = {}
+        self._sweep_call = None
+        self._sweep_at = 0.0
         self._closed = False
         follower.add_listener(self._handle_osdmap)
 
@@ -325,16 +358,26 @@ class Objecter:
         @raise OpTimeout: (as a failure) no reply within the timeout.
         """
         flags = request_flags(ops)
-        op = Op(ObjectLocator(pool, key, namespace), oid, ops, flags, pg_seed)
-        if op.is_write:
+        lkey = (pool, key, namespace)
+        locator = self._locators.get(lkey)
+        if locator is None:
+            if len(self._locators) >= SEED_CACHE:
+                self._locators.clear()
+            locator = self._locators[lkey] = ObjectLocator(pool, key, namespace)
+        op = Op(locator, oid, ops, flags, pg_seed)
+        if flags & FLAG_WRITE:
             op.mtime = utime_t.from_float(time.time())
         if self._closed:
             op.deferred.errback(OpTimeout("the client is shut down", pool=pool, oid=oid))
             return op.deferred
         seconds = self.op_timeout if timeout is None else timeout
         if seconds:
-            op.timer = self.reactor.callLater(seconds, self._timed_out, op, seconds)
-        op.budget = sum(len(o.indata) for o in ops) + sum(o.extent_args[1] for o in ops if o.op == OP_READ)
+            self._add_deadline(op, seconds)
+        if len(ops) == 1:
+            o = ops[0]
+            op.budget = len(o.indata) + (_EXTENT_LENGTH.unpack_from(o.args, 8)[0] if o.op == OP_READ else 0)
+        else:
+            op.budget = sum(len(o.indata) for o in ops) + sum(o.extent_args[1] for o in ops if o.op == OP_READ)
         if self._throttled or not self._take_budget(op):
             # Objecter's op throttle: wait (within the timeout) for requests in flight to finish
             self._throttled.append(op)
@@ -381,6 +424,10 @@ class Objecter:
         for s in list(self.sessions.values()):
             s.close()
         self.sessions.clear()
+        self._deadlines.clear()
+        if self._sweep_call is not None:
+            self._sweep_call.cancel()
+            self._sweep_call = None
 
     def in_flight(self) -> int:
         """Requests not finished: waiting for budget, for an OSD, or for a reply."""
@@ -404,13 +451,37 @@ class Objecter:
             if op.interval is not None:     # not for a request calculated the first time
                 force = True
             op.last_force_resend = pool.last_force_op_resend
+        if self._placement_map is not osdmap or self._placement_epoch != osdmap.epoch:
+            self._new_placement_map(osdmap)
+        # what follows depends on the object and the map only: remembered
+        # for this map, as the same objects are addressed again and again
+        loc = op.locator
+        tkey = (pool.id, op.oid, loc.nspace, loc.key, op.pg_seed)
+        target = self._targets.get(tkey)
+        if target is None:
+            target = self._target(op, osdmap, pool)
+            if len(self._targets) >= SEED_CACHE:
+                self._targets.clear()
+            self._targets[tkey] = target
+        op.hash, pg, interval, op.shard, primary = target
+        paused = bool(osdmap.flags & (OSDMAP_PAUSEWR if op.flags & FLAG_WRITE else OSDMAP_PAUSERD))
+        changed = interval != op.interval or force or paused != op.paused or primary != op.osd
+        op.pg, op.interval, op.paused = pg, interval, paused
+        op.osd = primary
+        return changed
+
+    def _target(self, op: Op, osdmap: OSDMap, pool) -> tuple:
+        """
+        (raw hash, PG, interval, shard, primary or -1) of C{op}'s object in
+        C{osdmap}: the part of C{_calc_target} that the map and the object
+        decide.
+        """
         if op.pg_seed is not None:
             raw = PgId(pool.id, op.pg_seed)
             pg = raw
-            op.hash = op.pg_seed
         else:
             # the raw hash depends on the name, namespace, key and the pool's
-            # hash function only: remembered, as a hot object is hashed per request
+            # hash function only: remembered across maps
             loc = op.locator
             hkey = (pool.object_hash, op.oid, loc.nspace, loc.key)
             seed = self._seeds.get(hkey)
@@ -421,24 +492,23 @@ class Objecter:
                                                          loc.nspace.encode("utf-8"))
             raw = PgId(pool.id, seed)
             pg = pool.raw_pg_to_pg(raw)
-            op.hash = raw.seed
         placement = self._placement(osdmap, pool, raw, pg)
         interval = (pg, tuple(placement.up), placement.up_primary, tuple(placement.acting),
                     placement.acting_primary, pool.size, pool.min_size, pool.pg_num)
-        paused = bool(osdmap.flags & (OSDMAP_PAUSEWR if op.is_write else OSDMAP_PAUSERD))
-        changed = interval != op.interval or force or paused != op.paused
-        op.pg, op.interval, op.paused = pg, interval, paused
         primary = placement.acting_primary
         # an erasure-coded PG is addressed by the primary's shard (its position in the acting set)
-        op.shard = -1
+        shard = -1
         if pool.type == pool.TYPE_ERASURE and primary in placement.acting:
-            op.shard = placement.acting.index(primary)
+            shard = placement.acting.index(primary)
         if primary >= 0 and not osdmap.is_up(primary):
             primary = -1
-        if primary != op.osd:
-            changed = True
-        op.osd = primary
-        return changed
+        return raw.seed, pg, interval, shard, primary
+
+    def _new_placement_map(self, osdmap: OSDMap) -> None:
+        # (incrementals change a map in place: the epoch tells)
+        self._placement_map, self._placement_epoch = osdmap, osdmap.epoch
+        self._placements.clear()
+        self._targets.clear()
 
     def _placement(self, osdmap: OSDMap, pool, raw: PgId, pg: PgId) -> Placement:
         """
@@ -446,10 +516,8 @@ class Objecter:
         depends on the raw seed only through its folds by C{pg_num} (temps,
         upmaps) and C{pgp_num} (the CRUSH input), so objects of one PG share it.
         """
-        # (incrementals change a map in place: the epoch tells)
         if self._placement_map is not osdmap or self._placement_epoch != osdmap.epoch:
-            self._placement_map, self._placement_epoch = osdmap, osdmap.epoch
-            self._placements.clear()
+            self._new_placement_map(osdmap)
         key = (pg, stable_mod(raw.seed, pool.pgp_num, pool.pgp_num_mask))
         placement = self._placements.get(key)
         if placement is None:
@@ -486,14 +554,17 @@ class Objecter:
             op.session = None
 
     def _session(self, osd: int, osdmap: OSDMap) -> OSDSession:
+        session = self.sessions.get(osd)
+        if session is not None and session.checked_map is osdmap and session.checked_epoch == osdmap.epoch:
+            return session      # its address was checked against this map
         addr = osdmap.osd_addrs[osd].msgr2_addr()
         text = str(addr) if addr is not None else ""
-        session = self.sessions.get(osd)
         if session is not None and session.addr != text:
             self._close_session(session)
             session = None
         if session is None:
             session = self.sessions[osd] = OSDSession(self, osd, text)
+        session.checked_map, session.checked_epoch = osdmap, osdmap.epoch
         return session
 
     def _close_session(self, session: OSDSession) -> None:
@@ -582,22 +653,51 @@ class Objecter:
 
     # ---- completion -------------------------------------------------------------------
 
-    def _timed_out(self, op: Op, seconds: float) -> None:
-        op.timer = None
+    # ---- deadlines: one timer for every request ---------------------------------------
+
+    def _add_deadline(self, op: Op, seconds: float) -> None:
+        op.timeout = seconds
+        op.deadline = deadline = self.reactor.seconds() + seconds
+        self._deadlines[op] = None
+        call = self._sweep_call
+        if call is None:
+            self._sweep_at = deadline
+            self._sweep_call = self.reactor.callLater(seconds, self._sweep)
+        elif deadline < self._sweep_at:
+            self._sweep_at = deadline
+            call.reset(seconds)
+
+    def _sweep(self) -> None:
+        """Fail the requests whose deadline has come; wait for the next one."""
+        self._sweep_call = None
+        now = self.reactor.seconds()
+        for op in [o for o in self._deadlines if o.deadline <= now + _DEADLINE_SLACK]:
+            self._timed_out(op)
+        if self._deadlines:
+            first = min(o.deadline for o in self._deadlines)
+            if self._sweep_call is None:
+                self._sweep_at = first
+                self._sweep_call = self.reactor.callLater(max(0.0, first - now), self._sweep)
+            elif first < self._sweep_at:
+                self._sweep_at = first
+                self._sweep_call.reset(max(0.0, first - now))
+
+    def _timed_out(self, op: Op) -> None:
         self._detach(op)
         where = "osd.%d" % op.osd if op.osd >= 0 else "no OSD (no primary or no map yet)"
         self._finish(op, failure=OpTimeout(
             "%s on %r in pool %d got no reply in %g s (last sent to %s, %d attempts)"
-            % ("/".join(o.name for o in op.ops), op.oid, op.locator.pool, seconds, where, op.attempts),
+            % ("/".join(o.name for o in op.ops), op.oid, op.locator.pool, op.timeout, where, op.attempts),
             pool=op.locator.pool, oid=op.oid))
 
     def _finish(self, op: Op, result=None, failure=None) -> None:
         if op.done:
             return
         op.done = True
-        if op.timer is not None and op.timer.active():
-            op.timer.cancel()
-        op.timer = None
+        if op.deadline:
+            # (the timer stays: when it fires with nothing in flight it ends,
+            # so one request after another costs no timer each)
+            self._deadlines.pop(op, None)
         self._release_budget(op)
         if failure is not None:
             op.deferred.errback(failure)

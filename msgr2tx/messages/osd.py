@@ -14,12 +14,13 @@ them.  A request goes out in the version 8 encoding, which OSDs from 16.2
 decode in versions 2 to 8 (16.2 to 20.2 send 8).
 """
 
+import struct
 import uuid
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from msgr2tx.ceph.osd_types import (
-    NOSNAP, TRACE_LEN, HObject, ObjectLocator, OSDOp, Redirect, ReqId, decode_eversion, decode_pg_t,
-    decode_spg_t, encode_eversion, encode_pg_t, encode_spg_t, split_data,
+    NOSNAP, OSD_OP_STRUCT, TRACE_LEN, HObject, ObjectLocator, OSDOp, Redirect, ReqId, decode_eversion,
+    decode_pg_t, decode_spg_t, encode_eversion, encode_pg_t, encode_spg_t, received_op, split_data,
 )
 from msgr2tx.core.encoding import Decoder, Encoder, utime_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
@@ -33,6 +34,32 @@ CEPH_MSG_OSD_BACKOFF = 61
 
 #: Ceph's C{osd_client_op_priority}: the priority librados gives requests
 OSD_CLIENT_OP_PRIORITY = 63
+
+_new_object = object.__new__
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_I32 = struct.Struct("<i")
+_OP_SIZE = OSD_OP_STRUCT.size
+_OSD_OP_UNION = OSD_OP_STRUCT.size - 10
+#: MOSDOp v8 up to the locator: spg_t (version 1, compat 1, 18 bytes: pg_t
+#: version 1, pool, seed, preferred -1; the shard), hash, osdmap_epoch,
+#: flags, osd_reqid_t (version 2, compat 2, 21 bytes), the blkin trace (24
+#: zero bytes), client_inc, mtime
+_OSDOP_HEAD = struct.Struct("<BBIBqIibIII" "BBIBqQi" "24x" "III")
+_OSDOP_SNAPC = struct.Struct("<QQI")
+_OSDOP_TAIL = struct.Struct("<iQ")
+#: the osd_reqid_t of a request of incarnation 0 (frozen: shared)
+_REQID_0 = ReqId()
+#: the op count, one ceph_osd_op, snapid, snap_seq, no snaps, retry_attempt, features
+_OSDOP_ONE = struct.Struct("<H" + OSD_OP_STRUCT.format.lstrip("<") + "QQIiQ")
+#: MOSDOpReply after the oid: pg_t, flags, result, bad_replay_version,
+#: osdmap_epoch, the op count
+_REPLY_HEAD = struct.Struct("<BqIiqiQIII")
+#: a one-op MOSDOpReply's op, retry_attempt and rval
+_REPLY_ONE_OP = struct.Struct("<" + OSD_OP_STRUCT.format.lstrip("<") + "ii")
+#: MOSDOpReply after the ops (v7 on): retry_attempt ... then rvals, then this
+_REPLY_TAIL = struct.Struct("<QIQB")
 
 
 def _blob_map(dec: Decoder) -> Dict[int, bytes]:
@@ -153,24 +180,63 @@ class MOSDOp(Message):
         self.retry_attempt = retry_attempt
         self.features = features
 
-    def encode_front(self, enc: Encoder, features: int) -> None:
+    @classmethod
+    def request(cls, pool: int, seed: int, hash: int, osdmap_epoch: int, osd_flags: int, oid: str, locator,
+                ops: List[OSDOp], client_inc: int, mtime, retry_attempt: int, features: int, shard: int,
+                tid: int) -> "MOSDOp":
+        """
+        What C{MOSDOp(pool=..., ..., tid=tid)} gives with the defaults for
+        the rest (head snap, empty snap context, priority 63), built without
+        the keyword-argument constructors (the Objecter's per-request path).
+        C{ops} is kept, not copied.
+        """
+        msg = _new_object(cls)
+        msg.__dict__ = {
+            "seq": 0, "tid": tid, "priority": OSD_CLIENT_OP_PRIORITY, "version": 8, "compat_version": 3,
+            "flags": 0, "data_off": 0, "ack_seq": 0, "src": None,
+            "pool": pool, "seed": seed, "shard": shard, "hash": hash, "osdmap_epoch": osdmap_epoch,
+            "osd_flags": osd_flags, "reqid": _REQID_0 if client_inc == 0 else ReqId(inc=client_inc),
+            "client_inc": client_inc, "mtime": mtime,
+            "locator": locator, "oid": oid, "ops": ops, "snapid": NOSNAP, "snap_seq": 0, "snaps": [],
+            "retry_attempt": retry_attempt, "features": features}
+        return msg
+
+    def front(self) -> bytes:
+        """The front segment (version 8), packed with a few fixed structs."""
         self.version = 8
-        encode_spg_t(enc, self.pool, self.seed, self.shard)
-        enc.u32(self.hash).u32(self.osdmap_epoch).u32(self.osd_flags)
-        self.reqid.encode(enc)
-        enc.raw(bytes(TRACE_LEN))
-        enc.u32(self.client_inc)
-        self.mtime.encode(enc)
-        self.locator.encode(enc)
-        enc.string(self.oid)
-        enc.u16(len(self.ops))
-        for op in self.ops:
-            op.encode_op(enc, len(op.indata))
-        enc.u64(self.snapid).u64(self.snap_seq)
-        enc.u32(len(self.snaps))
-        for snap in self.snaps:
-            enc.u64(snap)
-        enc.i32(self.retry_attempt).u64(self.features)
+        r = self.reqid
+        oid = self.oid.encode("utf-8")
+        ops = self.ops
+        head = _OSDOP_HEAD.pack(1, 1, 18, 1, self.pool, self.seed, -1, self.shard, self.hash, self.osdmap_epoch,
+                                self.osd_flags, 2, 2, 21, r.name_type, r.name_num, r.tid, r.inc,
+                                self.client_inc, self.mtime.sec, self.mtime.nsec)
+        snaps = self.snaps
+        if len(ops) == 1 and not snaps:
+            # the usual request: one op, no snap context, in one pack after the name
+            op = ops[0]
+            if len(op.args) == _OSD_OP_UNION:
+                return b"".join((head, self.locator.wire(), _U32.pack(len(oid)), oid, _OSDOP_ONE.pack(
+                    1, op.op, op.flags, op.args, len(op.indata), self.snapid, self.snap_seq, 0,
+                    self.retry_attempt, self.features)))
+        parts = [head, self.locator.wire(), _U32.pack(len(oid)), oid, _U16.pack(len(ops))]
+        for op in ops:
+            if len(op.args) != _OSD_OP_UNION:
+                raise ValueError("ceph_osd_op union is %d bytes, not %d" % (len(op.args), _OSD_OP_UNION))
+            parts.append(OSD_OP_STRUCT.pack(op.op, op.flags, op.args, len(op.indata)))
+        parts.append(_OSDOP_SNAPC.pack(self.snapid, self.snap_seq, len(snaps)))
+        for snap in snaps:
+            parts.append(_U64.pack(snap))
+        parts.append(_OSDOP_TAIL.pack(self.retry_attempt, self.features))
+        return b"".join(parts)
+
+    def encode_front(self, enc: Encoder, features: int) -> None:
+        enc.raw(self.front())
+
+    def encode(self, features: int = CEPH_FEATURES_ALL) -> Tuple[bytes, bytes, bytes]:
+        # (Message.encode without the Encoder round trip)
+        ops = self.ops
+        data = ops[0].indata if len(ops) == 1 else self.data_segment()
+        return self.front(), b"", data if data.__class__ is bytes else bytes(data)
 
     def data_segment(self) -> bytes:
         return b"".join(op.indata for op in self.ops)
@@ -209,7 +275,10 @@ class MOSDOp(Message):
 @register
 class MOSDOpReply(Message):
     """
-    An OSD's answer to an L{MOSDOp}, matched by the header tid.
+    An OSD's answer to an L{MOSDOp}, matched by the header tid.  An op's
+    C{outdata} of 64 KiB or more that arrived as a read-only view of the
+    received frame stays such a view (L{split_data} with C{share}); smaller
+    ones are C{bytes}.
 
     C{oid}; C{pool} and C{seed} (the PG, C{pg_t}); C{osd_flags} (Ceph's C{flags}); C{result} (0
     or a negative errno); C{osdmap_epoch} (the OSD's map); C{ops} (the
@@ -275,8 +344,10 @@ class MOSDOpReply(Message):
             dec.raw(TRACE_LEN)
 
     def set_data_segment(self, data: bytes) -> None:
+        # a large read's data stays a read-only view of the received frame
+        # (IoCtx.read makes the bytes; IoCtx.read_view hands the view out)
         if self.version >= 4:
-            split_data(self.ops, data, "outdata")
+            split_data(self.ops, data, "outdata", share=True)
 
     @classmethod
     def decode(cls, front, middle, data, version: int, features: int = CEPH_FEATURES_ALL) -> "MOSDOpReply":
@@ -285,12 +356,64 @@ class MOSDOpReply(Message):
         C{outdata} straight from the received buffer (one copy of a read's
         data, not two).
         """
+        if version >= 7:
+            msg = cls._decode_plain(front, version)
+            if msg is not None:
+                msg.set_data_segment(data)
+                return msg
         msg = cls(version=version)
         try:
             msg.decode_front(Decoder(front), features)
         except (ValueError, UnicodeDecodeError) as e:
             raise DecodeError("malformed %s: %s" % (cls.NAME, e)) from None
         msg.set_data_segment(data)
+        return msg
+
+    @classmethod
+    def _decode_plain(cls, front, version: int):
+        """
+        The common reply (version 7 or later, no redirect) in a few struct
+        unpacks; None for anything else (a redirect, a front too short for
+        what it says), which L{decode_front} then decodes or refuses.
+        """
+        size = len(front)
+        if size < 4:
+            return None
+        (n,) = _U32.unpack_from(front, 0)
+        pos = 4 + n
+        if pos + _REPLY_HEAD.size > size:
+            return None
+        oid = str(front[4:pos], "utf-8", "replace")
+        _, pool, seed, _, osd_flags, result, bad_v, bad_e, epoch, nops = _REPLY_HEAD.unpack_from(front, pos)
+        pos += _REPLY_HEAD.size
+        end_ops = pos + nops * _OP_SIZE
+        tail = end_ops + 4 + 4 * nops
+        if tail + _REPLY_TAIL.size + (TRACE_LEN if version >= 8 else 0) > size:
+            return None
+        if nops == 1:
+            code, flags, args, payload_len, retry_attempt, rval = _REPLY_ONE_OP.unpack_from(front, pos)
+            op = _new_object(OSDOp)
+            op.__dict__ = {"op": code, "flags": flags, "args": args, "indata": b"", "outdata": b"", "rval": rval,
+                           "payload_len": payload_len}
+            ops = [op]
+        else:
+            unpack_op = OSD_OP_STRUCT.unpack_from
+            ops = [received_op(*unpack_op(front, p)) for p in range(pos, end_ops, _OP_SIZE)]
+            (retry_attempt,) = _I32.unpack_from(front, end_ops)
+            if nops:
+                for op, rval in zip(ops, struct.unpack_from("<%di" % nops, front, end_ops + 4)):
+                    op.rval = rval
+        replay_v, replay_e, user_version, redirected = _REPLY_TAIL.unpack_from(front, tail)
+        if redirected:
+            return None
+        msg = _new_object(cls)
+        msg.__dict__ = {
+            "seq": 0, "tid": 0, "priority": cls.PRIORITY, "version": version, "compat_version": cls.COMPAT_VERSION,
+            "flags": 0, "data_off": 0, "ack_seq": 0, "src": None,
+            "oid": oid, "pool": pool, "seed": seed, "osd_flags": osd_flags, "result": result,
+            "osdmap_epoch": epoch, "ops": ops, "retry_attempt": retry_attempt,
+            "replay_version": (replay_v, replay_e), "bad_replay_version": (bad_v, bad_e),
+            "user_version": user_version, "redirect": None}
         return msg
 
     def encode_front(self, enc: Encoder, features: int) -> None:
