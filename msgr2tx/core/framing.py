@@ -475,6 +475,11 @@ class FrameReader:
         self._pending = None
         #: callable(tag) -> byte limit of that frame, or raises to refuse it
         self.gate = None
+        # the READY fast path: preambles (32 bytes, crc included) of MESSAGE
+        # frames that passed every check, with what the check found, for
+        # the limits they were checked against (see _message_shape)
+        self._shapes: Optional[dict] = None
+        self._shape_limits: tuple = ()
 
     def _check_preamble(self, buf, pos: int):
         """Validate a plaintext preamble; returns (tag, lengths, flags)."""
@@ -652,47 +657,39 @@ class FrameReader:
         if (self._pending is not None or not self.rev1 or self.recording is not None or rbuf.want
                 or rbuf.shared or type(buf) is not bytearray):
             return
+        shapes = self._shapes
+        limits = (self.max_segment, max_frame, self.cipher is not None)
+        if shapes is None or self._shape_limits != limits:
+            shapes = self._shapes = {}
+            self._shape_limits = limits
         if self.cipher is not None:
-            self._read_secure_messages(rbuf, on_message, max_frame)
+            self._read_secure_messages(rbuf, on_message, max_frame, shapes)
             return
-        unpack = _PREAMBLE_BODY.unpack_from
         u32 = _U32.unpack_from
-        max_segment = self.max_segment
         data_crc = self.data_crc
         end = len(buf)
         pos = rbuf.pos
         view = memoryview(buf)
         try:
             while end - pos >= PREAMBLE_SIZE:
-                tag, count, l0, _, l1, _, l2, _, l3, _, flags, _ = unpack(buf, pos)
-                if tag != _MESSAGE or flags or l0 != _HEADER2_SIZE or not 1 <= count <= MAX_NUM_SEGMENTS:
-                    return
-                if count < 4:
-                    l3 = 0
-                    if count < 3:
-                        l2 = 0
-                        if count < 2:
-                            l1 = 0
-                    if count > 1 and not (l2 if count == 3 else l1):
-                        return  # an empty last segment: next_frame refuses it
-                elif not l3:
-                    return
-                if l1 > max_segment or l2 > max_segment or l3 > max_segment or l0 > max_segment:
-                    return
-                size = l1 + l2 + l3
-                if l0 + size > max_frame:
-                    return
-                p = pos + PREAMBLE_SIZE
-                size = PREAMBLE_SIZE + l0 + CRC_SIZE + (size + EPILOGUE_CRC_REV1_SIZE if count > 1 else 0)
+                preamble = bytes(view[pos:pos + PREAMBLE_SIZE])
+                shape = shapes.get(preamble)
+                if shape is None:
+                    shape = self._message_shape(preamble, max_frame)
+                    if shape is None:
+                        return
+                    if len(shapes) >= _MAX_SHAPES:
+                        shapes.clear()
+                    shapes[preamble] = shape
+                count, l1, l2, l3, size = shape
                 if end - pos < size:
                     return
-                if _std_crc32c(view[pos:pos + 28], _CRC_MASK) ^ _CRC_MASK != u32(buf, pos + 28)[0]:
-                    return
-                if data_crc and _std_crc32c(view[p:p + l0]) ^ _CRC_MASK != u32(buf, p + l0)[0]:
+                p = pos + PREAMBLE_SIZE
+                if data_crc and _std_crc32c(view[p:p + _HEADER2_SIZE]) ^ _CRC_MASK != u32(buf, p + _HEADER2_SIZE)[0]:
                     return
                 front = middle = data = b""
                 if count > 1:
-                    q = p + l0 + CRC_SIZE
+                    q = p + _HEADER2_SIZE + CRC_SIZE
                     if l1:
                         front = bytes(view[q:q + l1])
                         q += l1
@@ -716,11 +713,41 @@ class FrameReader:
         finally:
             view.release()
 
-    def _read_secure_messages(self, rbuf: ReceiveBuffer, on_message, max_frame: int) -> None:
+    def _message_shape(self, preamble: bytes, max_frame: int):
+        """
+        For the fast path: the plaintext C{preamble} (32 bytes) of a frame
+        it takes (a plain MESSAGE with a 41-byte header, a good crc, within
+        the limits; see L{read_messages}) gives (segment count, front,
+        middle and data lengths, bytes of the whole crc-mode frame); any
+        other preamble gives None (L{next_frame} reads that frame).
+        """
+        tag, count, l0, _, l1, _, l2, _, l3, _, flags, _ = _PREAMBLE_BODY.unpack_from(preamble, 0)
+        if tag != _MESSAGE or flags or l0 != _HEADER2_SIZE or not 1 <= count <= MAX_NUM_SEGMENTS:
+            return None
+        if count < 4:
+            l3 = 0
+            if count < 3:
+                l2 = 0
+                if count < 2:
+                    l1 = 0
+            if count > 1 and not (l2 if count == 3 else l1):
+                return None  # an empty last segment: next_frame refuses it
+        elif not l3:
+            return None
+        max_segment = self.max_segment
+        if l1 > max_segment or l2 > max_segment or l3 > max_segment or l0 > max_segment:
+            return None
+        size = l1 + l2 + l3
+        if l0 + size > max_frame:
+            return None
+        if _std_crc32c(preamble[:28], _CRC_MASK) ^ _CRC_MASK != _U32.unpack_from(preamble, 28)[0]:
+            return None
+        size = PREAMBLE_SIZE + l0 + CRC_SIZE + (size + EPILOGUE_CRC_REV1_SIZE if count > 1 else 0)
+        return count, l1, l2, l3, size
+
+    def _read_secure_messages(self, rbuf: ReceiveBuffer, on_message, max_frame: int, shapes: dict) -> None:
         buf = rbuf.buf
         decrypt = self.cipher.decrypt
-        unpack = _PREAMBLE_BODY.unpack_from
-        max_segment = self.max_segment
         end = len(buf)
         pos = rbuf.pos
         view = memoryview(buf)
@@ -729,31 +756,25 @@ class FrameReader:
                 first = decrypt(view[pos:pos + _SECURE_FIRST_SIZE])
                 pos += _SECURE_FIRST_SIZE
                 rbuf.pos = pos
-                tag, count, l0, _, l1, _, l2, _, l3, _, flags, _ = unpack(first, 0)
-                take = (tag == _MESSAGE and not flags and l0 == _HEADER2_SIZE and 1 <= count <= MAX_NUM_SEGMENTS
-                        and _std_crc32c(first[:28], _CRC_MASK) ^ _CRC_MASK == _U32.unpack_from(first, 28)[0])
-                if take:
-                    if count < 4:
-                        l3 = 0
-                        if count < 3:
-                            l2 = 0
-                            if count < 2:
-                                l1 = 0
-                        if count > 1 and not (l2 if count == 3 else l1):
-                            take = False
-                    elif not l3:
-                        take = False
-                if take and (l1 > max_segment or l2 > max_segment or l3 > max_segment or l0 > max_segment
-                             or l0 + l1 + l2 + l3 > max_frame):
-                    take = False
-                op3 = 0
-                if count > 1:
-                    op3 = (((l1 + 15) & ~15) + ((l2 + 15) & ~15) + ((l3 + 15) & ~15)
-                           + EPILOGUE_SECURE_SIZE + GCM_TAG_SIZE)
-                if not take or end - pos < op3:
+                preamble = first[:PREAMBLE_SIZE]
+                shape = shapes.get(preamble)
+                if shape is None:
+                    shape = self._message_shape(preamble, max_frame)
+                    if shape is not None:
+                        count, l1, l2, l3, _ = shape
+                        op3 = 0
+                        if count > 1:
+                            op3 = (((l1 + 15) & ~15) + ((l2 + 15) & ~15) + ((l3 + 15) & ~15)
+                                   + EPILOGUE_SECURE_SIZE + GCM_TAG_SIZE)
+                        shape = (count, l1, l2, l3, op3)
+                        if len(shapes) >= _MAX_SHAPES:
+                            shapes.clear()
+                        shapes[preamble] = shape
+                if shape is None or end - pos < shape[4]:
                     # next_frame goes on with this frame (and raises what it raises)
                     self._pending = self._secure_rev1_pending(first)
                     return
+                _, l1, l2, l3, op3 = shape
                 front = middle = data = b""
                 if op3:
                     rbuf.pos = pos + op3
@@ -897,6 +918,8 @@ def _tag_name(tag: int) -> str:
     except ValueError:
         return str(tag)
 _SECURE_FIRST_SIZE = PREAMBLE_SIZE + PREAMBLE_INLINE_SIZE + GCM_TAG_SIZE  # 96
+#: preambles the READY fast path remembers per connection (FrameReader._shapes)
+_MAX_SHAPES = 16
 
 
 def _copy(view, pos, length):
