@@ -100,6 +100,10 @@ class FrameWriter:
         self.cipher = None
         #: a L{msgr2tx.core.compression.TxCompressor} once compression is agreed
         self.compressor = None
+        # MESSAGE preambles by segment lengths (assemble_message), for one
+        # alignment tuple
+        self._preambles: dict = {}
+        self._preamble_aligns: Optional[Sequence[int]] = None
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
@@ -170,29 +174,27 @@ class FrameWriter:
         l1 = len(front)
         l2 = len(middle)
         l3 = len(data)
-        a0, a1, a2, a3 = aligns
-        if l3:
-            n = 4
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 4, l0, a0, l1, a1, l2, a2, l3, a3, 0, 0)
-        elif l2:
-            n = 3
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 3, l0, a0, l1, a1, l2, a2, 0, 0, 0, 0)
-        elif l1:
-            n = 2
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 2, l0, a0, l1, a1, 0, 0, 0, 0, 0, 0)
-        else:
-            n = 1
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 1, l0, a0, 0, 0, 0, 0, 0, 0, 0, 0)
-        pcrc = _U32.pack(_std_crc32c(body, _CRC_MASK) ^ _CRC_MASK)
+        key = (l0, l1, l2, l3)
+        if aligns is not self._preamble_aligns:
+            self._preambles = {}
+            # (a list could change under the same identity: not remembered)
+            self._preamble_aligns = aligns if type(aligns) is tuple else None
+        cached = self._preambles.get(key)
+        if cached is None:
+            cached = self._message_preamble(l0, l1, l2, l3, aligns)
+            if len(self._preambles) >= _MAX_SHAPES:
+                self._preambles.clear()
+            self._preambles[key] = cached
+        n, preamble = cached
         cipher = self.cipher
         if cipher is not None:
             if l1 + l2 + l3 >= _FAST_SECURE_LIMIT:
                 # large messages the general way: with this path a 4 MiB
                 # secure stream ran at half the speed (bench/bulk.py), for
                 # reasons not pinned down; small ones gain from it
-                return self._assemble_secure(body + pcrc, (header, front, middle, data)[:n],
+                return self._assemble_secure(preamble, (header, front, middle, data)[:n],
                                              [l0, l1, l2, l3][:n])
-            parts = [cipher.encrypt(b"".join((body, pcrc, header, _ZEROS[:PREAMBLE_INLINE_SIZE - l0])))]
+            parts = [cipher.encrypt(b"".join((preamble, header, _ZEROS[:PREAMBLE_INLINE_SIZE - l0])))]
             if n > 1:
                 pieces = []
                 if l1:
@@ -208,7 +210,7 @@ class FrameWriter:
                 parts.append(cipher.encrypt(b"".join(pieces)))
             return parts
         if not self.data_crc:
-            parts = [b"".join((body, pcrc, header, _ZERO_CRC))]
+            parts = [b"".join((preamble, header, _ZERO_CRC))]
             if n > 1:
                 if l1:
                     parts.append(front if type(front) is bytes else bytes(front))
@@ -218,7 +220,7 @@ class FrameWriter:
                     parts.append(data if type(data) is bytes else bytes(data))
                 parts.append(_EPILOGUE_REV1_NO_CRC)
             return parts
-        parts = [b"".join((body, pcrc, header, _U32.pack(_std_crc32c(header) ^ _CRC_MASK)))]
+        parts = [b"".join((preamble, header, _U32.pack(_std_crc32c(header) ^ _CRC_MASK)))]
         if n == 1:
             return parts
         c1 = c2 = c3 = 0
@@ -238,6 +240,23 @@ class FrameWriter:
                 parts.append(data if type(data) is bytes else bytes(data))
         parts.append(_EPILOGUE_REV1.pack(LATE_STATUS_COMPLETE, c1, c2, c3))
         return parts
+
+    def _message_preamble(self, l0: int, l1: int, l2: int, l3: int, aligns: Sequence[int]):
+        """(segment count, 32-byte preamble) of a MESSAGE frame with these segment lengths."""
+        a0, a1, a2, a3 = aligns
+        if l3:
+            n = 4
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 4, l0, a0, l1, a1, l2, a2, l3, a3, 0, 0)
+        elif l2:
+            n = 3
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 3, l0, a0, l1, a1, l2, a2, 0, 0, 0, 0)
+        elif l1:
+            n = 2
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 2, l0, a0, l1, a1, 0, 0, 0, 0, 0, 0)
+        else:
+            n = 1
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 1, l0, a0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return n, body + _U32.pack(_std_crc32c(body, _CRC_MASK) ^ _CRC_MASK)
 
     def _assemble_secure(self, preamble: bytes, segments: Sequence, lengths: List[int]) -> List[bytes]:
         encrypt = self.cipher.encrypt
