@@ -799,7 +799,9 @@ class FrameReader:
                     rbuf.pos = pos + op3
                     body = decrypt(view[pos:pos + op3])
                     pos += op3
-                    plain = memoryview(body)
+                    # small segments as bytes slices (what the message keeps
+                    # of them anyway), larger ones as views of the plaintext
+                    plain = body if op3 < _SLICE_BELOW else memoryview(body)
                     off = 0
                     if l1:
                         front = plain[:l1]
@@ -939,6 +941,10 @@ def _tag_name(tag: int) -> str:
 _SECURE_FIRST_SIZE = PREAMBLE_SIZE + PREAMBLE_INLINE_SIZE + GCM_TAG_SIZE  # 96
 #: preambles the READY fast path remembers per connection (FrameReader._shapes)
 _MAX_SHAPES = 16
+#: secure fast path: segments of decrypted frame bodies smaller than this
+#: come out as bytes (msgr2tx.core.messages.SHARE_SEGMENTS_FROM: a message
+#: copies smaller views anyway)
+_SLICE_BELOW = 64 << 10
 
 
 def _copy(view, pos, length):
