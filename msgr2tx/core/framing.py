@@ -194,8 +194,13 @@ class FrameWriter:
                 # reasons not pinned down; small ones gain from it
                 return self._assemble_secure(preamble, (header, front, middle, data)[:n],
                                              [l0, l1, l2, l3][:n])
-            parts = [cipher.encrypt(b"".join((preamble, header, _ZEROS[:PREAMBLE_INLINE_SIZE - l0])))]
-            if n > 1:
+            first = b"".join((preamble, header, _ZEROS[:PREAMBLE_INLINE_SIZE - l0]))
+            if n == 1:
+                return [cipher.encrypt(first)]
+            if n == 4 and not l1 and not l2:
+                # (the common shape: a data segment only)
+                rest = b"".join((data, _ZEROS[:-l3 & 15], _SECURE_EPILOGUE_REV1))
+            else:
                 pieces = []
                 if l1:
                     pieces.append(front)
@@ -207,8 +212,8 @@ class FrameWriter:
                     pieces.append(data)
                     pieces.append(_ZEROS[:-l3 & 15])
                 pieces.append(_SECURE_EPILOGUE_REV1)
-                parts.append(cipher.encrypt(b"".join(pieces)))
-            return parts
+                rest = b"".join(pieces)
+            return cipher.encrypt_pair(first, rest)
         if not self.data_crc:
             parts = [b"".join((preamble, header, _ZERO_CRC))]
             if n > 1:
