@@ -102,7 +102,7 @@ class FrameWriter:
         self.compressor = None
         # MESSAGE preambles by segment lengths (assemble_message), for one
         # alignment tuple
-        self._preambles: dict = {}
+        self._preambles: Optional[dict] = None
         self._preamble_aligns: Optional[Sequence[int]] = None
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
@@ -175,16 +175,17 @@ class FrameWriter:
         l2 = len(middle)
         l3 = len(data)
         key = (l0, l1, l2, l3)
-        if aligns is not self._preamble_aligns:
-            self._preambles = {}
+        preambles = self._preambles
+        if preambles is None or aligns is not self._preamble_aligns:
+            preambles = self._preambles = {}
             # (a list could change under the same identity: not remembered)
             self._preamble_aligns = aligns if type(aligns) is tuple else None
-        cached = self._preambles.get(key)
+        cached = preambles.get(key)
         if cached is None:
             cached = self._message_preamble(l0, l1, l2, l3, aligns)
-            if len(self._preambles) >= _MAX_SHAPES:
-                self._preambles.clear()
-            self._preambles[key] = cached
+            if len(preambles) >= _MAX_SHAPES:
+                preambles.clear()
+            preambles[key] = cached
         n, preamble = cached
         cipher = self.cipher
         if cipher is not None:
