@@ -227,7 +227,10 @@ class Msgr2Protocol(Protocol):
         except ProtocolError as e:
             self._protocol_error(e)
             raise
-        if self.clock is not None:
+        if self._pumping:
+            # a reply while we dispatch what one read brought: the time of that read
+            self._last_message = self._last_rx
+        elif self.clock is not None:
             self._last_message = self.clock.seconds()
         pending = conn.session.pending
         if pending and self.role is Role.SERVER and self.info is not None and (
@@ -639,18 +642,35 @@ class Msgr2Protocol(Protocol):
             self._check_blocked_input()
 
     def _pump_once(self, data=b"") -> None:
+        conn = self.conn
         try:
-            events = self.conn.receive_data(data)
+            events = conn.receive_data(data)
             while events:
+                receiver = self.receiver
+                others = False
                 for i, event in enumerate(events):
-                    self._dispatch(event)
+                    if type(event) is _MessageReceived and receiver is not None:
+                        # (the MessageReceived case of _dispatch, inlined)
+                        if self._liveness_calls:
+                            self._last_message = self._last_rx
+                        message = event.message
+                        result = receiver.messageReceived(self, message)
+                        if result is not None and isinstance(result, defer.Deferred):
+                            self._track_dispatch(result, message)
+                    else:
+                        others = True
+                        self._dispatch(event)
                     if self._closed:
                         # messages already counted in in_seq must still be
                         # delivered, or a lossless session would lose them
                         self._deliver_remaining(events[i + 1:])
                         return
-                events = self.conn.receive_data()
-            self.conn.send_ack()
+                if not others and conn.state is State.READY and conn.interceptor is None:
+                    # messages only: the core stopped for want of bytes (in
+                    # READY only a breakpoint blocks it), asking again finds nothing
+                    break
+                events = conn.receive_data()
+            conn.send_ack()
         except ProtocolError as e:
             self._dispatch_before_error(e)
             if isinstance(e, InjectedFault):
@@ -1221,6 +1241,9 @@ class Msgr2Protocol(Protocol):
             return result
 
         self._auth_step(compute, answer)
+
+
+_MessageReceived = E.MessageReceived
 
 
 def _endpoint_addr(address) -> Optional[entity_addr_t]:

@@ -28,7 +28,7 @@ from msgr2tx.core.encoding import EntityName, EntityType, utime_t
 from msgr2tx.core.frames import MESSAGE_ALIGNS
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
 from msgr2tx.core.messages import GenericMessage
-from msgr2tx.errors import CrcMismatch, ProtocolError
+from msgr2tx.errors import CrcMismatch, FrameTooLarge, ProtocolError
 from msgr2tx.testing import CorePair
 
 KEY = bytes(range(16))
@@ -163,6 +163,46 @@ class ReaderEquivalenceTests(unittest.SynchronousTestCase):
             else:
                 self.assertIn("CrcMismatch", errors)
 
+    def test_repeated_shapes(self):
+        """
+        Frames of the same few shapes again and again (the reader remembers
+        their checked preambles), intact and damaged anywhere.
+        """
+        shapes = [SHAPES[3], SHAPES[4], SHAPES[5]] * 5
+        rng = random.Random(21)
+        for secure in (False, True):
+            data = stream(secure, shapes=shapes)
+            log = self.check(data, secure)
+            self.assertEqual([x[2:] for x in log if x[0] == "M"], [tuple(shape) for shape in shapes])
+            errors = set()
+            for _ in range(150):
+                bad = bytearray(data)
+                bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+                log = self.check(bytes(bad), secure, sorted(rng.sample(range(1, len(bad)), 3)))
+                if log and log[-1][0] == "error":
+                    errors.add(log[-1][1])
+            self.assertIn("AuthTagMismatch" if secure else "CrcMismatch", errors)
+
+    def test_remembered_preamble_checked_again_under_new_limits(self):
+        for secure in (False, True):
+            data = stream(secure, shapes=[SHAPES[3]] * 2, extra=False)
+            half = len(data) // 2
+            r = reader(secure)
+            rbuf = ReceiveBuffer()
+            seen = []
+            rbuf.append(data[:half])
+            r.read_messages(rbuf, lambda *a: seen.append(1), r.max_frame)
+            self.assertEqual(seen, [1])
+            rbuf.append(data[half:])
+            r.max_frame = 1000  # the same preamble is now over the limit
+
+            def read():
+                r.read_messages(rbuf, lambda *a: seen.append(1), r.max_frame)
+                return r.next_frame(rbuf)
+
+            self.assertRaises(FrameTooLarge, read)
+            self.assertEqual(seen, [1])
+
     def test_aborted_and_bad_late_status(self):
         w = writer(False)
         parts = w.assemble(Tag.MESSAGE, (header(1), b"f", b"", b"d" * 10), MESSAGE_ALIGNS)
@@ -210,6 +250,11 @@ class WriterEquivalenceTests(unittest.SynchronousTestCase):
                     b = general.assemble(Tag.MESSAGE, (header(i), front, middle, data), MESSAGE_ALIGNS)
                     self.assertEqual(b"".join(a), b"".join(b), (secure, data_crc, i))
                     self.assertTrue(all(type(p) is bytes for p in a))
+                # the same shapes again: the writer remembers their preambles
+                for i, (front, middle, data) in enumerate(shapes):
+                    a = fast.assemble_message(header(i + 50), front, middle, data, MESSAGE_ALIGNS)
+                    b = general.assemble(Tag.MESSAGE, (header(i + 50), front, middle, data), MESSAGE_ALIGNS)
+                    self.assertEqual(b"".join(a), b"".join(b), (secure, data_crc, i, "again"))
 
     def test_recording_and_compression_take_the_general_way(self):
         w = writer(False)

@@ -32,7 +32,7 @@ from msgr2tx.core.encoding import (
     AddrType, EntityType, entity_addr_t, entity_addrvec_t, entity_name_t, utime_t,
 )
 from msgr2tx.core.framing import FrameReader, FrameWriter, ReceiveBuffer
-from msgr2tx.core.messages import MESSAGE_TYPES, decode_message, received_generic
+from msgr2tx.core.messages import MESSAGE_TYPES, GenericMessage, decode_message, received_generic
 from msgr2tx.core.policy import Policy
 from msgr2tx.core.session import GlobalSeq, Session, SessionTable, payload_size
 from msgr2tx.core.speculation import KnownPeer
@@ -1479,8 +1479,13 @@ class Msgr2Connection:
     def send_message(self, message) -> None:
         """Queue a message; before READY it waits in the session."""
         if self.state is State.READY and not self.tx_paused:
+            # (_send_message_now and Session.next_out_seq, inlined)
+            session = self.session
+            seq = session.out_seq = session.out_seq + 1
+            if not session.lossy:
+                session.unacked.append((seq, message))
             try:
-                self._send_message_now(message)
+                self._write_message(message, seq)
             except ProtocolError:
                 self.state = State.CLOSED
                 raise
@@ -1502,7 +1507,12 @@ class Msgr2Connection:
 
     def _write_message(self, message, seq: int) -> None:
         in_seq = self.session.in_seq
-        front, middle, data = message.encode(self.features)
+        if type(message) is GenericMessage:
+            front = message.front
+            middle = message.middle
+            data = message.data
+        else:
+            front, middle, data = message.encode(self.features)
         message.seq = seq
         # ceph_msg_header2, packed straight from the message (hot path)
         header = _HEADER2.pack(seq, message.tid, message.TYPE, message.priority, message.version, 0,
@@ -1538,9 +1548,13 @@ class Msgr2Connection:
          compat_version, _) = _HEADER2.unpack_from(src, offset)
         session = self.session
         if ack_seq:
-            session.acked(ack_seq)
-        if not session.accept_in_seq(seq):
+            unacked = session.unacked
+            if unacked and unacked[0][0] <= ack_seq:
+                session.acked(ack_seq)
+        # (Session.accept_in_seq, inlined)
+        if seq <= session.in_seq:
             return  # a duplicate after replay
+        session.in_seq = seq
         src = self._rx_src
         if src is None:
             src = self._rx_src = self.peer_name

@@ -118,6 +118,25 @@ class TxCipher:
             nonce = seq.take()
         return self._aead.encrypt(nonce, plaintext, None)
 
+    def encrypt_pair(self, first, rest) -> list:
+        """
+        Two GCM operations in a row (C{first}, then C{rest}), each with its
+        own nonce and tag: a msgr2.1 frame's first block and the rest of it
+        (L{encrypt} twice, in one call); returns the two ciphertexts, each
+        followed by its 16-byte tag.  Raises L{NoncesExhausted} as
+        L{encrypt} does.
+        """
+        seq = self.nonces
+        if seq.rev1 and seq.left > 1:
+            seq.left -= 2
+            counter = seq.counter
+            seq.counter = (counter + 2) & _U64_MASK
+            fixed = seq.fixed
+            encrypt = self._aead.encrypt
+            return [encrypt(_NONCE.pack(fixed, counter), first, None),
+                    encrypt(_NONCE.pack(fixed, (counter + 1) & _U64_MASK), rest, None)]
+        return [self.encrypt(first), self.encrypt(rest)]
+
 
 class RxCipher:
     """Decrypts and verifies one GCM operation at a time."""

@@ -100,6 +100,10 @@ class FrameWriter:
         self.cipher = None
         #: a L{msgr2tx.core.compression.TxCompressor} once compression is agreed
         self.compressor = None
+        # MESSAGE preambles by segment lengths (assemble_message), for one
+        # alignment tuple
+        self._preambles: Optional[dict] = None
+        self._preamble_aligns: Optional[Sequence[int]] = None
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
@@ -170,30 +174,34 @@ class FrameWriter:
         l1 = len(front)
         l2 = len(middle)
         l3 = len(data)
-        a0, a1, a2, a3 = aligns
-        if l3:
-            n = 4
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 4, l0, a0, l1, a1, l2, a2, l3, a3, 0, 0)
-        elif l2:
-            n = 3
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 3, l0, a0, l1, a1, l2, a2, 0, 0, 0, 0)
-        elif l1:
-            n = 2
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 2, l0, a0, l1, a1, 0, 0, 0, 0, 0, 0)
-        else:
-            n = 1
-            body = _PREAMBLE_BODY.pack(_MESSAGE, 1, l0, a0, 0, 0, 0, 0, 0, 0, 0, 0)
-        pcrc = _U32.pack(_std_crc32c(body, _CRC_MASK) ^ _CRC_MASK)
+        key = (l0, l1, l2, l3)
+        preambles = self._preambles
+        if preambles is None or aligns is not self._preamble_aligns:
+            preambles = self._preambles = {}
+            # (a list could change under the same identity: not remembered)
+            self._preamble_aligns = aligns if type(aligns) is tuple else None
+        cached = preambles.get(key)
+        if cached is None:
+            cached = self._message_preamble(l0, l1, l2, l3, aligns)
+            if len(preambles) >= _MAX_SHAPES:
+                preambles.clear()
+            preambles[key] = cached
+        n, preamble = cached
         cipher = self.cipher
         if cipher is not None:
             if l1 + l2 + l3 >= _FAST_SECURE_LIMIT:
                 # large messages the general way: with this path a 4 MiB
                 # secure stream ran at half the speed (bench/bulk.py), for
                 # reasons not pinned down; small ones gain from it
-                return self._assemble_secure(body + pcrc, (header, front, middle, data)[:n],
+                return self._assemble_secure(preamble, (header, front, middle, data)[:n],
                                              [l0, l1, l2, l3][:n])
-            parts = [cipher.encrypt(b"".join((body, pcrc, header, _ZEROS[:PREAMBLE_INLINE_SIZE - l0])))]
-            if n > 1:
+            first = b"".join((preamble, header, _ZEROS[:PREAMBLE_INLINE_SIZE - l0]))
+            if n == 1:
+                return [cipher.encrypt(first)]
+            if n == 4 and not l1 and not l2:
+                # (the common shape: a data segment only)
+                rest = b"".join((data, _ZEROS[:-l3 & 15], _SECURE_EPILOGUE_REV1))
+            else:
                 pieces = []
                 if l1:
                     pieces.append(front)
@@ -205,10 +213,10 @@ class FrameWriter:
                     pieces.append(data)
                     pieces.append(_ZEROS[:-l3 & 15])
                 pieces.append(_SECURE_EPILOGUE_REV1)
-                parts.append(cipher.encrypt(b"".join(pieces)))
-            return parts
+                rest = b"".join(pieces)
+            return cipher.encrypt_pair(first, rest)
         if not self.data_crc:
-            parts = [b"".join((body, pcrc, header, _ZERO_CRC))]
+            parts = [b"".join((preamble, header, _ZERO_CRC))]
             if n > 1:
                 if l1:
                     parts.append(front if type(front) is bytes else bytes(front))
@@ -218,7 +226,7 @@ class FrameWriter:
                     parts.append(data if type(data) is bytes else bytes(data))
                 parts.append(_EPILOGUE_REV1_NO_CRC)
             return parts
-        parts = [b"".join((body, pcrc, header, _U32.pack(_std_crc32c(header) ^ _CRC_MASK)))]
+        parts = [b"".join((preamble, header, _U32.pack(_std_crc32c(header) ^ _CRC_MASK)))]
         if n == 1:
             return parts
         c1 = c2 = c3 = 0
@@ -238,6 +246,23 @@ class FrameWriter:
                 parts.append(data if type(data) is bytes else bytes(data))
         parts.append(_EPILOGUE_REV1.pack(LATE_STATUS_COMPLETE, c1, c2, c3))
         return parts
+
+    def _message_preamble(self, l0: int, l1: int, l2: int, l3: int, aligns: Sequence[int]):
+        """(segment count, 32-byte preamble) of a MESSAGE frame with these segment lengths."""
+        a0, a1, a2, a3 = aligns
+        if l3:
+            n = 4
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 4, l0, a0, l1, a1, l2, a2, l3, a3, 0, 0)
+        elif l2:
+            n = 3
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 3, l0, a0, l1, a1, l2, a2, 0, 0, 0, 0)
+        elif l1:
+            n = 2
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 2, l0, a0, l1, a1, 0, 0, 0, 0, 0, 0)
+        else:
+            n = 1
+            body = _PREAMBLE_BODY.pack(_MESSAGE, 1, l0, a0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return n, body + _U32.pack(_std_crc32c(body, _CRC_MASK) ^ _CRC_MASK)
 
     def _assemble_secure(self, preamble: bytes, segments: Sequence, lengths: List[int]) -> List[bytes]:
         encrypt = self.cipher.encrypt
@@ -475,6 +500,11 @@ class FrameReader:
         self._pending = None
         #: callable(tag) -> byte limit of that frame, or raises to refuse it
         self.gate = None
+        # the READY fast path: preambles (32 bytes, crc included) of MESSAGE
+        # frames that passed every check, with what the check found, for
+        # the limits they were checked against (see _message_shape)
+        self._shapes: Optional[dict] = None
+        self._shape_limits: tuple = ()
 
     def _check_preamble(self, buf, pos: int):
         """Validate a plaintext preamble; returns (tag, lengths, flags)."""
@@ -652,47 +682,39 @@ class FrameReader:
         if (self._pending is not None or not self.rev1 or self.recording is not None or rbuf.want
                 or rbuf.shared or type(buf) is not bytearray):
             return
+        shapes = self._shapes
+        limits = (self.max_segment, max_frame, self.cipher is not None)
+        if shapes is None or self._shape_limits != limits:
+            shapes = self._shapes = {}
+            self._shape_limits = limits
         if self.cipher is not None:
-            self._read_secure_messages(rbuf, on_message, max_frame)
+            self._read_secure_messages(rbuf, on_message, max_frame, shapes)
             return
-        unpack = _PREAMBLE_BODY.unpack_from
         u32 = _U32.unpack_from
-        max_segment = self.max_segment
         data_crc = self.data_crc
         end = len(buf)
         pos = rbuf.pos
         view = memoryview(buf)
         try:
             while end - pos >= PREAMBLE_SIZE:
-                tag, count, l0, _, l1, _, l2, _, l3, _, flags, _ = unpack(buf, pos)
-                if tag != _MESSAGE or flags or l0 != _HEADER2_SIZE or not 1 <= count <= MAX_NUM_SEGMENTS:
-                    return
-                if count < 4:
-                    l3 = 0
-                    if count < 3:
-                        l2 = 0
-                        if count < 2:
-                            l1 = 0
-                    if count > 1 and not (l2 if count == 3 else l1):
-                        return  # an empty last segment: next_frame refuses it
-                elif not l3:
-                    return
-                if l1 > max_segment or l2 > max_segment or l3 > max_segment or l0 > max_segment:
-                    return
-                size = l1 + l2 + l3
-                if l0 + size > max_frame:
-                    return
-                p = pos + PREAMBLE_SIZE
-                size = PREAMBLE_SIZE + l0 + CRC_SIZE + (size + EPILOGUE_CRC_REV1_SIZE if count > 1 else 0)
+                preamble = bytes(view[pos:pos + PREAMBLE_SIZE])
+                shape = shapes.get(preamble)
+                if shape is None:
+                    shape = self._message_shape(preamble, max_frame)
+                    if shape is None:
+                        return
+                    if len(shapes) >= _MAX_SHAPES:
+                        shapes.clear()
+                    shapes[preamble] = shape
+                count, l1, l2, l3, size = shape
                 if end - pos < size:
                     return
-                if _std_crc32c(view[pos:pos + 28], _CRC_MASK) ^ _CRC_MASK != u32(buf, pos + 28)[0]:
-                    return
-                if data_crc and _std_crc32c(view[p:p + l0]) ^ _CRC_MASK != u32(buf, p + l0)[0]:
+                p = pos + PREAMBLE_SIZE
+                if data_crc and _std_crc32c(view[p:p + _HEADER2_SIZE]) ^ _CRC_MASK != u32(buf, p + _HEADER2_SIZE)[0]:
                     return
                 front = middle = data = b""
                 if count > 1:
-                    q = p + l0 + CRC_SIZE
+                    q = p + _HEADER2_SIZE + CRC_SIZE
                     if l1:
                         front = bytes(view[q:q + l1])
                         q += l1
@@ -716,11 +738,41 @@ class FrameReader:
         finally:
             view.release()
 
-    def _read_secure_messages(self, rbuf: ReceiveBuffer, on_message, max_frame: int) -> None:
+    def _message_shape(self, preamble: bytes, max_frame: int):
+        """
+        For the fast path: the plaintext C{preamble} (32 bytes) of a frame
+        it takes (a plain MESSAGE with a 41-byte header, a good crc, within
+        the limits; see L{read_messages}) gives (segment count, front,
+        middle and data lengths, bytes of the whole crc-mode frame); any
+        other preamble gives None (L{next_frame} reads that frame).
+        """
+        tag, count, l0, _, l1, _, l2, _, l3, _, flags, _ = _PREAMBLE_BODY.unpack_from(preamble, 0)
+        if tag != _MESSAGE or flags or l0 != _HEADER2_SIZE or not 1 <= count <= MAX_NUM_SEGMENTS:
+            return None
+        if count < 4:
+            l3 = 0
+            if count < 3:
+                l2 = 0
+                if count < 2:
+                    l1 = 0
+            if count > 1 and not (l2 if count == 3 else l1):
+                return None  # an empty last segment: next_frame refuses it
+        elif not l3:
+            return None
+        max_segment = self.max_segment
+        if l1 > max_segment or l2 > max_segment or l3 > max_segment or l0 > max_segment:
+            return None
+        size = l1 + l2 + l3
+        if l0 + size > max_frame:
+            return None
+        if _std_crc32c(preamble[:28], _CRC_MASK) ^ _CRC_MASK != _U32.unpack_from(preamble, 28)[0]:
+            return None
+        size = PREAMBLE_SIZE + l0 + CRC_SIZE + (size + EPILOGUE_CRC_REV1_SIZE if count > 1 else 0)
+        return count, l1, l2, l3, size
+
+    def _read_secure_messages(self, rbuf: ReceiveBuffer, on_message, max_frame: int, shapes: dict) -> None:
         buf = rbuf.buf
         decrypt = self.cipher.decrypt
-        unpack = _PREAMBLE_BODY.unpack_from
-        max_segment = self.max_segment
         end = len(buf)
         pos = rbuf.pos
         view = memoryview(buf)
@@ -729,37 +781,33 @@ class FrameReader:
                 first = decrypt(view[pos:pos + _SECURE_FIRST_SIZE])
                 pos += _SECURE_FIRST_SIZE
                 rbuf.pos = pos
-                tag, count, l0, _, l1, _, l2, _, l3, _, flags, _ = unpack(first, 0)
-                take = (tag == _MESSAGE and not flags and l0 == _HEADER2_SIZE and 1 <= count <= MAX_NUM_SEGMENTS
-                        and _std_crc32c(first[:28], _CRC_MASK) ^ _CRC_MASK == _U32.unpack_from(first, 28)[0])
-                if take:
-                    if count < 4:
-                        l3 = 0
-                        if count < 3:
-                            l2 = 0
-                            if count < 2:
-                                l1 = 0
-                        if count > 1 and not (l2 if count == 3 else l1):
-                            take = False
-                    elif not l3:
-                        take = False
-                if take and (l1 > max_segment or l2 > max_segment or l3 > max_segment or l0 > max_segment
-                             or l0 + l1 + l2 + l3 > max_frame):
-                    take = False
-                op3 = 0
-                if count > 1:
-                    op3 = (((l1 + 15) & ~15) + ((l2 + 15) & ~15) + ((l3 + 15) & ~15)
-                           + EPILOGUE_SECURE_SIZE + GCM_TAG_SIZE)
-                if not take or end - pos < op3:
+                preamble = first[:PREAMBLE_SIZE]
+                shape = shapes.get(preamble)
+                if shape is None:
+                    shape = self._message_shape(preamble, max_frame)
+                    if shape is not None:
+                        count, l1, l2, l3, _ = shape
+                        op3 = 0
+                        if count > 1:
+                            op3 = (((l1 + 15) & ~15) + ((l2 + 15) & ~15) + ((l3 + 15) & ~15)
+                                   + EPILOGUE_SECURE_SIZE + GCM_TAG_SIZE)
+                        shape = (count, l1, l2, l3, op3)
+                        if len(shapes) >= _MAX_SHAPES:
+                            shapes.clear()
+                        shapes[preamble] = shape
+                if shape is None or end - pos < shape[4]:
                     # next_frame goes on with this frame (and raises what it raises)
                     self._pending = self._secure_rev1_pending(first)
                     return
+                _, l1, l2, l3, op3 = shape
                 front = middle = data = b""
                 if op3:
                     rbuf.pos = pos + op3
                     body = decrypt(view[pos:pos + op3])
                     pos += op3
-                    plain = memoryview(body)
+                    # small segments as bytes slices (what the message keeps
+                    # of them anyway), larger ones as views of the plaintext
+                    plain = body if op3 < _SLICE_BELOW else memoryview(body)
                     off = 0
                     if l1:
                         front = plain[:l1]
@@ -897,6 +945,12 @@ def _tag_name(tag: int) -> str:
     except ValueError:
         return str(tag)
 _SECURE_FIRST_SIZE = PREAMBLE_SIZE + PREAMBLE_INLINE_SIZE + GCM_TAG_SIZE  # 96
+#: preambles the READY fast path remembers per connection (FrameReader._shapes)
+_MAX_SHAPES = 16
+#: secure fast path: segments of decrypted frame bodies smaller than this
+#: come out as bytes (msgr2tx.core.messages.SHARE_SEGMENTS_FROM: a message
+#: copies smaller views anyway)
+_SLICE_BELOW = 64 << 10
 
 
 def _copy(view, pos, length):
