@@ -175,6 +175,8 @@ class Msgr2Protocol(Protocol):
         self._requested_lossy: Optional[bool] = None
         self._pumping = False
         self._pump_again = False
+        #: bytes delivered while a pump was under way (see L{_pump})
+        self._pump_held: Optional[list] = None
         self._unflushed = 0
         self._transport_read = None
         self._prefetch = False
@@ -626,18 +628,30 @@ class Msgr2Protocol(Protocol):
 
     def _pump(self, data=b"") -> None:
         if self._pumping:
-            # re-entered from a receiver: the outer pump goes on
+            # re-entered from a receiver: the outer pump goes on, and reads
+            # these bytes (a transport that delivers while we dispatch) after
+            # the batch under way
             self._pump_again = True
+            if data:
+                if self._pump_held is None:
+                    self._pump_held = []
+                self._pump_held.append(data)
             return
         self._pumping = True
         try:
             self._pump_once(data)
             while self._pump_again and not self._closed:
                 self._pump_again = False
-                self._pump_once(b"")
+                held = self._pump_held
+                if held:
+                    self._pump_held = None
+                    self._pump_once(b"".join(held))
+                else:
+                    self._pump_once(b"")
         finally:
             self._pumping = False
             self._pump_again = False
+            self._pump_held = None
         if not self._closed:
             self._check_blocked_input()
 

@@ -411,3 +411,59 @@ class AuthStepShapesTests(TestCase):
         for shape in ("raise", "failed"):
             with self.assertRaises(AuthBadMethod):
                 yield self._connect(shape)
+
+
+class ReentrantDeliveryTests(TestCase):
+    """
+    A transport that delivers bytes while the protocol is still dispatching
+    (a test double or wrapper that writes through synchronously): the bytes
+    handed to C{dataReceived} from inside a receiver are read after the
+    current batch, not dropped.
+    """
+
+    def test_bytes_delivered_from_inside_a_dispatch_are_read(self):
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from msgr2tx.factory import Msgr2ClientFactory
+
+        clock = task.Clock()
+        later = []
+        got = []
+
+        class Feeding(Collector):
+            def messageReceived(self, protocol, message):
+                got.append(struct.unpack_from("<Q", message.front)[0])
+                if later:
+                    protocol.dataReceived(later.pop())
+
+        config = ConnectionConfig(entity_type=EntityType.OSD, entity_num=0)
+        server_factory = Msgr2ServerFactory([NoneServerHandler()], Feeding(), config, reactor=clock)
+        client_factory = Msgr2ClientFactory([NoneClientHandler(EntityName.parse("client.admin"))],
+                                            ConnectionConfig(), receiver=Collector(), reactor=clock)
+        caddr, saddr = IPv4Address("TCP", "127.0.0.1", 40000), IPv4Address("TCP", "127.0.0.1", 6800)
+        server, client = server_factory.buildProtocol(caddr), client_factory.buildProtocol(saddr)
+        st = StringTransport(hostAddress=saddr, peerAddress=caddr)
+        ct = StringTransport(hostAddress=caddr, peerAddress=saddr)
+        server.makeConnection(st)
+        client.makeConnection(ct)
+        for _ in range(20):
+            for src, dst in ((ct, server), (st, client)):
+                data = src.value()
+                if data:
+                    src.clear()
+                    dst.dataReceived(data)
+        self.assertIsNotNone(client.info, "no handshake")
+        client.sendMessage(GenericMessage(0x7FF0, struct.pack("<Q", 1)))
+        first = ct.value()
+        ct.clear()
+        for n in (2, 3):
+            client.sendMessage(GenericMessage(0x7FF0, struct.pack("<Q", n) + bytes(5000)))
+        rest = ct.value()
+        ct.clear()
+        # message 1 and half of the rest now; the other half from inside message 1's dispatch
+        later.append(rest[len(rest) // 2:])
+        server.dataReceived(first + rest[:len(rest) // 2])
+        self.assertEqual(got, [1, 2, 3])
+        server.transport.loseConnection()
+        client.transport.loseConnection()
