@@ -453,6 +453,9 @@ class Msgr2Protocol(Protocol):
                 cookie=_random_u64() or 1)
         self.conn.owner = self
         self.conn.defer_acks = True
+        # large secure frames may come as views of a reused buffer: _flush
+        # sends them or copies them out (see Msgr2Connection.send_views)
+        self.conn.send_views = self._direct_send
         if self.role is Role.SERVER:
             # what an AUTH_BAD_METHOD refusing a fast reconnect offers instead
             self.conn.auth_offer = (tuple(h.method for h in self.auth_handlers),
@@ -697,6 +700,13 @@ class Msgr2Protocol(Protocol):
         if parts:
             if self._direct_send:
                 parts = self._send_direct(parts)
+                writer = self.conn.writer
+                if writer is not None and writer.lent:
+                    # a large secure frame part was a view of the writer's
+                    # reused buffer: what was not sent of it is copied out
+                    # (writeSequence takes bytes) before the buffer is reused
+                    parts = [p if type(p) is bytes else bytes(p) for p in parts]
+                    writer.release()
                 if not parts:
                     return
             self.transport.writeSequence(parts)

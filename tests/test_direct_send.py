@@ -13,7 +13,7 @@ import struct
 
 from twisted.internet import defer, protocol, reactor, task
 from twisted.protocols import policies
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgr2tx.auth.cephx import CephxAuthProvider
 from msgr2tx.auth.none import NoneClientHandler, NoneServerHandler
@@ -114,11 +114,14 @@ class DirectSendTests(TestCase):
     def setUp(self):
         # what every connection's core handed to the protocol to send, in order
         self.produced = {}
+        #: parts that were views of a frame writer's reused buffer
+        self.views = []
         original = Msgr2Connection.data_to_send
 
         def data_to_send(conn):
             parts = original(conn)
             self.produced.setdefault(conn, []).extend(bytes(p) for p in parts)
+            self.views.extend(len(p) for p in parts if type(p) is memoryview)
             return parts
         self.patch(Msgr2Connection, "data_to_send", data_to_send)
         # what each direct send was given and what it left for writeSequence
@@ -200,6 +203,13 @@ class DirectSendTests(TestCase):
         self.assertTrue(any(not buffered and left == 0 and given > 0 for _, buffered, given, left, _ in ours))
         # the server's acks and handshake frames too
         self.assertTrue(any(d[0] is collect.protocol and d[3] == 0 for d in self.direct))
+        if mode == ConnectionMode.SECURE:
+            # the large frames were encrypted into the writer's reused buffer
+            self.assertGreaterEqual(len(self.views), 3)
+            self.assertGreater(min(self.views), 1000)
+            self.assertFalse(p.conn.writer.lent)
+        else:
+            self.assertEqual(self.views, [])
 
     def test_crc_rev1(self):
         return self._stream(ConnectionMode.CRC, True)
@@ -224,8 +234,10 @@ class DirectSendTests(TestCase):
         p.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
         relay.hold()
         del self.direct[:]
-        # (the first frame's rest stays below bufferSize: the transport does not pause us)
-        payloads = [os.urandom(n) for n in (60_000, 10, 2 << 20, 70_000, 1 << 20, 7)]
+        # (the first frame's rest stays below bufferSize: the transport does
+        # not pause us; in secure mode it is a view of the reused buffer,
+        # which the second large frame overwrites)
+        payloads = [os.urandom(n) for n in (100_000, 10, 2 << 20, 70_000, 1 << 20, 7)]
         for i, data in enumerate(payloads):
             p.sendMessage(GenericMessage(0x7F20, front=struct.pack("<I", i), data=data))
         yield task.deferLater(reactor, 0.05, lambda: None)
@@ -235,6 +247,9 @@ class DirectSendTests(TestCase):
         # later frames found Twisted's buffer holding bytes and went to writeSequence whole
         self.assertTrue(any(buffered and passed for _, buffered, _, _, passed in ours), ours)
         self.assertLess(len(collect.messages), len(payloads))
+        if mode == ConnectionMode.SECURE:
+            # the first two large frames (the rest wait while the transport pauses us)
+            self.assertGreaterEqual(len(self.views), 2)
         relay.release()
         yield self._settle(relay, p, collect, len(payloads))
         self._check_messages(collect, payloads)
@@ -386,3 +401,59 @@ class NotDirectTests(TestCase):
         collect.protocol.notifyOnLost(lambda: server_lost.called or server_lost.callback(None))
         p.abort()
         yield defer.DeferredList([lost, server_lost])
+
+
+class ReusedBufferTests(SynchronousTestCase):
+    """The frame writer's reused buffer for large secure frame parts (no I/O: the core alone)."""
+
+    def _writers(self, rev1):
+        from msgr2tx.core.crypto import TxCipher, split_connection_secret
+        from msgr2tx.core.framing import FrameWriter
+        key, _, tx = split_connection_secret(bytes(range(64)), accepting=False)
+        plain, views = FrameWriter(rev1), FrameWriter(rev1)
+        plain.cipher, views.cipher = TxCipher(key, tx, rev1), TxCipher(key, tx, rev1)
+        views.views = True
+        return plain, views
+
+    def _check(self, rev1):
+        from msgr2tx.core.constants import Tag
+        plain, views = self._writers(rev1)
+        frames = [[b"h" * 41, os.urandom(100), b"", os.urandom(n)] for n in (300_000, 5, 200_000, 70_000)]
+        lent = []
+        for segments in frames:
+            expected = plain.assemble(Tag.MESSAGE, segments, (8, 8, 8, 4096))
+            got = views.assemble(Tag.MESSAGE, segments, (8, 8, 8, 4096))
+            # the same bytes on the wire as encrypting a joined plaintext
+            self.assertEqual(b"".join(bytes(p) for p in got), b"".join(expected))
+            lent.append([p for p in got if type(p) is memoryview])
+            views.release()
+        self.assertEqual([len(x) for x in lent], [1, 0, 1, 1])
+        self.assertTrue(all(v.readonly for x in lent for v in x))
+        self.assertFalse(views.lent)
+
+    def test_rev1(self):
+        self._check(True)
+
+    def test_rev0(self):
+        self._check(False)
+
+    def test_lent_buffer_is_not_overwritten(self):
+        from msgr2tx.core.constants import Tag
+        plain, views = self._writers(True)
+        first = [b"h" * 41, b"f", b"", os.urandom(100_000)]
+        second = [b"h" * 41, b"g", b"", os.urandom(100_000)]
+        got = views.assemble(Tag.MESSAGE, first, (8, 8, 8, 4096))
+        view = [p for p in got if type(p) is memoryview][0]
+        kept = bytes(view)
+        self.assertTrue(views.lent)
+        # not released: the second frame gets a buffer of its own (bytes)
+        got2 = views.assemble(Tag.MESSAGE, second, (8, 8, 8, 4096))
+        self.assertEqual([type(p) for p in got2], [bytes, bytes])
+        self.assertEqual(bytes(view), kept)
+        self.assertEqual(b"".join(bytes(p) for p in got + got2),
+                         b"".join(plain.assemble(Tag.MESSAGE, first, (8, 8, 8, 4096))
+                                  + plain.assemble(Tag.MESSAGE, second, (8, 8, 8, 4096))))
+        # released: the third is written into the same buffer again
+        views.release()
+        got3 = views.assemble(Tag.MESSAGE, second, (8, 8, 8, 4096))
+        self.assertIs([p for p in got3 if type(p) is memoryview][0].obj, view.obj)
