@@ -107,6 +107,17 @@ class Relay:
         return self.port.stopListening()
 
 
+class _SocketProxy:
+    """A socket with its sendmsg replaced (the rest passed on)."""
+
+    def __init__(self, sock, sendmsg):
+        self._sock = sock
+        self.sendmsg = sendmsg
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
 class DirectSendTests(TestCase):
 
     timeout = 120
@@ -269,6 +280,34 @@ class DirectSendTests(TestCase):
 
     def test_partial_secure(self):
         return self._partial(ConnectionMode.SECURE)
+
+    @defer.inlineCallbacks
+    def test_more_parts_than_iov_max(self):
+        """A flush of more parts than one sendmsg takes (IOV_MAX) goes out in several calls, in order."""
+        from msgr2tx.protocol import IOV_MAX
+        p, collect, relay = yield self._session(ConnectionMode.CRC, auth="none")
+        sizes = []
+        original = p.transport.socket.sendmsg
+
+        def sendmsg(buffers, *args):
+            sizes.append(len(buffers))
+            return original(buffers, *args)
+        # (socket objects take no new attributes: the protocol's view of it is swapped for a proxy)
+        p.transport.socket = _SocketProxy(p.transport.socket, sendmsg)
+        count = 3 * IOV_MAX // 2
+        payloads = [os.urandom(i % 50 + 1) for i in range(count)]
+        # held by the core, then released together: one flush of about 3 parts a message
+        p.conn.pause_tx()
+        for i, data in enumerate(payloads):
+            p.sendMessage(GenericMessage(0x7F20, front=struct.pack("<I", i), data=data))
+        p.conn.resume_tx()
+        p._flush()
+        self.assertGreater(len(sizes), 1)
+        self.assertEqual(max(sizes), IOV_MAX)
+        self.assertGreater(sum(sizes), 2 * IOV_MAX)
+        yield self._settle(relay, p, collect, len(payloads))
+        self._check_messages(collect, payloads)
+        self._check_streams(relay, p, collect)
 
     @defer.inlineCallbacks
     def test_backpressure_still_pauses(self):
