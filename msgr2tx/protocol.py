@@ -88,7 +88,9 @@ TRANSPORT_BUFFER = 256 << 10
 #: bytes asked for by the first read after a large frame (see Msgr2Protocol._do_read)
 PREFETCH = 64 << 10
 #: most parts one C{sendmsg} call takes (the kernel's IOV_MAX; 1024 on Linux)
-IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 1024
+IOV_MAX = 1024
+if "SC_IOV_MAX" in getattr(os, "sysconf_names", {}):
+    IOV_MAX = max(16, min(os.sysconf("SC_IOV_MAX"), IOV_MAX))
 
 #: received bytes held while the core waits for an auth answer, beyond
 #: which reading pauses until the answer is in

@@ -294,7 +294,6 @@ class FrameWriter:
         body += _SECURE_EPILOGUE_REV0
         return [encrypt(body)]
 
-
     def _encrypt_into_buffer(self, pieces) -> memoryview:
         """
         Encrypt the concatenated C{pieces} into this writer's reused buffer
