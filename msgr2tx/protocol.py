@@ -88,6 +88,10 @@ class PeerInfo(E.Ready):
 TRANSPORT_BUFFER = 256 << 10
 #: bytes asked for by the first read after a large frame (see Msgr2Protocol._do_read)
 PREFETCH = 64 << 10
+#: most parts one C{sendmsg} call takes (the kernel's IOV_MAX; 1024 on Linux)
+IOV_MAX = 1024
+if "SC_IOV_MAX" in getattr(os, "sysconf_names", {}):
+    IOV_MAX = max(16, min(os.sysconf("SC_IOV_MAX"), IOV_MAX))
 
 #: received bytes held while the core waits for an auth answer, beyond
 #: which reading pauses until the answer is in
@@ -180,6 +184,9 @@ class Msgr2Protocol(Protocol):
         self._unflushed = 0
         self._transport_read = None
         self._prefetch = False
+        #: the transport is a plain TCP connection whose socket we may write
+        #: to directly (see _send_direct)
+        self._direct_send = False
 
     # ---- public API ---------------------------------------------------------
 
@@ -439,6 +446,8 @@ class Msgr2Protocol(Protocol):
         if getattr(transport, "bufferSize", TRANSPORT_BUFFER) < TRANSPORT_BUFFER:
             transport.bufferSize = TRANSPORT_BUFFER
         self._read_into_frames(transport)
+        self._direct_send = (isinstance(transport, tcp.Connection) and not getattr(transport, "TLS", False)
+                             and hasattr(getattr(transport, "socket", None), "sendmsg"))
         local = _endpoint_addr(transport.getHost())
         peer = _endpoint_addr(transport.getPeer())
         if self.role is Role.CLIENT:
@@ -457,6 +466,9 @@ class Msgr2Protocol(Protocol):
                 cookie=_random_u64() or 1)
         self.conn.owner = self
         self.conn.defer_acks = True
+        # large secure frames may come as views of a reused buffer: _flush
+        # sends them or copies them out (see Msgr2Connection.send_views)
+        self.conn.send_views = self._direct_send
         if self.role is Role.SERVER:
             # what an AUTH_BAD_METHOD refusing a fast reconnect offers instead
             self.conn.auth_offer = (tuple(h.method for h in self.auth_handlers),
@@ -728,7 +740,74 @@ class Msgr2Protocol(Protocol):
             return
         parts = self.conn.data_to_send()
         if parts:
+            if self._direct_send:
+                parts = self._send_direct(parts)
+                writer = self.conn.writer
+                if writer is not None and writer.lent:
+                    # a large secure frame part was a view of the writer's
+                    # reused buffer: what was not sent of it is copied out
+                    # (writeSequence takes bytes) before the buffer is reused
+                    parts = [p if type(p) is bytes else bytes(p) for p in parts]
+                    writer.release()
+                if not parts:
+                    return
             self.transport.writeSequence(parts)
+
+    def _send_direct(self, parts: List[bytes]) -> List[bytes]:
+        """
+        Write C{parts} to the socket at once (C{socket.sendmsg}, up to
+        L{IOV_MAX} parts a call) when the transport has nothing of its own
+        waiting to be written; returns what is left for C{writeSequence}
+        (nothing once all went out).
+
+        C{writeSequence} would join the parts into one new buffer (a copy
+        of every large message) and write it only on the next writable
+        event, each write costing a wake-up and two C{epoll_ctl} calls:
+        writing through skips both while the kernel takes the bytes.  What
+        it does not take (a full socket buffer, C{EAGAIN}) goes to
+        C{writeSequence}, the partly written part copied from where the
+        kernel stopped, so that Twisted writes the rest in order and pauses
+        its producer (us) as before.  Whenever the transport holds bytes of
+        its own, is closing, is half-closed, or is no longer ours alone
+        (TLS started, a protocol wrapped around us that is not the
+        endpoints' plain C{_WrappingProtocol}: see L{_reads_for}),
+        everything goes to C{writeSequence} untouched.  Any other socket
+        error also hands everything over: Twisted's next write meets it
+        and closes the connection as it always did.
+        """
+        transport = self.transport
+        if (transport.dataBuffer or transport._tempDataBuffer or not transport.connected
+                or transport.disconnecting or transport._writeDisconnecting or transport._writeDisconnected
+                or getattr(transport, "_aborting", False) or transport.TLS
+                or not self._reads_for(transport.protocol)):
+            return parts
+        sendmsg = transport.socket.sendmsg
+        count = len(parts)
+        start = 0
+        while start < count:
+            batch = parts if start == 0 and count <= IOV_MAX else parts[start:start + IOV_MAX]
+            try:
+                sent = sendmsg(batch)
+            except InterruptedError:
+                continue
+            except OSError:
+                # EAGAIN: the socket buffer is full; anything else: Twisted
+                # meets the error on its own write and closes as usual
+                return parts[start:]
+            for i, part in enumerate(batch):
+                size = len(part)
+                if sent < size:
+                    # the kernel took only part of the batch: the rest,
+                    # from where it stopped, waits in Twisted's buffer
+                    rest = parts[start + i + 1:]
+                    if sent:
+                        rest.insert(0, bytes(memoryview(part)[sent:]))
+                    else:
+                        rest.insert(0, part if type(part) is bytes else bytes(part))
+                    return rest
+                sent -= size
+            start += len(batch)
+        return []
 
     def _protocol_error(self, error: BaseException) -> None:
         if self._closed:

@@ -130,8 +130,13 @@ class FlowTests(TestCase):
             d = p.whenWritable()
             if not d.called:
                 waited += 1
-                # let the server drain a little, then wait for room
-                reactor.callLater(0.05, slow.finish_all)
+                # the server finishes a dispatch every 50 ms while the sender
+                # waits for room (once per wait is not enough: what it then
+                # reads may not free enough of the socket buffers for the
+                # kernel to call the sender's socket writable again)
+                finisher = task.LoopingCall(slow.finish_all)
+                finisher.start(0.05, now=False)
+                d.addBoth(lambda result, finisher=finisher: (finisher.stop(), result)[1])
             yield d
             sent += 1
             p.sendMessage(numbered(sent, size=size))
@@ -180,10 +185,12 @@ class FlowTests(TestCase):
         # the server reads again; everything buffered goes out, then the close
         for _ in range(1000):
             slow.finish_all()
-            if lost.called:
+            if lost.called and slow.protocol._closed:
                 break
             yield task.deferLater(reactor, 0.01, lambda: None)
         self.assertTrue(lost.called, "the connection stayed open after close()")
+        # (and the server read all of it, then the end of the stream)
+        self.assertTrue(slow.protocol._closed)
 
     @defer.inlineCallbacks
     def test_stopping_a_client_whose_peer_stopped_reading(self):

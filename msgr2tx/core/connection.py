@@ -299,6 +299,15 @@ class Msgr2Connection:
         self._transition = None
         #: while True, messages wait in the session queue (backpressure)
         self.tx_paused = False
+        #: set by an I/O layer that writes the parts of data_to_send
+        #: straight to a socket (it takes any buffer, not only bytes): the
+        #: large parts of secure frames may then be read-only views of one
+        #: buffer the frame writer reuses.  The I/O layer must be done with
+        #: them (written or copied out) before it calls
+        #: C{writer.release()}, which lets the next large frame overwrite
+        #: that buffer; until then such frames get fresh buffers.  Set it
+        #: before the handshake; never with an interceptor (held frames)
+        self.send_views = False
         #: when True, receive_data does not answer messages with an ACK
         #: itself: the I/O layer calls send_ack() after the application had
         #: its chance to reply (and piggyback the ack)
@@ -398,7 +407,10 @@ class Msgr2Connection:
         return self.assumed_peer is not None
 
     def data_to_send(self) -> List[bytes]:
-        """The queued output parts, for C{writeSequence}; clears the queue."""
+        """
+        The queued output parts, for C{writeSequence}; clears the queue.
+        Parts are bytes, except with L{send_views}: see there.
+        """
         out = self._out
         self._out = []
         self.queued_message_bytes = 0
@@ -737,6 +749,7 @@ class Msgr2Connection:
             key, rx_nonce, tx_nonce = split_connection_secret(
                 connection_secret, accepting=self.role is Role.SERVER)
             self.writer.cipher = TxCipher(key, tx_nonce, self.rev1)
+            self.writer.views = self.send_views and self.interceptor is None
             self.reader.cipher = RxCipher(key, rx_nonce, self.rev1)
 
     def _send_signature(self) -> None:

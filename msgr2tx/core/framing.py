@@ -104,6 +104,13 @@ class FrameWriter:
         # alignment tuple
         self._preambles: Optional[dict] = None
         self._preamble_aligns: Optional[Sequence[int]] = None
+        #: large secure frame parts may be read-only views of one buffer
+        #: this writer reuses (see L{Msgr2Connection.send_views})
+        self.views = False
+        #: a view of that buffer is out: the I/O layer has not finished
+        #: with it (sent it or copied it) and called L{release}
+        self.lent = False
+        self._buffer: Optional[bytearray] = None
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
@@ -264,7 +271,8 @@ class FrameWriter:
             body = _PREAMBLE_BODY.pack(_MESSAGE, 1, l0, a0, 0, 0, 0, 0, 0, 0, 0, 0)
         return n, body + _U32.pack(_std_crc32c(body, _CRC_MASK) ^ _CRC_MASK)
 
-    def _assemble_secure(self, preamble: bytes, segments: Sequence, lengths: List[int]) -> List[bytes]:
+    def _assemble_secure(self, preamble: bytes, segments: Sequence, lengths: List[int]) -> list:
+        """The frame encrypted: parts are bytes, or (with L{views}) a large one a view of the reused buffer."""
         encrypt = self.cipher.encrypt
         n = len(lengths)
         if self.rev1:
@@ -282,6 +290,14 @@ class FrameWriter:
                 first += bytes(PREAMBLE_INLINE_SIZE - lengths[0])
                 parts = [encrypt(first)]
             if n > 1:
+                if self.views and not self.lent and sum(lengths) - lengths[0] >= _FAST_SECURE_LIMIT:
+                    pieces = []
+                    for i in range(1, n):
+                        pieces.append(segments[i])
+                        pieces.append(_ZEROS[:-lengths[i] & 15])
+                    pieces.append(_SECURE_EPILOGUE_REV1)
+                    parts.append(self._encrypt_into_buffer(pieces))
+                    return parts
                 body = bytearray()
                 for i in range(1, n):
                     body += segments[i]
@@ -289,12 +305,39 @@ class FrameWriter:
                 body += _SECURE_EPILOGUE_REV1
                 parts.append(encrypt(body))
             return parts
+        if self.views and not self.lent and sum(lengths) >= _FAST_SECURE_LIMIT:
+            pieces = [preamble]
+            for i in range(n):
+                pieces.append(segments[i])
+                pieces.append(_ZEROS[:-lengths[i] & 15])
+            pieces.append(_SECURE_EPILOGUE_REV0)
+            return [self._encrypt_into_buffer(pieces)]
         body = bytearray(preamble)
         for i in range(n):
             body += segments[i]
             body += bytes(_pad16(lengths[i]) - lengths[i])
         body += _SECURE_EPILOGUE_REV0
         return [encrypt(body)]
+
+    def _encrypt_into_buffer(self, pieces) -> memoryview:
+        """
+        Encrypt the concatenated C{pieces} into this writer's reused buffer
+        (grown to the largest such frame part so far); returns a read-only
+        view of ciphertext || tag and marks the buffer L{lent} until
+        L{release}.
+        """
+        need = sum(len(p) for p in pieces) + GCM_TAG_SIZE
+        buf = self._buffer
+        if buf is None or len(buf) < need + 15:
+            buf = self._buffer = bytearray(need + 15)
+        view = memoryview(buf)
+        n = self.cipher.encrypt_into(pieces, view)
+        self.lent = True
+        return view[:n].toreadonly()
+
+    def release(self) -> None:
+        """The I/O layer is done with the view L{_encrypt_into_buffer} lent: the buffer may be written again."""
+        self.lent = False
 
 
 def _pad16(n: int) -> int:
