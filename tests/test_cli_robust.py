@@ -8,6 +8,7 @@ exit code, never a traceback.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,11 +43,25 @@ def interrupted_after(delay, *argv):
     return proc.returncode, out, err
 
 
+#: the files Python runs for ``python -m msgr2tx`` before msgr2tx.__main__.run installs its handler
+_BEFORE_RUN = ("msgr2tx/__init__.py", "msgr2tx/_version.py", "msgr2tx/__main__.py")
+
+
 def _interpreter_startup(code, err):
-    """Whether a SIGINT hit the interpreter's own startup, before any msgr2tx code ran."""
+    """
+    Whether a SIGINT hit the interpreter's own startup, before
+    C{msgr2tx.__main__.run} installed its handler: the site and runpy
+    machinery, the stdlib it loads, or the import of the msgr2tx package
+    itself, which runpy imports before it runs C{__main__} (a library must
+    not install signal handlers on import).
+    """
     if code == -signal.SIGINT and not err:
         return True
-    return ("KeyboardInterrupt" in err or "Could not import runpy module" in err) and "msgr2tx" not in err
+    if "KeyboardInterrupt" not in err and "Could not import runpy module" not in err:
+        return False
+    frames = re.findall(r'File "([^"]+)", line \d+, in (\S+)', err)
+    ours = [(path, func) for path, func in frames if "msgr2tx" in path]
+    return all(path.endswith(_BEFORE_RUN) and func == "<module>" for path, func in ours)
 
 
 class _Server:
