@@ -75,11 +75,11 @@ def main_all(args):
     log("memory: %d connections open in %.1fs; server RSS %.1f MiB -> %.1f MiB (%d fds)",
         held, elapsed, rss0 / 2**20, rss1 / 2**20, fds)
     common.result("memory per idle connection (%s, %s)" % (args.auth, args.mode), round(per_conn / 1024, 2),
-                  "KiB", target="\u2264 64 KiB", ratio=round(per_conn / 65536, 3), baseline=64,
-                  baseline_name="64 KiB target", connections=held, rss_before=rss0, rss_after=rss1,
+                  "KiB", target="\u2264 16 KiB", ratio=round(per_conn / 16384, 3), baseline=16,
+                  baseline_name="16 KiB target", connections=held, rss_before=rss0, rss_after=rss1,
                   server_fds=fds, open_seconds=round(elapsed, 2))
-    print("memory %.1f KiB per idle connection = %.2fx the 64 KiB target (%d connections, server RSS "
-          "%.1f -> %.1f MiB)" % (per_conn / 1024, per_conn / 65536, held, rss0 / 2**20, rss1 / 2**20))
+    print("memory %.1f KiB per idle connection = %.2fx the 16 KiB target (%d connections, server RSS "
+          "%.1f -> %.1f MiB)" % (per_conn / 1024, per_conn / 16384, held, rss0 / 2**20, rss1 / 2**20))
 
 
 def hostile(args):
