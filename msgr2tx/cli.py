@@ -1418,8 +1418,12 @@ async def _echo_test(reactor, args):
         if progress:
             # the final count, then the line ends
             sys.stderr.write("\rsent %d/%d, received %d\n" % (sent, args.count, tally.received))
-        await client.stopService()
+        # the run's time ends here, not after the close below
         seconds = time.perf_counter() - started
+        # An unfinished run (timed out, interrupted) has nothing left to
+        # deliver: abort soon instead of flushing, as the echo server, its
+        # send queue full of our echoes, may have stopped reading from us.
+        await client.stopService(abort_after=5.0 if complete else 0.5)
         if tally.downgraded is None:
             # the summary, partial when timed out or interrupted
             result = {
