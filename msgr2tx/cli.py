@@ -1008,6 +1008,11 @@ async def _command(reactor, args):
     started = time.perf_counter()
     try:
         protocol = await _dial_monitors(reactor, args, handlers, config, monclient)
+        # a command waits for the monmap (it carries the cluster's fsid), which
+        # a monitor sends at once: a peer that never does is not a monitor
+        args.waiting_for = ("the monmap from %s (a Ceph monitor sends it at once; is this a monitor?)"
+                            % args.attempt.address)
+        await monclient.whenMonmap()
         args.waiting_for = "the monitor at %s to answer the command" % args.attempt.address
         if cmd is None:
             # words: as the ceph CLI does, match them against the monitor's own command table
@@ -1021,14 +1026,18 @@ async def _command(reactor, args):
     except defer.CancelledError:
         # timed out or interrupted: say how far we got
         info = protocol.info if protocol is not None else None
-        stage = "waiting for the reply" if info is not None else "connecting"
+        no_monmap = info is not None and monclient.monmap is None
+        stage = "connecting" if info is None else "waiting for the monmap" if no_monmap else "waiting for the reply"
         seconds = time.perf_counter() - started
         if _wants_json(args):
             args.partial = {"result": None, "stage": stage, "seconds": round(seconds, 3),
                             "peer": str(info.peer_name) if info else None}
         else:
             where = args.attempt.address if args.attempt is not None else ",".join(map(str, args.mon_host or ()))
-            if info is not None:
+            if no_monmap:
+                print("msgr2tx: connected to %s at %s, but no monmap after %.1fs: the command was not sent"
+                      % (info.peer_name, where, seconds), file=sys.stderr)
+            elif info is not None:
                 print("msgr2tx: sent the command to %s at %s; no reply after %.1fs"
                       % (info.peer_name, where, seconds), file=sys.stderr)
             else:

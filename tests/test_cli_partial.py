@@ -280,7 +280,7 @@ class PartialSummaryTests(TestCase):
 
     @defer.inlineCallbacks
     def test_command_without_a_reply_says_how_far_it_got(self):
-        # the echo service sends the MMonCommand back: never an MMonCommandAck
+        # the echo service sends no monmap, so the command waits for it and is never sent
         address = self.start_server()
         out, err, code = yield msgr2tx("command", "--mon", address, '{"prefix": "version"}', "--timeout", "6",
                                        "--json")
@@ -288,10 +288,10 @@ class PartialSummaryTests(TestCase):
         (line,) = out.strip().splitlines()
         result = json.loads(line)
         self.assertEqual((result["error"], result["complete"], result["partial"]["stage"], result["partial"]["peer"]),
-                         ("timeout", False, "waiting for the reply", "mon.0"))
+                         ("timeout", False, "waiting for the monmap", "mon.0"))
         self.assertEqual(err.strip().splitlines()[-1],
-                         "msgr2tx: error: timed out after 6s waiting for the monitor at %s to answer the command"
-                         % address)
+                         "msgr2tx: error: timed out after 6s waiting for the monmap from %s (a Ceph monitor sends "
+                         "it at once; is this a monitor?)" % address)
 
     @defer.inlineCallbacks
     def test_command_interrupted_says_how_far_it_got(self):
@@ -311,7 +311,8 @@ class PartialSummaryTests(TestCase):
         self.assertEqual(proc.out.decode(), "")
         lines = err.strip().splitlines()
         self.assertEqual(len(lines), 2, err)
-        self.assertRegex(lines[0], r"^msgr2tx: sent the command to mon\.0 at v2:127\.0\.0\.1:\d+; no reply after")
+        self.assertRegex(lines[0], r"^msgr2tx: connected to mon\.0 at v2:127\.0\.0\.1:\d+, but no monmap after "
+                                   r"[0-9.]+s: the command was not sent$")
         self.assertEqual(lines[1], "msgr2tx: interrupted")
 
 
