@@ -749,6 +749,14 @@ def _parse_address(reactor, address, limit, what="address"):
                                   "an address vector [v2:...,v1:...], HOST:PORT, a Twisted endpoint "
                                   "(tcp:host=...:port=...), or a daemon's name (osd.0, mon.a) with -c ceph.conf"
                                   % (what, address, e), address, "connect") from None
+    except OSError as e:
+        # a tls: endpoint reads its trustRoots=DIR as it is parsed (Twisted's
+        # UnlistableError has no text of its own: the reason is in its cause)
+        cause = getattr(e, "originalException", None) or e
+        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        raise E.CommandUsageError("%s %r cannot be used: a file or directory it names cannot be read (%s): "
+                                  "give trustRoots=DIR as an existing directory of PEM CA certificates"
+                                  % (what, address, reason), address, "connect") from None
 
 
 async def _resolve_address(reactor, address):

@@ -161,6 +161,20 @@ class SmallUsageTests(SynchronousTestCase, _TempDir):
         self.assertEqual(p.returncode, 1)
         self.assertIn("could not connect to v2:127.0.0.2 (port 3300, the default): connection refused", p.stderr)
 
+    def test_via_tls_with_an_unreadable_trust_roots_dir(self):
+        # Twisted reads trustRoots=DIR as it parses the endpoint; its error has no text
+        d = self.mktemp_dir()
+        for path, reason in ((os.path.join(d, "missing"), "No such file or directory"),
+                             (os.path.join(d, "file"), "Not a directory")):
+            if path.endswith("file"):
+                open(path, "w").close()
+            via = "tls:host=localhost:port=1:trustRoots=%s" % path
+            p = run("ping", "v2:127.0.0.1:1", "--auth", "none", "--via", via)
+            self.assertEqual((p.returncode, p.stdout), (2, ""), p.stderr)
+            self.assertEqual(p.stderr, "msgr2tx: error: --via %r cannot be used: a file or directory it names cannot "
+                                       "be read (%s): give trustRoots=DIR as an existing directory of PEM CA "
+                                       "certificates\n" % (via, reason))
+
     def test_help_texts(self):
         p = run("ping", "--help")
         self.assertIn("time KEEPALIVE2 round trips", p.stdout)
