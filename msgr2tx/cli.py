@@ -1289,6 +1289,9 @@ async def _echo_test(reactor, args):
     class ServerGone(Exception):
         pass
 
+    class SessionWasReset(Exception):
+        pass
+
     #: seconds without a session, reconnects refused, before we call the server gone
     gone_after = min(10.0, args.timeout / 2)
 
@@ -1311,6 +1314,8 @@ async def _echo_test(reactor, args):
             self.lost_at = None
             #: why the latest probe of the target failed (None: it accepted)
             self.refused = None
+            #: the server answered our reconnect with a full SESSION_RESET
+            self.reset = False
 
         def connectionReady(self, protocol, info):
             self.peer_name = info.peer_name
@@ -1318,6 +1323,13 @@ async def _echo_test(reactor, args):
             self.lost_at = None
             if lossless and info.downgraded and self.downgraded is None:
                 self.downgraded = info
+                self._wake()
+
+        def sessionReset(self, protocol, full):
+            # a lossless session the server no longer knows (it restarted):
+            # the messages in flight are dropped on both sides, for good
+            if lossless and full:
+                self.reset = True
                 self._wake()
 
         def connectionLost(self, protocol, reason):
@@ -1353,6 +1365,8 @@ async def _echo_test(reactor, args):
                 raise Downgraded()
             if self.received == 0 and self.closed_silent >= closes_before_verdict:
                 raise NotEchoing()
+            if self.reset:
+                raise SessionWasReset()
 
         async def wait(self, timeout):
             self.check()
@@ -1393,6 +1407,7 @@ async def _echo_test(reactor, args):
     started = time.perf_counter()
     sent = 0
     complete = False
+    verdict = None
     try:
         await client.whenReady()
         tally.check()
@@ -1416,21 +1431,26 @@ async def _echo_test(reactor, args):
         complete = True
     except Downgraded:
         info = tally.downgraded
-        return _echo_fail(args, "downgraded",
-                          "asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
-                          "messages in flight at a fault; a lossless echo test needs a server with a stateful "
-                          "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
+        verdict = ("downgraded",
+                   "asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
+                   "messages in flight at a fault; a lossless echo test needs a server with a stateful "
+                   "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
     except ServerGone:
-        return _echo_fail(args, "server-gone",
-                          "the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
-                          "restart the server, or allow a longer outage with a longer --timeout"
-                          % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
+        verdict = ("server-gone",
+                   "the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
+                   "restart the server, or allow a longer outage with a longer --timeout"
+                   % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
+    except SessionWasReset:
+        verdict = ("reset",
+                   "%s (%s) reset our lossless session: it no longer knew it (it restarted?), so the "
+                   "messages in flight were dropped; run the test again against a server that stays up"
+                   % (args.target, tally.peer_name))
     except NotEchoing:
-        return _echo_fail(args, "not-echoing",
-                          "%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
-                          "service (Ceph daemons close sessions that send them unknown message types); run "
-                          "echo-test against a msgr2tx echo server (twistd msgr2 --service echo)"
-                          % (args.target, tally.peer_name, tally.closed_silent))
+        verdict = ("not-echoing",
+                   "%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
+                   "service (Ceph daemons close sessions that send them unknown message types); run "
+                   "echo-test against a msgr2tx echo server (twistd msgr2 --service echo)"
+                   % (args.target, tally.peer_name, tally.closed_silent))
     finally:
         if progress:
             # the final count, then the line ends
@@ -1455,6 +1475,9 @@ async def _echo_test(reactor, args):
             if not complete:
                 result["complete"] = False
             print(json.dumps(result))
+    if verdict is not None:
+        # after the summary, as the verdicts below
+        return _echo_fail(args, *verdict)
     lost = args.count - tally.received
     if lossless and (lost or tally.duplicates or tally.out_of_order):
         return _echo_fail(args, "lost",
@@ -1473,7 +1496,7 @@ def _echo_fail(args, kind, message):
     """
     An echo-test verdict as every other failure ends: one line on stderr
     and, with --json, a JSON error object (C{error} is C{kind}: downgraded,
-    server-gone, not-echoing, lost or stalled) after the summary.
+    server-gone, not-echoing, reset, lost or stalled) after the summary.
     """
     from msgr2tx.errors import OperatorError
     error = OperatorError(message, address=args.target, stage="ready")
