@@ -749,6 +749,14 @@ def _parse_address(reactor, address, limit, what="address"):
                                   "an address vector [v2:...,v1:...], HOST:PORT, a Twisted endpoint "
                                   "(tcp:host=...:port=...), or a daemon's name (osd.0, mon.a) with -c ceph.conf"
                                   % (what, address, e), address, "connect") from None
+    except OSError as e:
+        # a tls: endpoint reads its trustRoots=DIR as it is parsed (Twisted's
+        # UnlistableError has no text of its own: the reason is in its cause)
+        cause = getattr(e, "originalException", None) or e
+        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        raise E.CommandUsageError("%s %r cannot be used: a file or directory it names cannot be read (%s): "
+                                  "give trustRoots=DIR as an existing directory of PEM CA certificates"
+                                  % (what, address, reason), address, "connect") from None
 
 
 async def _resolve_address(reactor, address):
@@ -1008,6 +1016,11 @@ async def _command(reactor, args):
     started = time.perf_counter()
     try:
         protocol = await _dial_monitors(reactor, args, handlers, config, monclient)
+        # a command waits for the monmap (it carries the cluster's fsid), which
+        # a monitor sends at once: a peer that never does is not a monitor
+        args.waiting_for = ("the monmap from %s (a Ceph monitor sends it at once; is this a monitor?)"
+                            % args.attempt.address)
+        await monclient.whenMonmap()
         args.waiting_for = "the monitor at %s to answer the command" % args.attempt.address
         if cmd is None:
             # words: as the ceph CLI does, match them against the monitor's own command table
@@ -1021,14 +1034,18 @@ async def _command(reactor, args):
     except defer.CancelledError:
         # timed out or interrupted: say how far we got
         info = protocol.info if protocol is not None else None
-        stage = "waiting for the reply" if info is not None else "connecting"
+        no_monmap = info is not None and monclient.monmap is None
+        stage = "connecting" if info is None else "waiting for the monmap" if no_monmap else "waiting for the reply"
         seconds = time.perf_counter() - started
         if _wants_json(args):
             args.partial = {"result": None, "stage": stage, "seconds": round(seconds, 3),
                             "peer": str(info.peer_name) if info else None}
         else:
             where = args.attempt.address if args.attempt is not None else ",".join(map(str, args.mon_host or ()))
-            if info is not None:
+            if no_monmap:
+                print("msgr2tx: connected to %s at %s, but no monmap after %.1fs: the command was not sent"
+                      % (info.peer_name, where, seconds), file=sys.stderr)
+            elif info is not None:
                 print("msgr2tx: sent the command to %s at %s; no reply after %.1fs"
                       % (info.peer_name, where, seconds), file=sys.stderr)
             else:
@@ -1272,6 +1289,9 @@ async def _echo_test(reactor, args):
     class ServerGone(Exception):
         pass
 
+    class SessionWasReset(Exception):
+        pass
+
     #: seconds without a session, reconnects refused, before we call the server gone
     gone_after = min(10.0, args.timeout / 2)
 
@@ -1294,6 +1314,8 @@ async def _echo_test(reactor, args):
             self.lost_at = None
             #: why the latest probe of the target failed (None: it accepted)
             self.refused = None
+            #: the server answered our reconnect with a full SESSION_RESET
+            self.reset = False
 
         def connectionReady(self, protocol, info):
             self.peer_name = info.peer_name
@@ -1301,6 +1323,13 @@ async def _echo_test(reactor, args):
             self.lost_at = None
             if lossless and info.downgraded and self.downgraded is None:
                 self.downgraded = info
+                self._wake()
+
+        def sessionReset(self, protocol, full):
+            # a lossless session the server no longer knows (it restarted):
+            # the messages in flight are dropped on both sides, for good
+            if lossless and full:
+                self.reset = True
                 self._wake()
 
         def connectionLost(self, protocol, reason):
@@ -1336,6 +1365,8 @@ async def _echo_test(reactor, args):
                 raise Downgraded()
             if self.received == 0 and self.closed_silent >= closes_before_verdict:
                 raise NotEchoing()
+            if self.reset:
+                raise SessionWasReset()
 
         async def wait(self, timeout):
             self.check()
@@ -1376,6 +1407,7 @@ async def _echo_test(reactor, args):
     started = time.perf_counter()
     sent = 0
     complete = False
+    verdict = None
     try:
         await client.whenReady()
         tally.check()
@@ -1399,27 +1431,36 @@ async def _echo_test(reactor, args):
         complete = True
     except Downgraded:
         info = tally.downgraded
-        return _echo_fail(args, "downgraded",
-                          "asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
-                          "messages in flight at a fault; a lossless echo test needs a server with a stateful "
-                          "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
+        verdict = ("downgraded",
+                   "asked %s (%s) for a lossless session and was granted a lossy one, which loses the "
+                   "messages in flight at a fault; a lossless echo test needs a server with a stateful "
+                   "policy (twistd msgr2 --policy stateful)" % (args.target, info.peer_name))
     except ServerGone:
-        return _echo_fail(args, "server-gone",
-                          "the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
-                          "restart the server, or allow a longer outage with a longer --timeout"
-                          % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
+        verdict = ("server-gone",
+                   "the echo server at %s is gone: the session dropped %.0fs ago and reconnecting fails (%s); "
+                   "restart the server, or allow a longer outage with a longer --timeout"
+                   % (args.via or args.target, time.monotonic() - tally.lost_at, tally.refused))
+    except SessionWasReset:
+        verdict = ("reset",
+                   "%s (%s) reset our lossless session: it no longer knew it (it restarted?), so the "
+                   "messages in flight were dropped; run the test again against a server that stays up"
+                   % (args.target, tally.peer_name))
     except NotEchoing:
-        return _echo_fail(args, "not-echoing",
-                          "%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
-                          "service (Ceph daemons close sessions that send them unknown message types); run "
-                          "echo-test against a msgr2tx echo server (twistd msgr2 --service echo)"
-                          % (args.target, tally.peer_name, tally.closed_silent))
+        verdict = ("not-echoing",
+                   "%s (%s) closed the session %d times and echoed nothing back: it is not an echo "
+                   "service (Ceph daemons close sessions that send them unknown message types); run "
+                   "echo-test against a msgr2tx echo server (twistd msgr2 --service echo)"
+                   % (args.target, tally.peer_name, tally.closed_silent))
     finally:
         if progress:
             # the final count, then the line ends
             sys.stderr.write("\rsent %d/%d, received %d\n" % (sent, args.count, tally.received))
-        await client.stopService()
+        # the run's time ends here, not after the close below
         seconds = time.perf_counter() - started
+        # An unfinished run (timed out, interrupted) has nothing left to
+        # deliver: abort soon instead of flushing, as the echo server, its
+        # send queue full of our echoes, may have stopped reading from us.
+        await client.stopService(abort_after=5.0 if complete else 0.5)
         if tally.downgraded is None:
             # the summary, partial when timed out or interrupted
             result = {
@@ -1434,6 +1475,9 @@ async def _echo_test(reactor, args):
             if not complete:
                 result["complete"] = False
             print(json.dumps(result))
+    if verdict is not None:
+        # after the summary, as the verdicts below
+        return _echo_fail(args, *verdict)
     lost = args.count - tally.received
     if lossless and (lost or tally.duplicates or tally.out_of_order):
         return _echo_fail(args, "lost",
@@ -1452,7 +1496,7 @@ def _echo_fail(args, kind, message):
     """
     An echo-test verdict as every other failure ends: one line on stderr
     and, with --json, a JSON error object (C{error} is C{kind}: downgraded,
-    server-gone, not-echoing, lost or stalled) after the summary.
+    server-gone, not-echoing, reset, lost or stalled) after the summary.
     """
     from msgr2tx.errors import OperatorError
     error = OperatorError(message, address=args.target, stage="ready")

@@ -161,6 +161,20 @@ class SmallUsageTests(SynchronousTestCase, _TempDir):
         self.assertEqual(p.returncode, 1)
         self.assertIn("could not connect to v2:127.0.0.2 (port 3300, the default): connection refused", p.stderr)
 
+    def test_via_tls_with_an_unreadable_trust_roots_dir(self):
+        # Twisted reads trustRoots=DIR as it parses the endpoint; its error has no text
+        d = self.mktemp_dir()
+        for path, reason in ((os.path.join(d, "missing"), "No such file or directory"),
+                             (os.path.join(d, "file"), "Not a directory")):
+            if path.endswith("file"):
+                open(path, "w").close()
+            via = "tls:host=localhost:port=1:trustRoots=%s" % path
+            p = run("ping", "v2:127.0.0.1:1", "--auth", "none", "--via", via)
+            self.assertEqual((p.returncode, p.stdout), (2, ""), p.stderr)
+            self.assertEqual(p.stderr, "msgr2tx: error: --via %r cannot be used: a file or directory it names cannot "
+                                       "be read (%s): give trustRoots=DIR as an existing directory of PEM CA "
+                                       "certificates\n" % (via, reason))
+
     def test_help_texts(self):
         p = run("ping", "--help")
         self.assertIn("time KEEPALIVE2 round trips", p.stdout)
@@ -461,7 +475,8 @@ class ErrorMessageTests(SynchronousTestCase):
         self.check(p, "cannot read the conf file %s" % os.path.join(d, "missing.conf"))
 
     def test_no_answer_to_the_command(self):
-        # our echo server completes the handshake as mon.a but answers no command
+        # our echo server completes the handshake as mon.a but sends no monmap,
+        # so the command is never sent
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
         server = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", "echo_server.py"), "--listen",
@@ -473,11 +488,12 @@ class ErrorMessageTests(SynchronousTestCase):
         self.assertTrue(line.startswith("listening on v2:127.0.0.1:"), line)
         address = line.split()[-1]
         p = run("command", "-m", address, "--auth", "none", "--timeout", "3", '{"prefix": "version"}', "--json")
-        message = "timed out after 3s waiting for the monitor at %s to answer the command" % address
+        message = ("timed out after 3s waiting for the monmap from %s (a Ceph monitor sends it at once; "
+                   "is this a monitor?)" % address)
         self.assertEqual((p.returncode, p.stderr), (cli.EXIT_FAILED, "msgr2tx: error: %s\n" % message))
         self.assertEqual(json.loads(p.stdout), {"error": "timeout", "message": message, "address": address,
                                                 "stage": "ready", "complete": False,
-                                                "partial": {"result": None, "stage": "waiting for the reply",
+                                                "partial": {"result": None, "stage": "waiting for the monmap",
                                                             "seconds": json.loads(p.stdout)["partial"]["seconds"],
                                                             "peer": "mon.0"}})
 

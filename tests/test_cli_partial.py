@@ -84,10 +84,10 @@ class PartialSummaryTests(TestCase):
 
     timeout = 90
 
-    def start_server(self, lossy=True, receiver=None):
+    def start_server(self, lossy=True, receiver=None, port=0):
         config = ConnectionConfig(entity_type=EntityType.MON, entity_num=0, lossy=lossy)
         factory = Msgr2ServerFactory([NoneServerHandler()], receiver or EchoReceiver(), config)
-        port = self.listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        port = self.listening = reactor.listenTCP(port, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.port = port.getHost().port
         return "v2:127.0.0.1:%d" % self.port
@@ -171,6 +171,33 @@ class PartialSummaryTests(TestCase):
         self.assertEqual(json.loads(out.strip().splitlines()[-1])["received"], 250)
         self.assertTrue(err.endswith("\n"), repr(err))
         self.assertEqual(err.rstrip("\n").split("\r")[-1], "sent 250/250, received 250")
+
+    @defer.inlineCallbacks
+    def test_echo_test_says_the_server_reset_the_session(self):
+        # the echo server "restarts" after 40 messages: its connection dropped and a
+        # new server, which knows no session, on the same port answers the reconnect
+        # with a full SESSION_RESET; echo-test says so at once, not after --timeout
+        def restart():
+            self.start_server(lossy=False, port=self.port)
+
+        class RestartAfter(EchoReceiver):
+            def messageReceived(self_, protocol, message):
+                super().messageReceived(protocol, message)
+                if self_.received == 40:
+                    d = defer.maybeDeferred(self.listening.stopListening)
+                    protocol.transport.abortConnection()
+                    d.addCallback(lambda _: restart())
+        address = self.start_server(lossy=False, receiver=RestartAfter())
+        started = time.monotonic()
+        out, err, code = yield msgr2tx("echo-test", "--target", address, "--count", "100000", "--window", "8",
+                                       "--timeout", "25", "--json")
+        self.assertLess(time.monotonic() - started, 15)   # not the 25 s timeout
+        self.assertEqual(code, cli.EXIT_FAILED, err)
+        self.assertIn("msgr2tx: error: %s (mon.0) reset our lossless session" % address, err)
+        summary, error = [json.loads(line) for line in out.strip().splitlines()]
+        self.assertIs(summary["complete"], False)
+        self.assertGreaterEqual(summary["received"], 1)
+        self.assertEqual((error["error"], error["address"]), ("reset", address))
 
     @defer.inlineCallbacks
     def test_echo_test_says_the_server_is_gone(self):
@@ -280,7 +307,7 @@ class PartialSummaryTests(TestCase):
 
     @defer.inlineCallbacks
     def test_command_without_a_reply_says_how_far_it_got(self):
-        # the echo service sends the MMonCommand back: never an MMonCommandAck
+        # the echo service sends no monmap, so the command waits for it and is never sent
         address = self.start_server()
         out, err, code = yield msgr2tx("command", "--mon", address, '{"prefix": "version"}', "--timeout", "6",
                                        "--json")
@@ -288,10 +315,10 @@ class PartialSummaryTests(TestCase):
         (line,) = out.strip().splitlines()
         result = json.loads(line)
         self.assertEqual((result["error"], result["complete"], result["partial"]["stage"], result["partial"]["peer"]),
-                         ("timeout", False, "waiting for the reply", "mon.0"))
+                         ("timeout", False, "waiting for the monmap", "mon.0"))
         self.assertEqual(err.strip().splitlines()[-1],
-                         "msgr2tx: error: timed out after 6s waiting for the monitor at %s to answer the command"
-                         % address)
+                         "msgr2tx: error: timed out after 6s waiting for the monmap from %s (a Ceph monitor sends "
+                         "it at once; is this a monitor?)" % address)
 
     @defer.inlineCallbacks
     def test_command_interrupted_says_how_far_it_got(self):
@@ -311,7 +338,8 @@ class PartialSummaryTests(TestCase):
         self.assertEqual(proc.out.decode(), "")
         lines = err.strip().splitlines()
         self.assertEqual(len(lines), 2, err)
-        self.assertRegex(lines[0], r"^msgr2tx: sent the command to mon\.0 at v2:127\.0\.0\.1:\d+; no reply after")
+        self.assertRegex(lines[0], r"^msgr2tx: connected to mon\.0 at v2:127\.0\.0\.1:\d+, but no monmap after "
+                                   r"[0-9.]+s: the command was not sent$")
         self.assertEqual(lines[1], "msgr2tx: interrupted")
 
 
