@@ -167,13 +167,23 @@ def _no_abbreviations(parser):
 
 
 class _Usage:
-    """C{error()} as argparse's, with the subcommand's usage line but the one C{msgr2tx: error:} prefix."""
+    """
+    C{error()} for a value argparse accepted but we refuse: a one-line usage
+    of the subcommand (its positionals; C{--help} lists the options, which
+    argparse's own usage spells out over a dozen lines) and the error, with
+    the one C{msgr2tx: error:} prefix.
+    """
 
     def __init__(self, parser):
         self.parser = parser
 
     def error(self, message):
-        self.parser.print_usage(sys.stderr)
+        parser = self.parser
+        positionals = [action.metavar or action.dest for action in parser._actions
+                       if not action.option_strings and action.dest != argparse.SUPPRESS
+                       and not isinstance(action, argparse._SubParsersAction)]
+        print("usage: %s [options] %s(%s --help lists the options)"
+              % (parser.prog, "".join("%s " % p for p in positionals), parser.prog), file=sys.stderr)
         print("msgr2tx: error: %s" % message, file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
@@ -613,7 +623,7 @@ def _fail_json(args, error):
             # what the subcommand did before it was stopped
             obj["complete"] = False
             obj["partial"] = partial
-        print(json.dumps(obj))
+        print(json.dumps(obj, indent=_json_indent(args)))
     return _fail(str(error))
 
 
@@ -1474,7 +1484,7 @@ async def _echo_test(reactor, args):
             }
             if not complete:
                 result["complete"] = False
-            print(json.dumps(result))
+            print(json.dumps(result, indent=_json_indent(args)))
     if verdict is not None:
         # after the summary, as the verdicts below
         return _echo_fail(args, *verdict)

@@ -138,6 +138,12 @@ class PartialSummaryTests(TestCase):
         result = json.loads(out.strip().splitlines()[-1])
         self.assertEqual((result["sent"], result["received"]), (50, 50))
         self.assertNotIn("complete", result)
+        # -f json-pretty as ping's: the same object, indented
+        out, err, code = yield msgr2tx("echo-test", "--target", address, "--policy", "lossy",
+                                       "--count", "50", "--timeout", "30", "-f", "json-pretty")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["received"], 50)
+        self.assertIn('\n    "received": 50,', out)
 
     @defer.inlineCallbacks
     def test_first_connection_failure_is_explained_at_once(self):
