@@ -1646,6 +1646,7 @@ def _log_settings(args):
 
 def _keyring(args):
     import os
+    import shlex
 
     from msgr2tx.auth.cephx_proto import parse_key_type
     from msgr2tx.auth.keyring import CryptoKey, Keyring, KeyringError
@@ -1700,6 +1701,10 @@ def _keyring(args):
             if not args.json:
                 print("created keyring %s" % args.keyring, file=sys.stderr)
         elif action == "add":
+            if not os.path.exists(args.keyring):
+                return _fail("keyring %s does not exist: add changes an existing keyring; make it with: "
+                             "msgr2tx keyring create %s (add --name and --gen-key to put a key in it at once)"
+                             % (args.keyring, shlex.quote(args.keyring)))
             ring = Keyring.load(args.keyring)
             replaced = name in ring
             ring.add(name, key, caps)

@@ -6,6 +6,7 @@ Ceph's own ceph-authtool in both directions.
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -154,6 +155,18 @@ class SmallUsageTests(SynchronousTestCase, _TempDir):
         self.assertFalse(os.path.exists(os.path.join(d, "k")))
         p = run("keyring", "create", os.path.join(d, "k"), "-n", "client.x", "--key", key, "--key-type", "aes")
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_add_to_a_missing_keyring_says_create(self):
+        path = os.path.join(self.mktemp_dir(), "new keyring")
+        p = run("keyring", "add", path, "-n", "client.x", "--gen-key")
+        self.assertEqual(p.returncode, 1)
+        hint = p.stderr.split("make it with: ", 1)[1].split(" (", 1)[0]
+        self.assertFalse(os.path.exists(path))
+        # the printed command works as printed
+        argv = shlex.split(hint)
+        self.assertEqual(argv[:3], ["msgr2tx", "keyring", "create"])
+        self.assertEqual(run(*argv[1:]).returncode, 0)
+        self.assertEqual(run("keyring", "add", path, "-n", "client.x", "--gen-key").returncode, 0)
 
     def test_ping_names_the_default_port(self):
         # 127.0.0.2: nothing listens on its port 3300 (the tests' monitors use 127.0.0.1)
