@@ -71,11 +71,14 @@ class Countdown(EchoReceiver):
 class _HTTPReply(protocol.Protocol):
     def connectionMade(self):
         self.transport.write(b"HTTP/1.0 400 Bad Request\r\n\r\n")
-        self.transport.loseConnection()
+        # a half-close (FIN after the reply), reading on: a full close with
+        # our client's banner unread would make the kernel answer with a
+        # reset, which may discard the reply before the client reads it
+        self.transport.loseWriteConnection()
 
 
 class _HTTPish(protocol.ServerFactory):
-    """A peer that answers like a web server: a status line, then it closes."""
+    """A peer that answers like a web server: a status line, then it ends its side of the connection."""
 
     protocol = _HTTPReply
 
