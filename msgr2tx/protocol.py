@@ -553,6 +553,8 @@ class Msgr2Protocol(Protocol):
             return self._transport_read()
         if target is None:
             if not self._prefetch:
+                if conn is not None and conn.state is State.READY and not self._closed:
+                    return self._read_shared(transport)
                 return self._transport_read()
             # the first read after a large frame: small, so that little of
             # a next large frame lands in the ordinary buffer before its
@@ -584,6 +586,31 @@ class Msgr2Protocol(Protocol):
         conn.buffer_filled(n)
         self._prefetch = n == size
         self._pump()
+        return None
+
+    def _read_shared(self, transport):
+        """
+        An ordinary read in READY: into the process's one read buffer
+        (L{_shared_read_buffer}), handed to the core as a view that it copies
+        into its own buffer before this returns, instead of Twisted's
+        C{recv(bufferSize)}, which allocates a new C{bytes} of C{bufferSize}
+        (256 KiB: a fresh memory map, page faults, then a shrink and an
+        unmap) for every read however small.
+        """
+        size = transport.bufferSize
+        buffer = _shared_read_buffer(size)
+        try:
+            n = transport.socket.recv_into(buffer, size)
+        except OSError as e:
+            if e.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return None
+            return main.CONNECTION_LOST
+        if not n:
+            return main.CONNECTION_DONE
+        if self._liveness_calls:
+            self._last_rx = self.clock.seconds()
+        with memoryview(buffer) as view, view[:n] as data:
+            self._pump(data)
         return None
 
     def dataReceived(self, data: bytes) -> None:
@@ -647,7 +674,7 @@ class Msgr2Protocol(Protocol):
             if data:
                 if self._pump_held is None:
                     self._pump_held = []
-                self._pump_held.append(data)
+                self._pump_held.append(bytes(data))  # (a view of the shared read buffer, see _read_shared)
             return
         self._pumping = True
         try:
@@ -1337,6 +1364,21 @@ class Msgr2Protocol(Protocol):
 
 
 _MessageReceived = E.MessageReceived
+
+
+_read_buffer = bytearray()
+
+
+def _shared_read_buffer(size: int) -> bytearray:
+    """
+    The one buffer every connection of the process reads small reads into
+    (the reactor runs one read at a time, and the core copies what it keeps
+    before the read returns); grown to the largest C{bufferSize} asked for.
+    """
+    global _read_buffer
+    if len(_read_buffer) < size:
+        _read_buffer = bytearray(size)
+    return _read_buffer
 
 
 def _endpoint_addr(address) -> Optional[entity_addr_t]:

@@ -459,7 +459,8 @@ class ReceiveBuffer:
                 self.want = 0
             return
         if self.tail:
-            self.tail.append(data)
+            # (kept: a copy, as data may be a view of a buffer the caller reuses)
+            self.tail.append(data if type(data) is bytes else bytes(data))
             self.tail_len += len(data)
             return
         buf = self.buf
