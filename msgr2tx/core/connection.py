@@ -749,7 +749,9 @@ class Msgr2Connection:
             key, rx_nonce, tx_nonce = split_connection_secret(
                 connection_secret, accepting=self.role is Role.SERVER)
             self.writer.cipher = TxCipher(key, tx_nonce, self.rev1)
-            self.writer.views = self.send_views and self.interceptor is None
+            if self.send_views and self.interceptor is None:
+                # (set only when on: an idle writer keeps a small dictionary)
+                self.writer.views = True
             self.reader.cipher = RxCipher(key, rx_nonce, self.rev1)
 
     def _send_signature(self) -> None:
@@ -800,7 +802,7 @@ class Msgr2Connection:
             # a lossy session ends with its connection: sequence numbers
             # start again (messages queued since are still sent)
             session.in_seq = session.out_seq = 0
-            session.unacked.clear()
+            session.unacked = ()
         self._send_client_ident()
 
     def _bump_connect_seq(self) -> None:
@@ -1173,7 +1175,7 @@ class Msgr2Connection:
         self.sessions.remove(session)
         session.in_seq = session.out_seq = 0
         session.connect_seq = 0
-        session.unacked.clear()
+        session.unacked = ()
         session.lossy = False
         session.client_cookie = frame.cookie
         session.server_cookie = self.cookie or _new_cookie()
@@ -1332,7 +1334,7 @@ class Msgr2Connection:
             room -= size
             pending.popleft()
             seq = session.next_out_seq()
-            session.unacked.append((seq, message))
+            session.keep_unacked(seq, message)
             out.append(self._early_message(message, seq, front, middle, data))
         return out
 
@@ -1496,7 +1498,7 @@ class Msgr2Connection:
             session = self.session
             seq = session.out_seq = session.out_seq + 1
             if not session.lossy:
-                session.unacked.append((seq, message))
+                session.keep_unacked(seq, message)
             try:
                 self._write_message(message, seq)
             except ProtocolError:
@@ -1515,7 +1517,7 @@ class Msgr2Connection:
         if not session.lossy:
             # counted as sent before it is written: a fault while writing
             # leaves it for the replay
-            session.unacked.append((seq, message))
+            session.keep_unacked(seq, message)
         self._write_message(message, seq)
 
     def _write_message(self, message, seq: int) -> None:

@@ -100,17 +100,20 @@ class FrameWriter:
         self.cipher = None
         #: a L{msgr2tx.core.compression.TxCompressor} once compression is agreed
         self.compressor = None
-        # MESSAGE preambles by segment lengths (assemble_message), for one
-        # alignment tuple
-        self._preambles: Optional[dict] = None
-        self._preamble_aligns: Optional[Sequence[int]] = None
-        #: large secure frame parts may be read-only views of one buffer
-        #: this writer reuses (see L{Msgr2Connection.send_views})
-        self.views = False
-        #: a view of that buffer is out: the I/O layer has not finished
-        #: with it (sent it or copied it) and called L{release}
-        self.lent = False
-        self._buffer: Optional[bytearray] = None
+
+    # (class-level defaults, set on the instance only once used: an idle
+    # connection's writer keeps a small instance dictionary)
+    # MESSAGE preambles by segment lengths (assemble_message), for one
+    # alignment tuple
+    _preambles: Optional[dict] = None
+    _preamble_aligns: Optional[Sequence[int]] = None
+    #: large secure frame parts may be read-only views of one buffer
+    #: this writer reuses (see L{Msgr2Connection.send_views})
+    views = False
+    #: a view of that buffer is out: the I/O layer has not finished
+    #: with it (sent it or copied it) and called L{release}
+    lent = False
+    _buffer: Optional[bytearray] = None
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
@@ -544,11 +547,13 @@ class FrameReader:
         self._pending = None
         #: callable(tag) -> byte limit of that frame, or raises to refuse it
         self.gate = None
-        # the READY fast path: preambles (32 bytes, crc included) of MESSAGE
-        # frames that passed every check, with what the check found, for
-        # the limits they were checked against (see _message_shape)
-        self._shapes: Optional[dict] = None
-        self._shape_limits: tuple = ()
+
+    # the READY fast path: preambles (32 bytes, crc included) of MESSAGE
+    # frames that passed every check, with what the check found, for the
+    # limits they were checked against (see _message_shape); class-level
+    # defaults until first used, so that an idle reader stays small
+    _shapes: Optional[dict] = None
+    _shape_limits: tuple = ()
 
     def _check_preamble(self, buf, pos: int):
         """Validate a plaintext preamble; returns (tag, lengths, flags)."""
@@ -726,6 +731,8 @@ class FrameReader:
         if (self._pending is not None or not self.rev1 or self.recording is not None or rbuf.want
                 or rbuf.shared or type(buf) is not bytearray):
             return
+        if len(buf) - rbuf.pos < 32:
+            return  # not even a preamble (and an idle reader makes no cache)
         shapes = self._shapes
         limits = (self.max_segment, max_frame, self.cipher is not None)
         if shapes is None or self._shape_limits != limits:

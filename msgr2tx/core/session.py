@@ -6,7 +6,7 @@ numbers and the queue of messages sent but not yet acknowledged.
 import heapq
 import itertools
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple, Union
 
 
 class OutQueue:
@@ -92,7 +92,9 @@ class Session:
         self.connection = None
         #: the peer's address vector, as text (server side)
         self.peer_key = ""
-        self.unacked: Deque[Tuple[int, object]] = deque()
+        # (an empty tuple until the first message is kept: an empty deque
+        # costs a 64-slot block, most of an idle lossy session's memory)
+        self.unacked: Union[Deque[Tuple[int, object]], Tuple[()]] = ()
         self.pending = OutQueue()
         self.resume_key: Optional[bytes] = None
         self.resume_expires = 0.0
@@ -107,7 +109,7 @@ class Session:
         self.connect_seq = 0
         self.in_seq = 0
         self.out_seq = 0
-        self.unacked.clear()
+        self.unacked = ()
         self.pending.clear()
         self.resume_key = None
         self.resume_expires = 0.0
@@ -121,6 +123,13 @@ class Session:
         self.acked(peer_in_seq)
         return list(self.unacked)
 
+    def keep_unacked(self, seq: int, message) -> None:
+        """Keep a sent message until the peer acknowledges C{seq}."""
+        unacked = self.unacked
+        if type(unacked) is tuple:
+            unacked = self.unacked = deque()
+        unacked.append((seq, message))
+
     def next_out_seq(self) -> int:
         self.out_seq += 1
         return self.out_seq
@@ -130,7 +139,7 @@ class Session:
         n = 0
         unacked = self.unacked
         while unacked and unacked[0][0] <= seq:
-            unacked.popleft()
+            unacked.popleft()  # type: ignore[union-attr]  # (non-empty: a deque)
             n += 1
         return n
 
