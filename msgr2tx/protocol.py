@@ -563,9 +563,7 @@ class Msgr2Protocol(Protocol):
             try:
                 data = transport.socket.recv(PREFETCH)
             except OSError as e:
-                if e.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    return None
-                return main.CONNECTION_LOST
+                return _read_failed(e)
             if not data:
                 return main.CONNECTION_DONE
             self.dataReceived(data)
@@ -574,9 +572,7 @@ class Msgr2Protocol(Protocol):
         try:
             n = transport.socket.recv_into(target)
         except OSError as e:
-            if e.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return None
-            return main.CONNECTION_LOST
+            return _read_failed(e)
         finally:
             target.release()
         if not n:
@@ -602,9 +598,7 @@ class Msgr2Protocol(Protocol):
         try:
             n = transport.socket.recv_into(buffer, size)
         except OSError as e:
-            if e.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return None
-            return main.CONNECTION_LOST
+            return _read_failed(e)
         if not n:
             return main.CONNECTION_DONE
         if self._liveness_calls:
@@ -1364,6 +1358,11 @@ class Msgr2Protocol(Protocol):
 
 
 _MessageReceived = E.MessageReceived
+
+
+def _read_failed(error: OSError):
+    """What a transport's C{doRead} returns when a non-blocking read fails: None (nothing yet) or the loss."""
+    return None if error.args[0] in (errno.EWOULDBLOCK, errno.EAGAIN) else main.CONNECTION_LOST
 
 
 _read_buffer = bytearray()

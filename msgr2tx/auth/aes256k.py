@@ -171,13 +171,18 @@ def decrypt(ke: bytes, ki: bytes, ciphertext: bytes) -> bytes:
     Check the tag, then decipher and drop the confounder.  L{Aes256kError}
     (always the same words) for a short ciphertext or a wrong tag.
     """
+    return cts_decrypt(ke, _checked(ki, ciphertext))[CONFOUNDER_LEN:]
+
+
+def _checked(ki: bytes, ciphertext: bytes) -> bytes:
+    """The ciphertext without its tag, once the tag is right; L{Aes256kError} otherwise."""
     ciphertext = bytes(ciphertext)
     if len(ciphertext) < MIN_CIPHERTEXT_LEN:
         raise Aes256kError("aes256k decryption failed")
     c, h = ciphertext[:-HASH_LEN], ciphertext[-HASH_LEN:]
     if not hmac.compare_digest(_tag(ki, _ZERO_IV, c), h):
         raise Aes256kError("aes256k decryption failed")
-    return cts_decrypt(ke, c)[CONFOUNDER_LEN:]
+    return c
 
 
 def checksum(kc: bytes, data: bytes) -> bytes:
@@ -244,10 +249,4 @@ class Aes256kKey:
     def decrypt(self, usage: int, ciphertext: bytes) -> bytes:
         """L{decrypt} with the keys of C{usage}."""
         cbc, ki = self._cipher(usage)
-        ciphertext = bytes(ciphertext)
-        if len(ciphertext) < MIN_CIPHERTEXT_LEN:
-            raise Aes256kError("aes256k decryption failed")
-        c, h = ciphertext[:-HASH_LEN], ciphertext[-HASH_LEN:]
-        if not hmac.compare_digest(_tag(ki, _ZERO_IV, c), h):
-            raise Aes256kError("aes256k decryption failed")
-        return _cts_decrypt(cbc, cbc, c)[CONFOUNDER_LEN:]
+        return _cts_decrypt(cbc, cbc, _checked(ki, ciphertext))[CONFOUNDER_LEN:]
