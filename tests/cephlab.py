@@ -804,13 +804,17 @@ def _run(cmd, timeout=60, check=True):
 
 
 def _preexec_pdeathsig():
-    """In the child: die with SIGTERM if the parent dies (Linux only)."""
+    """
+    In the child: die with SIGKILL if the parent dies (Linux only).  Not
+    SIGTERM: an OSD's orderly shutdown waits for its monitor, which died
+    with the same parent, and a test daemon has nothing to save.
+    """
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except Exception:
         pass
 
