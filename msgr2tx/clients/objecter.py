@@ -50,6 +50,7 @@ from msgr2tx.ceph.osd_types import (
     FLAG_REDIRECTED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, OP_READ, ObjectLocator, OSDOp, op_is_pg, op_is_write,
 )
 from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement, stable_mod
+from msgr2tx.core.caches import remember
 from msgr2tx.core.encoding import utime_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
 from msgr2tx.errors import OpTimeout, PoolNotFound
@@ -361,9 +362,7 @@ class Objecter:
         lkey = (pool, key, namespace)
         locator = self._locators.get(lkey)
         if locator is None:
-            if len(self._locators) >= SEED_CACHE:
-                self._locators.clear()
-            locator = self._locators[lkey] = ObjectLocator(pool, key, namespace)
+            locator = remember(self._locators, lkey, ObjectLocator(pool, key, namespace), SEED_CACHE)
         op = Op(locator, oid, ops, flags, pg_seed)
         if flags & FLAG_WRITE:
             op.mtime = utime_t.from_float(time.time())
@@ -459,10 +458,7 @@ class Objecter:
         tkey = (pool.id, op.oid, loc.nspace, loc.key, op.pg_seed)
         target = self._targets.get(tkey)
         if target is None:
-            target = self._target(op, osdmap, pool)
-            if len(self._targets) >= SEED_CACHE:
-                self._targets.clear()
-            self._targets[tkey] = target
+            target = remember(self._targets, tkey, self._target(op, osdmap, pool), SEED_CACHE)
         op.hash, pg, interval, op.shard, primary = target
         paused = bool(osdmap.flags & (OSDMAP_PAUSEWR if op.flags & FLAG_WRITE else OSDMAP_PAUSERD))
         changed = interval != op.interval or force or paused != op.paused or primary != op.osd
@@ -486,10 +482,8 @@ class Objecter:
             hkey = (pool.object_hash, op.oid, loc.nspace, loc.key)
             seed = self._seeds.get(hkey)
             if seed is None:
-                if len(self._seeds) >= SEED_CACHE:
-                    self._seeds.clear()
-                seed = self._seeds[hkey] = pool.hash_key((loc.key or op.oid).encode("utf-8"),
-                                                         loc.nspace.encode("utf-8"))
+                seed = remember(self._seeds, hkey, pool.hash_key((loc.key or op.oid).encode("utf-8"),
+                                                                 loc.nspace.encode("utf-8")), SEED_CACHE)
             raw = PgId(pool.id, seed)
             pg = pool.raw_pg_to_pg(raw)
         placement = self._placement(osdmap, pool, raw, pg)
@@ -659,13 +653,17 @@ class Objecter:
         op.timeout = seconds
         op.deadline = deadline = self.reactor.seconds() + seconds
         self._deadlines[op] = None
+        self._arm_sweep(deadline, seconds)
+
+    def _arm_sweep(self, at: float, delay: float) -> None:
+        """Have the one timer fire at C{at} (in C{delay} seconds) unless it fires earlier already."""
         call = self._sweep_call
         if call is None:
-            self._sweep_at = deadline
-            self._sweep_call = self.reactor.callLater(seconds, self._sweep)
-        elif deadline < self._sweep_at:
-            self._sweep_at = deadline
-            call.reset(seconds)
+            self._sweep_at = at
+            self._sweep_call = self.reactor.callLater(delay, self._sweep)
+        elif at < self._sweep_at:
+            self._sweep_at = at
+            call.reset(delay)
 
     def _sweep(self) -> None:
         """Fail the requests whose deadline has come; wait for the next one."""
@@ -675,12 +673,7 @@ class Objecter:
             self._timed_out(op)
         if self._deadlines:
             first = min(o.deadline for o in self._deadlines)
-            if self._sweep_call is None:
-                self._sweep_at = first
-                self._sweep_call = self.reactor.callLater(max(0.0, first - now), self._sweep)
-            elif first < self._sweep_at:
-                self._sweep_at = first
-                self._sweep_call.reset(max(0.0, first - now))
+            self._arm_sweep(first, max(0.0, first - now))
 
     def _timed_out(self, op: Op) -> None:
         self._detach(op)

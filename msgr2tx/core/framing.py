@@ -23,6 +23,7 @@ from msgr2tx.core.constants import (
     LATE_STATUS_COMPLETE, MAX_NUM_SEGMENTS, PREAMBLE_SIZE, SEGMENT_ALIGN_DEFAULT,
     Tag,
 )
+from msgr2tx.core.caches import remember
 from msgr2tx.core.crc import preamble_crc, segment_crc
 from msgr2tx.errors import (
     BadSegmentCount, CompressionError, CrcMismatch, FrameTooLarge, FramingError, UnknownTag,
@@ -192,10 +193,7 @@ class FrameWriter:
             self._preamble_aligns = aligns if type(aligns) is tuple else None
         cached = preambles.get(key)
         if cached is None:
-            cached = self._message_preamble(l0, l1, l2, l3, aligns)
-            if len(preambles) >= _MAX_SHAPES:
-                preambles.clear()
-            preambles[key] = cached
+            cached = remember(preambles, key, self._message_preamble(l0, l1, l2, l3, aligns), _MAX_SHAPES)
         n, preamble = cached
         cipher = self.cipher
         if cipher is not None:
@@ -293,34 +291,25 @@ class FrameWriter:
                 first += bytes(PREAMBLE_INLINE_SIZE - lengths[0])
                 parts = [encrypt(first)]
             if n > 1:
-                if self.views and not self.lent and sum(lengths) - lengths[0] >= _FAST_SECURE_LIMIT:
-                    pieces = []
-                    for i in range(1, n):
-                        pieces.append(segments[i])
-                        pieces.append(_ZEROS[:-lengths[i] & 15])
-                    pieces.append(_SECURE_EPILOGUE_REV1)
-                    parts.append(self._encrypt_into_buffer(pieces))
-                    return parts
-                body = bytearray()
-                for i in range(1, n):
-                    body += segments[i]
-                    body += bytes(_pad16(lengths[i]) - lengths[i])
-                body += _SECURE_EPILOGUE_REV1
-                parts.append(encrypt(body))
+                parts.append(self._encrypt_segments(segments, lengths, 1, _SECURE_EPILOGUE_REV1, None))
             return parts
-        if self.views and not self.lent and sum(lengths) >= _FAST_SECURE_LIMIT:
-            pieces = [preamble]
-            for i in range(n):
-                pieces.append(segments[i])
-                pieces.append(_ZEROS[:-lengths[i] & 15])
-            pieces.append(_SECURE_EPILOGUE_REV0)
-            return [self._encrypt_into_buffer(pieces)]
-        body = bytearray(preamble)
-        for i in range(n):
-            body += segments[i]
-            body += bytes(_pad16(lengths[i]) - lengths[i])
-        body += _SECURE_EPILOGUE_REV0
-        return [encrypt(body)]
+        return [self._encrypt_segments(segments, lengths, 0, _SECURE_EPILOGUE_REV0, preamble)]
+
+    def _encrypt_segments(self, segments: Sequence, lengths: List[int], start: int, epilogue: bytes,
+                          head: Optional[bytes]):
+        """
+        One GCM operation over C{head} (if any), the segments from C{start}
+        on, each padded to 16 bytes, and C{epilogue}: C{bytes}, or (with
+        L{views}) for a large frame a view of the reused buffer.
+        """
+        pieces = [head] if head is not None else []
+        for i in range(start, len(lengths)):
+            pieces.append(segments[i])
+            pieces.append(_ZEROS[:-lengths[i] & 15])
+        pieces.append(epilogue)
+        if self.views and not self.lent and sum(lengths[start:]) >= _FAST_SECURE_LIMIT:
+            return self._encrypt_into_buffer(pieces)
+        return self.cipher.encrypt(b"".join(pieces))
 
     def _encrypt_into_buffer(self, pieces) -> memoryview:
         """
@@ -754,9 +743,7 @@ class FrameReader:
                     shape = self._message_shape(preamble, max_frame)
                     if shape is None:
                         return
-                    if len(shapes) >= _MAX_SHAPES:
-                        shapes.clear()
-                    shapes[preamble] = shape
+                    remember(shapes, preamble, shape, _MAX_SHAPES)
                 count, l1, l2, l3, size = shape
                 if end - pos < size:
                     return
@@ -842,10 +829,7 @@ class FrameReader:
                         if count > 1:
                             op3 = (((l1 + 15) & ~15) + ((l2 + 15) & ~15) + ((l3 + 15) & ~15)
                                    + EPILOGUE_SECURE_SIZE + GCM_TAG_SIZE)
-                        shape = (count, l1, l2, l3, op3)
-                        if len(shapes) >= _MAX_SHAPES:
-                            shapes.clear()
-                        shapes[preamble] = shape
+                        shape = remember(shapes, preamble, (count, l1, l2, l3, op3), _MAX_SHAPES)
                 if shape is None or end - pos < shape[4]:
                     # next_frame goes on with this frame (and raises what it raises)
                     self._pending = self._secure_rev1_pending(first)
