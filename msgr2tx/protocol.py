@@ -11,6 +11,7 @@ import errno
 import os
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass, fields
 from types import CoroutineType
 from typing import List, Optional
@@ -187,6 +188,10 @@ class Msgr2Protocol(Protocol):
         #: the transport is a plain TCP connection whose socket we may write
         #: to directly (see _send_direct)
         self._direct_send = False
+        #: what the socket did not take yet, in order (see _send_direct)
+        self._unsent: Optional[deque] = None
+        self._unsent_bytes = 0
+        self._transport_write = None
 
     # ---- public API ---------------------------------------------------------
 
@@ -447,7 +452,12 @@ class Msgr2Protocol(Protocol):
             transport.bufferSize = TRANSPORT_BUFFER
         self._read_into_frames(transport)
         self._direct_send = (isinstance(transport, tcp.Connection) and not getattr(transport, "TLS", False)
-                             and hasattr(getattr(transport, "socket", None), "sendmsg"))
+                             and hasattr(getattr(transport, "socket", None), "sendmsg")
+                             and "doWrite" not in vars(transport))
+        if self._direct_send:
+            # the writable events of what the socket did not take (see _send_direct)
+            self._transport_write = transport.doWrite
+            transport.doWrite = self._do_write
         local = _endpoint_addr(transport.getHost())
         peer = _endpoint_addr(transport.getPeer())
         if self.role is Role.CLIENT:
@@ -619,6 +629,8 @@ class Msgr2Protocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._closed = True
+        self._unsent = None  # (what the socket never took: lost with the connection, as Twisted's buffer is)
+        self._unsent_bytes = 0
         self._cancel_timeout()
         for call in self._liveness_calls.values():
             if call.active():
@@ -765,11 +777,13 @@ class Msgr2Protocol(Protocol):
                 parts = self._send_direct(parts)
                 writer = self.conn.writer
                 if writer is not None and writer.lent:
-                    # a large secure frame part was a view of the writer's
-                    # reused buffer: what was not sent of it is copied out
-                    # (writeSequence takes bytes) before the buffer is reused
-                    parts = [p if type(p) is bytes else bytes(p) for p in parts]
-                    writer.release()
+                    # large secure frame parts were views of the writer's
+                    # reused buffers: those that went out, and what goes to
+                    # Twisted (copied out: writeSequence takes bytes), free
+                    # their buffers; views waiting in our queue keep theirs
+                    if parts:
+                        parts = [p if type(p) is bytes else bytes(p) for p in parts]
+                    self._release_buffers(writer)
                 if not parts:
                     return
             self.transport.writeSequence(parts)
@@ -779,30 +793,63 @@ class Msgr2Protocol(Protocol):
         Write C{parts} to the socket at once (C{socket.sendmsg}, up to
         L{IOV_MAX} parts a call) when the transport has nothing of its own
         waiting to be written; returns what is left for C{writeSequence}
-        (nothing once all went out).
+        (nothing when all went out or waits in our own queue).
 
         C{writeSequence} would join the parts into one new buffer (a copy
         of every large message) and write it only on the next writable
         event, each write costing a wake-up and two C{epoll_ctl} calls:
         writing through skips both while the kernel takes the bytes.  What
-        it does not take (a full socket buffer, C{EAGAIN}) goes to
-        C{writeSequence}, the partly written part copied from where the
-        kernel stopped, so that Twisted writes the rest in order and pauses
-        its producer (us) as before.  Whenever the transport holds bytes of
-        its own, is closing, is half-closed, or is no longer ours alone
-        (TLS started, a protocol wrapped around us that is not the
-        endpoints' plain C{_WrappingProtocol}: see L{_reads_for}),
-        everything goes to C{writeSequence} untouched.  Any other socket
-        error also hands everything over: Twisted's next write meets it
-        and closes the connection as it always did.
+        it does not take (a full socket buffer, C{EAGAIN}) waits, as views
+        of the parts and in order, in our own queue (L{_unsent}), which
+        L{_do_write} writes with C{sendmsg} whenever the socket is writable
+        again, as much as the kernel takes each time.  Twisted's buffer
+        would copy it once more and write it in C{SEND_LIMIT} (128 KiB)
+        pieces, a wake-up each.  Past the transport's C{bufferSize} the
+        queue pauses its producer (us) as Twisted's own buffer does, and
+        the transport resumes us once both are empty.  Whenever the
+        transport holds bytes of its own, is closing, is half-closed, or is
+        no longer ours alone (TLS started, a protocol wrapped around us
+        that is not the endpoints' plain C{_WrappingProtocol}: see
+        L{_reads_for}), everything goes to C{writeSequence} untouched (our
+        queue, if it holds anything, first).  Any other socket error
+        leaves the bytes queued: the next writable event meets the error
+        and closes the connection as Twisted's own write would.
         """
         transport = self.transport
+        unsent = self._unsent
         if (transport.dataBuffer or transport._tempDataBuffer or not transport.connected
                 or transport.disconnecting or transport._writeDisconnecting or transport._writeDisconnected
                 or getattr(transport, "_aborting", False) or transport.TLS
                 or not self._reads_for(transport.protocol)):
+            if unsent:
+                # (bytes already queued go first: Twisted writes them all;
+                # _flush copies the views out and frees their buffers)
+                self._unsent = None
+                self._unsent_bytes = 0
+                parts = list(unsent) + parts
             return parts
-        sendmsg = transport.socket.sendmsg
+        if unsent:
+            unsent.extend(parts)
+            self._queued(sum(map(len, parts)))
+            return []
+        rest = self._sendmsg(transport.socket.sendmsg, parts)
+        if rest is None:
+            return []
+        if type(rest) is list:
+            return rest  # a socket error: Twisted's own write meets it
+        self._unsent = rest
+        self._queued(sum(map(len, rest)))
+        transport.startWriting()
+        return []
+
+    @staticmethod
+    def _sendmsg(sendmsg, parts):
+        """
+        C{sendmsg} as many of C{parts} as the kernel takes: None when all
+        went out, a deque of what is left (the first one a view from where
+        the kernel stopped) when the socket buffer filled, or C{parts}
+        itself, untouched, on any other error before a byte went out.
+        """
         count = len(parts)
         start = 0
         while start < count:
@@ -811,24 +858,70 @@ class Msgr2Protocol(Protocol):
                 sent = sendmsg(batch)
             except InterruptedError:
                 continue
+            except BlockingIOError:
+                return deque(parts[start:])
             except OSError:
-                # EAGAIN: the socket buffer is full; anything else: Twisted
-                # meets the error on its own write and closes as usual
-                return parts[start:]
+                return deque(parts[start:]) if start else parts
             for i, part in enumerate(batch):
                 size = len(part)
                 if sent < size:
-                    # the kernel took only part of the batch: the rest,
-                    # from where it stopped, waits in Twisted's buffer
-                    rest = parts[start + i + 1:]
-                    if sent:
-                        rest.insert(0, bytes(memoryview(part)[sent:]))
-                    else:
-                        rest.insert(0, part if type(part) is bytes else bytes(part))
+                    rest = deque(parts[start + i + 1:])
+                    rest.appendleft(memoryview(part)[sent:] if sent else part)
                     return rest
                 sent -= size
             start += len(batch)
-        return []
+        return None
+
+    def _queued(self, size: int) -> None:
+        """C{size} more bytes wait in L{_unsent}: past C{bufferSize}, pause as Twisted's own write does."""
+        self._unsent_bytes += size
+        transport = self.transport
+        if (self._unsent_bytes > transport.bufferSize and transport.producer is self
+                and transport.streamingProducer and not transport.producerPaused):
+            transport.producerPaused = True
+            self.pauseProducing()
+
+    def _do_write(self):
+        """
+        The transport's C{doWrite} (see L{_send_direct}): the socket is
+        writable; send what waits in L{_unsent}, as much as the kernel
+        takes.  Once it is all out, the transport's own C{doWrite} goes on
+        as ever (its buffer, stopping the writable events, resuming a paused
+        producer, a close or half-close asked for meanwhile).
+        """
+        unsent = self._unsent
+        if unsent:
+            transport = self.transport
+            sendmsg = transport.socket.sendmsg
+            while unsent:
+                batch = list(unsent) if len(unsent) <= IOV_MAX else [unsent[i] for i in range(IOV_MAX)]
+                try:
+                    sent = sendmsg(batch)
+                except InterruptedError:
+                    continue
+                except BlockingIOError:
+                    return None
+                except OSError:
+                    return main.CONNECTION_LOST
+                self._unsent_bytes -= sent
+                whole = sent == sum(map(len, batch))
+                while unsent and sent >= len(unsent[0]):
+                    sent -= len(unsent.popleft())
+                if sent:
+                    unsent[0] = memoryview(unsent[0])[sent:]
+                writer = self.conn.writer if self.conn is not None else None
+                if writer is not None and writer.lent:
+                    self._release_buffers(writer)
+                if not whole:
+                    return None  # the socket buffer is full: the next writable event sends more
+            self._unsent = None
+            self._unsent_bytes = 0
+        return self._transport_write()
+
+    def _release_buffers(self, writer) -> None:
+        """Free the writer's reused buffers but those of views still waiting in L{_unsent}."""
+        unsent = self._unsent
+        writer.release([p.obj for p in unsent if type(p) is memoryview] if unsent else ())
 
     def _protocol_error(self, error: BaseException) -> None:
         if self._closed:

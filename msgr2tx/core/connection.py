@@ -301,11 +301,12 @@ class Msgr2Connection:
         self.tx_paused = False
         #: set by an I/O layer that writes the parts of data_to_send
         #: straight to a socket (it takes any buffer, not only bytes): the
-        #: large parts of secure frames may then be read-only views of one
-        #: buffer the frame writer reuses.  The I/O layer must be done with
+        #: large parts of secure frames may then be read-only views of the
+        #: buffers the frame writer reuses.  The I/O layer must be done with
         #: them (written or copied out) before it calls
-        #: C{writer.release()}, which lets the next large frame overwrite
-        #: that buffer; until then such frames get fresh buffers.  Set it
+        #: C{writer.release(keep)} (C{keep}: the buffers of the views it
+        #: still holds), which lets the next large frames overwrite the
+        #: others; while all are lent such frames get fresh buffers.  Set it
         #: before the handshake; never with an interceptor (held frames)
         self.send_views = False
         #: when True, receive_data does not answer messages with an ACK

@@ -108,13 +108,20 @@ class FrameWriter:
     # alignment tuple
     _preambles: Optional[dict] = None
     _preamble_aligns: Optional[Sequence[int]] = None
-    #: large secure frame parts may be read-only views of one buffer
+    #: large secure frame parts may be read-only views of the buffers
     #: this writer reuses (see L{Msgr2Connection.send_views})
     views = False
-    #: a view of that buffer is out: the I/O layer has not finished
-    #: with it (sent it or copied it) and called L{release}
+    #: views of those buffers are out: the I/O layer has not finished
+    #: with them (sent them or copied them) and called L{release}
     lent = False
-    _buffer: Optional[bytearray] = None
+    #: the reused buffers not lent now, and those lent (at most
+    #: L{REUSED_BUFFERS} in all)
+    _free: Optional[list] = None
+    _lent: Optional[list] = None
+    #: how many buffers a writer reuses: two, so that the next large frame
+    #: is written into the other while the socket still takes the end of
+    #: the last one
+    REUSED_BUFFERS = 2
 
     def assemble(self, tag: int, segments: Sequence, aligns: Sequence[int] = (SEGMENT_ALIGN_DEFAULT,)) -> List[bytes]:
         """
@@ -307,29 +314,52 @@ class FrameWriter:
             pieces.append(segments[i])
             pieces.append(_ZEROS[:-lengths[i] & 15])
         pieces.append(epilogue)
-        if self.views and not self.lent and sum(lengths[start:]) >= _FAST_SECURE_LIMIT:
-            return self._encrypt_into_buffer(pieces)
+        if self.views and sum(lengths[start:]) >= _FAST_SECURE_LIMIT:
+            view = self._encrypt_into_buffer(pieces)
+            if view is not None:
+                return view
         return self.cipher.encrypt(b"".join(pieces))
 
-    def _encrypt_into_buffer(self, pieces) -> memoryview:
+    def _encrypt_into_buffer(self, pieces) -> Optional[memoryview]:
         """
-        Encrypt the concatenated C{pieces} into this writer's reused buffer
-        (grown to the largest such frame part so far); returns a read-only
-        view of ciphertext || tag and marks the buffer L{lent} until
-        L{release}.
+        Encrypt the concatenated C{pieces} into one of this writer's reused
+        buffers that is not lent (grown to the largest such frame part so
+        far); returns a read-only view of ciphertext || tag and marks the
+        buffer L{lent} until L{release}, or None when all
+        L{REUSED_BUFFERS} are lent.
         """
-        need = sum(len(p) for p in pieces) + GCM_TAG_SIZE
-        buf = self._buffer
-        if buf is None or len(buf) < need + 15:
-            buf = self._buffer = bytearray(need + 15)
+        need = sum(len(p) for p in pieces) + GCM_TAG_SIZE + 15
+        free, lent = self._free, self._lent
+        if lent is None:
+            free, lent = self._free, self._lent = [], []
+        if free:
+            buf = free.pop()
+            if len(buf) < need:
+                buf = bytearray(need)
+        elif len(lent) < self.REUSED_BUFFERS:
+            buf = bytearray(need)
+        else:
+            return None
+        lent.append(buf)
+        self.lent = True
         view = memoryview(buf)
         n = self.cipher.encrypt_into(pieces, view)
-        self.lent = True
         return view[:n].toreadonly()
 
-    def release(self) -> None:
-        """The I/O layer is done with the view L{_encrypt_into_buffer} lent: the buffer may be written again."""
-        self.lent = False
+    def release(self, keep=()) -> None:
+        """
+        The I/O layer is done with the views L{_encrypt_into_buffer} lent,
+        except views of the buffers in C{keep} (the C{.obj} of views it
+        still holds): the others may be written again.
+        """
+        lent = self._lent
+        if not lent:
+            self.lent = False
+            return
+        kept = [buf for buf in lent if any(buf is k for k in keep)]
+        self._free.extend(buf for buf in lent if not any(buf is k for k in keep))
+        self._lent = kept
+        self.lent = bool(kept)
 
 
 def _pad16(n: int) -> int:
