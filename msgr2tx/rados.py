@@ -350,7 +350,10 @@ class IoCtx:
         keeps that frame's buffer (its size plus 64 KiB) alive, and a later
         large reply can reuse the buffer only once nothing refers to it, so
         drop or C{release()} the view when done; take C{bytes(view)} to keep
-        the data.  C{length} is at most C{read_chunk} (one request).
+        the data.  (In secure mode on msgr2.1, data of 1 MiB or more is
+        decrypted into C{bytes} of its own, L{msgr2tx.core.framing.
+        OWN_SEGMENT_MIN}: it comes as those C{bytes}.)  C{length} is at most
+        C{read_chunk} (one request).
 
         @raise ValueError: C{length} is larger than C{read_chunk}.
         @raise ObjectNotFound: (as a failure) no such object.

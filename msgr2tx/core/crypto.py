@@ -217,6 +217,39 @@ class RxCipher:
             raise AuthTagMismatch("AES-GCM tag of a %d-byte frame part did not verify" % len(data)) from None
         return body
 
+    def decrypt_split(self, data: memoryview, at: int, length: int):
+        """
+        Like L{decrypt_in_place}, but the C{length} plaintext bytes at
+        offset C{at} come out as a new C{bytes} object instead of in
+        place: returns (the view of C{data} that holds the rest of the
+        plaintext, that object).  For a large frame part whose last segment
+        is large: the segment then reaches the application as that object,
+        where decrypting in place costs one more copy of it for an
+        application that wants C{bytes} (GCM's counter mode decrypts any
+        run of bytes in order, so the one operation is only cut in three).
+        Raises L{AuthTagMismatch}; nothing decrypted may then be used.
+        """
+        nonce = self.nonces.take()
+        n = len(data) - TAG_SIZE
+        body = data[:n]
+        try:
+            decryptor = Cipher(self._algorithm, modes.GCM(nonce, bytes(data[n:]))).decryptor()
+            head = body[:at]
+            tail = body[at + length:]
+            try:
+                decryptor.update_into(head, head)
+                segment = decryptor.update(body[at:at + length])
+                decryptor.update_into(tail, tail)
+            except ValueError:
+                # an older cryptography wants room for one more block: one-shot
+                plain = self._aead.decrypt(nonce, data, None)
+                body[:] = plain
+                return body, plain[at:at + length]
+            decryptor.finalize()
+        except InvalidTag:
+            raise AuthTagMismatch("AES-GCM tag of a %d-byte frame part did not verify" % len(data)) from None
+        return body, segment
+
     def peek_keystream_decrypt(self, data) -> bytes:
         """
         Decrypt the first bytes of the next operation without verifying or

@@ -531,6 +531,9 @@ _REUSE_SLACK = 64 << 10
 
 #: frames at least this large are collected in one preallocated buffer (ReceiveBuffer.expect)
 LARGE_FRAME = 256 << 10
+#: in a large secure msgr2.1 frame, a last segment of at least this many
+#: bytes is decrypted into a bytes object of its own (RxCipher.decrypt_split)
+OWN_SEGMENT_MIN = 1 << 20
 
 
 class FrameReader:
@@ -925,9 +928,17 @@ class FrameReader:
                 seg0 = inline
             segments = [seg0[:lengths[0]]]
             if op3:
+                own = None
                 if shared:
                     # a large frame's own buffer: decrypt it where it is
-                    body = plain = cipher.decrypt_in_place(view[pos + op2:pos + op2 + op3]).toreadonly()
+                    last = lengths[-1]
+                    if last >= OWN_SEGMENT_MIN and len(lengths) > 2:
+                        # (its large last segment into a bytes object of its own)
+                        at = sum(_pad16(n) for n in lengths[1:-1])
+                        body, own = cipher.decrypt_split(view[pos + op2:pos + op2 + op3], at, last)
+                        body = plain = body.toreadonly()
+                    else:
+                        body = plain = cipher.decrypt_in_place(view[pos + op2:pos + op2 + op3]).toreadonly()
                 else:
                     body = cipher.decrypt(view[pos + op2:pos + op2 + op3])
                     plain = memoryview(body)
@@ -935,6 +946,8 @@ class FrameReader:
                 for n in lengths[1:]:
                     segments.append(plain[off:off + n])
                     off += _pad16(n)
+                if own is not None:
+                    segments[-1] = own
                 late_status = body[off] & LATE_STATUS_ABORTED_MASK
                 if late_status == LATE_STATUS_ABORTED:
                     return _ABORTED
