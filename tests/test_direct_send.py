@@ -324,6 +324,46 @@ class DirectSendTests(TestCase):
         self._check_streams(relay, p, collect)
 
     @defer.inlineCallbacks
+    def test_close_waits_for_the_queue(self):
+        """
+        close() while the socket has not taken a large frame: the rest,
+        waiting in our queue, still goes out before the connection closes,
+        and the server gets the whole message.
+        """
+        p, collect, relay = yield self._session(ConnectionMode.CRC, rcvbuf=16384)
+        p.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        relay.hold()
+        data = os.urandom(3 << 20)
+        p.sendMessage(GenericMessage(0x7F20, front=struct.pack("<I", 0), data=data))
+        self.assertTrue(p._unsent)
+        lost = defer.Deferred()
+        p.notifyOnLost(lambda: lost.called or lost.callback(None))
+        p.close()
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertFalse(lost.called)  # (still writing what waits)
+        relay.release()
+        yield collect.wait_for(1)
+        self._check_messages(collect, [data])
+        yield lost
+        self.assertIsNone(p._unsent)
+
+    @defer.inlineCallbacks
+    def test_abort_drops_the_queue(self):
+        """abort() with bytes queued: the connection goes at once and the queue with it."""
+        p, collect, relay = yield self._session(ConnectionMode.CRC, rcvbuf=16384)
+        p.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        relay.hold()
+        p.sendMessage(GenericMessage(0x7F20, front=struct.pack("<I", 0), data=os.urandom(3 << 20)))
+        self.assertTrue(p._unsent)
+        lost = defer.Deferred()
+        p.notifyOnLost(lambda: lost.called or lost.callback(None))
+        p.abort()
+        yield lost
+        self.assertIsNone(p._unsent)
+        self.assertEqual(p._unsent_bytes, 0)
+        self.assertEqual(collect.messages, [])
+
+    @defer.inlineCallbacks
     def test_more_parts_than_iov_max(self):
         """A flush of more parts than one sendmsg takes (IOV_MAX) goes out in several calls, in order."""
         from msgr2tx.protocol import IOV_MAX
