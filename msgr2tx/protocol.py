@@ -822,11 +822,16 @@ class Msgr2Protocol(Protocol):
                 or getattr(transport, "_aborting", False) or transport.TLS
                 or not self._reads_for(transport.protocol)):
             if unsent:
-                # (bytes already queued go first: Twisted writes them all;
-                # _flush copies the views out and frees their buffers)
+                # bytes already queued go first and Twisted writes them all:
+                # everything as bytes (writeSequence takes nothing else), so
+                # no view of the writer's buffers is left anywhere
                 self._unsent = None
                 self._unsent_bytes = 0
-                parts = list(unsent) + parts
+                parts = [p if type(p) is bytes else bytes(p) for p in unsent] + [
+                    p if type(p) is bytes else bytes(p) for p in parts]
+                writer = self.conn.writer
+                if writer is not None and writer.lent:
+                    writer.release()
             return parts
         if unsent:
             unsent.extend(parts)

@@ -333,17 +333,26 @@ class DirectSendTests(TestCase):
         p, collect, relay = yield self._session(ConnectionMode.CRC, rcvbuf=16384)
         p.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
         relay.hold()
-        data = os.urandom(3 << 20)
+        # (less than bufferSize waits: the protocol is not paused, so a
+        # message sent after the close is written, not held in the session)
+        data = os.urandom(200_000)
         p.sendMessage(GenericMessage(0x7F20, front=struct.pack("<I", 0), data=data))
         self.assertTrue(p._unsent)
+        self.assertFalse(p.conn.tx_paused)
         lost = defer.Deferred()
         p.notifyOnLost(lambda: lost.called or lost.callback(None))
         p.close()
+        # a message sent while the close waits (the connection is not
+        # closed yet): the queue goes to Twisted's buffer first, as bytes,
+        # and this one after it
+        p.sendMessage(GenericMessage(0x7F20, front=struct.pack("<I", 1), data=b"after the close"))
+        self.assertIsNone(p._unsent)
+        self.assertTrue(p.transport._tempDataBuffer)
         yield task.deferLater(reactor, 0.05, lambda: None)
         self.assertFalse(lost.called)  # (still writing what waits)
         relay.release()
-        yield collect.wait_for(1)
-        self._check_messages(collect, [data])
+        yield collect.wait_for(2)
+        self._check_messages(collect, [data, b"after the close"])
         yield lost
         self.assertIsNone(p._unsent)
 
