@@ -829,7 +829,9 @@ def _explain(error, attempt, args):
         return E.NotMsgr2Peer("%s speaks only Ceph's legacy msgr1 protocol: give its v2 address (monitors "
                               "listen for msgr2 on port 3300)" % addr, addr, stage)
     if isinstance(error, E.BannerError):
-        sent = attempt.first[:16].decode("ascii", "backslashreplace")
+        # (what the peer sent: from our own trace of the connection, or, when
+        # a monitor client dialled it, from the error)
+        sent = (attempt.first or getattr(error, "received", b""))[:16].decode("ascii", "backslashreplace")
         return E.NotMsgr2Peer("%s does not speak msgr2: it sent %r where the banner 'ceph v2' belongs (is this a "
                               "Ceph daemon's msgr2 port? monitors use 3300)" % (addr, sent), addr, stage)
     if isinstance(error, E.AuthBadMethod):

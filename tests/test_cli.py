@@ -442,6 +442,14 @@ class ErrorMessageTests(SynchronousTestCase):
         self.check(p, "%s does not speak msgr2: it sent 'HTTP/1.1 400 Bad' where the banner 'ceph v2' belongs "
                       "(is this a Ceph daemon's msgr2 port? monitors use 3300)" % peer.addr)
 
+    def test_http_peer_as_monitor_of_rados(self):
+        # (rados dials its monitors through the monitor client, not the
+        # CLI's own traced connection: what the peer sent comes from the error)
+        peer = self.peer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        p = run("rados", "-m", peer.addr, "--auth", "none", "-p", "data", "stat", "x")
+        self.check(p, "%s/0 does not speak msgr2: it sent 'HTTP/1.1 400 Bad' where the banner 'ceph v2' belongs "
+                      "(is this a Ceph daemon's msgr2 port? monitors use 3300)" % peer.addr)
+
     def test_msgr1_peer(self):
         peer = self.peer(b"ceph v027" + bytes(136))
         p = run("ping", peer.addr, "--auth", "none")

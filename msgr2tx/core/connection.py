@@ -545,7 +545,10 @@ class Msgr2Connection:
         if not BANNER_PREFIX.startswith(head):
             if head.startswith(MSGR1_BANNER_PREFIX):
                 raise Msgr1Banner("peer sent the msgr1 banner %r: it does not speak msgr2" % head)
-            raise BannerError("peer sent %r where the msgr2 banner was expected" % head)
+            error = BannerError("peer sent %r where the msgr2 banner was expected" % head)
+            #: the first bytes the peer sent (up to 24), for a caller that did not see them
+            error.received = bytes(rbuf.buf[rbuf.pos:rbuf.pos + min(avail, 24)])
+            raise error
         if avail < BANNER_SIZE:
             return False
         raw = rbuf.take(BANNER_SIZE)
