@@ -775,14 +775,15 @@ class Msgr2Protocol(Protocol):
         if parts:
             if self._direct_send:
                 parts = self._send_direct(parts)
+                if parts:
+                    # to Twisted: views (of the writer's reused buffers, or
+                    # ends of parts the socket took in part) copied out, as
+                    # writeSequence takes bytes only
+                    parts = [p if type(p) is bytes else bytes(p) for p in parts]
                 writer = self.conn.writer
                 if writer is not None and writer.lent:
-                    # large secure frame parts were views of the writer's
-                    # reused buffers: those that went out, and what goes to
-                    # Twisted (copied out: writeSequence takes bytes), free
-                    # their buffers; views waiting in our queue keep theirs
-                    if parts:
-                        parts = [p if type(p) is bytes else bytes(p) for p in parts]
+                    # buffers whose views went out or were copied out are
+                    # free; those of views waiting in our queue are not
                     self._release_buffers(writer)
                 if not parts:
                     return
@@ -822,16 +823,10 @@ class Msgr2Protocol(Protocol):
                 or getattr(transport, "_aborting", False) or transport.TLS
                 or not self._reads_for(transport.protocol)):
             if unsent:
-                # bytes already queued go first and Twisted writes them all:
-                # everything as bytes (writeSequence takes nothing else), so
-                # no view of the writer's buffers is left anywhere
+                # bytes already queued go first: Twisted writes them all
                 self._unsent = None
                 self._unsent_bytes = 0
-                parts = [p if type(p) is bytes else bytes(p) for p in unsent] + [
-                    p if type(p) is bytes else bytes(p) for p in parts]
-                writer = self.conn.writer
-                if writer is not None and writer.lent:
-                    writer.release()
+                parts = list(unsent) + parts
             return parts
         if unsent:
             unsent.extend(parts)
@@ -896,31 +891,17 @@ class Msgr2Protocol(Protocol):
         """
         unsent = self._unsent
         if unsent:
-            transport = self.transport
-            sendmsg = transport.socket.sendmsg
-            while unsent:
-                batch = list(unsent) if len(unsent) <= IOV_MAX else [unsent[i] for i in range(IOV_MAX)]
-                try:
-                    sent = sendmsg(batch)
-                except InterruptedError:
-                    continue
-                except BlockingIOError:
-                    return None
-                except OSError:
-                    return main.CONNECTION_LOST
-                self._unsent_bytes -= sent
-                whole = sent == sum(map(len, batch))
-                while unsent and sent >= len(unsent[0]):
-                    sent -= len(unsent.popleft())
-                if sent:
-                    unsent[0] = memoryview(unsent[0])[sent:]
-                writer = self.conn.writer if self.conn is not None else None
-                if writer is not None and writer.lent:
-                    self._release_buffers(writer)
-                if not whole:
-                    return None  # the socket buffer is full: the next writable event sends more
-            self._unsent = None
-            self._unsent_bytes = 0
+            parts = list(unsent)
+            rest = self._sendmsg(self.transport.socket.sendmsg, parts)
+            if rest is parts:
+                return main.CONNECTION_LOST  # (not a full socket buffer: an error)
+            self._unsent = rest
+            self._unsent_bytes = sum(map(len, rest)) if rest else 0
+            writer = self.conn.writer if self.conn is not None else None
+            if writer is not None and writer.lent:
+                self._release_buffers(writer)
+            if rest:
+                return None  # the socket buffer is full: the next writable event sends more
         return self._transport_write()
 
     def _release_buffers(self, writer) -> None:

@@ -201,21 +201,7 @@ class RxCipher:
         GCM decryptor per call.  Raises L{AuthTagMismatch}; C{data} then
         holds unverified bytes and must be discarded.
         """
-        nonce = self.nonces.take()  # once per large frame part: no need to inline it
-        n = len(data) - TAG_SIZE
-        body = data[:n]
-        try:
-            decryptor = Cipher(self._algorithm, modes.GCM(nonce, bytes(data[n:]))).decryptor()
-            try:
-                decryptor.update_into(body, body)
-            except ValueError:
-                # an older cryptography wants room for one more block: one-shot
-                body[:] = self._aead.decrypt(nonce, data, None)
-                return body
-            decryptor.finalize()
-        except InvalidTag:
-            raise AuthTagMismatch("AES-GCM tag of a %d-byte frame part did not verify" % len(data)) from None
-        return body
+        return self.decrypt_split(data, len(data) - TAG_SIZE, 0)[0]
 
     def decrypt_split(self, data: memoryview, at: int, length: int):
         """
@@ -229,17 +215,20 @@ class RxCipher:
         run of bytes in order, so the one operation is only cut in three).
         Raises L{AuthTagMismatch}; nothing decrypted may then be used.
         """
-        nonce = self.nonces.take()
+        nonce = self.nonces.take()  # once per large frame part: no need to inline it
         n = len(data) - TAG_SIZE
         body = data[:n]
         try:
             decryptor = Cipher(self._algorithm, modes.GCM(nonce, bytes(data[n:]))).decryptor()
             head = body[:at]
             tail = body[at + length:]
+            segment = b""
             try:
                 decryptor.update_into(head, head)
-                segment = decryptor.update(body[at:at + length])
-                decryptor.update_into(tail, tail)
+                if length:
+                    segment = decryptor.update(body[at:at + length])
+                if len(tail):
+                    decryptor.update_into(tail, tail)
             except ValueError:
                 # an older cryptography wants room for one more block: one-shot
                 plain = self._aead.decrypt(nonce, data, None)
