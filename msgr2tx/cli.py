@@ -229,6 +229,10 @@ def _rados_parser(sub):
         if name == "ls":
             q.add_argument("--all", action="store_true", dest="all_namespaces",
                            help="every namespace (as rados ls --all: NAMESPACE<tab>NAME)")
+        if name == "rm":
+            q.add_argument("--force-full", action="store_true",
+                           help="remove even while the pool is full (as rados rm --force-full): how space is "
+                                "freed in a full pool, whose writes Ceph otherwise holds")
 
 
 async def _rados(reactor, args):
@@ -277,6 +281,7 @@ async def _rados_op(reactor, args, infile):
     try:
         io = rados.open_ioctx(args.pool, args.namespace)
         args.waiting_for = "the OSDs to answer"
+        args.held = rados.objecter.held_reasons
         op = args.rados_cmd
         if op == "put":
             # as the rados tool puts a file: pieces of its op size, the first
@@ -318,7 +323,7 @@ async def _rados_op(reactor, args, infile):
                                                    st.size))
         elif op == "rm":
             for name in args.objects:
-                await io.remove(name)
+                await io.remove(name, force_full=args.force_full)
         elif op == "ls":
             entries = await io.list_objects(all_namespaces=args.all_namespaces)
             if _wants_json(args):
@@ -1627,6 +1632,11 @@ def _timed_out(args):
                                 % (args.timeout, stage_words, attempt.peer, attempt.address), attempt.address, stage)
         attempt.limit = min(attempt.limit, args.timeout)
         return _silent(attempt)
+    held = getattr(args, "held", None)
+    reasons = held() if held is not None else []
+    if reasons:
+        return E.RequestsHeld("timed out after %gs while Ceph held the request back: %s"
+                              % (args.timeout, "; ".join(reasons)), None, "ready")
     if args.waiting_for:
         address = attempt.address if attempt is not None else None
         return E.PeerSilent("timed out after %gs waiting for %s" % (args.timeout, args.waiting_for),

@@ -299,6 +299,16 @@ class PeerSilent(OperatorError):
     kind = "timeout"
 
 
+class RequestsHeld(OperatorError):
+    """
+    The cluster held the operation back until the timeout: a write to a
+    full pool, or any request while the pause flags are set (Ceph's
+    Objecter holds them until a map lifts the condition).
+    """
+
+    kind = "held"
+
+
 class NotMsgr2Peer(OperatorError):
     """The peer does not speak msgr2 (another protocol, or Ceph's legacy msgr1)."""
 

@@ -55,6 +55,9 @@ _ERRORS = {
     errno.EPERM: (PermissionDenied, "operation not permitted"),
     errno.EACCES: (PermissionDenied, "permission denied"),
     errno.EOPNOTSUPP: (OperationNotSupported, "refused: operation not supported"),
+    # (what an OSD answers a write that FULL_TRY let through to a full pool)
+    errno.ENOSPC: (RadosError, "refused: the pool is full (no space left on its OSDs)"),
+    errno.EDQUOT: (RadosError, "refused: the pool's quota is reached"),
 }
 
 #: what an erasure-coded pool refuses (pg_pool_t::supports_omap, requires_aligned_append)
@@ -283,13 +286,13 @@ class IoCtx:
         return self._submit(oid, ops, what, _reply_ops, key, timeout)
 
     def _submit(self, oid: str, ops: List[T.OSDOp], what: str, pick, key: str = "",
-                timeout: Optional[float] = None) -> defer.Deferred:
+                timeout: Optional[float] = None, extra_flags: int = 0) -> defer.Deferred:
         """L{operate}, firing with C{pick(reply ops)} (one callback per request)."""
         objecter = self.rados.objecter
         if objecter is None:
             return defer.fail(RadosError("not connected: call connect() first"))
-        return objecter.submit(self.pool_id, oid, ops, self.namespace, key, None, timeout).addCallback(
-            self._done, oid, what, pick)
+        return objecter.submit(self.pool_id, oid, ops, self.namespace, key, None, timeout,
+                               extra_flags).addCallback(self._done, oid, what, pick)
 
     def _done(self, reply, oid: str, what: str, pick):
         if reply.result < 0:
@@ -387,9 +390,17 @@ class IoCtx:
             return ObjectStat(size, mtime.to_float())
         return self.operate(oid, [T.OSDOp.plain(T.OP_STAT)], "stat").addCallback(done)
 
-    def remove(self, oid: str) -> defer.Deferred:
-        """Delete the object. @raise ObjectNotFound: (as a failure)."""
-        return self.operate(oid, [T.OSDOp.plain(T.OP_DELETE)], "remove").addCallback(lambda _: None)
+    def remove(self, oid: str, force_full: bool = False) -> defer.Deferred:
+        """
+        Delete the object.  Like every write, a remove waits while the pool
+        is full (Ceph's Objecter holds it); C{force_full} sends it anyway
+        (C{CEPH_OSD_FLAG_FULL_FORCE}, librados' C{OPERATION_FULL_FORCE}, the
+        rados tool's C{rm --force-full}): how space is freed in a full pool.
+
+        @raise ObjectNotFound: (as a failure).
+        """
+        return self._submit(oid, [T.OSDOp.plain(T.OP_DELETE)], "remove", _nothing,
+                            extra_flags=T.FLAG_FULL_FORCE if force_full else 0)
 
     def create(self, oid: str, exclusive: bool = True) -> defer.Deferred:
         """Create an empty object. @raise ObjectExists: (as a failure) C{exclusive} and it exists."""

@@ -74,7 +74,7 @@ class RecordingObjecter(Objecter):
         return [w for w in self.wires if w.osd == osd][-1]
 
 
-def make_map(epoch, primary=lambda seed: 0, down=(), nonce=1, flags=0, force=0, pools=(1, 2)):
+def make_map(epoch, primary=lambda seed: 0, down=(), nonce=1, flags=0, force=0, pools=(1, 2), pool_flags=1):
     """Three OSDs; pools of 8 PGs placed by pg_temp (primary(seed) -> OSD)."""
     m = OSDMap()
     m.epoch = epoch
@@ -85,8 +85,8 @@ def make_map(epoch, primary=lambda seed: 0, down=(), nonce=1, flags=0, force=0, 
         m.osd_weight[o] = OSD_IN
         m.osd_addrs[o] = entity_addrvec_t((entity_addr_t.parse("v2:127.0.0.1:%d/%d" % (6800 + o, nonce)),))
     for p in pools:
-        m.pools[p] = Pool(p, "pool%d" % p, size=1, min_size=1, crush_rule=-1, pg_num=8, pgp_num=8, flags=1,
-                          last_force_op_resend=force)
+        m.pools[p] = Pool(p, "pool%d" % p, size=1, min_size=1, crush_rule=-1, pg_num=8, pgp_num=8,
+                          flags=pool_flags if p == 1 else 1, last_force_op_resend=force)
         for seed in range(8):
             m.pg_temp[PgId(p, seed)] = [primary(seed)]
     return m
@@ -158,6 +158,50 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.deliver(1, reply_to(again))
         self.successResultOf(d)
         self.assertEqual(self.objecter.resends, 1)
+
+    def test_full_pool_holds_writes_but_not_reads_or_forced_ones(self):
+        # Objecter::target_should_be_paused: a write (without FULL_TRY or
+        # FULL_FORCE) to a pool with FLAG_FULL, or under the map's FULL flag,
+        # waits for a map without it; reads and forced writes go
+        full = Pool.FLAG_HASHPSPOOL | Pool.FLAG_FULL
+        self.follower.publish(make_map(11, pool_flags=full))
+        write = self.objecter.submit(1, "w", [T.OSDOp.extent(T.OP_WRITEFULL, 0, 1, b"x")])
+        other_pool = self.objecter.submit(2, "w", [T.OSDOp.extent(T.OP_WRITEFULL, 0, 1, b"x")])
+        forced = self.objecter.submit(1, "f", [T.OSDOp.plain(T.OP_DELETE)], extra_flags=T.FLAG_FULL_FORCE)
+        tried = self.objecter.submit(1, "t", [T.OSDOp.plain(T.OP_DELETE)], extra_flags=T.FLAG_FULL_TRY)
+        self.read("r")
+        sent = self.objecter.wire(0).sent
+        self.assertEqual(sorted((m.pool, m.oid) for m in sent), [(1, "f"), (1, "r"), (1, "t"), (2, "w")])
+        self.assertTrue(sent[[m.oid for m in sent].index("f")].osd_flags & T.FLAG_FULL_FORCE)
+        [reason] = self.objecter.held_reasons()
+        self.assertIn("pool 'pool1' is full in osdmap e11: an OSD it maps to is full", reason)
+        self.follower.publish(make_map(12, pool_flags=full | Pool.FLAG_FULL_QUOTA))
+        [reason] = self.objecter.held_reasons()
+        self.assertIn("its quota is reached", reason)
+        self.assertIn("ceph osd pool set-quota pool1", reason)
+        # the deprecated cluster-wide FULL flag holds writes to every pool
+        self.follower.publish(make_map(13, flags=1 << 1))
+        self.assertEqual(len(sent), 4)
+        late = self.objecter.submit(2, "late", [T.OSDOp.extent(T.OP_WRITEFULL, 0, 1, b"x")])
+        self.assertEqual(len(sent), 4)
+        self.assertIn("the cluster is marked full", self.objecter.held_reasons()[0])
+        # (the write to pool 2, sent before, was held by the flag too: it goes again)
+        self.follower.publish(make_map(14))
+        self.assertEqual(sorted((m.pool, m.oid) for m in sent[4:]), [(1, "w"), (2, "late"), (2, "w")])
+        self.assertEqual(self.objecter.held_reasons(), [])
+        self.assertNoResult(write)
+        self.assertNoResult(other_pool)
+        self.assertNoResult(late)
+        self.assertNoResult(tried)
+        self.assertNoResult(forced)
+
+    def test_held_write_times_out_saying_why(self):
+        self.follower.publish(make_map(11, pool_flags=Pool.FLAG_HASHPSPOOL | Pool.FLAG_FULL))
+        d = self.objecter.submit(1, "w", [T.OSDOp.extent(T.OP_WRITEFULL, 0, 1, b"x")])
+        self.clock.advance(30)
+        e = self.failureResultOf(d, OpTimeout).value
+        self.assertIn("writefull on 'w' in pool 1 timed out after 30 s, held back and never sent: pool 'pool1' is full",
+                      str(e))
 
     def test_unrelated_map_sends_nothing(self):
         self.read()

@@ -71,6 +71,13 @@ def _librados(mon, script, *args):
     return p.stdout.decode()
 
 
+def _cli_env():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in ("CEPH_ARGS", "CEPH_CONF", "CEPH_KEYRING")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
 def _auth_spec(mon):
     return "none" if mon.auth == "none" else "cephx:keyring=%s" % mon.keyring
 
@@ -248,6 +255,72 @@ class InteropTests(_RadosCase):
             yield threads.deferToThread(self.mon.ceph_checked, "osd", "unset", "pause")
         yield d
         self.assertEqual((yield io.read(name)), b"q")
+
+
+    @defer.inlineCallbacks
+    def test_full_pool_holds_writes(self):
+        # Ceph's Objecter holds a write to a pool the map marks full (the OSD
+        # would drop it unanswered); reads go on, a remove with force_full
+        # frees space, the CLI says why it timed out, and a write still held
+        # when the pool stops being full is sent then.  The OSD is made full
+        # by lowering the full ratios below what it stores.
+        rados = yield self.client(op_timeout=3.0)
+        io = rados.open_ioctx(POOL)
+        keep, spare = self.name("full-keep"), self.name("full-spare")
+        data = os.urandom(256 << 10)
+        yield defer.gatherResults([io.write_full(keep, data), io.write_full(spare, b"s")])
+        pool_id = rados.open_ioctx(POOL).pool_id
+
+        def full():
+            pool = rados.follower.osdmap.pools[pool_id]
+            return bool(pool.flags & pool.FLAG_FULL)
+
+        @defer.inlineCallbacks
+        def until(want):
+            deadline = time.monotonic() + 60
+            while full() != want:
+                if time.monotonic() > deadline:
+                    self.fail("the pool did not become %s within 60 s" % ("full" if want else "not full"))
+                yield task.deferLater(reactor, 0.2, lambda: None)
+
+        ratios = ("nearfull", "backfillfull", "full")
+        for which, value in zip(ratios, ("0.00005", "0.00008", "0.0001")):
+            yield threads.deferToThread(self.mon.ceph_checked, "osd", "set-%s-ratio" % which, value)
+        held = None
+        try:
+            yield until(True)
+            e = yield self.assertFailure(io.write_full(self.name("full-new"), b"x"), OpTimeout)
+            self.assertIn("pool %r is full" % POOL, str(e))
+            self.assertIn("held back and never sent", str(e))
+            self.assertEqual((yield io.read(keep)), data)
+            e = yield self.assertFailure(io.remove(spare), OpTimeout)
+            self.assertIn("is full", str(e))
+            cli = yield threads.deferToThread(
+                subprocess.run, [sys.executable, "-m", "msgr2tx", "rados", "-m", self.mon.addr, "--auth", "none",
+                                 "-p", POOL, "--timeout", "3", "--json", "rm", keep],
+                capture_output=True, text=True, timeout=60, env=_cli_env())
+            self.assertEqual(cli.returncode, 1, cli.stderr)
+            out = json.loads(cli.stdout)
+            self.assertEqual(out["error"], "held")
+            self.assertIn("pool %r is full" % POOL, out["message"])
+            self.assertIn("ceph health detail", out["message"])
+            yield io.remove(spare, force_full=True)
+            yield self.assertFailure(io.stat(spare), ObjectNotFound)
+            cli = yield threads.deferToThread(
+                subprocess.run, [sys.executable, "-m", "msgr2tx", "rados", "-m", self.mon.addr, "--auth", "none",
+                                 "-p", POOL, "rm", "--force-full", keep],
+                capture_output=True, text=True, timeout=60, env=_cli_env())
+            self.assertEqual(cli.returncode, 0, cli.stderr)
+            held = io.operate(keep, [T.OSDOp.extent(T.OP_WRITEFULL, 0, 4, b"back")], timeout=90)
+            yield task.deferLater(reactor, 0.5, lambda: None)
+            self.assertFalse(held.called)
+        finally:
+            for which, value in zip(reversed(ratios), ("0.95", "0.9", "0.85")):
+                yield threads.deferToThread(self.mon.ceph_checked, "osd", "set-%s-ratio" % which, value)
+            yield until(False)
+        if held is not None:
+            yield held
+            self.assertEqual((yield io.read(keep)), b"back")
 
 
 class CephxMatrixTests(_RadosCase):

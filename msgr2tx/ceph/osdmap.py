@@ -136,6 +136,11 @@ class Pool:
 
     #: C{pg_pool_t::FLAG_HASHPSPOOL}
     FLAG_HASHPSPOOL = 1 << 0
+    #: C{pg_pool_t::FLAG_FULL}: the monitor marked the pool full (an OSD it
+    #: maps to is full, or its quota is reached); clients hold writes
+    FLAG_FULL = 1 << 1
+    #: C{pg_pool_t::FLAG_FULL_QUOTA}: full because of its quota (FLAG_FULL is set too)
+    FLAG_FULL_QUOTA = 1 << 10
     TYPE_REPLICATED = 1
     TYPE_ERASURE = 3
 

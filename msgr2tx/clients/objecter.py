@@ -13,8 +13,11 @@ rules of Ceph's C{src/osdc/Objecter.cc}:
  - C{_calc_target}: a request is sent again when a new map changes its PG's
    interval (up or acting set or primary, pool size or pg_num) or the pool's
    C{last_force_op_resend} passes what the request last saw; a request with
-   no primary, or paused by the PAUSERD/PAUSEWR map flags, waits for a map
-   that gives it one;
+   no primary, or paused (C{target_should_be_paused}: the PAUSERD/PAUSEWR
+   map flags; for a write without FULL_TRY or FULL_FORCE, the pool's FULL
+   flag or the map's), waits for a map that gives it one (the OSD drops a
+   write to a full pool without a reply, so sending it would only time
+   out);
  - an OSD whose address changed or which went down loses its session; a
    session that closes under requests reconnects and sends them all again
    (C{_kick_requests}), as a lossy client session must;
@@ -46,10 +49,11 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msgr2tx.ceph.osd_types import (
-    FLAG_IGNORE_CACHE, FLAG_IGNORE_OVERLAY, FLAG_KNOWN_REDIR, FLAG_ONDISK, FLAG_READ,
-    FLAG_REDIRECTED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, OP_READ, ObjectLocator, OSDOp, op_is_pg, op_is_write,
+    FLAG_FULL_FORCE, FLAG_FULL_TRY, FLAG_IGNORE_CACHE, FLAG_IGNORE_OVERLAY, FLAG_KNOWN_REDIR, FLAG_ONDISK,
+    FLAG_READ, FLAG_REDIRECTED, FLAG_RWORDERED, FLAG_SUPPORTSPOOLEIO, FLAG_WRITE, OP_READ, ObjectLocator, OSDOp,
+    op_is_pg, op_is_write,
 )
-from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement, stable_mod
+from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement, Pool, stable_mod
 from msgr2tx.core.caches import remember
 from msgr2tx.core.encoding import utime_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
@@ -59,7 +63,10 @@ from msgr2tx.messages.osd import (
     BACKOFF_ACK_BLOCK, BACKOFF_BLOCK, BACKOFF_UNBLOCK, MOSDBackoff, MOSDMap, MOSDOp, MOSDOpReply,
 )
 
-#: C{CEPH_OSDMAP_PAUSERD}, C{CEPH_OSDMAP_PAUSEWR}
+#: C{CEPH_OSDMAP_FULL} (the cluster-wide full flag: deprecated since Mimic,
+#: which marks pools full instead, but still honoured), C{CEPH_OSDMAP_PAUSERD},
+#: C{CEPH_OSDMAP_PAUSEWR}
+OSDMAP_FULL = 1 << 1
 OSDMAP_PAUSERD = 1 << 2
 OSDMAP_PAUSEWR = 1 << 3
 #: object names whose raw hash the Objecter remembers (cleared when full)
@@ -101,6 +108,48 @@ def build_request(op: "Op", epoch: int, client_inc: int = 0, features: int = CEP
         locator = ObjectLocator(locator.pool, locator.key, locator.nspace, op.pg_seed)
     return MOSDOp.request(op.pg.pool, op.pg.seed, op.hash, epoch, op.flags, op.oid, locator, op.ops, client_inc,
                           op.mtime, op.attempts, features, op.shard, op.tid)
+
+
+def _respects_full(flags: int) -> bool:
+    """C{op_target_t::respects_full}: a write (or read-ordered) request without FULL_TRY or FULL_FORCE."""
+    return bool(flags & (FLAG_WRITE | FLAG_RWORDERED)) and not flags & (FLAG_FULL_TRY | FLAG_FULL_FORCE)
+
+
+def _should_pause(flags: int, osdmap: OSDMap, pool: Pool) -> bool:
+    """C{Objecter::target_should_be_paused} (without the epoch barrier, which we never set)."""
+    mflags = osdmap.flags
+    if flags & FLAG_READ and mflags & OSDMAP_PAUSERD:
+        return True
+    if flags & FLAG_WRITE:
+        if mflags & OSDMAP_PAUSEWR:
+            return True
+        if _respects_full(flags) and (mflags & OSDMAP_FULL or pool.flags & Pool.FLAG_FULL):
+            return True
+    return False
+
+
+def pause_reason(flags: int, osdmap: OSDMap, pool: Optional[Pool]) -> Optional[str]:
+    """
+    Why C{osdmap} holds a request with C{flags} to C{pool} back, as a
+    sentence that says what to do, or None when it does not.
+    """
+    if pool is None or not _should_pause(flags, osdmap, pool):
+        return None
+    mflags = osdmap.flags
+    if mflags & (OSDMAP_PAUSERD | OSDMAP_PAUSEWR) and (flags & FLAG_READ and mflags & OSDMAP_PAUSERD
+                                                        or flags & FLAG_WRITE and mflags & OSDMAP_PAUSEWR):
+        return ("the cluster is paused (osdmap e%d has the pauserd/pausewr flags; 'ceph osd unpause' clears them)"
+                % osdmap.epoch)
+    if pool.flags & Pool.FLAG_FULL_QUOTA:
+        why = ("its quota is reached ('ceph health detail' says which; raise it with "
+               "'ceph osd pool set-quota %s max_bytes|max_objects N')" % pool.name)
+    elif pool.flags & Pool.FLAG_FULL:
+        why = ("an OSD it maps to is full ('ceph health detail' names it; free space, add OSDs, "
+               "or raise the ratio with 'ceph osd set-full-ratio RATIO')")
+    else:
+        why = "the cluster is marked full"
+    return ("pool %r is full in osdmap e%d: %s; Ceph holds writes to a full pool until it is not "
+            "(a remove with force_full, as 'rados rm --force-full', frees space)" % (pool.name, osdmap.epoch, why))
 
 
 class Op:
@@ -349,16 +398,20 @@ class Objecter:
     # ---- public ------------------------------------------------------------------
 
     def submit(self, pool: int, oid: str, ops: List[OSDOp], namespace: str = "", key: str = "",
-               pg_seed: Optional[int] = None, timeout: Optional[float] = None) -> defer.Deferred:
+               pg_seed: Optional[int] = None, timeout: Optional[float] = None,
+               extra_flags: int = 0) -> defer.Deferred:
         """
         Send one request and fire with its L{MOSDOpReply} (any result: the
         caller maps C{result} and the ops' C{rval} to errors).  C{pg_seed}
-        sends a PG op (listing) to that folded PG of C{pool}.
+        sends a PG op (listing) to that folded PG of C{pool}.  C{extra_flags}
+        are added to the request's C{CEPH_OSD_FLAG_*} (C{FLAG_FULL_FORCE}:
+        a write that a full pool does not hold, as librados'
+        C{OPERATION_FULL_FORCE}).
 
         @raise PoolNotFound: (as a failure) no such pool in the current map.
         @raise OpTimeout: (as a failure) no reply within the timeout.
         """
-        flags = request_flags(ops)
+        flags = request_flags(ops) | extra_flags
         lkey = (pool, key, namespace)
         locator = self._locators.get(lkey)
         if locator is None:
@@ -460,7 +513,7 @@ class Objecter:
         if target is None:
             target = remember(self._targets, tkey, self._target(op, osdmap, pool), SEED_CACHE)
         op.hash, pg, interval, op.shard, primary = target
-        paused = bool(osdmap.flags & (OSDMAP_PAUSEWR if op.flags & FLAG_WRITE else OSDMAP_PAUSERD))
+        paused = _should_pause(op.flags, osdmap, pool)
         changed = interval != op.interval or force or paused != op.paused or primary != op.osd
         op.pg, op.interval, op.paused = pg, interval, paused
         op.osd = primary
@@ -677,11 +730,35 @@ class Objecter:
 
     def _timed_out(self, op: Op) -> None:
         self._detach(op)
-        where = "osd.%d" % op.osd if op.osd >= 0 else "no OSD (no primary or no map yet)"
-        self._finish(op, failure=OpTimeout(
-            "%s on %r in pool %d got no reply in %g s (last sent to %s, %d attempts)"
-            % ("/".join(o.name for o in op.ops), op.oid, op.locator.pool, op.timeout, where, op.attempts),
-            pool=op.locator.pool, oid=op.oid))
+        what = "%s on %r in pool %d" % ("/".join(o.name for o in op.ops), op.oid, op.locator.pool)
+        held = self._held_reason(op)
+        if held is not None:
+            text = "%s timed out after %g s, held back %s: %s" % (
+                what, op.timeout, "and never sent" if not op.attempts else "after %d attempts" % op.attempts, held)
+        else:
+            text = "%s got no reply in %g s (last sent to %s, %d attempts)" % (
+                what, op.timeout, "osd.%d" % op.osd if op.osd >= 0 else "no OSD (no primary or no map yet)",
+                op.attempts)
+        self._finish(op, failure=OpTimeout(text, pool=op.locator.pool, oid=op.oid))
+
+    def _held_reason(self, op: Op) -> Optional[str]:
+        """Why the current map holds C{op} back (in words), or None: it is not paused."""
+        osdmap = self.follower.osdmap
+        if not op.paused or osdmap is None:
+            return None
+        return pause_reason(op.flags, osdmap, osdmap.pools.get(op.locator.pool))
+
+    def held_reasons(self) -> List[str]:
+        """
+        Why the current map holds requests back, one sentence per distinct
+        reason (empty when none is held): a full pool, the pause flags.
+        """
+        reasons: Dict[str, None] = {}
+        for op in self.homeless.values():
+            reason = self._held_reason(op)
+            if reason is not None:
+                reasons[reason] = None
+        return list(reasons)
 
     def _finish(self, op: Op, result=None, failure=None) -> None:
         if op.done:
@@ -698,4 +775,5 @@ class Objecter:
             op.deferred.callback(result)
 
 
-__all__ = ["Objecter", "OSDSession", "Op", "request_flags", "build_request", "OSDMAP_PAUSERD", "OSDMAP_PAUSEWR"]
+__all__ = ["Objecter", "OSDSession", "Op", "request_flags", "build_request", "pause_reason", "OSDMAP_FULL",
+           "OSDMAP_PAUSERD", "OSDMAP_PAUSEWR"]
