@@ -58,6 +58,9 @@ _ERRORS = {
     # (what an OSD answers a write that FULL_TRY let through to a full pool)
     errno.ENOSPC: (RadosError, "refused: the pool is full (no space left on its OSDs)"),
     errno.EDQUOT: (RadosError, "refused: the pool's quota is reached"),
+    # (PrimaryLogPG: an extent past osd_max_object_size)
+    errno.EFBIG: (RadosError, "refused: it would end past the OSDs' largest object size (osd_max_object_size, "
+                              "128 MiB by default; 'ceph config get osd osd_max_object_size' shows it)"),
 }
 
 #: what an erasure-coded pool refuses (pg_pool_t::supports_omap, requires_aligned_append)

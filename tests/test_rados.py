@@ -6,6 +6,7 @@ cephx in crc and secure modes over msgr2.0 and msgr2.1; and requests that
 keep completing while an OSD is marked out and back in.
 """
 
+import errno
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from twisted.trial.unittest import TestCase
 from msgr2tx.ceph import osd_types as T
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.constants import ConnectionMode
-from msgr2tx.errors import NoData, ObjectExists, ObjectNotFound, OpTimeout, PoolNotFound
+from msgr2tx.errors import NoData, ObjectExists, ObjectNotFound, OpTimeout, PoolNotFound, RadosError
 from msgr2tx.rados import Rados
 from tests import cephlab
 
@@ -220,6 +221,10 @@ class InteropTests(_RadosCase):
             self.assertIn(repr(name), str(e))
             self.assertIn(repr(POOL), str(e))
         self.assertRaises(PoolNotFound, rados.open_ioctx, "no-such-pool")
+        # an extent past osd_max_object_size (128 MiB): the OSD refuses it before storing anything
+        e = yield self.assertFailure(io.write(name, b"x", 128 << 20), RadosError)
+        self.assertEqual(e.errno, errno.EFBIG)
+        self.assertIn("osd_max_object_size", str(e))
         stat = yield threads.deferToThread(self.mon.rados, "-p", POOL, "stat", name)
         self.assertNotEqual(stat.returncode, 0)
 
@@ -725,7 +730,6 @@ class CliErrorTests(_RadosCase):
 class ErrorWordsTests(TestCase):
 
     def test_errno_in_words_then_its_name(self):
-        import errno
 
         from msgr2tx.rados import _error
         self.assertEqual(str(_error(-errno.EMSGSIZE, "p", "o", "write_full")),
