@@ -730,7 +730,6 @@ class CliErrorTests(_RadosCase):
 class ErrorWordsTests(TestCase):
 
     def test_errno_in_words_then_its_name(self):
-
         from msgr2tx.rados import _error
         self.assertEqual(str(_error(-errno.EMSGSIZE, "p", "o", "write_full")),
                          "write_full: object 'o' in pool 'p' message too long (EMSGSIZE)")
