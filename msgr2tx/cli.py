@@ -272,10 +272,13 @@ async def _rados_op(reactor, args, infile):
     from msgr2tx.rados import Rados
 
     handlers, config = _client_setup(args)
-    _remember(args, handlers, config)
+    # the monitor session in ms_mon_client_mode (secure first), the OSD
+    # sessions in ms_client_mode (crc first), as Ceph's clients do
+    _, mon_config = _client_setup(args, peer_is_mon=True)
+    _remember(args, handlers, mon_config)
     monitors = await _mon_targets(reactor, args.settings.mon_hosts())
     rados = Rados(reactor, monitors, auth=handlers, config=config, op_timeout=args.timeout,
-                  connect_timeout=_connect_limit(args))
+                  connect_timeout=_connect_limit(args), mon_config=mon_config)
     args.waiting_for = "a monitor session and the osdmap"
     await _rados_connect(rados, args)
     try:

@@ -33,6 +33,7 @@ from msgr2tx.clients.follower import OSDMapFollower
 from msgr2tx.clients.objecter import Objecter
 from msgr2tx.ceph.osdmap import OSDMap, PgId, PlacementError
 from msgr2tx.core.config import ConnectionConfig
+from msgr2tx.core.constants import ConnectionMode
 from msgr2tx.core.encoding import Decoder, EntityName
 from msgr2tx.core.features import CEPH_FEATUREMASK_CRUSH_MSR
 from msgr2tx.errors import (
@@ -118,8 +119,12 @@ class Rados:
     @param auth: an auth spec (C{"none"}, C{"cephx:keyring=PATH"}; the
         entity is C{name}) or a list of client auth handlers.
     @param name: our entity (C{client.admin}).
-    @param config: a L{ConnectionConfig} for the monitor and OSD sessions
-        (modes, msgr2 revision); lossy sessions are always used.
+    @param config: a L{ConnectionConfig} for the OSD sessions (modes,
+        msgr2 revision) and, unless C{mon_config} is given, the monitor
+        sessions too; lossy sessions are always used.  Without either, the
+        modes are Ceph's defaults: C{ms_mon_client_mode} (secure, then crc)
+        to monitors and C{ms_client_mode} (crc, then secure) to OSDs.
+    @param mon_config: a L{ConnectionConfig} for the monitor sessions only.
     @param op_timeout: seconds an object operation may take (resends
         included) before it fails with L{msgr2tx.errors.OpTimeout}.
     @param connect_timeout: seconds L{connect} may take in all (monitor
@@ -130,7 +135,8 @@ class Rados:
 
     def __init__(self, reactor, mon_addrs: Union[str, Sequence[str]], auth: Union[str, Sequence] = "none",
                  name: str = "client.admin", config: Optional[ConnectionConfig] = None,
-                 op_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+                 op_timeout: float = 30.0, connect_timeout: float = 10.0,
+                 mon_config: Optional[ConnectionConfig] = None) -> None:
         self.reactor = reactor
         self.mon_addrs = mon_addrs if isinstance(mon_addrs, str) else list(mon_addrs)
         self.name = EntityName.parse(name)
@@ -139,10 +145,15 @@ class Rados:
             self.auth = [makeClientHandler(spec.strip(), name=self.name) for spec in auth.split(",") if spec.strip()]
         else:
             self.auth = list(auth)
-        base = config or ConnectionConfig(name=self.name)
+        base = config or ConnectionConfig(name=self.name, modes=(ConnectionMode.CRC, ConnectionMode.SECURE))
+        if mon_config is None:
+            mon_config = config or ConnectionConfig(name=self.name,
+                                                    modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
         # we run MSR rules, and a cluster whose map has them requires CRUSH_MSR of its clients
         self.config = dataclasses.replace(base, lossy=True,
                                           features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
+        self.mon_config = dataclasses.replace(
+            mon_config, lossy=True, features_supported=mon_config.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
         self.op_timeout = op_timeout
         self.connect_timeout = connect_timeout
         self.monclient: Any = None
@@ -175,7 +186,7 @@ class Rados:
         self.monclient = MonClient(clock=self.reactor)
         self.follower = OSDMapFollower(self.monclient)
         try:
-            yield self.monclient.start(self.reactor, self.mon_addrs, self.auth, self.config,
+            yield self.monclient.start(self.reactor, self.mon_addrs, self.auth, self.mon_config,
                                        connect_timeout=self.connect_timeout)
             yield self.monclient.authenticate(timeout=self.connect_timeout, give_up_after_round=give_up_after_round)
         except BaseException:

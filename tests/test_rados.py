@@ -350,6 +350,16 @@ class CephxMatrixTests(_RadosCase):
         mon_info = rados.monclient.protocol.info
         self.assertEqual((mon_info.con_mode, mon_info.revision), (mode, 1 if rev1 else 0))
 
+    @defer.inlineCallbacks
+    def test_default_modes_are_cephs(self):
+        # without a config, as Ceph's ms_mon_client_mode and ms_client_mode:
+        # secure to the monitor, crc to the OSDs
+        rados = yield self.client()
+        yield rados.open_ioctx(POOL).write_full(self.name("modes"), b"m")
+        self.assertEqual(rados.monclient.protocol.info.con_mode, ConnectionMode.SECURE)
+        session = next(iter(rados.objecter.sessions.values()))
+        self.assertEqual(session.protocol.info.con_mode, ConnectionMode.CRC)
+
     def test_crc_rev1(self):
         return self._round_trip(ConnectionMode.CRC, True)
 
@@ -376,6 +386,17 @@ class ConnectFailureTests(_RadosCase):
         handler = CephxAuthProvider().clientHandler(name="client.admin", key=CryptoKey.generate())
         rados = Rados(reactor, self.mon.addr, auth=[handler], connect_timeout=10.0)
         yield self.assertFailure(rados.connect(), AuthError)
+
+    @defer.inlineCallbacks
+    def test_osd_address_as_monitor(self):
+        # the monitor client asks for a monitor in its HELLO check: an OSD
+        # is refused before auth, not blamed on our key
+        from msgr2tx.errors import NoMonitorSession
+        osd = self.mon.osd_dump()["osds"][0]
+        addr = next(a["addr"] for a in osd["public_addrs"]["addrvec"] if a["type"] == "v2")
+        rados = Rados(reactor, "v2:" + addr, auth=_auth_spec(self.mon), connect_timeout=10.0)
+        e = yield self.assertFailure(rados.connect(give_up_after_round=True), NoMonitorSession)
+        self.assertIn("HELLO says it is an osd", str(e))
 
     @defer.inlineCallbacks
     def test_no_monitor(self):

@@ -41,7 +41,7 @@ from zope.interface import implementer
 
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.features import CEPH_FEATUREMASK_CRUSH_MSR
-from msgr2tx.core.encoding import AddrType, entity_addr_t, entity_addrvec_t
+from msgr2tx.core.encoding import AddrType, EntityType, entity_addr_t, entity_addrvec_t
 from msgr2tx.ceph.monmap import MonMap
 from msgr2tx.messages import (
     MAuth, MAuthReply, MMonCommand, MMonCommandAck, MMonGetVersion, MMonGetVersionReply, MMonMap,
@@ -399,8 +399,11 @@ class MonClient:
         base = config or ConnectionConfig()
         # the OSDMaps it fetches may hold MSR rules, which msgr2tx.ceph.crush
         # runs; a cluster whose map has them requires CRUSH_MSR of every client
+        # (and a peer that says in its HELLO it is not a monitor is refused
+        # there, before auth: "is an OSD, not a monitor")
         self._config = dataclasses.replace(
-            base, features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
+            base, features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR,
+            peer_type=base.peer_type or EntityType.MON)
         self._connect_timeout = connect_timeout
         self.resend_on_reconnect = True
         self._running = True
