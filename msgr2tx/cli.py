@@ -267,7 +267,7 @@ def _strerror(error: OSError) -> str:
 async def _rados_op(reactor, args, infile):
     import datetime
 
-    from twisted.internet import threads
+    from twisted.internet import defer, threads
 
     from msgr2tx.rados import Rados
 
@@ -284,7 +284,7 @@ async def _rados_op(reactor, args, infile):
     try:
         io = rados.open_ioctx(args.pool, args.namespace)
         args.waiting_for = "the OSDs to answer"
-        args.held = rados.objecter.held_reasons
+        objecter = rados.objecter
         op = args.rados_cmd
         if op == "put":
             # as the rados tool puts a file: pieces of its op size, the first
@@ -334,6 +334,11 @@ async def _rados_op(reactor, args, infile):
             else:
                 for e in entries:
                     print("%s\t%s" % (e.nspace, e.oid) if args.all_namespaces else e.oid)
+    except defer.CancelledError:
+        # (--timeout or Ctrl-C: what held the request back, before close() fails it)
+        reasons = objecter.held_reasons()
+        args.held = lambda: reasons
+        raise
     finally:
         rados.close()
     return EXIT_OK
@@ -1581,7 +1586,13 @@ def _run(coro_fn, args):
                     if getattr(args, "partial", None) is not None:
                         obj["partial"] = args.partial
                     print(json.dumps(obj))
-                print("msgr2tx: interrupted", file=sys.stderr)
+                held = getattr(args, "held", None)
+                reasons = held() if held is not None else []
+                if reasons:
+                    print("msgr2tx: interrupted while Ceph held the request back: %s"
+                          % "; ".join(why for _, why in reasons), file=sys.stderr)
+                else:
+                    print("msgr2tx: interrupted", file=sys.stderr)
                 outcome["code"] = EXIT_INTERRUPTED
             else:
                 outcome["code"] = _fail_json(args, _timed_out(args))
@@ -1638,8 +1649,20 @@ def _timed_out(args):
     held = getattr(args, "held", None)
     reasons = held() if held is not None else []
     if reasons:
+        import shlex
+
+        from msgr2tx.clients.objecter import HELD_FULL
+
+        words = []
+        for kind, why in reasons:
+            if kind == HELD_FULL:
+                if args.rados_cmd == "rm":
+                    why += "; add --force-full to remove anyway (that is how space is freed)"
+                else:
+                    why += "; free space with 'msgr2tx rados -p %s rm --force-full OBJECT'" % shlex.quote(args.pool)
+            words.append(why)
         return E.RequestsHeld("timed out after %gs while Ceph held the request back: %s"
-                              % (args.timeout, "; ".join(reasons)), None, "ready")
+                              % (args.timeout, "; ".join(words)), None, "ready")
     if args.waiting_for:
         address = attempt.address if attempt is not None else None
         return E.PeerSilent("timed out after %gs waiting for %s" % (args.timeout, args.waiting_for),

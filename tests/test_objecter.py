@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgr2tx.ceph import osd_types as T
-from msgr2tx.clients.objecter import Objecter
+from msgr2tx.clients.objecter import HELD_FULL, HELD_NO_PRIMARY, Objecter
 from msgr2tx.ceph.osdmap import OSD_EXISTS, OSD_IN, OSD_UP, OSDMap, PgId, Pool
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import entity_addr_t, entity_addrvec_t
@@ -173,10 +173,11 @@ class ObjecterRuleTests(SynchronousTestCase):
         sent = self.objecter.wire(0).sent
         self.assertEqual(sorted((m.pool, m.oid) for m in sent), [(1, "f"), (1, "r"), (1, "t"), (2, "w")])
         self.assertTrue(sent[[m.oid for m in sent].index("f")].osd_flags & T.FLAG_FULL_FORCE)
-        [reason] = self.objecter.held_reasons()
+        [(kind, reason)] = self.objecter.held_reasons()
+        self.assertEqual(kind, HELD_FULL)
         self.assertIn("pool 'pool1' is full in osdmap e11: an OSD it maps to is full", reason)
         self.follower.publish(make_map(12, pool_flags=full | Pool.FLAG_FULL_QUOTA))
-        [reason] = self.objecter.held_reasons()
+        [(kind, reason)] = self.objecter.held_reasons()
         self.assertIn("its quota is reached", reason)
         self.assertIn("ceph osd pool set-quota pool1", reason)
         # the deprecated cluster-wide FULL flag holds writes to every pool
@@ -184,7 +185,7 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.assertEqual(len(sent), 4)
         late = self.objecter.submit(2, "late", [T.OSDOp.extent(T.OP_WRITEFULL, 0, 1, b"x")])
         self.assertEqual(len(sent), 4)
-        self.assertIn("the cluster is marked full", self.objecter.held_reasons()[0])
+        self.assertIn("the cluster is marked full", self.objecter.held_reasons()[0][1])
         # (the write to pool 2, sent before, was held by the flag too: it goes again)
         self.follower.publish(make_map(14))
         self.assertEqual(sorted((m.pool, m.oid) for m in sent[4:]), [(1, "w"), (2, "late"), (2, "w")])
@@ -202,6 +203,7 @@ class ObjecterRuleTests(SynchronousTestCase):
         e = self.failureResultOf(d, OpTimeout).value
         self.assertIn("writefull on 'w' in pool 1 timed out after 30 s, held back and never sent: pool 'pool1' is full",
                       str(e))
+        self.assertIn("force_full=True", str(e))
 
     def test_unrelated_map_sends_nothing(self):
         self.read()
@@ -280,9 +282,13 @@ class ObjecterRuleTests(SynchronousTestCase):
 
     def test_down_primary_waits_for_a_map(self):
         d = self.read()
+        seed = self.objecter.wire(0).sent[-1].seed
         self.follower.publish(make_map(11, down=(0,)))
         self.assertTrue(self.objecter.wire(0).closed)
         self.assertEqual(self.objecter.in_flight(), 1)
+        [(kind, reason)] = self.objecter.held_reasons()
+        self.assertEqual(kind, HELD_NO_PRIMARY)
+        self.assertIn("PG 1.%x has no primary OSD up in osdmap e11" % seed, reason)
         self.follower.publish(make_map(12, primary=lambda s: 2, down=(0,)))
         m = self.objecter.wire(2).sent[-1]
         self.deliver(2, reply_to(m))
@@ -316,7 +322,7 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.assertNoResult(later)
         self.clock.advance(0.2)
         f = self.failureResultOf(later, OpTimeout)
-        self.assertIn("in 5 s", str(f.value))
+        self.assertIn("after 5 s", str(f.value))
         self.assertNoResult(slow)
         self.clock.advance(23.8)            # 29.9 s
         self.assertNoResult(slow)

@@ -309,6 +309,7 @@ class InteropTests(_RadosCase):
             self.assertEqual(out["error"], "held")
             self.assertIn("pool %r is full" % POOL, out["message"])
             self.assertIn("ceph health detail", out["message"])
+            self.assertIn("add --force-full to remove anyway", out["message"])
             yield io.remove(spare, force_full=True)
             yield self.assertFailure(io.stat(spare), ObjectNotFound)
             cli = yield threads.deferToThread(
@@ -326,6 +327,36 @@ class InteropTests(_RadosCase):
         if held is not None:
             yield held
             self.assertEqual((yield io.read(keep)), b"back")
+
+
+    @defer.inlineCallbacks
+    def test_no_primary_is_named(self):
+        # with its one OSD out, no PG has a primary: a request waits for a
+        # map that gives it one, and its timeout (library and CLI) says so
+        rados = yield self.client(op_timeout=3.0)
+        io = rados.open_ioctx(POOL)
+        name = self.name("homeless")
+        yield io.write_full(name, b"h")
+        osd = self.mon.osd_dump()["osds"][0]["osd"]
+        yield threads.deferToThread(self.mon.ceph_checked, "osd", "out", str(osd))
+        try:
+            epoch = self.mon.osd_dump()["epoch"]
+            yield rados.follower.when_epoch(epoch)
+            e = yield self.assertFailure(io.read(name), OpTimeout)
+            self.assertIn("held back", str(e))
+            self.assertIn("has no primary OSD up in osdmap e", str(e))
+            cli = yield threads.deferToThread(
+                subprocess.run, [sys.executable, "-m", "msgr2tx", "rados", "-m", self.mon.addr, "--auth", "none",
+                                 "-p", POOL, "--timeout", "3", "--json", "get", name, "-"],
+                capture_output=True, text=True, timeout=60, env=_cli_env())
+            out = json.loads(cli.stdout)
+            self.assertEqual((cli.returncode, out["error"]), (1, "held"), cli.stderr)
+            self.assertIn("has no primary OSD up", out["message"])
+            self.assertIn("ceph pg map", out["message"])
+        finally:
+            yield threads.deferToThread(self.mon.ceph_checked, "osd", "in", str(osd))
+        rados.op_timeout = 60.0
+        self.assertEqual((yield io.operate(name, [T.OSDOp.extent(T.OP_READ, 0, 1)], timeout=60))[0].outdata, b"h")
 
 
 class CephxMatrixTests(_RadosCase):

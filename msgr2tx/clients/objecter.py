@@ -128,18 +128,26 @@ def _should_pause(flags: int, osdmap: OSDMap, pool: Pool) -> bool:
     return False
 
 
-def pause_reason(flags: int, osdmap: OSDMap, pool: Optional[Pool]) -> Optional[str]:
+#: what holds a request back (L{Objecter.held_reasons}): a full pool, the
+#: pause flags, no primary OSD up for its PG
+HELD_FULL = "full"
+HELD_PAUSED = "paused"
+HELD_NO_PRIMARY = "no-primary"
+
+
+def pause_reason(flags: int, osdmap: OSDMap, pool: Optional[Pool]) -> Optional[Tuple[str, str]]:
     """
-    Why C{osdmap} holds a request with C{flags} to C{pool} back, as a
-    sentence that says what to do, or None when it does not.
+    Why C{osdmap} holds a request with C{flags} to C{pool} back:
+    (L{HELD_FULL} or L{HELD_PAUSED}, a sentence that says what to do), or
+    None when it does not.
     """
     if pool is None or not _should_pause(flags, osdmap, pool):
         return None
     mflags = osdmap.flags
     if mflags & (OSDMAP_PAUSERD | OSDMAP_PAUSEWR) and (flags & FLAG_READ and mflags & OSDMAP_PAUSERD
                                                         or flags & FLAG_WRITE and mflags & OSDMAP_PAUSEWR):
-        return ("the cluster is paused (osdmap e%d has the pauserd/pausewr flags; 'ceph osd unpause' clears them)"
-                % osdmap.epoch)
+        return HELD_PAUSED, ("the cluster is paused (osdmap e%d has the pauserd/pausewr flags; "
+                             "'ceph osd unpause' clears them)" % osdmap.epoch)
     if pool.flags & Pool.FLAG_FULL_QUOTA:
         why = ("its quota is reached ('ceph health detail' says which; raise it with "
                "'ceph osd pool set-quota %s max_bytes|max_objects N')" % pool.name)
@@ -148,8 +156,8 @@ def pause_reason(flags: int, osdmap: OSDMap, pool: Optional[Pool]) -> Optional[s
                "or raise the ratio with 'ceph osd set-full-ratio RATIO')")
     else:
         why = "the cluster is marked full"
-    return ("pool %r is full in osdmap e%d: %s; Ceph holds writes to a full pool until it is not "
-            "(a remove with force_full, as 'rados rm --force-full', frees space)" % (pool.name, osdmap.epoch, why))
+    return HELD_FULL, ("pool %r is full in osdmap e%d: %s; Ceph holds writes to a full pool until it is not"
+                       % (pool.name, osdmap.epoch, why))
 
 
 class Op:
@@ -729,31 +737,46 @@ class Objecter:
             self._arm_sweep(first, max(0.0, first - now))
 
     def _timed_out(self, op: Op) -> None:
+        held = self._held_reason(op)
         self._detach(op)
         what = "%s on %r in pool %d" % ("/".join(o.name for o in op.ops), op.oid, op.locator.pool)
-        held = self._held_reason(op)
         if held is not None:
+            kind, why = held
+            if kind == HELD_FULL:
+                why += " (a remove with force_full=True goes through: that frees space)"
             text = "%s timed out after %g s, held back %s: %s" % (
-                what, op.timeout, "and never sent" if not op.attempts else "after %d attempts" % op.attempts, held)
+                what, op.timeout, "and never sent" if not op.attempts else "after %d attempts" % op.attempts, why)
         else:
             text = "%s got no reply in %g s (last sent to %s, %d attempts)" % (
                 what, op.timeout, "osd.%d" % op.osd if op.osd >= 0 else "no OSD (no primary or no map yet)",
                 op.attempts)
         self._finish(op, failure=OpTimeout(text, pool=op.locator.pool, oid=op.oid))
 
-    def _held_reason(self, op: Op) -> Optional[str]:
-        """Why the current map holds C{op} back (in words), or None: it is not paused."""
+    def _held_reason(self, op: Op) -> Optional[Tuple[str, str]]:
+        """
+        Why the current map holds C{op} back, as (kind, sentence), or None
+        when it is not held (in flight, or no map yet).
+        """
         osdmap = self.follower.osdmap
-        if not op.paused or osdmap is None:
+        if osdmap is None or op.done:
             return None
-        return pause_reason(op.flags, osdmap, osdmap.pools.get(op.locator.pool))
+        if op.paused:
+            return pause_reason(op.flags, osdmap, osdmap.pools.get(op.locator.pool))
+        if op.osd < 0 and op.pg is not None and op.tid in self.homeless:
+            pg = "%d.%x" % (op.pg.pool, op.pg.seed)
+            return HELD_NO_PRIMARY, (
+                "PG %s has no primary OSD up in osdmap e%d (its OSDs are down or out: 'ceph pg map %s' and "
+                "'ceph osd tree' show them); the request waits for a map that gives it one"
+                % (pg, osdmap.epoch, pg))
+        return None
 
-    def held_reasons(self) -> List[str]:
+    def held_reasons(self) -> List[Tuple[str, str]]:
         """
-        Why the current map holds requests back, one sentence per distinct
-        reason (empty when none is held): a full pool, the pause flags.
+        Why the current map holds requests back: (kind, sentence) for each
+        distinct reason, kind L{HELD_FULL}, L{HELD_PAUSED} or
+        L{HELD_NO_PRIMARY}; empty when nothing is held.
         """
-        reasons: Dict[str, None] = {}
+        reasons: Dict[Tuple[str, str], None] = {}
         for op in self.homeless.values():
             reason = self._held_reason(op)
             if reason is not None:
@@ -776,4 +799,4 @@ class Objecter:
 
 
 __all__ = ["Objecter", "OSDSession", "Op", "request_flags", "build_request", "pause_reason", "OSDMAP_FULL",
-           "OSDMAP_PAUSERD", "OSDMAP_PAUSEWR"]
+           "OSDMAP_PAUSERD", "OSDMAP_PAUSEWR", "HELD_FULL", "HELD_PAUSED", "HELD_NO_PRIMARY"]
