@@ -240,6 +240,14 @@ async def _rados(reactor, args):
     if not args.pool:
         print("msgr2tx: error: rados needs a pool: -p POOL", file=sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "via", None):
+        print("msgr2tx: error: rados does not take --via: it talks to every OSD of the osdmap directly, which one "
+              "tunnel to one address cannot carry (--via is for ping and command)", file=sys.stderr)
+        return EXIT_USAGE
+    if ((args.rados_cmd == "get" and args.outfile == "-") or (args.rados_cmd == "put" and args.infile == "-")) and (
+            (sys.stdout if args.rados_cmd == "get" else sys.stdin) is None):
+        return _fail("cannot %s -: standard %s is closed" % (
+            "write" if args.rados_cmd == "get" else "read", "output" if args.rados_cmd == "get" else "input"))
     infile = None
     if args.rados_cmd == "put":
         # before connecting: a file we cannot read fails at once

@@ -69,14 +69,22 @@ _EC_REFUSALS = ("; pool %r is erasure-coded: Ceph refuses omap there, and writes
                 "writes and stripe-aligned appends unless the pool has allow_ec_overwrites")
 
 
-def _error(result: int, pool: str, oid: Optional[str], what: str) -> RadosError:
+def _error(result: int, pool: str, oid: Optional[str], what: str, namespace: str = "") -> RadosError:
     code = -result
     # in words, then the errno's name: 'message too long (EMSGSIZE)'
     cls, text = _ERRORS.get(code, (RadosError, os.strerror(code).lower() if code in errno.errorcode
                                    else "error %d" % code))
     subject = "object %r in pool %r" % (oid, pool) if oid is not None else "pool %r" % (pool,)
+    if namespace:
+        subject += " namespace %r" % (namespace,)
     return cls("%s: %s %s (%s)" % (what, subject, text, errno.errorcode.get(code, code)),
                code, pool=pool, oid=oid)
+
+
+def _check_extent(offset: int, length: int = 0, what: str = "length") -> None:
+    """Refuse a negative offset or length before it reaches the wire (they are u64 there)."""
+    if offset < 0 or length < 0:
+        raise ValueError("offset and %s must not be negative (got %d and %d)" % (what, offset, length))
 
 
 def _reply_ops(ops):
@@ -116,8 +124,9 @@ class Rados:
     @param mon_addrs: monitors as L{msgr2tx.clients.monclient.resolve_monitors}
         takes them: a C{mon_host} string (C{"v2:127.0.0.1:3300"}, several
         separated by commas) or a list of addresses.
-    @param auth: an auth spec (C{"none"}, C{"cephx:keyring=PATH"}; the
-        entity is C{name}) or a list of client auth handlers.
+    @param auth: an auth spec (C{"none"}, C{"cephx:keyring=PATH"}; several
+        separated by commas; the entity is C{name}) or a list of client auth
+        handlers and specs.
     @param name: our entity (C{client.admin}).
     @param config: a L{ConnectionConfig} for the OSD sessions (modes,
         msgr2 revision) and, unless C{mon_config} is given, the monitor
@@ -144,7 +153,9 @@ class Rados:
             from msgr2tx.auth import makeClientHandler
             self.auth = [makeClientHandler(spec.strip(), name=self.name) for spec in auth.split(",") if spec.strip()]
         else:
-            self.auth = list(auth)
+            # handlers, or auth specs ("cephx:keyring=PATH", "none") among them
+            from msgr2tx.auth import makeClientHandler
+            self.auth = [makeClientHandler(a.strip(), name=self.name) if isinstance(a, str) else a for a in auth]
         base = config or ConnectionConfig(name=self.name, modes=(ConnectionMode.CRC, ConnectionMode.SECURE))
         if mon_config is None:
             mon_config = config or ConnectionConfig(name=self.name,
@@ -310,7 +321,7 @@ class IoCtx:
 
     def _done(self, reply, oid: str, what: str, pick):
         if reply.result < 0:
-            e = _error(reply.result, self.pool_name, oid, what)
+            e = _error(reply.result, self.pool_name, oid, what, self.namespace)
             if isinstance(e, OperationNotSupported) and self._erasure_coded():
                 e.args = (e.args[0] + _EC_REFUSALS % (self.pool_name,),)
             raise e
@@ -331,6 +342,7 @@ class IoCtx:
 
     def write(self, oid: str, data: bytes, offset: int = 0) -> defer.Deferred:
         """Write C{data} at byte C{offset} (creating the object). Fires with None."""
+        _check_extent(offset)
         data = bytes(data)
         op = T.OSDOp.extent(T.OP_WRITE, offset, len(data), data)
         return self._submit(oid, [op], "write", _nothing)
@@ -348,10 +360,12 @@ class IoCtx:
         Reads of more than C{read_chunk} bytes go as several requests of
         that size, as the rados tool reads (so no reply outgrows a frame).
 
+        @raise ValueError: a negative C{offset} or C{length}.
         @raise ObjectNotFound: (as a failure) no such object.
         """
+        _check_extent(offset, length or 0)
         if length is not None and length <= self.read_chunk:
-            if length <= 0:
+            if length == 0:
                 return defer.succeed(b"")
             op = T.OSDOp.extent(T.OP_READ, offset, length)
             return self._submit(oid, [op], "read", _first_outdata)
@@ -372,9 +386,10 @@ class IoCtx:
         OWN_SEGMENT_MIN}: it comes as those C{bytes}.)  C{length} is at most
         C{read_chunk} (one request).
 
-        @raise ValueError: C{length} is larger than C{read_chunk}.
+        @raise ValueError: C{length} is larger than C{read_chunk}, or negative.
         @raise ObjectNotFound: (as a failure) no such object.
         """
+        _check_extent(offset, length)
         if length > self.read_chunk:
             raise ValueError("read_view reads at most read_chunk (%d) bytes in one request, not %d: use read() "
                              "for more (it joins several requests) or read_view in pieces" % (self.read_chunk, length))
@@ -422,7 +437,8 @@ class IoCtx:
         return self.operate(oid, [op], "create").addCallback(lambda _: None)
 
     def truncate(self, oid: str, size: int) -> defer.Deferred:
-        """Cut or extend the object to C{size} bytes."""
+        """Cut or extend the object to C{size} bytes. @raise ValueError: a negative C{size}."""
+        _check_extent(size, what="size")
         op = T.OSDOp.extent(T.OP_TRUNCATE, size, 0)
         return self.operate(oid, [op], "truncate").addCallback(lambda _: None)
 
@@ -509,7 +525,7 @@ class IoCtx:
                                           namespace=ALL_NAMESPACES if all_namespaces else self.namespace,
                                           pg_seed=seed)
             if reply.result < 0:
-                raise _error(reply.result, self.pool_name, None, "list")
+                raise _error(reply.result, self.pool_name, None, "list", self.namespace)
             response = T.NlsResponse.decode(reply.ops[0].outdata)
             entries.extend(response.entries)
             cursor = response.handle

@@ -19,7 +19,7 @@ from msgr2tx.clients.objecter import HELD_FULL, HELD_NO_PRIMARY, Objecter
 from msgr2tx.ceph.osdmap import OSD_EXISTS, OSD_IN, OSD_UP, OSDMap, PgId, Pool
 from msgr2tx.core.config import ConnectionConfig
 from msgr2tx.core.encoding import entity_addr_t, entity_addrvec_t
-from msgr2tx.errors import ConnectionClosed, OpTimeout, PoolNotFound
+from msgr2tx.errors import ConnectionClosed, OpTimeout, PoolNotFound, RadosError
 from msgr2tx.messages.osd import BACKOFF_ACK_BLOCK, BACKOFF_BLOCK, BACKOFF_UNBLOCK, MOSDBackoff, MOSDOp, MOSDOpReply
 
 
@@ -366,6 +366,10 @@ class ObjecterRuleTests(SynchronousTestCase):
         self.objecter.close()
         self.failureResultOf(d, OpTimeout)
         self.assertTrue(self.objecter.wires[0].closed)
+        # one submitted after close was never sent: not an OpTimeout
+        e = self.failureResultOf(self.read("late"), RadosError).value
+        self.assertNotIsInstance(e, OpTimeout)
+        self.assertIn("nothing was sent", str(e))
 
     def test_throttle_by_count(self):
         self.objecter.max_in_flight_ops = 2

@@ -221,6 +221,13 @@ class InteropTests(_RadosCase):
             self.assertIn(repr(name), str(e))
             self.assertIn(repr(POOL), str(e))
         self.assertRaises(PoolNotFound, rados.open_ioctx, "no-such-pool")
+        # negative offsets and lengths are refused before they reach the wire (u64 there)
+        for call in (lambda: io.read(name, 3, -5), lambda: io.read(name, -1), lambda: io.truncate(name, -1),
+                     lambda: io.write(name, b"x", -1), lambda: io.read_view(name, -2)):
+            self.assertRaises(ValueError, call)
+        # a namespace is named in the error
+        e = yield self.assertFailure(rados.open_ioctx(POOL, namespace="ns9").stat(name), ObjectNotFound)
+        self.assertIn("namespace 'ns9'", str(e))
         # an extent past osd_max_object_size (128 MiB): the OSD refuses it before storing anything
         e = yield self.assertFailure(io.write(name, b"x", 128 << 20), RadosError)
         self.assertEqual(e.errno, errno.EFBIG)
@@ -380,6 +387,14 @@ class CephxMatrixTests(_RadosCase):
         self.assertEqual((info.con_mode, info.revision), (mode, 1 if rev1 else 0))
         mon_info = rados.monclient.protocol.info
         self.assertEqual((mon_info.con_mode, mon_info.revision), (mode, 1 if rev1 else 0))
+
+    @defer.inlineCallbacks
+    def test_auth_as_a_list_of_specs(self):
+        rados = Rados(reactor, self.mon.addr, auth=[_auth_spec(self.mon), "none"], connect_timeout=10.0)
+        yield rados.connect()
+        self.addCleanup(rados.close)
+        yield rados.open_ioctx(POOL).write_full(self.name("specs"), b"s")
+        self.assertEqual(rados.monclient.protocol.conn.auth_method, 2)    # cephx, the first spec
 
     @defer.inlineCallbacks
     def test_default_modes_are_cephs(self):

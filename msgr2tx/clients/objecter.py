@@ -57,7 +57,7 @@ from msgr2tx.ceph.osdmap import OSDMap, PgId, Placement, Pool, stable_mod
 from msgr2tx.core.caches import remember
 from msgr2tx.core.encoding import utime_t
 from msgr2tx.core.features import CEPH_FEATURES_ALL
-from msgr2tx.errors import OpTimeout, PoolNotFound
+from msgr2tx.errors import OpTimeout, PoolNotFound, RadosError
 from msgr2tx.interfaces import IMsgr2Receiver
 from msgr2tx.messages.osd import (
     BACKOFF_ACK_BLOCK, BACKOFF_BLOCK, BACKOFF_UNBLOCK, MOSDBackoff, MOSDMap, MOSDOp, MOSDOpReply,
@@ -418,6 +418,8 @@ class Objecter:
 
         @raise PoolNotFound: (as a failure) no such pool in the current map.
         @raise OpTimeout: (as a failure) no reply within the timeout.
+        @raise RadosError: (as a failure, errno 0) the Objecter is closed:
+            nothing was sent.
         """
         flags = request_flags(ops) | extra_flags
         lkey = (pool, key, namespace)
@@ -428,7 +430,9 @@ class Objecter:
         if flags & FLAG_WRITE:
             op.mtime = utime_t.from_float(time.time())
         if self._closed:
-            op.deferred.errback(OpTimeout("the client is shut down", pool=pool, oid=oid))
+            # (never sent: not an OpTimeout, which may have taken effect)
+            op.deferred.errback(RadosError("the client is closed (Rados.close() was called): nothing was sent",
+                                           0, pool=pool, oid=oid))
             return op.deferred
         seconds = self.op_timeout if timeout is None else timeout
         if seconds:
