@@ -131,6 +131,19 @@ class SmallUsageTests(SynchronousTestCase, _TempDir):
             self.assertTrue(p.stderr.startswith(usage), p.stderr)
             self.assertIn("--timeout must be a positive number of seconds", p.stderr)
 
+    def test_rados_refuses_via_and_closed_standard_streams(self):
+        p = run("rados", "-m", "v2:127.0.0.1:1", "-p", "x", "--via", "tcp:host=127.0.0.1:port=1", "ls")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("rados does not take --via", p.stderr)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+        for op, redirect, words in (("get o -", ">&-", "cannot write -: standard output is closed"),
+                                    ("put o -", "<&-", "cannot read -: standard input is closed")):
+            q = subprocess.run("%s -m msgr2tx rados -m v2:127.0.0.1:1 -p x %s %s" % (
+                shlex.quote(sys.executable), op, redirect), shell=True, capture_output=True, text=True, timeout=60,
+                env=env)
+            self.assertEqual(q.returncode, 1, q.stderr)
+            self.assertIn(words, q.stderr)
+
     def test_empty_id_refused(self):
         for argv in (["--name", "client."], ["--id", ""], ["--name", "client"]):
             p = run("ping", "v2:127.0.0.1:1", "--auth", "none", *argv)
