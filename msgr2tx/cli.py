@@ -277,6 +277,7 @@ async def _rados_op(reactor, args, infile):
 
     from twisted.internet import defer, threads
 
+    from msgr2tx import errors as E
     from msgr2tx.rados import Rados
 
     handlers, config = _client_setup(args)
@@ -304,13 +305,24 @@ async def _rados_op(reactor, args, infile):
                     piece = await threads.deferToThread(infile.read, PUT_OP_SIZE)
                 except OSError as error:
                     return _fail("cannot read %s: %s" % (args.infile, _strerror(error)))
-                if offset == 0:
-                    await io.write_full(args.object, piece)
-                elif piece:
-                    await io.write(args.object, piece, offset)
+                try:
+                    if offset == 0:
+                        await io.write_full(args.object, piece)
+                    elif piece:
+                        await io.write(args.object, piece, offset)
+                except E.RadosError as error:
+                    if offset:
+                        # the rados tool does the same: a put is atomic only up to one piece
+                        raise type(error)("%s; the put stopped part way: the object now holds the first %d bytes "
+                                          "of %s (perhaps more, if that last write took effect) and none of its "
+                                          "old data" % (error, offset, args.infile), error.errno,
+                                          pool=error.pool, oid=error.oid) from None
+                    raise
                 if len(piece) < PUT_OP_SIZE:
                     break
                 offset += len(piece)
+                args.waiting_for = ("the OSDs to answer (the put stopped part way: the object now holds the first "
+                                    "%d bytes of %s and none of its old data)" % (offset, args.infile))
         elif op == "get":
             data = await io.read(args.object)
             try:
