@@ -246,7 +246,7 @@ async def _rados(reactor, args):
         return EXIT_USAGE
     if ((args.rados_cmd == "get" and args.outfile == "-") or (args.rados_cmd == "put" and args.infile == "-")) and (
             (sys.stdout if args.rados_cmd == "get" else sys.stdin) is None):
-        return _fail("cannot %s -: standard %s is closed" % (
+        return _fail_file(args, "cannot %s -: standard %s is closed" % (
             "write" if args.rados_cmd == "get" else "read", "output" if args.rados_cmd == "get" else "input"))
     infile = None
     if args.rados_cmd == "put":
@@ -254,7 +254,7 @@ async def _rados(reactor, args):
         try:
             infile = sys.stdin.buffer if args.infile == "-" else open(args.infile, "rb")
         except OSError as e:
-            return _fail("cannot read %s: %s" % (args.infile, _strerror(e)))
+            return _fail_file(args, "cannot read %s: %s" % (args.infile, _strerror(e)))
     try:
         return await _rados_op(reactor, args, infile)
     finally:
@@ -304,7 +304,7 @@ async def _rados_op(reactor, args, infile):
                 try:
                     piece = await threads.deferToThread(infile.read, PUT_OP_SIZE)
                 except OSError as error:
-                    return _fail("cannot read %s: %s" % (args.infile, _strerror(error)))
+                    return _fail_file(args, "cannot read %s: %s" % (args.infile, _strerror(error)))
                 try:
                     if offset == 0:
                         await io.write_full(args.object, piece)
@@ -319,10 +319,14 @@ async def _rados_op(reactor, args, infile):
                                           pool=error.pool, oid=error.oid) from None
                     raise
                 if len(piece) < PUT_OP_SIZE:
+                    offset += len(piece)
                     break
                 offset += len(piece)
                 args.waiting_for = ("the OSDs to answer (the put stopped part way: the object now holds the first "
                                     "%d bytes of %s and none of its old data)" % (offset, args.infile))
+            if _wants_json(args):
+                print(json.dumps({"pool": args.pool, "namespace": args.namespace, "object": args.object,
+                                  "size": offset}, indent=_json_indent(args)))
         elif op == "get":
             data = await io.read(args.object)
             try:
@@ -333,20 +337,27 @@ async def _rados_op(reactor, args, infile):
                     with open(args.outfile, "wb") as f:
                         f.write(data)
             except OSError as error:
-                return _fail("cannot write %s: %s" % (args.outfile, _strerror(error)))
+                return _fail_file(args, "cannot write %s: %s" % (args.outfile, _strerror(error)))
+            if _wants_json(args) and args.outfile != "-":
+                # (to stdout the data is the output: no JSON after it)
+                print(json.dumps({"pool": args.pool, "namespace": args.namespace, "object": args.object,
+                                  "size": len(data), "file": args.outfile}, indent=_json_indent(args)))
         elif op == "stat":
             st = await io.stat(args.object)
             # as the rados tool prints it: whole seconds, local time
             when = datetime.datetime.fromtimestamp(int(st.mtime)).astimezone()
             if _wants_json(args):
-                print(json.dumps({"pool": args.pool, "object": args.object, "size": st.size, "mtime": st.mtime},
-                                 indent=_json_indent(args)))
+                print(json.dumps({"pool": args.pool, "namespace": args.namespace, "object": args.object,
+                                  "size": st.size, "mtime": st.mtime}, indent=_json_indent(args)))
             else:
                 print("%s/%s mtime %s, size %d" % (args.pool, args.object, when.strftime("%Y-%m-%dT%H:%M:%S.%f%z"),
                                                    st.size))
         elif op == "rm":
             for name in args.objects:
                 await io.remove(name, force_full=args.force_full)
+            if _wants_json(args):
+                print(json.dumps({"pool": args.pool, "namespace": args.namespace, "removed": args.objects},
+                                 indent=_json_indent(args)))
         elif op == "ls":
             entries = await io.list_objects(all_namespaces=args.all_namespaces)
             if _wants_json(args):
@@ -628,6 +639,15 @@ def _find_key(settings, name, CryptoKey, Keyring):
             raise KeyringError("cannot read the keyring %s" % ", ".join(reasons))
         return None
     return Keyring.load(path).get(name)
+
+
+def _fail_file(args, message):
+    """A local file that cannot be read or written (kind C{file} in JSON)."""
+    from msgr2tx import errors as E
+
+    error = E.OperatorError(message)
+    error.kind = "file"
+    return _fail_json(args, error)
 
 
 def _fail(message):

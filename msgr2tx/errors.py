@@ -370,6 +370,13 @@ class RadosError(Msgr2Error):
         self.pool = pool
         self.oid = oid
 
+    def to_json(self) -> dict:
+        """The CLI's JSON error object: kind C{rados}, with the errno's name (None for our own failures)."""
+        import errno as _errno
+        return {"error": "rados", "message": str(self), "address": None, "stage": None,
+                "errno": _errno.errorcode.get(self.errno) if self.errno else None,
+                "pool": self.pool, "oid": self.oid}
+
 
 class ObjectNotFound(RadosError):
     """The object (or the pool it was looked for in) does not exist: ENOENT."""

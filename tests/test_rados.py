@@ -708,6 +708,24 @@ class CliTests(_RadosCase):
         p = self.msgr2tx("ls")
         self.assertEqual(p.returncode, 2)
 
+    def test_json_for_every_operation(self):
+        # with --json every operation prints one object (get to stdout
+        # excepted: the data is the output), and a RADOS error its errno
+        name = self.name("json")
+        p = self.msgr2tx("-p", POOL, "put", name, "-", "--json", input=b"12345")
+        self.assertEqual(json.loads(p.stdout), {"pool": POOL, "namespace": "", "object": name, "size": 5})
+        out = os.path.join(self.mktemp())
+        p = self.msgr2tx("-p", POOL, "get", name, out, "--json")
+        self.assertEqual(json.loads(p.stdout)["size"], 5)
+        p = self.msgr2tx("-p", POOL, "rm", name, "--json")
+        self.assertEqual(json.loads(p.stdout)["removed"], [name])
+        p = self.msgr2tx("-p", POOL, "-N", "ns9", "stat", name, "--json")
+        err = json.loads(p.stdout)
+        self.assertEqual((p.returncode, err["error"], err["errno"], err["oid"]), (1, "rados", "ENOENT", name))
+        self.assertIn("namespace 'ns9'", err["message"])
+        p = self.msgr2tx("-p", POOL, "put", name, "/nonexistent/file", "--json")
+        self.assertEqual((p.returncode, json.loads(p.stdout)["error"]), (1, "file"))
+
     def test_put_in_pieces(self):
         """A file over the op size goes as write_full of 4 MiB, then writes at offsets: rados reads it whole."""
         name = self.name("big")
