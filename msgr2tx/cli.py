@@ -1048,7 +1048,14 @@ async def _mon_targets(reactor, hosts):
             t = ("v2:[%s]:%d%s" if family == socket.AF_INET6 else "v2:%s:%d%s") % (ip, port, nonce)
             if t not in targets:
                 targets.append(t)
+    if hosts and not targets:
+        raise E.ConfError(_NO_V2 % ", ".join(h.host for h in hosts))
     return targets
+
+
+#: mon_host named only msgr1 addresses
+_NO_V2 = ("mon_host has no v2 (msgr2) address (%s: msgr1 only; as Ceph reads mon_host, a bare address on port "
+          "6789 is msgr1's), and msgr2tx speaks only msgr2: give the monitor's v2 address, e.g. v2:HOST:3300")
 
 
 def _remember(args, handlers, config):

@@ -131,6 +131,14 @@ class SmallUsageTests(SynchronousTestCase, _TempDir):
             self.assertTrue(p.stderr.startswith(usage), p.stderr)
             self.assertIn("--timeout must be a positive number of seconds", p.stderr)
 
+    def test_msgr1_only_monitor_address_in_words(self):
+        for argv in (["rados", "-m", "127.0.0.1:6789", "--auth", "none", "-p", "x", "ls"],
+                     ["command", "-m", "v1:127.0.0.1:6789/0", "--auth", "none", "version"]):
+            p = run(*argv)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("mon_host has no v2 (msgr2) address (127.0.0.1: msgr1 only", p.stderr)
+            self.assertIn("v2:HOST:3300", p.stderr)
+
     def test_rados_refuses_via_and_closed_standard_streams(self):
         p = run("rados", "-m", "v2:127.0.0.1:1", "-p", "x", "--via", "tcp:host=127.0.0.1:port=1", "ls")
         self.assertEqual(p.returncode, 2)

@@ -159,6 +159,7 @@ def resolve_monitors(reactor, monitors) -> Any:
         elif isinstance(monitors, (entity_addrvec_t, entity_addr_t)):
             monitors = [monitors]
         found: List[entity_addr_t] = []
+        v1_only: List[str] = []
         for entry in monitors:
             if isinstance(entry, entity_addr_t):
                 entry = entity_addrvec_t((entry,))
@@ -168,6 +169,8 @@ def resolve_monitors(reactor, monitors) -> Any:
                 a = entry.msgr2_addr()
                 if a is not None:
                     found.append(a)
+                else:
+                    v1_only.append(str(entry))
                 continue
             else:
                 text = str(entry).strip()
@@ -180,6 +183,8 @@ def resolve_monitors(reactor, monitors) -> Any:
                 else:
                     if a is not None:
                         found.append(a)
+                    else:
+                        v1_only.append(text)
                     continue
             d: defer.Deferred = defer.Deferred()
             reactor.nameResolver.resolveHostName(_Collect(d), host, port)
@@ -198,6 +203,12 @@ def resolve_monitors(reactor, monitors) -> Any:
             seen.add((a.host, a.port))
             out.append(("noname-" + _letters(len(out)), a))
     if not out:
+        if not isinstance(monitors, MonMap) and v1_only:
+            raise NoMonitors(
+                "no monitor with a msgr2 (v2) address to connect to: %s %s msgr1 only (as Ceph reads mon_host, "
+                "a bare address on port 6789 is msgr1's); give the monitor's v2 address, e.g. v2:%s:3300"
+                % (", ".join(v1_only), "is" if len(v1_only) == 1 else "are",
+                   v1_only[0].rsplit(":", 1)[0].split(":", 1)[-1].strip("[]") or "HOST"))
         raise NoMonitors("no monitor with a msgr2 (v2) address to connect to")
     return out
 
