@@ -961,8 +961,8 @@ def _explain_auth(error, attempt, args, peer):
     words = lambda xs, table: ", ".join(table.get(x, str(x)) for x in xs)  # noqa: E731
     if error.method == 2 and error.result == -13 and 2 in allowed_methods:
         return E.KeyRefused("%s refused our key for %s: check the keyring (the key must be the one "
-                            "'ceph auth get %s' shows, and %s must exist)" % (peer, args.name, args.name, args.name),
-                            addr, "auth")
+                            "'ceph auth get %s' shows, and %s must exist and have mon caps)"
+                            % (peer, args.name, args.name, args.name), addr, "auth")
     if error.result == -13 and error.method in allowed_methods:
         return E.KeyRefused("%s refused %s (auth %s: permission denied): check --name, or have the peer let %s in"
                             % (peer, args.name, _METHOD_WORDS.get(error.method, error.method), args.name),

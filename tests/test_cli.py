@@ -706,7 +706,7 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         self.assertEqual((p.returncode, p.stdout), (1, ""))
         self.assertEqual(p.stderr, "msgr2tx: error: the monitor at %s refused our key for client.admin: check the "
                                    "keyring (the key must be the one 'ceph auth get client.admin' shows, and "
-                                   "client.admin must exist)\n" % self.mon.addr)
+                                   "client.admin must exist and have mon caps)\n" % self.mon.addr)
 
     def test_unknown_entity(self):
         ring = os.path.join(self.mktemp_dir(), "keyring")
@@ -714,7 +714,8 @@ class RealMonitorTests(SynchronousTestCase, _TempDir):
         p = run("command", "-m", self.mon.addr, "--id", "nobody", "-k", ring, "--json", *self.version)
         self.assertEqual(p.returncode, 1)
         message = ("the monitor at %s refused our key for client.nobody: check the keyring (the key must be the "
-                   "one 'ceph auth get client.nobody' shows, and client.nobody must exist)" % self.mon.addr)
+                   "one 'ceph auth get client.nobody' shows, and client.nobody must exist and have mon caps)"
+                   % self.mon.addr)
         self.assertEqual(json.loads(p.stdout), {"error": "key-refused", "message": message,
                                                 "address": self.mon.addr, "stage": "auth"})
         self.assertEqual(p.stderr, "msgr2tx: error: %s\n" % message)
