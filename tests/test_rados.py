@@ -72,11 +72,13 @@ def _librados(mon, script, *args):
     return p.stdout.decode()
 
 
-def _cli_env():
+def _cli(mon, *argv):
+    """msgr2tx rados against C{mon} with auth none (text output); CEPH_* come from nowhere."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {k: v for k, v in os.environ.items() if k not in ("CEPH_ARGS", "CEPH_CONF", "CEPH_KEYRING")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return env
+    return subprocess.run([sys.executable, "-m", "msgr2tx", "rados", "-m", mon.addr, "--auth", "none", *argv],
+                          capture_output=True, text=True, timeout=60, env=env)
 
 
 def _auth_spec(mon):
@@ -268,7 +270,6 @@ class InteropTests(_RadosCase):
         yield d
         self.assertEqual((yield io.read(name)), b"q")
 
-
     @defer.inlineCallbacks
     def test_full_pool_holds_writes(self):
         # Ceph's Objecter holds a write to a pool the map marks full (the OSD
@@ -307,10 +308,7 @@ class InteropTests(_RadosCase):
             self.assertEqual((yield io.read(keep)), data)
             e = yield self.assertFailure(io.remove(spare), OpTimeout)
             self.assertIn("is full", str(e))
-            cli = yield threads.deferToThread(
-                subprocess.run, [sys.executable, "-m", "msgr2tx", "rados", "-m", self.mon.addr, "--auth", "none",
-                                 "-p", POOL, "--timeout", "3", "--json", "rm", keep],
-                capture_output=True, text=True, timeout=60, env=_cli_env())
+            cli = yield threads.deferToThread(_cli, self.mon, "-p", POOL, "--timeout", "3", "--json", "rm", keep)
             self.assertEqual(cli.returncode, 1, cli.stderr)
             out = json.loads(cli.stdout)
             self.assertEqual(out["error"], "held")
@@ -319,10 +317,7 @@ class InteropTests(_RadosCase):
             self.assertIn("add --force-full to remove anyway", out["message"])
             yield io.remove(spare, force_full=True)
             yield self.assertFailure(io.stat(spare), ObjectNotFound)
-            cli = yield threads.deferToThread(
-                subprocess.run, [sys.executable, "-m", "msgr2tx", "rados", "-m", self.mon.addr, "--auth", "none",
-                                 "-p", POOL, "rm", "--force-full", keep],
-                capture_output=True, text=True, timeout=60, env=_cli_env())
+            cli = yield threads.deferToThread(_cli, self.mon, "-p", POOL, "rm", "--force-full", keep)
             self.assertEqual(cli.returncode, 0, cli.stderr)
             held = io.operate(keep, [T.OSDOp.extent(T.OP_WRITEFULL, 0, 4, b"back")], timeout=90)
             yield task.deferLater(reactor, 0.5, lambda: None)
@@ -334,7 +329,6 @@ class InteropTests(_RadosCase):
         if held is not None:
             yield held
             self.assertEqual((yield io.read(keep)), b"back")
-
 
     @defer.inlineCallbacks
     def test_no_primary_is_named(self):
@@ -352,10 +346,7 @@ class InteropTests(_RadosCase):
             e = yield self.assertFailure(io.read(name), OpTimeout)
             self.assertIn("held back", str(e))
             self.assertIn("has no primary OSD up in osdmap e", str(e))
-            cli = yield threads.deferToThread(
-                subprocess.run, [sys.executable, "-m", "msgr2tx", "rados", "-m", self.mon.addr, "--auth", "none",
-                                 "-p", POOL, "--timeout", "3", "--json", "get", name, "-"],
-                capture_output=True, text=True, timeout=60, env=_cli_env())
+            cli = yield threads.deferToThread(_cli, self.mon, "-p", POOL, "--timeout", "3", "--json", "get", name, "-")
             out = json.loads(cli.stdout)
             self.assertEqual((cli.returncode, out["error"]), (1, "held"), cli.stderr)
             self.assertIn("has no primary OSD up", out["message"])
