@@ -144,8 +144,7 @@ def pause_reason(flags: int, osdmap: OSDMap, pool: Optional[Pool]) -> Optional[T
     if pool is None or not _should_pause(flags, osdmap, pool):
         return None
     mflags = osdmap.flags
-    if mflags & (OSDMAP_PAUSERD | OSDMAP_PAUSEWR) and (flags & FLAG_READ and mflags & OSDMAP_PAUSERD
-                                                        or flags & FLAG_WRITE and mflags & OSDMAP_PAUSEWR):
+    if flags & FLAG_READ and mflags & OSDMAP_PAUSERD or flags & FLAG_WRITE and mflags & OSDMAP_PAUSEWR:
         return HELD_PAUSED, ("the cluster is paused (osdmap e%d has the pauserd/pausewr flags; "
                              "'ceph osd unpause' clears them)" % osdmap.epoch)
     if pool.flags & Pool.FLAG_FULL_QUOTA:
