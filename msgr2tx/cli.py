@@ -244,10 +244,10 @@ async def _rados(reactor, args):
         print("msgr2tx: error: rados does not take --via: it talks to every OSD of the osdmap directly, which one "
               "tunnel to one address cannot carry (--via is for ping and command)", file=sys.stderr)
         return EXIT_USAGE
-    if ((args.rados_cmd == "get" and args.outfile == "-") or (args.rados_cmd == "put" and args.infile == "-")) and (
-            (sys.stdout if args.rados_cmd == "get" else sys.stdin) is None):
-        return _fail_file(args, "cannot %s -: standard %s is closed" % (
-            "write" if args.rados_cmd == "get" else "read", "output" if args.rados_cmd == "get" else "input"))
+    for op, path, stream, verb, which in (("get", "outfile", sys.stdout, "write", "output"),
+                                          ("put", "infile", sys.stdin, "read", "input")):
+        if args.rados_cmd == op and getattr(args, path) == "-" and stream is None:
+            return _fail_file(args, "cannot %s -: standard %s is closed" % (verb, which))
     infile = None
     if args.rados_cmd == "put":
         # before connecting: a file we cannot read fails at once
@@ -318,10 +318,9 @@ async def _rados_op(reactor, args, infile):
                                           "old data" % (error, offset, args.infile), error.errno,
                                           pool=error.pool, oid=error.oid) from None
                     raise
-                if len(piece) < PUT_OP_SIZE:
-                    offset += len(piece)
-                    break
                 offset += len(piece)
+                if len(piece) < PUT_OP_SIZE:
+                    break
                 args.waiting_for = ("the OSDs to answer (the put stopped part way: the object now holds the first "
                                     "%d bytes of %s and none of its old data)" % (offset, args.infile))
             if _wants_json(args):
@@ -367,8 +366,7 @@ async def _rados_op(reactor, args, infile):
                     print("%s\t%s" % (e.nspace, e.oid) if args.all_namespaces else e.oid)
     except defer.CancelledError:
         # (--timeout or Ctrl-C: what held the request back, before close() fails it)
-        reasons = objecter.held_reasons()
-        args.held = lambda: reasons
+        args.held = objecter.held_reasons()
         raise
     finally:
         rados.close()
@@ -645,9 +643,7 @@ def _fail_file(args, message):
     """A local file that cannot be read or written (kind C{file} in JSON)."""
     from msgr2tx import errors as E
 
-    error = E.OperatorError(message)
-    error.kind = "file"
-    return _fail_json(args, error)
+    return _fail_json(args, E.LocalFileError(message))
 
 
 def _fail(message):
@@ -1633,8 +1629,7 @@ def _run(coro_fn, args):
                     if getattr(args, "partial", None) is not None:
                         obj["partial"] = args.partial
                     print(json.dumps(obj))
-                held = getattr(args, "held", None)
-                reasons = held() if held is not None else []
+                reasons = getattr(args, "held", None)
                 if reasons:
                     print("msgr2tx: interrupted while Ceph held the request back: %s"
                           % "; ".join(why for _, why in reasons), file=sys.stderr)
@@ -1693,8 +1688,7 @@ def _timed_out(args):
                                 % (args.timeout, stage_words, attempt.peer, attempt.address), attempt.address, stage)
         attempt.limit = min(attempt.limit, args.timeout)
         return _silent(attempt)
-    held = getattr(args, "held", None)
-    reasons = held() if held is not None else []
+    reasons = getattr(args, "held", None)
     if reasons:
         import shlex
 

@@ -299,6 +299,12 @@ class PeerSilent(OperatorError):
     kind = "timeout"
 
 
+class LocalFileError(OperatorError):
+    """A local file the command was to read or write could not be (C{msgr2tx rados put/get})."""
+
+    kind = "file"
+
+
 class RequestsHeld(OperatorError):
     """
     The cluster held the operation back until the timeout: a write to a

@@ -156,15 +156,14 @@ class Rados:
             # handlers, or auth specs ("cephx:keyring=PATH", "none") among them
             from msgr2tx.auth import makeClientHandler
             self.auth = [makeClientHandler(a.strip(), name=self.name) if isinstance(a, str) else a for a in auth]
-        base = config or ConnectionConfig(name=self.name, modes=(ConnectionMode.CRC, ConnectionMode.SECURE))
         if mon_config is None:
-            mon_config = config or ConnectionConfig(name=self.name,
-                                                    modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
+            mon_config = config or ConnectionConfig(name=self.name, modes=(ConnectionMode.SECURE, ConnectionMode.CRC))
+        if config is None:
+            config = ConnectionConfig(name=self.name, modes=(ConnectionMode.CRC, ConnectionMode.SECURE))
         # we run MSR rules, and a cluster whose map has them requires CRUSH_MSR of its clients
-        self.config = dataclasses.replace(base, lossy=True,
-                                          features_supported=base.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
-        self.mon_config = dataclasses.replace(
-            mon_config, lossy=True, features_supported=mon_config.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
+        self.config, self.mon_config = (
+            dataclasses.replace(c, lossy=True, features_supported=c.features_supported | CEPH_FEATUREMASK_CRUSH_MSR)
+            for c in (config, mon_config))
         self.op_timeout = op_timeout
         self.connect_timeout = connect_timeout
         self.monclient: Any = None

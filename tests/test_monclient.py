@@ -414,7 +414,8 @@ class ResolveTests(TestCase):
 
     def test_nothing_to_dial(self):
         self.failureResultOf(resolve_monitors(reactor, []), NoMonitors)
-        self.failureResultOf(resolve_monitors(reactor, ["v1:127.0.0.1:6789"]), NoMonitors)
+        e = self.failureResultOf(resolve_monitors(reactor, ["v1:127.0.0.1:6789", "v1:127.0.0.2:6789"]), NoMonitors)
+        self.assertIn("v1:127.0.0.1:6789, v1:127.0.0.2:6789: msgr1 only", str(e.value))
 
 
 

@@ -205,10 +205,9 @@ def resolve_monitors(reactor, monitors) -> Any:
     if not out:
         if not isinstance(monitors, MonMap) and v1_only:
             raise NoMonitors(
-                "no monitor with a msgr2 (v2) address to connect to: %s %s msgr1 only (as Ceph reads mon_host, "
-                "a bare address on port 6789 is msgr1's); give the monitor's v2 address, e.g. v2:%s:3300"
-                % (", ".join(v1_only), "is" if len(v1_only) == 1 else "are",
-                   v1_only[0].rsplit(":", 1)[0].split(":", 1)[-1].strip("[]") or "HOST"))
+                "no monitor with a msgr2 (v2) address to connect to: %s: msgr1 only; give the monitor's v2 "
+                "address, e.g. v2:HOST:3300"
+                % ", ".join(v1_only))
         raise NoMonitors("no monitor with a msgr2 (v2) address to connect to")
     return out
 

@@ -115,24 +115,28 @@ def _respects_full(flags: int) -> bool:
     return bool(flags & (FLAG_WRITE | FLAG_RWORDERED)) and not flags & (FLAG_FULL_TRY | FLAG_FULL_FORCE)
 
 
-def _should_pause(flags: int, osdmap: OSDMap, pool: Pool) -> bool:
-    """C{Objecter::target_should_be_paused} (without the epoch barrier, which we never set)."""
-    mflags = osdmap.flags
-    if flags & FLAG_READ and mflags & OSDMAP_PAUSERD:
-        return True
-    if flags & FLAG_WRITE:
-        if mflags & OSDMAP_PAUSEWR:
-            return True
-        if _respects_full(flags) and (mflags & OSDMAP_FULL or pool.flags & Pool.FLAG_FULL):
-            return True
-    return False
-
-
 #: what holds a request back (L{Objecter.held_reasons}): a full pool, the
 #: pause flags, no primary OSD up for its PG
 HELD_FULL = "full"
 HELD_PAUSED = "paused"
 HELD_NO_PRIMARY = "no-primary"
+
+
+def _pause(flags: int, osdmap: OSDMap, pool: Pool) -> Optional[str]:
+    """
+    C{Objecter::target_should_be_paused} (without the epoch barrier, which
+    we never set): L{HELD_PAUSED} or L{HELD_FULL} when C{osdmap} holds a
+    request with C{flags} to C{pool} back, else None.
+    """
+    mflags = osdmap.flags
+    if flags & FLAG_READ and mflags & OSDMAP_PAUSERD:
+        return HELD_PAUSED
+    if flags & FLAG_WRITE:
+        if mflags & OSDMAP_PAUSEWR:
+            return HELD_PAUSED
+        if _respects_full(flags) and (mflags & OSDMAP_FULL or pool.flags & Pool.FLAG_FULL):
+            return HELD_FULL
+    return None
 
 
 def pause_reason(flags: int, osdmap: OSDMap, pool: Optional[Pool]) -> Optional[Tuple[str, str]]:
@@ -141,10 +145,10 @@ def pause_reason(flags: int, osdmap: OSDMap, pool: Optional[Pool]) -> Optional[T
     (L{HELD_FULL} or L{HELD_PAUSED}, a sentence that says what to do), or
     None when it does not.
     """
-    if pool is None or not _should_pause(flags, osdmap, pool):
+    kind = _pause(flags, osdmap, pool) if pool is not None else None
+    if kind is None:
         return None
-    mflags = osdmap.flags
-    if flags & FLAG_READ and mflags & OSDMAP_PAUSERD or flags & FLAG_WRITE and mflags & OSDMAP_PAUSEWR:
+    if kind == HELD_PAUSED:
         return HELD_PAUSED, ("the cluster is paused (osdmap e%d has the pauserd/pausewr flags; "
                              "'ceph osd unpause' clears them)" % osdmap.epoch)
     if pool.flags & Pool.FLAG_FULL_QUOTA:
@@ -524,7 +528,7 @@ class Objecter:
         if target is None:
             target = remember(self._targets, tkey, self._target(op, osdmap, pool), SEED_CACHE)
         op.hash, pg, interval, op.shard, primary = target
-        paused = _should_pause(op.flags, osdmap, pool)
+        paused = _pause(op.flags, osdmap, pool) is not None
         changed = interval != op.interval or force or paused != op.paused or primary != op.osd
         op.pg, op.interval, op.paused = pg, interval, paused
         op.osd = primary

@@ -667,9 +667,10 @@ class Msgr2Connection:
         expected = self.config.peer_type
         if expected and hello.entity_type != expected:
             # Ceph's handle_hello: the peer is not what we dialled
+            said = EntityType.name(hello.entity_type)
             raise PeerTypeMismatch("we meant to reach a %s at %s, but its HELLO says it is %s %s" % (
-                EntityType.name(expected), self.peer_addr, "an" if EntityType.name(hello.entity_type)[:1] in "aeiou"
-                else "a", EntityType.name(hello.entity_type)), expected, hello.entity_type)
+                EntityType.name(expected), self.peer_addr, "an" if said[:1] in "aeiou" else "a", said),
+                expected, hello.entity_type)
         assumed = self.assumed_peer
         if assumed is not None and hello.entity_type != assumed.entity_type:
             # our AUTH_REQUEST's payload was built for another kind of peer
